@@ -1,0 +1,1 @@
+"""Notification channels. One module per channel behind `notifiers.base.Notifier`."""

@@ -1,0 +1,87 @@
+"""The notifier interface: one channel, one class, results as values.
+
+A notifier never lets a library exception escape `send`: every outcome is one `SendResult`.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from watcher.model import Event
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # try again at `retry_at`
+    FAILED = "failed"  # permanent: never retried
+    SKIPPED = "skipped"  # deliberately not sent (duplicate, budget, stale, quiet hours...)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    detail: str = ""
+    retry_at: datetime | None = None
+    http_status: int | None = None
+    # The recipient is gone for good (blocked the bot, chat deleted): deactivate it.
+    deactivate_recipient: bool = False
+    # The recipient moved (Telegram group migrated to a supergroup): use this id from now on.
+    new_recipient: str | None = None
+
+    @classmethod
+    def sent(cls, detail: str = "", http_status: int | None = None) -> SendResult:
+        return cls(Outcome.SENT, detail, http_status=http_status)
+
+    @classmethod
+    def retry(cls, at: datetime, detail: str, http_status: int | None = None) -> SendResult:
+        return cls(Outcome.RETRY, detail, retry_at=at, http_status=http_status)
+
+    @classmethod
+    def failed(cls, detail: str, http_status: int | None = None, **kw: object) -> SendResult:
+        return cls(Outcome.FAILED, detail, http_status=http_status, **kw)  # type: ignore[arg-type]
+
+    @classmethod
+    def skipped(cls, detail: str) -> SendResult:
+        return cls(Outcome.SKIPPED, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One delivery handed to a notifier: an event for one recipient."""
+
+    delivery_id: int
+    event: Event
+    recipient: str  # chat id, e-mail address, "public" for X, "-" for console / webhook
+    attempt: int = 1
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.event.id}:{self.recipient}"
+
+
+class Notifier(ABC):
+    """One channel. Class attributes are read by the dispatcher and the docs."""
+
+    name: ClassVar[str]
+    max_length: ClassVar[int] = 4096
+    # Concurrent sends the dispatcher may run on this channel.
+    workers: ClassVar[int] = 1
+
+    @abstractmethod
+    async def send(self, notice: Notice) -> SendResult:
+        """Deliver one notice. Never raises."""
+
+    async def send_batch(self, notices: Sequence[Notice]) -> list[SendResult]:
+        """Deliver several notices; channels that can merge messages override this."""
+        return [await self.send(n) for n in notices]
+
+    async def start(self) -> None:
+        """Open connections; called once before the first send."""
+
+    async def aclose(self) -> None:
+        """Release connections; called once at shutdown."""

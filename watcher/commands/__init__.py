@@ -1,0 +1,7 @@
+"""Subcommands of `restock`. Each module has `add_parser(subparsers)`; one line registers it."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+COMMANDS: list[ModuleType] = []

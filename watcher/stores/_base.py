@@ -1,0 +1,57 @@
+"""What a store adapter is: a name, the hosts it knows, and pure functions of a response."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from watcher.model import FetchPlan, Observation, Offer, Page
+
+
+@dataclass(frozen=True, slots=True)
+class HostLimits:
+    """Politeness for one host: requests in flight, least delay between two, floor on intervals."""
+
+    concurrency: int = 2
+    min_delay: timedelta = timedelta(seconds=1)
+    min_interval: timedelta = timedelta(seconds=30)
+
+
+def plain_get(url: str) -> FetchPlan:
+    return FetchPlan(url=url)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreAdapter:
+    """One store. `parse_product` must be pure: the same page always gives the same observation."""
+
+    name: str
+    parse_product: Callable[[Page], Observation]
+    hosts: tuple[str, ...] = ()  # exact hosts, or "*.example.com" for any subdomain
+    product_request: Callable[[str], FetchPlan] = plain_get
+    # Recognises the store from markup when the host does not tell it (BASE / Shopify on own domains).
+    recognise: Callable[[Page], bool] | None = None
+    limits: HostLimits = field(default_factory=HostLimits)
+
+    def serves(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return any(_host_matches(host, pattern) for pattern in self.hosts)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSource:
+    """A JAN search source (a store's API). Skipped, and said so, when its credentials are absent."""
+
+    name: str
+    credential_keys: tuple[str, ...]  # keys under `sources.<name>` in the watchlist
+    search_request: Callable[[str, dict[str, str]], FetchPlan]  # (jan, credentials) -> request
+    parse_search: Callable[[Page, str], Sequence[Offer] | Observation]  # Observation = unknown
+    min_delay: timedelta = timedelta(seconds=1)
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    pattern = pattern.lower()
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) or host == pattern[2:]
+    return host == pattern
