@@ -254,6 +254,18 @@ def _seller_excluded(seller: str, excluded: Iterable[str]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class TextRules:
+    """A watch's own reading rules for a page the built-in rules misread (trusted YAML only).
+
+    `selector` narrows the page to the CSS-selected elements' text; `phrases` are tried in order
+    against that text and the first one found decides the state.
+    """
+
+    selector: str | None = None
+    phrases: tuple[tuple[str, Availability], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Notify:
     """Who hears about a watch's events, per channel."""
 
@@ -279,6 +291,7 @@ class Watch:
     notify: Notify = field(default_factory=Notify)
     once: bool = False
     notify_on_first: bool = False
+    rules: TextRules | None = None
 
     @property
     def target(self) -> str:
