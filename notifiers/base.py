@@ -58,6 +58,7 @@ class Notice:
     event: Event
     recipient: str  # chat id, e-mail address, "public" for X, "-" for console / webhook
     attempt: int = 1
+    language: str | None = None  # "ja" / "en" for this recipient; None: the channel's default
 
     @property
     def idempotency_key(self) -> str:
@@ -80,8 +81,8 @@ class Notifier(ABC):
         """Deliver several notices; channels that can merge messages override this."""
         return [await self.send(n) for n in notices]
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Open connections; called once before the first send."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release connections; called once at shutdown."""

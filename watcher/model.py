@@ -50,7 +50,7 @@ class ConditionFilter(enum.StrEnum):
 
 
 class SellerFilter(enum.StrEnum):
-    """A watch's wish about who sells: only the store itself / the maker's official shop, or anyone."""
+    """A watch's wish about who sells: the store itself or the maker's official shop, or anyone."""
 
     OFFICIAL = "official"
     ANY = "any"
@@ -278,7 +278,7 @@ class Notify:
 
 @dataclass(frozen=True, slots=True)
 class Watch:
-    """A product plus one buyer's conditions. `key` is stable across reloads (the watch's identity)."""
+    """A product plus one buyer's conditions. `key` (the watch's identity) survives reloads."""
 
     key: str
     name: str
@@ -295,7 +295,7 @@ class Watch:
 
     @property
     def target(self) -> str:
-        """What is fetched: the product URL or ``jan:<code>``. One fetch serves every watch on it."""
+        """What is fetched: the URL or ``jan:<code>``; one fetch serves every watch on it."""
         if self.url:
             return self.url
         return f"jan:{self.jan}"
@@ -316,6 +316,7 @@ class Event:
     currency: str | None = "JPY"
     title: str | None = None
     seller: str | None = None
+    shop: str | None = None  # the shop inside a mall (Rakuten / Yahoo! Shopping)
     previous_price: int | None = None
     id: int | None = None  # set once stored
 
@@ -333,6 +334,7 @@ class Event:
             "previous_price": self.previous_price,
             "title": self.title,
             "seller": self.seller,
+            "shop": self.shop,
             "observed_at": self.observed_at.isoformat(),
         }
 

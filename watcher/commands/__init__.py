@@ -4,4 +4,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-COMMANDS: list[ModuleType] = []
+from watcher.commands import schema, validate
+
+COMMANDS: list[ModuleType] = [
+    validate,
+    schema,
+]

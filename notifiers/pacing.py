@@ -1,0 +1,270 @@
+"""Time for notifiers: an injectable clock, the Telegram pacer, backoff, and the send log line.
+
+The pacer keeps sliding windows of past send times, so "never more than N in any W seconds"
+holds for every window, not just aligned ones. It only waits through the injected clock, so tests
+drive it with a fake clock and never sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+SEND_LOG = logging.getLogger("restock.notify")
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (windows and latencies)."""
+
+    def now(self) -> datetime:
+        """Aware wall-clock time (retry times, event age, daily budgets)."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait; a fake clock advances itself instead."""
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class Priority(enum.IntEnum):
+    """Command replies (a person is waiting) go before notifications."""
+
+    REPLY = 0
+    NOTIFICATION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """At most `limit` sends in any `seconds`-long window."""
+
+    limit: int
+    seconds: float
+
+
+class SlidingWindow:
+    """Past send times for one window rule; says when the next send may go."""
+
+    def __init__(self, rule: Window) -> None:
+        self.rule = rule
+        self._times: deque[float] = deque()
+
+    def next_free(self, now: float, limit: int | None = None) -> float:
+        """Earliest time >= now at which one more send keeps the rule (with `limit` if given)."""
+        cap = self.rule.limit if limit is None else limit
+        self._forget_before(now - self.rule.seconds)
+        if len(self._times) < cap:
+            return now
+        # The send `cap` places back must have left the window.
+        return max(now, self._times[-cap] + self.rule.seconds)
+
+    def record(self, at: float) -> None:
+        self._times.append(at)
+
+    def idle(self, now: float) -> bool:
+        self._forget_before(now - self.rule.seconds)
+        return not self._times
+
+    def _forget_before(self, cutoff: float) -> None:
+        while self._times and self._times[0] <= cutoff:
+            self._times.popleft()
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramLimits:
+    """Telegram's published flood limits, with headroom kept for command replies."""
+
+    global_per_second: int = 30
+    notifications_per_second: int = 25
+    per_chat: Window = Window(1, 1.0)
+    per_group: Window = Window(20, 60.0)
+
+
+class Pacer:
+    """Decides when each Telegram message may leave; waits through the injected clock.
+
+    Global: at most `global_per_second` in any second, of which notifications may use
+    `notifications_per_second`, evenly spaced (the rest is for replies, which go first).
+    Per chat: one a second. Per group (negative chat id): 20 a minute. A 429 pauses everything
+    (`pause_for`).
+    """
+
+    def __init__(self, clock: Clock, limits: TelegramLimits | None = None) -> None:
+        self.clock = clock
+        self.limits = limits or TelegramLimits()
+        self._global = SlidingWindow(Window(self.limits.global_per_second, 1.0))
+        self._chats: dict[str, SlidingWindow] = {}
+        self._groups: dict[str, SlidingWindow] = {}
+        self._paused_until = 0.0
+        # Notifications are spread evenly (1/25 s apart) rather than sent in bursts at each
+        # window edge: the server counts arrivals, and network jitter would push a burst that
+        # left at the edge into the next second's count.
+        self._notification_gap = 1.0 / self.limits.notifications_per_second
+        self._next_notification = 0.0
+        self._replies_waiting = 0
+        self._no_replies_waiting = asyncio.Event()
+        self._no_replies_waiting.set()
+
+    async def acquire(self, chat_id: str | int, priority: Priority = Priority.NOTIFICATION) -> None:
+        """Return when a message to `chat_id` may be sent now; the send is counted at once."""
+        chat = str(chat_id)
+        if priority is Priority.REPLY:
+            self._replies_waiting += 1
+            self._no_replies_waiting.clear()
+        try:
+            while True:
+                if priority is Priority.NOTIFICATION:
+                    await self._no_replies_waiting.wait()
+                now = self.clock.monotonic()
+                ready = self._ready_at(chat, priority, now)
+                if ready <= now and (priority is Priority.REPLY or not self._replies_waiting):
+                    self._record(chat, priority, now)
+                    return
+                await self.clock.sleep(max(ready - now, 0.0))
+        finally:
+            if priority is Priority.REPLY:
+                self._replies_waiting -= 1
+                if not self._replies_waiting:
+                    self._no_replies_waiting.set()
+
+    def pause_for(self, seconds: float) -> None:
+        """Hold every send (the whole queue) for `seconds`: Telegram said 429."""
+        self._paused_until = max(self._paused_until, self.clock.monotonic() + seconds)
+
+    def _ready_at(self, chat: str, priority: Priority, now: float) -> float:
+        share = (
+            self.limits.global_per_second
+            if priority is Priority.REPLY
+            else self.limits.notifications_per_second
+        )
+        times = [now, self._paused_until, self._global.next_free(now, share)]
+        if priority is Priority.NOTIFICATION:
+            times.append(self._next_notification)
+        times.append(self._chat_window(chat).next_free(now))
+        if chat.startswith("-"):
+            times.append(self._group_window(chat).next_free(now))
+        return max(times)
+
+    def _record(self, chat: str, priority: Priority, now: float) -> None:
+        if priority is Priority.NOTIFICATION:
+            # Keep to the ideal schedule when a wake-up was a little late, so small delays
+            # do not add up over a long fan-out; after a pause or idle time, start afresh.
+            ideal = max(self._next_notification, now - self._notification_gap / 2)
+            self._next_notification = ideal + self._notification_gap
+        self._global.record(now)
+        self._chat_window(chat).record(now)
+        if chat.startswith("-"):
+            self._group_window(chat).record(now)
+        self._forget_idle(now)
+
+    def _chat_window(self, chat: str) -> SlidingWindow:
+        return self._chats.setdefault(chat, SlidingWindow(self.limits.per_chat))
+
+    def _group_window(self, chat: str) -> SlidingWindow:
+        return self._groups.setdefault(chat, SlidingWindow(self.limits.per_group))
+
+    def _forget_idle(self, now: float) -> None:
+        # Keep memory bounded over thousands of chats: drop windows with nothing left in them.
+        if len(self._chats) > 4096:
+            self._chats = {k: w for k, w in self._chats.items() if not w.idle(now)}
+        if len(self._groups) > 4096:
+            self._groups = {k: w for k, w in self._groups.items() if not w.idle(now)}
+
+
+def backoff_seconds(
+    attempt: int, rng: random.Random, base: float = 5.0, cap: float = 900.0
+) -> float:
+    """Exponential backoff with jitter: half fixed, half random, so retries spread out."""
+    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def recipient_hash(recipient: str) -> str:
+    """A stable, short stand-in for a recipient in logs (chat ids and addresses are personal)."""
+    return hashlib.sha256(recipient.encode()).hexdigest()[:12]
+
+
+def log_send(
+    *,
+    event_id: int | None,
+    channel: str,
+    recipient: str,
+    outcome: str,
+    http_status: int | None,
+    latency_ms: float,
+    detail: str = "",
+) -> None:
+    """The one log line every send writes."""
+    SEND_LOG.info(
+        "send event=%s channel=%s recipient=%s outcome=%s status=%s latency_ms=%.1f %s",
+        event_id,
+        channel,
+        recipient_hash(recipient),
+        outcome,
+        http_status if http_status is not None else "-",
+        latency_ms,
+        detail,
+    )
+
+
+class SecretRedactor(logging.Filter):
+    """Replaces secrets in log records (PTB and httpx put the bot token in request URLs)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            record.msg = self.redact(message)
+            record.args = None
+        return True
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+# Loggers of the libraries that see our request URLs; each needs the filter on itself, since
+# a logger's filters do not apply to records passed up from its children.
+LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "telegram",
+    "telegram.Bot",
+    "telegram.ext.ExtBot",
+    "telegram.request.BaseRequest",
+    "telegram.request.HTTPXRequest",
+    "restock.notify",
+)
+
+
+def install_redactor(redactor: SecretRedactor, loggers: Iterable[str] = LIBRARY_LOGGERS) -> None:
+    for name in loggers:
+        logging.getLogger(name).addFilter(redactor)
+
+
+def remove_redactor(redactor: SecretRedactor, loggers: Iterable[str] = LIBRARY_LOGGERS) -> None:
+    for name in loggers:
+        logging.getLogger(name).removeFilter(redactor)

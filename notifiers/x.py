@@ -1,0 +1,130 @@
+"""The X channel: one public post per event, through tweepy, run off the event loop.
+
+Checked before any request: the event's age (`max_age`), the `include_url` switch, and a local
+daily budget of post cost units in a rolling 24 hours (X bills per post, a post with a URL costs
+more). The budget lives in memory: a restart forgets it, so X's own 24-hour limit (429 with
+`x-user-limit-24hour-reset`) stays the backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
+import requests
+import tweepy
+
+from notifiers.base import Notice, Notifier, SendResult
+from notifiers.pacing import Clock, SystemClock, backoff_seconds, log_send
+from notifiers.render import Language, pick_language, render_x
+
+DUPLICATE = "duplicate content"
+
+
+class XNotifier(Notifier):
+    name: ClassVar[str] = "x"
+    max_length: ClassVar[int] = 280
+
+    def __init__(
+        self,
+        *,
+        consumer_key: str,
+        consumer_secret: str,
+        access_token: str,
+        access_token_secret: str,
+        language: Language = "ja",
+        include_url: bool = True,
+        daily_budget: int = 17,
+        url_post_cost: int = 1,
+        max_age: timedelta = timedelta(minutes=15),
+        clock: Clock | None = None,
+        client: tweepy.Client | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.language: Language = language
+        self.include_url = include_url
+        self.daily_budget = daily_budget
+        self.url_post_cost = url_post_cost
+        self.max_age = max_age
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        # Never wait_on_rate_limit: a sleeping thread would hide the reset time from the dispatcher.
+        self.client = client or tweepy.Client(
+            consumer_key=consumer_key,
+            consumer_secret=consumer_secret,
+            access_token=access_token,
+            access_token_secret=access_token_secret,
+            wait_on_rate_limit=False,
+        )
+        self._spent: deque[tuple[datetime, int]] = deque()
+
+    def budget_left(self) -> int:
+        """Cost units still free in the rolling 24 hours."""
+        cutoff = self.clock.now() - timedelta(hours=24)
+        while self._spent and self._spent[0][0] <= cutoff:
+            self._spent.popleft()
+        return self.daily_budget - sum(cost for _, cost in self._spent)
+
+    async def send(self, notice: Notice) -> SendResult:
+        started = self.clock.monotonic()
+        result = await self._send(notice)
+        log_send(
+            event_id=notice.event.id,
+            channel=self.name,
+            recipient=notice.recipient,
+            outcome=result.outcome.value,
+            http_status=result.http_status,
+            latency_ms=(self.clock.monotonic() - started) * 1000,
+            detail=result.detail,
+        )
+        return result
+
+    async def _send(self, notice: Notice) -> SendResult:
+        age = self.clock.now() - notice.event.observed_at
+        if age > self.max_age:
+            return SendResult.skipped(f"stale: observed {int(age.total_seconds())} s ago")
+        with_url = self.include_url and bool(notice.event.url)
+        cost = self.url_post_cost if with_url else 1
+        if self.budget_left() < cost:
+            return SendResult.skipped("daily post budget spent")
+        language = pick_language(notice.language, self.language)
+        text = render_x(notice.event, language, include_url=with_url)
+        try:
+            response = await asyncio.to_thread(self.client.create_tweet, text=text, user_auth=True)
+        except tweepy.HTTPException as exc:
+            return self._judge(exc, notice)
+        except (tweepy.TweepyException, requests.RequestException, OSError) as exc:
+            return self._backoff(notice, f"X unreachable: {type(exc).__name__}", None)
+        self._spent.append((self.clock.now(), cost))
+        post_id = getattr(response, "data", None) or {}
+        return SendResult.sent(f"post {post_id.get('id', '?')}", http_status=201)
+
+    def _judge(self, exc: tweepy.HTTPException, notice: Notice) -> SendResult:
+        status = exc.response.status_code
+        messages = " ".join(exc.api_messages) or str(exc)
+        if status == 403 and DUPLICATE in messages.lower():
+            return SendResult.skipped("duplicate content")
+        if status in (401, 403):
+            return SendResult.failed(f"X refused ({status}): {messages}", http_status=status)
+        if status == 429:
+            return SendResult.retry(self._reset_time(exc), "X rate limit", http_status=429)
+        if status >= 500:
+            return self._backoff(notice, f"X server error {status}", status)
+        return SendResult.failed(f"X rejected ({status}): {messages}", http_status=status)
+
+    def _reset_time(self, exc: tweepy.HTTPException) -> datetime:
+        """When X will take posts again: the 24-hour reset if that budget is spent."""
+        headers = exc.response.headers
+        reset = headers.get("x-rate-limit-reset")
+        if headers.get("x-user-limit-24hour-remaining") == "0":
+            reset = headers.get("x-user-limit-24hour-reset") or reset
+        if reset and reset.isdigit():
+            return datetime.fromtimestamp(int(reset), UTC)
+        return self.clock.now() + timedelta(minutes=15)
+
+    def _backoff(self, notice: Notice, detail: str, status: int | None) -> SendResult:
+        at = self.clock.now() + timedelta(seconds=backoff_seconds(notice.attempt, self.rng))
+        return SendResult.retry(at, detail, http_status=status)

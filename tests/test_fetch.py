@@ -1,0 +1,577 @@
+"""The fetcher against a real loopback server (and a mock transport for what a server can't do)."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from httpserver import LoopbackServer, Reply, Request, endless
+
+from watcher.fetch import (
+    DEFAULT_USER_AGENT,
+    Fetcher,
+    build_client,
+    decode_body,
+    normalise_charset,
+    parse_retry_after,
+)
+from watcher.model import FetchPlan
+from watcher.netguard import IPAddress, URLGuard
+
+STOCK = "在庫あり ～ 残り1点 ①"  # kana, kanji, a wave dash and an NEC special character
+NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+
+
+def html(body: str, head: str = "") -> str:
+    return f"<!doctype html><html><head>{head}<title>商品</title></head><body>{body}</body></html>"
+
+
+# --- decode_body, by table --------------------------------------------------------------------
+
+DECODE_CASES = [
+    # id, body, content type, expected encoding
+    ("utf8-plain", html(STOCK).encode(), "text/html", "utf-8"),
+    ("utf8-header", html(STOCK).encode(), "text/html; charset=UTF-8", "utf-8"),
+    ("sjis-header", html(STOCK).encode("cp932"), "text/html; charset=Shift_JIS", "cp932"),
+    ("x-sjis-header", html(STOCK).encode("cp932"), 'text/html; charset="x-sjis"', "cp932"),
+    (
+        "sjis-meta-charset",
+        html(STOCK, '<meta charset="Shift_JIS">').encode("cp932"),
+        "text/html",
+        "cp932",
+    ),
+    (
+        "euc-meta-http-equiv",
+        html(STOCK, '<META HTTP-EQUIV="Content-Type" CONTENT="text/html; charset=EUC-JP">').encode(
+            "euc_jis_2004"
+        ),
+        None,
+        "euc_jis_2004",
+    ),
+    (
+        "xml-declaration",
+        ('<?xml version="1.0" encoding="Shift_JIS"?><item>' + STOCK + "</item>").encode("cp932"),
+        "application/xml",
+        "cp932",
+    ),
+    (
+        "bom-beats-header",
+        codecs.BOM_UTF8 + html(STOCK).encode(),
+        "text/html; charset=EUC-JP",
+        "utf-8",
+    ),
+    ("bom-utf16", codecs.BOM_UTF16_LE + html(STOCK).encode("utf-16-le"), None, "utf-16-le"),
+    ("sniff-sjis", html(STOCK).encode("cp932"), "text/html", "cp932"),
+    ("sniff-euc", html(STOCK).encode("euc_jis_2004"), None, "euc_jis_2004"),
+    (
+        "json-is-utf8",
+        ('{"t": "' + STOCK + '"}').encode(),
+        "application/json; charset=sjis",
+        "utf-8",
+    ),
+    ("unknown-label-sniffs", html(STOCK).encode("cp932"), "text/html; charset=bogus", "cp932"),
+    (
+        "meta-utf16-means-utf8",
+        html(STOCK, '<meta charset="utf-16">').encode(),
+        "text/html",
+        "utf-8",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "encoding"),
+    [c[1:] for c in DECODE_CASES],
+    ids=[c[0] for c in DECODE_CASES],
+)
+def test_decode_body_finds_the_encoding(
+    body: bytes, content_type: str | None, encoding: str
+) -> None:
+    text, used = decode_body(body, content_type)
+    assert used == encoding
+    assert STOCK in text
+
+
+def test_decode_body_replaces_bad_bytes_instead_of_failing() -> None:
+    text, used = decode_body(
+        "在庫".encode("cp932") + b"\xff\xfe\x81", "text/html; charset=shift_jis"
+    )
+    assert used == "cp932"
+    assert text.startswith("在庫")
+    assert "\ufffd" in text
+
+
+def test_decode_body_of_nothing() -> None:
+    assert decode_body(b"", None) == ("", "utf-8")
+
+
+@pytest.mark.parametrize(
+    ("label", "codec"),
+    [
+        ("Shift_JIS", "cp932"),
+        ("SJIS", "cp932"),
+        ("windows-31j", "cp932"),
+        ("EUC-JP", "euc_jis_2004"),
+        ("ISO-2022-JP", "iso2022_jp_ext"),
+        ("utf8", "utf-8"),
+        ("ISO-8859-1", "cp1252"),
+        ("koi8-r", "koi8-r"),
+        ("no-such-charset", None),
+        ("", None),
+    ],
+)
+def test_normalise_charset(label: str, codec: str | None) -> None:
+    assert normalise_charset(label) == codec
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        ("0", 0.0),
+        ("Mon, 06 Jan 2025 12:02:00 GMT", 120.0),
+        ("Mon, 06 Jan 2025 11:00:00 GMT", 0.0),  # in the past: go now
+        ("999999999", 86_400.0),  # clamped to a day
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(value, NOW) == seconds
+
+
+# --- against a loopback server ----------------------------------------------------------------
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    with LoopbackServer() as running:
+        yield running
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with build_client() as http:
+        yield http
+
+
+def fetcher(client: httpx.AsyncClient, **options: object) -> Fetcher:
+    return Fetcher(client, now=lambda: NOW, **options)  # type: ignore[arg-type]
+
+
+CHARSET_ROUTES = {
+    "/utf8": Reply(body=html(STOCK).encode(), headers={"content-type": "text/html; charset=utf-8"}),
+    "/sjis-header": Reply(
+        body=html(STOCK).encode("cp932"), headers={"content-type": "text/html; charset=Shift_JIS"}
+    ),
+    "/sjis-meta": Reply(
+        body=html(STOCK, '<meta charset="shift_jis">').encode("cp932"),
+        headers={"content-type": "text/html"},
+    ),
+    "/euc": Reply(
+        body=html(STOCK).encode("euc_jis_2004"),
+        headers={"content-type": "text/html; charset=euc-jp"},
+    ),
+    "/bom": Reply(
+        body=codecs.BOM_UTF8 + html(STOCK).encode(), headers={"content-type": "text/html"}
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "encoding"),
+    [
+        ("/utf8", "utf-8"),
+        ("/sjis-header", "cp932"),
+        ("/sjis-meta", "cp932"),
+        ("/euc", "euc_jis_2004"),
+        ("/bom", "utf-8"),
+    ],
+)
+async def test_fetch_decodes_each_charset(
+    server: LoopbackServer, client: httpx.AsyncClient, path: str, encoding: str
+) -> None:
+    server.add(path, CHARSET_ROUTES[path])
+    page = await fetcher(client).fetch(FetchPlan(url=server.url(path)))
+    assert page.ok, page.error
+    assert page.encoding == encoding
+    assert STOCK in page.text
+    assert page.bytes == len(CHARSET_ROUTES[path].body)  # type: ignore[arg-type]
+    assert page.elapsed_ms > 0
+    assert page.headers["content-type"] == CHARSET_ROUTES[path].headers["content-type"]
+
+
+async def test_fetch_sends_browser_like_headers(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/", Reply(body=b"ok"))
+    await fetcher(client).fetch(FetchPlan(url=server.url("/")))
+    await fetcher(client, user_agent="restock-test/1").fetch(FetchPlan(url=server.url("/")))
+    first, second = server.requests
+    assert first.headers["user-agent"] == DEFAULT_USER_AGENT
+    assert "Chrome/" in DEFAULT_USER_AGENT
+    assert first.headers["accept-language"] == "ja,en;q=0.8"
+    assert "gzip" in first.headers["accept-encoding"]
+    assert "cache-control" not in first.headers
+    assert second.headers["user-agent"] == "restock-test/1"
+
+
+async def test_fetch_uses_plan_headers_and_params(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/search", Reply(body=b"{}", headers={"content-type": "application/json"}))
+    plan = FetchPlan(
+        url=server.url("/search?keyword=x"),
+        headers={"Accept": "application/json"},
+        params={"jan": "4901234567894"},
+    )
+    page = await fetcher(client).fetch(plan)
+    assert page.ok
+    (request,) = server.requests
+    assert request.path == "/search?keyword=x&jan=4901234567894"
+    assert request.headers["accept"] == "application/json"
+
+
+async def test_cache_bust_adds_headers_not_query_parameters(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/item", Reply(body=b"ok"))
+    await fetcher(client).fetch(FetchPlan(url=server.url("/item?id=1")), cache_bust=True)
+    (request,) = server.requests
+    assert request.path == "/item?id=1"
+    assert request.headers["cache-control"] == "no-cache"
+    assert request.headers["pragma"] == "no-cache"
+
+
+async def test_conditional_get_answers_not_modified(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    def item(request: Request) -> Reply:
+        if request.headers.get("if-none-match") == '"v1"':
+            return Reply(status=304, headers={"etag": '"v1"'})
+        return Reply(
+            body=b"<p>in stock</p>",
+            headers={"etag": '"v1"', "last-modified": "Mon, 06 Jan 2025 11:00:00 GMT"},
+        )
+
+    server.add("/item", item)
+    first = await fetcher(client).fetch(FetchPlan(url=server.url("/item")))
+    assert first.ok and not first.not_modified
+    assert first.etag == '"v1"'
+    second = await fetcher(client).fetch(
+        FetchPlan(url=server.url("/item")), etag=first.etag, last_modified=first.last_modified
+    )
+    assert second.not_modified
+    assert second.status == 304
+    assert second.text == ""
+    assert server.requests[1].headers["if-modified-since"] == "Mon, 06 Jan 2025 11:00:00 GMT"
+
+
+async def test_body_cap_aborts_an_endless_response(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/huge", Reply(body=endless(b"x" * 65_536), headers={"content-type": "text/html"}))
+    page = await fetcher(client, max_bytes=200_000).fetch(FetchPlan(url=server.url("/huge")))
+    assert page.truncated
+    assert page.error == "body over 200000 bytes"
+    assert page.status == 200
+    assert page.bytes == 200_000
+    assert len(page.text) == 200_000
+
+
+async def test_body_under_the_cap_is_whole(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/small", Reply(body=b"y" * 1000))
+    page = await fetcher(client, max_bytes=1000).fetch(FetchPlan(url=server.url("/small")))
+    assert page.ok and not page.truncated
+    assert page.bytes == 1000
+
+
+async def test_gzip_body_is_decompressed(server: LoopbackServer, client: httpx.AsyncClient) -> None:
+    raw = html(STOCK).encode()
+    server.add(
+        "/gz",
+        Reply(
+            body=gzip.compress(raw),
+            headers={"content-type": "text/html; charset=utf-8", "content-encoding": "gzip"},
+        ),
+    )
+    page = await fetcher(client).fetch(FetchPlan(url=server.url("/gz")))
+    assert page.ok
+    assert STOCK in page.text
+    assert page.bytes == len(raw)
+
+
+async def test_gzip_bomb_is_capped_after_decompression(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add(
+        "/bomb", Reply(body=gzip.compress(b"0" * 5_000_000), headers={"content-encoding": "gzip"})
+    )
+    page = await fetcher(client, max_bytes=100_000).fetch(FetchPlan(url=server.url("/bomb")))
+    assert page.truncated
+    assert page.bytes == 100_000
+
+
+async def test_broken_gzip_is_a_decode_error(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/bad", Reply(body=b"not gzip at all", headers={"content-encoding": "gzip"}))
+    page = await fetcher(client).fetch(FetchPlan(url=server.url("/bad")))
+    assert page.error is not None and page.error.startswith("decode:")
+    assert page.status == 200
+
+
+async def test_redirects_are_followed(server: LoopbackServer, client: httpx.AsyncClient) -> None:
+    server.add("/old", Reply(status=301, headers={"location": "/new"}))
+    server.add("/new", Reply(body=b"moved here"))
+    page = await fetcher(client).fetch(FetchPlan(url=server.url("/old")))
+    assert page.ok
+    assert page.text == "moved here"
+    assert page.url == server.url("/old")
+    assert page.final_url == server.url("/new")
+
+
+async def test_redirect_cap(server: LoopbackServer, client: httpx.AsyncClient) -> None:
+    server.add("/loop", Reply(status=302, headers={"location": "/loop"}))
+    page = await fetcher(client, max_redirects=3).fetch(FetchPlan(url=server.url("/loop")))
+    assert page.error == "too many redirects"
+    assert page.status == 302
+    assert len(server.requests) == 4  # the first request and three redirects
+
+
+async def test_stalling_server_times_out(server: LoopbackServer, client: httpx.AsyncClient) -> None:
+    server.add("/stall", Reply(body=b"late", stall=30))
+    page = await fetcher(client, timeout=0.2).fetch(FetchPlan(url=server.url("/stall")))
+    assert page.error == "timeout"
+    assert page.status is None
+    assert page.elapsed_ms < 5000
+
+
+async def test_slow_drip_hits_the_deadline(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    def drip() -> Iterator[bytes]:
+        import time
+
+        while True:
+            yield b"."
+            time.sleep(0.05)
+
+    server.add("/drip", Reply(body=drip()))
+    page = await fetcher(client, timeout=5, deadline=0.3).fetch(FetchPlan(url=server.url("/drip")))
+    assert page.error == "timeout"
+    assert page.status == 200
+
+
+async def test_429_retry_after(server: LoopbackServer, client: httpx.AsyncClient) -> None:
+    server.add("/busy", Reply(status=429, body=b"slow down", headers={"Retry-After": "120"}))
+    server.add("/down", Reply(status=503, headers={"retry-after": "Mon, 06 Jan 2025 12:05:00 GMT"}))
+    busy = await fetcher(client).fetch(FetchPlan(url=server.url("/busy")))
+    down = await fetcher(client).fetch(FetchPlan(url=server.url("/down")))
+    assert (busy.status, busy.retry_after, busy.ok) == (429, 120.0, False)
+    assert busy.error is None
+    assert busy.headers["retry-after"] == "120"
+    assert (down.status, down.retry_after) == (503, 300.0)
+
+
+async def test_refused_connection_is_a_page(client: httpx.AsyncClient) -> None:
+    with LoopbackServer() as gone:
+        url = gone.url("/")
+    page = await fetcher(client).fetch(FetchPlan(url=url))
+    assert page.status is None
+    assert page.error is not None and page.error.startswith("connect:")
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.com/x", "http://"])
+async def test_unusable_urls_are_pages(client: httpx.AsyncClient, url: str) -> None:
+    page = await fetcher(client).fetch(FetchPlan(url=url))
+    assert page.status is None
+    assert page.error
+
+
+# --- guarded fetches --------------------------------------------------------------------------
+
+
+class LoopbackGuard(URLGuard):
+    """A guard that treats the test server's own address as public (and nothing else)."""
+
+    def refusal_for_address(self, address: IPAddress) -> str | None:
+        return None if str(address) == "127.0.0.1" else super().refusal_for_address(address)
+
+
+def fake_resolver(table: dict[str, Sequence[Sequence[str]]]):  # type: ignore[no-untyped-def]
+    """Answers each name from `table`, one answer per call (the last one repeats)."""
+    calls: dict[str, int] = {}
+
+    async def resolve(host: str) -> Sequence[str]:
+        answers = table.get(host)
+        if answers is None:
+            raise OSError(f"unknown host {host}")
+        index = min(calls.get(host, 0), len(answers) - 1)
+        calls[host] = index + 1
+        return answers[index]
+
+    return resolve
+
+
+def shop_guard(server: LoopbackServer, **answers: Sequence[Sequence[str]]) -> URLGuard:
+    table = {"shop.test": [["127.0.0.1"]], **{k.replace("_", "."): v for k, v in answers.items()}}
+    return LoopbackGuard(
+        ["shop.test", "other.test"], resolver=fake_resolver(table), ports={80, 443, server.port}
+    )
+
+
+async def test_guarded_fetch_connects_to_the_checked_address(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/item", Reply(body=b"ok"))
+    url = f"http://SHOP.test:{server.port}/item#reviews"
+    page = await fetcher(client).fetch(FetchPlan(url=url), guard=shop_guard(server))
+    assert page.ok, page.error
+    assert page.final_url == f"http://shop.test:{server.port}/item"
+    assert server.requests[0].headers["host"] == f"shop.test:{server.port}"
+
+
+@pytest.mark.parametrize(
+    ("location", "reason"),
+    [
+        ("http://127.0.0.1:{port}/admin", "IP address hosts are not allowed"),
+        ("http://evil.test:{port}/", "not an allowed store host"),
+        ("http://other.test:{port}/", "resolves to private address 10.0.0.5"),
+        ("http://shop.test:6379/", "port 6379 is not allowed"),
+        ("file:///etc/passwd", "scheme 'file'"),
+    ],
+)
+async def test_guarded_fetch_blocks_bad_redirects(
+    server: LoopbackServer, client: httpx.AsyncClient, location: str, reason: str
+) -> None:
+    server.add("/item", Reply(status=302, headers={"location": location.format(port=server.port)}))
+    guard = shop_guard(server, other_test=[["10.0.0.5"]])
+    page = await fetcher(client).fetch(
+        FetchPlan(url=f"http://shop.test:{server.port}/item"), guard=guard
+    )
+    assert page.error is not None
+    assert page.error.startswith("blocked redirect: ")
+    assert reason in page.error
+    assert len(server.requests) == 1
+
+
+async def test_guarded_fetch_blocks_the_first_url(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    page = await fetcher(client).fetch(FetchPlan(url=server.url("/")), guard=shop_guard(server))
+    assert page.error == "blocked: IP address hosts are not allowed (127.0.0.1)"
+    assert page.status is None
+    assert server.requests == []
+
+
+async def test_guard_rechecks_at_connect_time_against_dns_rebinding(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/item", Reply(body=b"secret"))
+    # First answer passes the check; the answer at connect time points inside the network.
+    guard = shop_guard(server, shop_test=[["127.0.0.1"], ["10.1.2.3"]])
+    page = await fetcher(client).fetch(
+        FetchPlan(url=f"http://shop.test:{server.port}/item"), guard=guard
+    )
+    assert page.error == "blocked: shop.test resolves to private address 10.1.2.3"
+    assert server.requests == []
+
+
+async def test_guarded_connect_tries_the_next_checked_address(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    class LoopbackNetGuard(URLGuard):
+        def refusal_for_address(self, address: IPAddress) -> str | None:
+            return None if address.is_loopback else super().refusal_for_address(address)
+
+    server.add("/item", Reply(body=b"second address"))
+    resolver = fake_resolver({"shop.test": [["127.0.0.2", "127.0.0.1"]]})  # nothing on .2
+    guard = LoopbackNetGuard(["shop.test"], resolver=resolver, ports={server.port})
+    page = await fetcher(client).fetch(
+        FetchPlan(url=f"http://shop.test:{server.port}/item"), guard=guard
+    )
+    assert page.text == "second address"
+
+
+async def test_trusted_fetch_may_use_loopback(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/", Reply(body=b"local shop"))
+    page = await fetcher(client).fetch(FetchPlan(url=server.url("/")), guard=None)
+    assert page.text == "local shop"
+
+
+# --- what only a mock transport can stage -----------------------------------------------------
+
+
+def mock_fetcher(handler) -> Fetcher:  # type: ignore[no-untyped-def]
+    return fetcher(httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+
+
+@pytest.mark.parametrize(
+    ("exc", "error"),
+    [
+        (httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), "tls: "),
+        (httpx.ConnectError("Name or service not known"), "connect: Name or service not known"),
+        (httpx.ReadTimeout("read timed out"), "timeout"),
+        (httpx.RemoteProtocolError("illegal header"), "protocol: illegal header"),
+        (httpx.ReadError("reset by peer"), "network: reset by peer"),
+    ],
+)
+async def test_transport_failures_become_errors(exc: Exception, error: str) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    page = await mock_fetcher(fail).fetch(FetchPlan(url="https://shop.example/item"))
+    assert page.status is None
+    assert page.error is not None and page.error.startswith(error)
+
+
+async def test_cross_origin_redirect_drops_credentials() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "api.shop.example":
+            return httpx.Response(302, headers={"location": "https://cdn.example/x"})
+        return httpx.Response(200, text="ok")
+
+    plan = FetchPlan(url="https://api.shop.example/x", headers={"Authorization": "Bearer t"})
+    page = await mock_fetcher(handler).fetch(plan)
+    assert page.ok
+    assert seen[0].headers["authorization"] == "Bearer t"
+    assert "authorization" not in seen[1].headers
+
+
+async def test_303_turns_post_into_get() -> None:
+    methods: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        methods.append(request.method)
+        if request.url.path == "/form":
+            return httpx.Response(303, headers={"location": "/done"})
+        return httpx.Response(200, text="done")
+
+    page = await mock_fetcher(handler).fetch(
+        FetchPlan(url="https://shop.example/form", method="post")
+    )
+    assert page.text == "done"
+    assert methods == ["POST", "GET"]
+
+
+async def test_header_names_are_lower_case() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"X-Shop-Stock": "3", "ETag": 'W/"a"'}, text="ok")
+
+    page = await mock_fetcher(handler).fetch(FetchPlan(url="https://shop.example/"))
+    assert page.headers["x-shop-stock"] == "3"
+    assert page.etag == 'W/"a"'
+    assert all(name == name.lower() for name in page.headers)

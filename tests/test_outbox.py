@@ -1,0 +1,344 @@
+"""The transactional outbox: events and deliveries written with the check, claimed, retried."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from watcher.db import SQLiteRepository, open_repository
+from watcher.errors import StorageError
+from watcher.model import Availability, Event, EventKind, Notify, Observation, Watch
+from watcher.repository import CheckOutcome, ClaimedDelivery, StoredWatch, WatchDecision
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+JST = timezone(timedelta(hours=9))
+LEASE = timedelta(seconds=60)
+URL = "https://www.amazon.co.jp/dp/B0DX000000"
+EVERYONE = Notify(
+    telegram=(111, 222), email=("me@example.com",), x=True, console=True, webhook=True
+)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "restock.sqlite3"
+
+
+@pytest.fixture
+async def repo(db_path: Path) -> AsyncIterator[SQLiteRepository]:
+    repository = await open_repository(db_path)
+    yield repository
+    await repository.close()
+
+
+def watch(notify: Notify = EVERYONE, **kw: object) -> Watch:
+    return Watch(key="switch", name="Switch 2", url=URL, notify=notify, **kw)  # type: ignore[arg-type]
+
+
+def event(kind: EventKind = EventKind.RESTOCK, price: int | None = 49980) -> Event:
+    return Event(
+        kind=kind,
+        watch_key="switch",
+        watch_name="Switch 2",
+        state=Availability.IN_STOCK,
+        observed_at=datetime(2025, 3, 1, 21, 0, 5, 123456, tzinfo=JST),
+        url=URL,
+        store="amazon_jp",
+        price=price,
+        title="Nintendo Switch 2",
+        seller="Amazon.co.jp",
+        previous_price=54980,
+    )
+
+
+async def stored_watch(repo: SQLiteRepository) -> StoredWatch:
+    [stored] = await repo.load_watches(await repo.ensure_product(URL, None, NOW))
+    return stored
+
+
+async def record(
+    repo: SQLiteRepository, events: list[Event], *, finished: bool = False, now: datetime = NOW
+) -> list[Event]:
+    stored = await stored_watch(repo)
+    decision = WatchDecision(stored.id, {"phase": "fired"}, events, finished=finished)
+    obs = Observation(state=Availability.IN_STOCK, reason="test", price=49980)
+    outcome = CheckOutcome(next_due_at=now + timedelta(minutes=1))
+    result = await repo.record_check(stored.product_id, obs, [decision], outcome, now)
+    return list(result.events)
+
+
+async def claim_all(repo: SQLiteRepository, now: datetime = NOW) -> list[ClaimedDelivery]:
+    return await repo.claim_deliveries("dispatcher", now, 100, LEASE)
+
+
+async def test_a_check_writes_events_and_one_delivery_per_subscription(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch()], NOW)
+    [stored] = await record(repo, [event()])
+    assert stored.id is not None
+
+    claimed = await claim_all(repo)
+    assert sorted((d.channel, d.recipient) for d in claimed) == [
+        ("console", "-"),
+        ("email", "me@example.com"),
+        ("telegram", "111"),
+        ("telegram", "222"),
+        ("webhook", "-"),
+        ("x", "public"),
+    ]
+    assert all(d.attempts == 1 and d.lease_until == NOW + LEASE for d in claimed)
+    assert len({d.idempotency_key for d in claimed}) == 6
+    assert claimed[0].idempotency_key == f"{stored.id}:{claimed[0].channel}:{claimed[0].recipient}"
+    # The stored event is the model's event, with its id, its kind and a tz-aware time.
+    assert {d.event for d in claimed} == {stored}
+    assert claimed[0].event.observed_at == event().observed_at
+    assert claimed[0].event.observed_at.utcoffset() == timedelta(hours=9)
+    assert claimed[0].event.kind is EventKind.RESTOCK
+    assert claimed[0].event.state is Availability.IN_STOCK
+    [status] = await repo.watch_statuses()
+    assert status.state == {"phase": "fired"}
+
+
+async def test_paused_subscriptions_get_no_delivery(repo: SQLiteRepository) -> None:
+    await repo.sync_yaml_watches([watch(Notify())], NOW)
+    paused = await repo.subscribe_to_watch(5, "switch", NOW)
+    standing = await repo.subscribe_to_watch(6, "switch", NOW)
+    assert paused is not None and standing is not None
+    await repo.set_paused(paused.id, 5, True)
+    await record(repo, [event()])
+    assert [(d.recipient, d.subscription_id) for d in await claim_all(repo)] == [("6", standing.id)]
+
+
+async def test_a_failure_mid_check_writes_nothing(repo: SQLiteRepository) -> None:
+    await repo.sync_yaml_watches([watch()], NOW)
+    stored = await stored_watch(repo)
+    good = WatchDecision(stored.id, {"phase": "fired"}, [event()])
+    missing = WatchDecision(stored.id + 1000, {"phase": "fired"}, [event()])
+    outcome = CheckOutcome(next_due_at=NOW + timedelta(hours=1))
+    obs = Observation(state=Availability.IN_STOCK, reason="test")
+
+    with pytest.raises(StorageError):
+        await repo.record_check(stored.product_id, obs, [good, missing], outcome, NOW)
+    quiet_missing = WatchDecision(stored.id + 1000, {"phase": "armed"})
+    with pytest.raises(StorageError, match="does not exist"):
+        await repo.record_check(stored.product_id, obs, [good, quiet_missing], outcome, NOW)
+    naive_time = replace(event(), observed_at=datetime(2025, 3, 1, 21, 0))
+    naive = WatchDecision(stored.id, {}, [event(), naive_time])
+    with pytest.raises(ValueError, match="naive"):
+        await repo.record_check(stored.product_id, obs, [naive], outcome, NOW)
+
+    assert await repo.outbox_depth() == dict.fromkeys(
+        ["pending", "sent", "skipped", "failed", "dead"], 0
+    )
+    history = await repo.history("switch")
+    assert history is not None
+    assert history.events == () and history.observations == ()
+    assert history.status.state is None and history.status.last_checked_at is None
+    [due] = await repo.claim_due_products("engine", NOW, 5, LEASE)  # still due: nothing moved
+    assert due.id == stored.product_id
+
+
+async def test_idempotency_keys_are_unique_in_the_database(
+    repo: SQLiteRepository, db_path: Path
+) -> None:
+    await repo.sync_yaml_watches([watch(Notify(console=True))], NOW)
+    [stored] = await record(repo, [event()])
+    with sqlite3.connect(db_path) as conn, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        conn.execute(
+            "INSERT INTO deliveries (event_id, channel, recipient, status, next_attempt_at,"
+            " created_at, updated_at, idempotency_key) VALUES (?, 'console', '-', 'pending',"
+            " 0, 0, 0, ?)",
+            (stored.id, f"{stored.id}:console:-"),
+        )
+
+
+async def test_retries_back_off_then_dead_letter(repo: SQLiteRepository) -> None:
+    await repo.sync_yaml_watches([watch(Notify(webhook=True))], NOW)
+    await record(repo, [event()])
+    now = NOW
+    for attempt in (1, 2):
+        [delivery] = await claim_all(repo, now)
+        assert delivery.attempts == attempt
+        retry_at = now + timedelta(seconds=30 * attempt)
+        status = await repo.mark_retry(delivery.id, retry_at, f"HTTP 503 #{attempt}", now, 3)
+        assert status == "pending"
+        assert await claim_all(repo, retry_at - timedelta(seconds=1)) == []
+        now = retry_at
+    [delivery] = await claim_all(repo, now)
+    assert delivery.attempts == 3
+    assert await repo.mark_retry(delivery.id, now, "HTTP 503 #3", now, 3) == "dead"
+    assert await claim_all(repo, now + timedelta(days=1)) == []
+
+    [dead] = await repo.dead_letters()
+    assert (dead.id, dead.status, dead.attempts) == (delivery.id, "dead", 3)
+    assert dead.last_error == "HTTP 503 #3" and dead.event.price == 49980
+    assert (await repo.outbox_depth())["dead"] == 1
+
+
+async def test_sent_failed_and_skipped_deliveries_are_never_claimed_again(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch(Notify(telegram=(1, 2, 3)))], NOW)
+    await record(repo, [event()])
+    sent, failed, skipped = await claim_all(repo)
+    await repo.mark_sent(sent.id, NOW)
+    await repo.mark_failed(failed.id, "chat not found", NOW)
+    await repo.mark_skipped(skipped.id, "quiet hours (drop)", NOW)
+    assert await claim_all(repo, NOW + timedelta(days=1)) == []
+    depth = await repo.outbox_depth()
+    assert (depth["sent"], depth["failed"], depth["skipped"], depth["pending"]) == (1, 1, 1, 0)
+    assert [d.id for d in await repo.dead_letters()] == [failed.id]
+
+
+async def test_postpone_holds_a_delivery_without_counting_an_attempt(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch(Notify(console=True))], NOW)
+    await record(repo, [event()])
+    [held] = await claim_all(repo)
+    morning = NOW + timedelta(hours=8)
+    await repo.postpone(held.id, morning, NOW)
+    assert await claim_all(repo, morning - timedelta(minutes=1)) == []
+    [again] = await claim_all(repo, morning)
+    assert again.id == held.id and again.attempts == 1
+
+
+async def test_claims_can_be_limited_to_one_channel(repo: SQLiteRepository) -> None:
+    await repo.sync_yaml_watches([watch()], NOW)
+    await record(repo, [event()])
+    telegram = await repo.claim_deliveries("tg", NOW, 10, LEASE, channel="telegram")
+    assert sorted(d.recipient for d in telegram) == ["111", "222"]
+    assert len(await claim_all(repo)) == 4
+
+
+async def test_pending_deliveries_survive_a_crash_and_return_after_the_lease(
+    db_path: Path,
+) -> None:
+    repo = await open_repository(db_path)
+    await repo.sync_yaml_watches([watch()], NOW)
+    await record(repo, [event()])
+    in_flight = await claim_all(repo)
+    assert len(in_flight) == 6
+    await repo.close()  # the process dies: nothing marked, nothing released
+
+    repo = await open_repository(db_path)
+    try:
+        assert await claim_all(repo, NOW + LEASE - timedelta(seconds=1)) == []
+        again = await claim_all(repo, NOW + LEASE)
+        assert {d.id for d in again} == {d.id for d in in_flight}
+        assert all(d.attempts == 2 for d in again)
+    finally:
+        await repo.close()
+
+
+async def test_a_graceful_stop_releases_leases_at_once(repo: SQLiteRepository) -> None:
+    await repo.sync_yaml_watches([watch(Notify(console=True))], NOW)
+    await record(repo, [event()])
+    [claimed] = await repo.claim_deliveries("worker-1", NOW, 10, LEASE)
+    await repo.release_leases("worker-1")
+    [again] = await repo.claim_deliveries("worker-2", NOW, 10, LEASE)
+    assert again.id == claimed.id and again.attempts == 1
+
+
+async def test_two_dispatchers_never_claim_the_same_delivery(db_path: Path) -> None:
+    first, second = await open_repository(db_path), await open_repository(db_path)
+    try:
+        recipients = tuple(range(1000, 1060))
+        await first.sync_yaml_watches([watch(Notify(telegram=recipients))], NOW)
+        await record(first, [event(), event(EventKind.PRICE_DROP, price=45000)])
+
+        async def drain(repo: SQLiteRepository, owner: str) -> list[int]:
+            taken: list[int] = []
+            while batch := await repo.claim_deliveries(owner, NOW, 5, LEASE):
+                taken += [d.id for d in batch]
+                await asyncio.sleep(0)
+            return taken
+
+        results = await asyncio.gather(drain(first, "a"), drain(second, "b"), drain(first, "c"))
+    finally:
+        await first.close()
+        await second.close()
+    everything = [d for taken in results for d in taken]
+    assert len(everything) == len(set(everything)) == 120
+
+
+async def test_one_shot_subscriptions_end_with_their_restock_delivery(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch(Notify())], NOW)
+    one_shot = await repo.subscribe_to_watch(5, "switch", NOW, one_shot=True)
+    standing = await repo.subscribe_to_watch(6, "switch", NOW, one_shot=False)
+    assert one_shot is not None and standing is not None
+
+    await record(repo, [event(EventKind.OUT_OF_STOCK)])
+    assert [s.id for s in await repo.list_subscriptions(5)] == [one_shot.id]  # not the end yet
+    await record(repo, [event(EventKind.RESTOCK)])
+    assert await repo.list_subscriptions(5) == []
+    assert await repo.count_active(5) == 0
+    await record(repo, [event(EventKind.RESTOCK)])
+
+    recipients = sorted(d.recipient for d in await claim_all(repo))
+    assert recipients == ["5", "5", "6", "6", "6"]
+
+
+async def test_a_once_watch_finishes_after_its_notification(repo: SQLiteRepository) -> None:
+    await repo.sync_yaml_watches([watch(Notify(console=True), once=True)], NOW)
+    product_id = await repo.ensure_product(URL, None, NOW)
+    await record(repo, [event()], finished=True)
+    assert len(await claim_all(repo)) == 1
+    assert await repo.load_watches(product_id) == []
+    assert await repo.claim_due_products("engine", NOW + timedelta(days=1), 5, LEASE) == []
+    assert await repo.restock_times(product_id=product_id) == [NOW]
+
+
+async def test_a_recipient_that_is_gone_is_deactivated(repo: SQLiteRepository) -> None:
+    await repo.sync_yaml_watches([watch(Notify())], NOW)
+    await repo.ensure_chat_user(5, NOW)
+    await repo.subscribe_to_watch(5, "switch", NOW, one_shot=False)
+    await repo.subscribe_to_watch(6, "switch", NOW, one_shot=False)
+    await record(repo, [event(EventKind.PRICE_DROP)])
+
+    assert await repo.deactivate_recipient("telegram", "5", NOW) == 1
+    assert [d.recipient for d in await claim_all(repo)] == ["6"]
+    assert (await repo.outbox_depth())["skipped"] == 1
+    assert await repo.list_subscriptions(5) == []
+    assert (await repo.stats()).blocked_users == 1
+
+
+async def test_a_migrated_chat_keeps_its_subscriptions_and_pending_deliveries(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch(Notify())], NOW)
+    await repo.subscribe_to_watch(-100, "switch", NOW, one_shot=False)
+    await record(repo, [event(EventKind.PRICE_DROP)])
+
+    await repo.rewrite_recipient("telegram", "-100", "-1009999")
+    [delivery] = await claim_all(repo)
+    assert delivery.recipient == "-1009999"
+    assert delivery.idempotency_key.endswith(":telegram:-1009999")
+    assert [s.recipient for s in await repo.list_subscriptions(-1009999)] == ["-1009999"]
+    assert await repo.list_subscriptions(-100) == []
+
+
+async def test_notify_lists_edited_in_yaml_change_who_gets_deliveries(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch()], NOW)
+    await repo.sync_yaml_watches([watch(Notify(console=True, telegram=(111,)))], NOW)
+    await record(repo, [event()])
+    first = sorted((d.channel, d.recipient) for d in await claim_all(repo))
+    assert first == [("console", "-"), ("telegram", "111")]
+
+    await repo.sync_yaml_watches([watch()], NOW)
+    await record(repo, [event(EventKind.PRICE_DROP)])
+    assert len(await claim_all(repo)) == 6
+
+    await repo.sync_yaml_watches([], NOW)  # an emptied watchlist silences the watch
+    assert await repo.watch_statuses() == []

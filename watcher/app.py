@@ -1,0 +1,304 @@
+"""The composition root: builds every part from a watchlist and runs them in one event loop.
+
+`restock run` and `restock demo` both come through here. SIGINT/SIGTERM set one stop event: the
+engine stops claiming work and finishes (or releases) what is in flight, the dispatcher finishes
+its current sends, leases are given back, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from notifiers import NOTIFIERS
+from notifiers.base import Notifier
+from watcher.config import Config, load_config
+from watcher.detector import DebounceSettings
+from watcher.dispatch import Dispatcher, DispatchSettings
+from watcher.engine import Engine, EngineSettings
+from watcher.errors import ConfigError
+from watcher.fetch import Fetcher, build_client
+from watcher.metrics import Metrics
+from watcher.netguard import URLGuard
+from watcher.observe import SearchSetup
+from watcher.politeness import Backoff, PolicyBook, Politeness
+from watcher.repository import Repository
+from watcher.schedule import HotWindow, stable_phase
+from watcher.server import StatusServer
+from watcher.stores import ADAPTERS
+from watcher.stores._base import HostLimits
+
+log = logging.getLogger("restock.app")
+
+RELOAD_POLL_SECONDS = 2.0
+STOP_GRACE_SECONDS = 8.0
+
+
+@dataclass
+class Overrides:
+    """Seams for tests and the demo: a transport, ready-made notifiers, a stop event."""
+
+    transport: httpx.AsyncBaseTransport | None = None
+    notifiers: dict[str, Notifier] | None = None
+    stop: asyncio.Event | None = None
+    install_signals: bool = True
+    host_backoff: Backoff | None = None  # the demo's short spells want a short backoff
+    error_backoff: timedelta | None = None
+    extra_tasks: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def build_notifiers(config: Config) -> dict[str, Notifier]:
+    """One notifier per configured channel, from the watchlist's `notifiers` section."""
+    n = config.notifiers
+    language = config.settings.language
+    built: dict[str, Notifier] = {"console": NOTIFIERS["console"](language=language)}  # type: ignore[call-arg]
+    if n.webhook is not None:
+        built["webhook"] = NOTIFIERS["webhook"](  # type: ignore[call-arg]
+            url=n.webhook.url,
+            headers={k: v.reveal() for k, v in n.webhook.headers.items()},
+            timeout=n.webhook.timeout.total_seconds(),
+        )
+    if n.telegram is not None:
+        built["telegram"] = NOTIFIERS["telegram"](  # type: ignore[call-arg]
+            token=n.telegram.token.reveal(), api_base_url=n.telegram.api_base_url, language=language
+        )
+    if n.email is not None:
+        built["email"] = NOTIFIERS["email"](  # type: ignore[call-arg]
+            host=n.email.host,
+            port=n.email.port,
+            tls=n.email.tls,
+            username=n.email.username,
+            password=n.email.password.reveal() if n.email.password else None,
+            sender=n.email.sender,
+            language=language,
+            public_url=n.email.public_url,
+        )
+    if n.x is not None:
+        posting = config.settings.x
+        built["x"] = NOTIFIERS["x"](  # type: ignore[call-arg]
+            consumer_key=n.x.consumer_key.reveal(),
+            consumer_secret=n.x.consumer_secret.reveal(),
+            access_token=n.x.access_token.reveal(),
+            access_token_secret=n.x.access_token_secret.reveal(),
+            language=language,
+            include_url=posting.include_url,
+            daily_budget=posting.daily_budget,
+            max_age=posting.max_age,
+        )
+    return built
+
+
+def engine_settings(config: Config) -> EngineSettings:
+    s = config.settings
+    return EngineSettings(
+        debounce=DebounceSettings(
+            confirm=s.debounce.confirm, rearm=s.debounce.rearm, cooldown=s.debounce.cooldown
+        ),
+        default_interval=s.default_interval,
+        hot_windows=tuple(
+            HotWindow(days=w.days, start=w.start, end=w.end, interval=w.interval)
+            for w in s.hot_windows
+        ),
+        timezone=s.timezone,
+        adaptive=s.adaptive,
+        concurrency=s.global_concurrency,
+        search=search_setup(config),
+    )
+
+
+def search_setup(config: Config) -> SearchSetup:
+    credentials: dict[str, dict[str, str]] = {}
+    for name in ("rakuten", "yahoo_shopping"):
+        section = getattr(config.sources, name)
+        if section is None:
+            continue
+        credentials[name] = {
+            key: value.reveal() if hasattr(value, "reveal") else str(value or "")
+            for key, value in section.model_dump().items()
+            if value is not None
+        }
+    return SearchSetup(credentials=credentials)
+
+
+def politeness_for(config: Config, backoff: Backoff | None = None) -> Politeness:
+    p = config.settings.politeness
+    book = PolicyBook(
+        default=p.default.model_dump(),
+        hosts={host: o.model_dump(exclude_none=True) for host, o in p.hosts.items()},
+        store_limits=store_limits,
+    )
+    return Politeness(
+        book.policy,
+        global_concurrency=config.settings.global_concurrency,
+        backoff=backoff or Backoff(),
+    )
+
+
+def store_limits(host: str) -> HostLimits | None:
+    """The gentle defaults of the store that serves `host`, if a store does."""
+    for adapter in ADAPTERS.values():
+        if adapter.serves(host):
+            return adapter.limits
+    return None
+
+
+def chat_guard(config: Config) -> URLGuard | None:
+    telegram = config.notifiers.telegram
+    if telegram is None or not telegram.bot:
+        return None
+    return URLGuard(allowed_hosts=telegram.allowed_hosts)
+
+
+class App:
+    """Everything `restock run` runs, wired together."""
+
+    def __init__(self, config: Config, repository: Repository, overrides: Overrides) -> None:
+        self.config = config
+        self.repository = repository
+        self.overrides = overrides
+        self.owner = worker_id()
+        self.metrics = Metrics()
+        self.notifiers = overrides.notifiers or build_notifiers(config)
+        self.dispatcher = Dispatcher(
+            repository,
+            self.notifiers,
+            owner=self.owner,
+            settings=DispatchSettings(
+                max_attempts=config.settings.dispatch.max_attempts,
+                timezone=config.settings.timezone,
+            ),
+            metrics=self.metrics,
+        )
+        self.client = build_client(
+            transport=overrides.transport, user_agent=config.settings.user_agent
+        )
+        self.politeness = politeness_for(config, overrides.host_backoff)
+        settings = engine_settings(config)
+        if overrides.error_backoff is not None:
+            settings = replace(settings, error_backoff_base=overrides.error_backoff)
+        self.engine = Engine(
+            repository,
+            Fetcher(self.client, user_agent=config.settings.user_agent),
+            self.politeness,
+            owner=self.owner,
+            settings=settings,
+            chat_guard=chat_guard(config),
+            on_deliveries=self.dispatcher.wake,
+            metrics=self.metrics,
+        )
+
+    async def sync_watches(self, config: Config) -> None:
+        now = datetime.now(UTC)
+        default = config.settings.default_interval
+
+        def first_due(target: str) -> datetime:
+            # A stable phase spreads first checks over the interval, so a restart does not
+            # fire every check at once; capped so a new watch is read soon.
+            return now + min(stable_phase(target, default), timedelta(seconds=5))
+
+        await self.repository.sync_yaml_watches(config.watches, now, first_due)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        for notifier in self.notifiers.values():
+            await notifier.start()
+        server = await self._start_server()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.engine.run(stop, grace=STOP_GRACE_SECONDS))
+                group.create_task(self.dispatcher.run(stop))
+                group.create_task(self._watch_config(stop))
+                for extra in self.overrides.extra_tasks:
+                    group.create_task(extra(stop))
+        finally:
+            if server is not None:
+                await server.stop()
+            await self.close()
+
+    async def close(self) -> None:
+        for notifier in self.notifiers.values():
+            with contextlib.suppress(Exception):
+                await notifier.aclose()
+        await self.client.aclose()
+
+    async def _start_server(self) -> StatusServer | None:
+        listen = self.config.settings.server
+        if listen is None:
+            return None
+        server = StatusServer(self.repository, self.metrics, self.politeness)
+        await server.start(listen.listen)
+        return server
+
+    async def _watch_config(self, stop: asyncio.Event) -> None:
+        """Reload the watchlist when its file changes; a broken file keeps the old config."""
+        path = self.config.source_path
+        if path is None:
+            return
+        seen = _mtime(path)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RELOAD_POLL_SECONDS)
+            current = _mtime(path)
+            if current == seen or stop.is_set():
+                continue
+            seen = current
+            await self._reload(path)
+
+    async def _reload(self, path: Path) -> None:
+        try:
+            config = load_config(path)
+        except (ConfigError, OSError) as exc:
+            log.error("watchlist %s not reloaded, keeping the running one:\n%s", path, exc)
+            return
+        if config.fingerprint == self.config.fingerprint:
+            return
+        await self.sync_watches(config)
+        self.config = config
+        log.info("watchlist %s reloaded: %d watches", path, len(config.watches))
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+async def run_config(config: Config, overrides: Overrides | None = None) -> int:
+    """Run until SIGINT/SIGTERM (or the override's stop event). Returns the exit code."""
+    from watcher.db import open_repository
+
+    overrides = overrides or Overrides()
+    stop = overrides.stop or asyncio.Event()
+    if overrides.install_signals:
+        _install_signals(stop)
+    repository = await open_repository(config.settings.database)
+    try:
+        app = App(config, repository, overrides)
+        await app.sync_watches(config)
+        log.info("running %d watches (worker %s)", len(config.watches), app.owner)
+        await app.run(stop)
+    finally:
+        await repository.close()
+    return 0
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)

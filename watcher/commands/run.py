@@ -1,0 +1,43 @@
+"""`restock run --config FILE`: run everything the watchlist configures until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from watcher.app import run_config
+from watcher.config import load_config
+from watcher.errors import UsageError
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "run",
+        help="watch everything in a watchlist until stopped (SIGINT/SIGTERM)",
+        description="Poll the watchlist's products, detect restocks and send notifications "
+        "until SIGINT or SIGTERM; the watchlist is reloaded when the file changes.",
+    )
+    parser.add_argument("--config", "-c", type=Path, required=True, help="the watchlist YAML")
+    parser.set_defaults(handler=run)
+
+
+def configure_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # HTTP client loggers print request URLs, and the Telegram token is part of them.
+    for name in ("httpx", "httpcore", "telegram", "apscheduler"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(max(args.verbose, 1))
+    try:
+        config = load_config(args.config)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.config}: {exc.strerror}") from exc
+    for warning in config.warnings:
+        logging.getLogger("restock.config").warning("%s", warning)
+    return asyncio.run(run_config(config))

@@ -1,0 +1,207 @@
+"""The dispatcher: pending deliveries from the outbox to their notifiers.
+
+One worker per channel, so a slow or failing channel never delays another. A worker claims a
+batch of its channel's due deliveries with a lease (two dispatchers never send the same one),
+hands them to the notifier, and writes each result back: sent, retry later (with backoff),
+permanent failure, or skipped. A delivery whose lease expires (the process died mid-send) comes
+back by itself; only such an in-flight send can ever go out twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from notifiers.base import Notice, Notifier, Outcome, SendResult
+from watcher.metrics import Metrics
+from watcher.repository import ClaimedDelivery, QuietHours, QuietMode, Repository
+from watcher.schedule import backoff
+
+log = logging.getLogger("restock.dispatch")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    max_attempts: int = 8
+    batch: int = 50
+    lease: timedelta = timedelta(minutes=2)
+    idle_poll: float = 1.0  # seconds between outbox polls when nothing woke the worker
+    retry_base: timedelta = timedelta(seconds=5)
+    retry_cap: timedelta = timedelta(minutes=30)
+    timezone: str = "Asia/Tokyo"  # quiet hours are read in this zone
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        repository: Repository,
+        notifiers: Mapping[str, Notifier],
+        *,
+        owner: str,
+        settings: DispatchSettings = DispatchSettings(),
+        metrics: Metrics | None = None,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.repository = repository
+        self.notifiers = dict(notifiers)
+        self.owner = owner
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._zone = ZoneInfo(settings.timezone)
+        self._wake = {name: asyncio.Event() for name in self.notifiers}
+
+    def wake(self) -> None:
+        """New deliveries were written: look now instead of at the next poll."""
+        for event in self._wake.values():
+            event.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every channel's worker until `stop` is set; in-flight sends finish first."""
+        async with asyncio.TaskGroup() as group:
+            for name, notifier in self.notifiers.items():
+                group.create_task(self._channel_loop(name, notifier, stop), name=f"send-{name}")
+
+    async def drain_once(self) -> int:
+        """Send every due delivery once, channel by channel; returns how many were handed over."""
+        total = 0
+        for name, notifier in self.notifiers.items():
+            total += await self._send_batch(name, notifier)
+        return total
+
+    async def _channel_loop(self, name: str, notifier: Notifier, stop: asyncio.Event) -> None:
+        wake = self._wake[name]
+        while not stop.is_set():
+            try:
+                handed = await self._send_batch(name, notifier)
+            except Exception:  # a database hiccup must not end the worker
+                log.exception("dispatch %s: batch failed", name)
+                handed = 0
+            if handed:
+                continue
+            wake.clear()
+            await _wait_any(wake, stop, self.settings.idle_poll)
+
+    async def _send_batch(self, name: str, notifier: Notifier) -> int:
+        now = self.clock()
+        claimed = await self.repository.claim_deliveries(
+            self.owner, now, self.settings.batch, self.settings.lease, channel=name
+        )
+        if not claimed:
+            return 0
+        ready = await self._apply_quiet_hours(claimed, now)
+        if ready:
+            notices = [_notice(item) for item in ready]
+            for item in ready:
+                self.metrics.handoff_seconds.observe(
+                    max(0.0, (self.clock() - item.event.observed_at).total_seconds()), channel=name
+                )
+            results = await _send_safely(notifier, notices)
+            for item, result in zip(ready, results, strict=True):
+                await self._record(name, item, result)
+        return len(claimed)
+
+    async def _apply_quiet_hours(
+        self, claimed: Sequence[ClaimedDelivery], now: datetime
+    ) -> list[ClaimedDelivery]:
+        ready = []
+        for item in claimed:
+            quiet_until = _quiet_until(item.quiet, now, self._zone)
+            if quiet_until is None:
+                ready.append(item)
+            elif item.quiet is not None and item.quiet.mode is QuietMode.DROP:
+                await self.repository.mark_skipped(item.id, "quiet hours", now)
+            else:
+                await self.repository.postpone(item.id, quiet_until, now)
+        return ready
+
+    async def _record(self, channel: str, item: ClaimedDelivery, result: SendResult) -> None:
+        now = self.clock()
+        repo = self.repository
+        self.metrics.deliveries.inc(channel=channel, result=result.outcome.value)
+        if result.new_recipient:
+            await repo.rewrite_recipient(channel, item.recipient, result.new_recipient)
+        if result.deactivate_recipient:
+            await repo.deactivate_recipient(channel, item.recipient, now)
+        if result.outcome is Outcome.SENT:
+            await repo.mark_sent(item.id, now)
+        elif result.outcome is Outcome.SKIPPED:
+            await repo.mark_skipped(item.id, result.detail, now)
+        elif result.outcome is Outcome.FAILED:
+            await repo.mark_failed(item.id, result.detail, now)
+        else:
+            status = await repo.mark_retry(
+                item.id, self._retry_at(item, result, now), result.detail, now,
+                self.settings.max_attempts,
+            )  # fmt: skip
+            if status == "dead":
+                log.warning("delivery %s on %s dead-lettered: %s", item.id, channel, result.detail)
+
+    def _retry_at(self, item: ClaimedDelivery, result: SendResult, now: datetime) -> datetime:
+        if result.retry_at is not None:
+            return max(result.retry_at, now)
+        delay = backoff(item.attempts, self.settings.retry_base, self.settings.retry_cap, self.rng)
+        return now + delay
+
+
+def _notice(item: ClaimedDelivery) -> Notice:
+    return Notice(
+        delivery_id=item.id,
+        event=item.event,
+        recipient=item.recipient,
+        attempt=item.attempts,
+        language=item.language,
+    )
+
+
+async def _send_safely(notifier: Notifier, notices: list[Notice]) -> list[SendResult]:
+    """A notifier must not raise; if one does anyway, its batch is retried, not lost."""
+    try:
+        results = await notifier.send_batch(notices)
+    except Exception as exc:
+        log.exception("notifier %s raised", notifier.name)
+        return [SendResult(Outcome.RETRY, f"notifier raised {type(exc).__name__}")] * len(notices)
+    if len(results) != len(notices):
+        return [SendResult(Outcome.RETRY, "notifier returned a short batch")] * len(notices)
+    return results
+
+
+def _quiet_until(quiet: QuietHours | None, now: datetime, zone: ZoneInfo) -> datetime | None:
+    """When the recipient's quiet hours end, if `now` falls inside them; else None."""
+    if quiet is None or quiet.start == quiet.end:
+        return None
+    local = now.astimezone(zone)
+    if not _inside(local.time(), quiet.start, quiet.end):
+        return None
+    end = local.replace(hour=quiet.end.hour, minute=quiet.end.minute, second=0, microsecond=0)
+    if end <= local:
+        end += timedelta(days=1)
+    return end.astimezone(UTC)
+
+
+def _inside(moment: time, start: time, end: time) -> bool:
+    if start < end:
+        return start <= moment < end
+    return moment >= start or moment < end  # the window crosses midnight
+
+
+async def _wait_any(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

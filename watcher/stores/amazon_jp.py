@@ -1,0 +1,511 @@
+"""Amazon product pages, Amazon.co.jp first, any Amazon locale's buy box alike.
+
+Only the buy box decides. Amazon pages carry "Currently unavailable" and "Pre-order" strings for
+other variations and other offers in scripts and side widgets, so this adapter reads a few known
+elements (#availability, #outOfStock, the cart and buy-now buttons, the seller features and the
+buy box price) and never searches the page's whole text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from watcher.model import Availability, FetchPlan, ItemCondition, Observation, Offer, Page
+from watcher.stores._base import HostLimits, StoreAdapter
+from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._text import (
+    classify_wording,
+    clean_title,
+    normalise,
+    parse_amount,
+    quantity_hint,
+)
+
+NAME = "amazon_jp"
+
+HOSTS = (
+    "*.amazon.co.jp",
+    "*.amazon.com",
+    "*.amazon.co.uk",
+    "*.amazon.de",
+    "*.amazon.fr",
+    "*.amazon.it",
+    "*.amazon.es",
+    "*.amazon.nl",
+    "*.amazon.ca",
+    "*.amazon.com.mx",
+    "*.amazon.com.br",
+    "*.amazon.com.au",
+    "*.amazon.in",
+    "*.amazon.sa",
+    "*.amazon.ae",
+    "*.amazon.sg",
+)
+
+# Amazon blocks eager clients quickly: one request at a time, a pause between them.
+LIMITS = HostLimits(
+    concurrency=1, min_delay=timedelta(seconds=3), min_interval=timedelta(minutes=1)
+)
+
+_A = Availability
+_TEMPORARILY_OUT = "temporarily_out"  # orderable (backorder) only when a cart button is there
+_NO_FEATURED_OFFER = "no_featured_offer"
+
+# Amazon's own buy-box wording, tried before the shared rules. Order matters: a negative phrase
+# often contains a positive one ("back in stock" in an out-of-stock sentence, متوفر in غير متوفر).
+_AMAZON_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), verdict)
+    for pattern, verdict in (
+        (
+            r"一時的に在庫切れ|temporarily out of stock|temporariamente (?:fora de estoque|indisponível)",
+            _TEMPORARILY_OUT,
+        ),
+        (r"お取り扱いできません", _A.DISCONTINUED.value),
+        (
+            r"現在在庫切れ|在庫切れ|currently unavailable|out of stock|fora de estoque|indisponível"
+            r"|não disponível|actuellement indisponible|derzeit nicht verfügbar|non disponibile"
+            r"|no disponible|غير متوفر",
+            _A.OUT_OF_STOCK.value,
+        ),
+        (
+            r"available from these sellers|こちらからご購入いただけます|see all buying options",
+            _NO_FEATURED_OFFER,
+        ),
+        (
+            r"予約受付中|予約注文|発売予定日|pre-?order|will be released on|pré-venda",
+            _A.PREORDER.value,
+        ),
+        (
+            r"通常\s*\d+\s*(?:[～〜~\-]\s*\d+\s*)?(?:営業日|日|週間|か月|ヶ月)以内に発送"
+            r"|usually (?:ships|dispatched) within|in stock on ",
+            _A.BACKORDER.value,
+        ),
+        (
+            r"在庫あり|残り\s*\d+\s*点|in stock|only \d+ left|em estoque|en stock|auf lager"
+            r"|disponibile|disponible|متوفر",
+            _A.IN_STOCK.value,
+        ),
+    )
+)
+
+_CART_BUTTONS = (
+    "#add-to-cart-button",
+    "#add-to-cart-button-ubb",
+    '[id="submit.add-to-cart"]',
+    'input[name="submit.add-to-cart"]',
+    "#add-to-cart-button-preorder",
+)
+_BUY_NOW_BUTTONS = ("#buy-now-button", '[id="submit.buy-now"]', "#buyNow")
+
+# Where the price a buyer pays sits, best first. Side widgets (sponsored cards, other variations,
+# the "other sellers" link) also carry .a-price, so the buy box and the core price block come first.
+_PRICE_SELECTORS = (
+    "#tp_price_block_total_price_ww",
+    "#corePrice_feature_div .a-price",
+    "#corePriceDisplay_desktop_feature_div .priceToPay",
+    "#corePriceDisplay_mobile_feature_div .priceToPay",
+    "#apex_desktop .apex-pricetopay-value",
+    "#price_inside_buybox",
+    "#newBuyBoxPrice",
+    "#priceblock_ourprice",
+    "#priceblock_dealprice",
+    "#usedBuySection .offer-price",
+    "#usedBuySection .a-color-price",
+    "#buybox .a-price",
+)
+
+_PRODUCT_MARKERS = (
+    "#productTitle",
+    "#dp",
+    "#ppd",
+    "#buybox",
+    "#availability",
+    "#outOfStock",
+    "#add-to-cart-button",
+    "input#ASIN",
+)
+_SEARCH_MARKERS = (".s-main-slot", ".s-result-item", '[data-component-type="s-search-result"]')
+
+_ASIN_IN_PATH = re.compile(
+    r"/(?:dp|gp/product|gp/aw/d|exec/obidos/ASIN|o/ASIN|product)/([A-Z0-9]{10})(?:[/?]|$)",
+    re.IGNORECASE,
+)
+
+_OFFICIAL_SELLER = re.compile(
+    r"amazon(?:\.[a-z]{2,3}){0,2}(?: services.*| export sales.*| japan.*)?", re.IGNORECASE
+)
+
+# (symbol, ISO code), longest symbols first so "R$" is not read as "$".
+_CURRENCY_SYMBOLS = (
+    ("R$", "BRL"),
+    ("CDN$", "CAD"),
+    ("MX$", "MXN"),
+    ("A$", "AUD"),
+    ("S$", "SGD"),
+    ("SAR", "SAR"),
+    ("AED", "AED"),
+    ("₹", "INR"),
+    ("€", "EUR"),
+    ("£", "GBP"),
+    ("¥", "JPY"),
+    ("￥", "JPY"),
+    ("円", "JPY"),
+    ("$", "USD"),
+)
+_HOST_CURRENCY = {
+    "co.jp": "JPY",
+    "com": "USD",
+    "co.uk": "GBP",
+    "de": "EUR",
+    "fr": "EUR",
+    "it": "EUR",
+    "es": "EUR",
+    "nl": "EUR",
+    "ca": "CAD",
+    "com.mx": "MXN",
+    "com.br": "BRL",
+    "com.au": "AUD",
+    "in": "INR",
+    "sa": "SAR",
+    "ae": "AED",
+    "sg": "SGD",
+}
+
+_SHIPS_LABEL = re.compile(
+    r"出荷元|ships from|enviado|shipper|expédié|versand|dispatches from", re.I
+)
+_SELLER_LABEL = re.compile(r"販売元|sold by|vendido|seller|vendu|verkäufer|verkauf", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class BuyBox:
+    """What the buy box says, read once; the verdict is decided from this alone."""
+
+    availability: str
+    has_cart: bool
+    has_buy_now: bool
+    out_of_stock_box: bool
+    used_only: bool
+
+
+def product_request(url: str) -> FetchPlan:
+    """The canonical /dp/ASIN URL (tracking parameters and slugs dropped), in the page's language."""
+    parts = urlsplit(url)
+    match = _ASIN_IN_PATH.search(parts.path)
+    headers = {"Accept-Language": "ja-JP,ja;q=0.9,en;q=0.5"} if _is_jp(parts.hostname) else {}
+    if not match:
+        return FetchPlan(url=url, headers=headers)
+    host = parts.hostname or "www.amazon.co.jp"
+    return FetchPlan(url=f"https://{host}/dp/{match.group(1).upper()}", headers=headers)
+
+
+def parse_product(page: Page) -> Observation:
+    """Read an Amazon product page's buy box into an observation."""
+    tree = LexborHTMLParser(page.text)
+    block = detect_block(page, tree)
+    if block:
+        return blocked_observation(page, block, store=NAME)
+    if not page.ok:
+        return _unknown(page, f"http:{page.status}" if page.status else f"fetch:{page.error}")
+    if not _has_any(tree, _PRODUCT_MARKERS):
+        if _has_any(tree, _SEARCH_MARKERS):
+            return _unknown(page, "amazon:search results page, not a product")
+        return _unknown(page, "amazon:not a product page")
+    return _read_product(page, tree)
+
+
+def _read_product(page: Page, tree: LexborHTMLParser) -> Observation:
+    box = _read_buy_box(tree)
+    state, reason = decide(box)
+    price, currency = _price(tree, page.url)
+    seller, ships_from = _seller_and_ships_from(tree)
+    title = _title(tree)
+    official = _is_official(seller) if seller else None
+    condition = _condition(box, title)
+    main = Offer(
+        store=NAME,
+        url=page.url,
+        state=state,
+        price=price,
+        currency=currency,
+        title=title,
+        seller=seller,
+        official=official,
+        condition=condition,
+    )
+    others = _other_sellers(tree, page.url, title, currency)
+    return Observation(
+        state=state,
+        reason=reason,
+        price=price,
+        currency=currency,
+        title=title,
+        seller=seller,
+        ships_from=ships_from,
+        official=official,
+        condition=condition,
+        quantity=quantity_hint(box.availability) if state is _A.IN_STOCK else None,
+        offers=(main, *others) if others else (),
+        store=NAME,
+        url=page.url,
+    )
+
+
+def decide(box: BuyBox) -> tuple[Availability, str]:
+    """The buy box's verdict and the rule that gave it."""
+    worded = _classify(box.availability)
+    orderable = box.has_cart or box.has_buy_now
+    if worded is not None:
+        verdict, phrase = worded
+        where = f"amazon:#availability {phrase}"
+        if verdict == _TEMPORARILY_OUT:
+            return (_A.BACKORDER if orderable else _A.OUT_OF_STOCK), where
+        if verdict == _NO_FEATURED_OFFER:
+            return _A.OUT_OF_STOCK, f"amazon:no featured offer ({phrase})"
+        return _A(verdict), where
+    if box.out_of_stock_box and not orderable:
+        return _A.OUT_OF_STOCK, "amazon:#outOfStock"
+    if box.has_cart:
+        return _A.IN_STOCK, "amazon:#add-to-cart-button"
+    if box.has_buy_now:
+        return _A.IN_STOCK, "amazon:#buy-now-button"
+    return _A.UNKNOWN, "amazon:no signal"
+
+
+def _classify(text: str) -> tuple[str, str] | None:
+    if not text:
+        return None
+    for pattern, verdict in _AMAZON_RULES:
+        match = pattern.search(text)
+        if match:
+            return verdict, match.group(0)
+    shared = classify_wording(text)
+    return (shared[0].value, shared[1]) if shared else None
+
+
+def _read_buy_box(tree: LexborHTMLParser) -> BuyBox:
+    availability = _text_of(tree, "#availability") or _text_of(tree, "#outOfStock")
+    used_section = _has_any(tree, ("#usedOnlyBuybox", "#usedBuySection"))
+    new_offer = _has_any(tree, ("#add-to-cart-button", "#newAccordionRow", "#newBuyBoxPrice"))
+    return BuyBox(
+        availability=availability,
+        has_cart=_has_any(tree, _CART_BUTTONS),
+        has_buy_now=_has_any(tree, _BUY_NOW_BUTTONS),
+        out_of_stock_box=tree.css_first("#outOfStock") is not None,
+        used_only=used_section and not new_offer,
+    )
+
+
+def _condition(box: BuyBox, title: str | None) -> ItemCondition:
+    if box.used_only:
+        return ItemCondition.USED
+    if title and re.search(r"整備済み|\(renewed\)|\brenewed\b", title, re.IGNORECASE):
+        return ItemCondition.REFURBISHED
+    return ItemCondition.NEW
+
+
+def _price(tree: LexborHTMLParser, url: str) -> tuple[int | None, str | None]:
+    host_currency = _host_currency(url)
+    for selector in _PRICE_SELECTORS:
+        for node in tree.css(selector):
+            text = _price_text(node)
+            currency = _currency_of(text, host_currency)
+            amount = _amount(text, currency)
+            if amount:
+                return amount, currency
+    return None, host_currency or "JPY"
+
+
+def _price_text(node: LexborNode) -> str:
+    """An .a-price's amount: the screen-reader copy when filled, else the visible pieces."""
+    offscreen = node.css_first(".a-offscreen")
+    if offscreen is not None and re.search(r"\d", offscreen.text()):
+        return normalise(offscreen.text())
+    pieces = [
+        piece.text()
+        for cls in (".a-price-symbol", ".a-price-whole", ".a-price-fraction")
+        if (piece := node.css_first(cls)) is not None
+    ]
+    return normalise("".join(pieces)) if pieces else normalise(node.text())
+
+
+def _currency_of(text: str, host_currency: str | None) -> str | None:
+    for symbol, code in _CURRENCY_SYMBOLS:
+        if symbol in text:
+            # "$" alone is also the Canadian, Mexican and Australian sign: the host knows better.
+            if code == "USD" and host_currency in {"CAD", "MXN", "AUD", "SGD"}:
+                return host_currency
+            return code
+    return host_currency
+
+
+def _amount(text: str, currency: str | None) -> int | None:
+    """The amount in a price text, reading "796,81" and "2.020,21" as decimal commas."""
+    match = re.search(r"\d[\d.,\s]*", text)
+    if not match:
+        return None
+    number = re.sub(r"\s", "", match.group(0)).rstrip(".,")
+    if currency != "JPY" and re.search(r",\d{2}$", number):
+        number = number.replace(".", "").replace(",", ".")
+    else:
+        number = number.replace(",", "")
+    return parse_amount(number)
+
+
+def _host_currency(url: str) -> str | None:
+    host = (urlsplit(url).hostname or "").lower()
+    if "amazon." not in host:
+        return None
+    return _HOST_CURRENCY.get(host.split("amazon.", 1)[1])
+
+
+def _seller_and_ships_from(tree: LexborHTMLParser) -> tuple[str | None, str | None]:
+    found = _offer_display_features(tree)
+    if found == (None, None):
+        found = _tabular_buy_box(tree)
+    if found == (None, None):
+        found = _merchant_info(_text_of(tree, "#merchant-info"))
+    seller, ships_from = found
+    if seller is None:
+        seller = _text_of(tree, "#sellerProfileTriggerId") or None
+    return seller, ships_from
+
+
+def _offer_display_features(tree: LexborHTMLParser) -> tuple[str | None, str | None]:
+    """Today's layout: labelled features, e.g. 出荷元 Amazon / 販売元 Amazon.co.jp."""
+    seller = _feature_value(tree, "#merchantInfoFeature_feature_div")
+    ships_from = _feature_value(tree, "#fulfillerInfoFeature_feature_div")
+    label = _text_of(tree, "#merchantInfoFeature_feature_div .offer-display-feature-label")
+    if ships_from is None and seller and _SHIPS_LABEL.search(label):
+        ships_from = seller  # one combined label: "Enviado / Vendido", "Shipper / Seller"
+    return seller, ships_from
+
+
+def _feature_value(tree: LexborHTMLParser, container: str) -> str | None:
+    node = tree.css_first(f"{container} .offer-display-feature-text-message")
+    return _clean(node) if node is not None else None
+
+
+def _tabular_buy_box(tree: LexborHTMLParser) -> tuple[str | None, str | None]:
+    """The 2021-2023 layout: rows named by a `tabular-attribute-name` attribute."""
+    seller = ships_from = None
+    for node in tree.css("#tabular-buybox [tabular-attribute-name]"):
+        label = node.attributes.get("tabular-attribute-name") or ""
+        value = _clean(node) or None
+        if ships_from is None and _SHIPS_LABEL.search(label):
+            ships_from = value
+        if seller is None and _SELLER_LABEL.search(label):
+            seller = value
+    return seller, ships_from
+
+
+_MERCHANT_SENTENCES = (
+    (re.compile(r"この商品は、\s*(.+?)\s*が販売、発送します"), (1, 1)),
+    (re.compile(r"この商品は、\s*(.+?)\s*が販売し、\s*(.+?)\s*が発送します"), (1, 2)),
+    (re.compile(r"ships from and sold by\s+(.+?)\.?$", re.IGNORECASE), (1, 1)),
+    (re.compile(r"sold by\s+(.+?)\s+and (?:fulfilled|shipped) by\s+(.+?)\.?$", re.I), (1, 2)),
+)
+
+
+def _merchant_info(text: str) -> tuple[str | None, str | None]:
+    """The oldest layout: one sentence in #merchant-info."""
+    for pattern, (seller_group, ships_group) in _MERCHANT_SENTENCES:
+        match = pattern.search(text)
+        if match:
+            return match.group(seller_group), match.group(ships_group)
+    return None, None
+
+
+def _is_official(seller: str) -> bool:
+    """Amazon itself (Amazon.co.jp, Amazon.com, ...) is the official seller."""
+    return _OFFICIAL_SELLER.fullmatch(normalise(seller)) is not None
+
+
+_SUMMARY = re.compile(
+    r"(new\s*(?:&|and)\s*used|新品・中古品|new|used|新品|中古品?)\s*\((\d+)\)\s*点?\s*[:：]?\s*"
+    r"(?:from\s+)?(\D{0,4}\d[\d.,]*)",
+    re.IGNORECASE,
+)
+
+
+def _other_sellers(
+    tree: LexborHTMLParser, url: str, title: str | None, currency: str | None
+) -> list[Offer]:
+    """The other-sellers summary ("新品 (5)点：￥12,800より", "Used (3) from $20.00") as offers.
+
+    A mixed "New & used" summary is left out: its condition cannot be told.
+    """
+    text = " ".join(
+        _text_of(tree, selector)
+        for selector in ("#olp_feature_div", "#olpLinkWidget_feature_div", "#usedAndNewBuyBox")
+    )
+    offers: dict[ItemCondition, Offer] = {}
+    for match in _SUMMARY.finditer(text):
+        word = match.group(1).casefold()
+        if "&" in word or "and" in word or "・" in word:
+            continue
+        condition = ItemCondition.NEW if word in {"new", "新品"} else ItemCondition.USED
+        price = _amount(match.group(3), _currency_of(match.group(3), currency))
+        offers.setdefault(
+            condition,
+            Offer(
+                store=NAME,
+                url=url,
+                state=_A.IN_STOCK,
+                price=price,
+                currency=currency,
+                title=title,
+                condition=condition,
+            ),
+        )
+    return list(offers.values())
+
+
+def _title(tree: LexborHTMLParser) -> str | None:
+    for selector in ("#productTitle", "#title", "#title_feature_div h1"):
+        text = _text_of(tree, selector)
+        if text:
+            return clean_title(text)
+    meta = tree.css_first('meta[name="title"]') or tree.css_first('meta[property="og:title"]')
+    if meta is not None and meta.attributes.get("content"):
+        return clean_title(meta.attributes.get("content"))
+    title = tree.css_first("title")
+    return clean_title(title.text()) if title is not None else None
+
+
+def _text_of(tree: LexborHTMLParser, selector: str) -> str:
+    node = tree.css_first(selector)
+    return _clean(node) if node is not None else ""
+
+
+def _clean(node: LexborNode) -> str:
+    """The node's visible text: scripts and styles inside it dropped, whitespace collapsed."""
+    for hidden in node.css("script, style, noscript, template"):
+        hidden.decompose()
+    return normalise(node.text(separator=" "))
+
+
+def _has_any(tree: LexborHTMLParser, selectors: tuple[str, ...]) -> bool:
+    return any(tree.css_first(selector) is not None for selector in selectors)
+
+
+def _is_jp(host: str | None) -> bool:
+    return bool(host) and (host or "").lower().rstrip(".").endswith("amazon.co.jp")
+
+
+def _unknown(page: Page, reason: str) -> Observation:
+    return Observation.unknown(reason, store=NAME, url=page.url)
+
+
+ADAPTER = StoreAdapter(
+    name=NAME,
+    parse_product=parse_product,
+    hosts=HOSTS,
+    product_request=product_request,
+    limits=LIMITS,
+)

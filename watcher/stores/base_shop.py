@@ -1,0 +1,122 @@
+"""BASE shops (https://<shop>.base.shop/items/<id>, and shops on their own domains).
+
+BASE shops often sell one-off handmade items, so SOLD OUT and カートに入れる swap often. The
+purchase box is BASE's own markup (a purchase button, a SOLD OUT mark, 在庫なし in the variation
+list) and is read first; a page without it falls back to structured data and visible wording.
+A shop on its own domain is recognised by BASE's asset hosts and the /items/<id> path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from urllib.parse import urlsplit
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from watcher.model import Availability, Observation, Page
+from watcher.stores import generic
+from watcher.stores._base import StoreAdapter
+from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._text import classify_wording, clean_title, normalise
+
+NAME = "base"
+HOSTS = (
+    "*.base.shop",
+    "*.thebase.in",
+    "*.base.ec",
+    "*.buyshop.jp",
+    "*.theshop.jp",
+    "*.shopselect.net",
+    "*.storeinfo.jp",
+    "*.official.ec",
+)
+
+_A = Availability
+_ASSET_MARKERS = ("static.thebase.in", "baseec-img-mng.akamaized.net", "thebase.in/js/")
+_ITEM_PATH = re.compile(r"/items/\d+")
+_SOLD_OUT_MARKS = "#soldOut, .soldOut, [class*=soldOut], [class*=sold-out i], [class*=sold_out i]"
+_PURCHASE_BUTTONS = "#purchaseButton, .purchaseButton, [class*=purchaseButton], [class*=cartButton]"
+_VARIATION_OPTIONS = "select#itemAttribute option, select[name*=attribute i] option"
+_SOLD_OUT_WORDS = re.compile(r"sold\s*out|売り?切れ|在庫なし|在庫切れ", re.IGNORECASE)
+
+
+def recognise(page: Page) -> bool:
+    """A BASE item page on any domain: BASE's asset hosts and an /items/<id> path."""
+    path = urlsplit(page.final_url or page.url).path
+    return bool(_ITEM_PATH.search(path)) and any(m in page.text for m in _ASSET_MARKERS)
+
+
+def parse_product(page: Page) -> Observation:
+    """Read a BASE item page into an observation."""
+    tree = LexborHTMLParser(page.text)
+    block = detect_block(page, tree)
+    if block:
+        return blocked_observation(page, block, store=NAME)
+    if not page.ok:
+        return Observation.unknown(f"http:{page.status}", store=NAME, url=page.url)
+    shop = _shop_name(tree)
+    observation = generic.read_tree(page, tree)  # also drops hidden elements from the tree
+    decided = _purchase_box(tree)
+    if decided is not None:
+        state, reason = decided
+        observation = replace(observation, state=state, reason=reason)
+    return replace(observation, store=NAME, url=page.url, seller=observation.seller or shop)
+
+
+def _purchase_box(tree: LexborHTMLParser) -> tuple[Availability, str] | None:
+    """BASE's own purchase box: a live button, a SOLD OUT mark, or every variation sold out."""
+    button = _live_purchase_button(tree)
+    if button is not None:
+        label = _label(button)
+        if _every_variation_sold_out(tree):
+            return _A.OUT_OF_STOCK, "base:every variation 在庫なし"
+        worded = classify_wording(label)
+        if worded is not None:
+            return worded[0], f"base:purchase button {worded[1]}"
+        return _A.IN_STOCK, f"base:purchase button {label[:40]}".rstrip()
+    for mark in [*tree.css(_SOLD_OUT_MARKS), *tree.css(_PURCHASE_BUTTONS)]:
+        found = _SOLD_OUT_WORDS.search(_label(mark))
+        if found:
+            return _A.OUT_OF_STOCK, f"base:{found.group(0)}"
+    return None
+
+
+def _live_purchase_button(tree: LexborHTMLParser) -> LexborNode | None:
+    for node in tree.css(_PURCHASE_BUTTONS):
+        label = _label(node)
+        if not label or _SOLD_OUT_WORDS.search(label) or _disabled(node):
+            continue
+        return node
+    return None
+
+
+def _every_variation_sold_out(tree: LexborHTMLParser) -> bool:
+    options = [o for o in tree.css(_VARIATION_OPTIONS) if o.attributes.get("value")]
+    return bool(options) and all(
+        _disabled(o) or _SOLD_OUT_WORDS.search(_label(o)) for o in options
+    )
+
+
+def _disabled(node: LexborNode) -> bool:
+    attrs = node.attributes
+    classes = (attrs.get("class") or "").lower()
+    return "disabled" in attrs or "disabled" in classes.split() or attrs.get("aria-disabled") == "true"
+
+
+def _label(node: LexborNode) -> str:
+    text = normalise(node.text(separator=" "))
+    return text or normalise(node.attributes.get("value") or "")
+
+
+def _shop_name(tree: LexborHTMLParser) -> str | None:
+    meta = tree.css_first('meta[property="og:site_name"]')
+    return clean_title(meta.attributes.get("content")) if meta is not None else None
+
+
+ADAPTER = StoreAdapter(
+    name=NAME,
+    parse_product=parse_product,
+    hosts=HOSTS,
+    recognise=recognise,
+)
