@@ -504,6 +504,11 @@ def test_secret_never_shows_itself() -> None:
     assert Secret("").reveal() == "" and not Secret("")
 
 
+def test_numeric_credential_is_kept_as_text() -> None:
+    config = parse_config("sources:\n  rakuten: {application_id: 1017123456789012345}\n", env={})
+    assert config.sources.credentials("rakuten") == {"application_id": "1017123456789012345"}
+
+
 def test_secrets_stay_hidden_in_reprs_and_dumps(everything: Config) -> None:
     secrets = ["tg-secret-token", "hook-secret", "x-secret", "1234567890"]
     dumps = [

@@ -91,6 +91,7 @@ ALLOWED = [
     ("http://www.amazon.co.jp:80/dp/X", "http://www.amazon.co.jp/dp/X"),
     ("http://www.amazon.co.jp:443/dp/X", "http://www.amazon.co.jp:443/dp/X"),
     ("https://item.rakuten.co.jp", "https://item.rakuten.co.jp/"),
+    ("  https://item.rakuten.co.jp/shop/x/\n", "https://item.rakuten.co.jp/shop/x/"),  # pasted
     ("https://shop1.base.shop/items/1", "https://shop1.base.shop/items/1"),
     ("https://base.shop/", "https://base.shop/"),
     ("https://みせ.ショップ.jp/a", "https://xn--b9jud.xn--xckya1d0c.jp/a"),

@@ -126,6 +126,9 @@ def test_from_settings_and_blocked_until() -> None:
     assert politeness.blocked_until("www.amazon.co.jp") is None
     politeness.report("www.amazon.co.jp", blocked=True, retry_after=120)
     assert politeness.blocked_until("www.amazon.co.jp") == wall + timedelta(seconds=120)
+    state = politeness.snapshot()["www.amazon.co.jp"]
+    assert state.backoff_until == wall + timedelta(seconds=120)
+    assert state.backoff_remaining == 120.0
 
 
 # --- slots ------------------------------------------------------------------------------------

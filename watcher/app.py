@@ -14,10 +14,11 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -55,7 +56,9 @@ class Overrides:
     install_signals: bool = True
     host_backoff: Backoff | None = None  # the demo's short spells want a short backoff
     error_backoff: timedelta | None = None
-    extra_tasks: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
+    extra_tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
+        default_factory=list
+    )
 
 
 def worker_id() -> str:
@@ -124,14 +127,9 @@ def engine_settings(config: Config) -> EngineSettings:
 def search_setup(config: Config) -> SearchSetup:
     credentials: dict[str, dict[str, str]] = {}
     for name in ("rakuten", "yahoo_shopping"):
-        section = getattr(config.sources, name)
-        if section is None:
-            continue
-        credentials[name] = {
-            key: value.reveal() if hasattr(value, "reveal") else str(value or "")
-            for key, value in section.model_dump().items()
-            if value is not None
-        }
+        given = config.sources.credentials(name)
+        if given is not None:
+            credentials[name] = given
     return SearchSetup(credentials=credentials)
 
 
@@ -184,9 +182,7 @@ class App:
             ),
             metrics=self.metrics,
         )
-        self.client = build_client(
-            transport=overrides.transport, user_agent=config.settings.user_agent
-        )
+        self.client = build_client(transport=overrides.transport)
         self.politeness = politeness_for(config, overrides.host_backoff)
         settings = engine_settings(config)
         if overrides.error_backoff is not None:

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
@@ -26,6 +27,7 @@ from pydantic import (
     JsonValue,
     PrivateAttr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -80,6 +82,11 @@ def _non_empty_text(value: str) -> str:
     if not value.strip():
         raise PydanticCustomError("empty_text", "must not be empty")
     return value
+
+
+def _enum_schema(enum: type[StrEnum]) -> WithJsonSchema:
+    # The schema describes the values here, not through the shared enum's docstring.
+    return WithJsonSchema({"type": "string", "enum": [member.value for member in enum]})
 
 
 RequiredSecret = Annotated[Secret, AfterValidator(_non_empty_secret)]
@@ -486,9 +493,9 @@ class WatchEntry(_Section):
     """Stores a JAN is searched in; empty: every store that can search."""
     max_price: Yen | None = None
     """Yen; offers above it do not count as buyable."""
-    condition: ConditionFilter = ConditionFilter.ANY
+    condition: Annotated[ConditionFilter, _enum_schema(ConditionFilter)] = ConditionFilter.ANY
     """new | used | any."""
-    seller: SellerFilter = SellerFilter.ANY
+    seller: Annotated[SellerFilter, _enum_schema(SellerFilter)] = SellerFilter.ANY
     """official (the store itself or the maker's shop) | any."""
     exclude_sellers: list[Text] = []
     """Sellers (or shops) whose offers never count; matched as case-insensitive parts."""

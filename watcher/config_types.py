@@ -188,16 +188,16 @@ ClockTime = Annotated[
 
 
 def parse_days(value: object) -> frozenset[int]:
-    """ "mon-fri", "sat,sun", "mon,wed-fri" (or a list of those) -> weekday numbers (mon = 0)."""
-    parts = (
-        value
-        if isinstance(value, list)
-        else str(value).split(",")
-        if isinstance(value, str)
-        else None
-    )
+    """Written days ("mon-fri", "sat,sun", "mon,wed-fri" or a list) -> weekdays (mon = 0)."""
+    if isinstance(value, frozenset):
+        return value
+    parts: list[object] = [value]
+    if isinstance(value, str):
+        parts = list(value.split(","))
+    elif isinstance(value, list) and value:
+        parts = list(value)
     days: set[int] = set()
-    for part in parts or [None]:
+    for part in parts:
         span = _day_span(part)
         if span is None:
             raise fail("days", "must be days like mon-sun, mon-fri or sat,sun", value)

@@ -19,7 +19,7 @@ from notifiers.console import ConsoleNotifier
 from watcher.app import App, Overrides
 from watcher.config import Config, load_config
 from watcher.db import open_repository
-from watcher.demo_shop import DemoShop, Shows, ShopProduct, ghost_once, timeline
+from watcher.demo_shop import DemoShop, ShopProduct, Shows, ghost_once, timeline
 from watcher.politeness import Backoff
 
 IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER
@@ -78,7 +78,7 @@ def watchlist_yaml(shop: DemoShop, products: list[DemoProduct], database: Path) 
         "  debounce: {confirm: 2, rearm: 2, cooldown: 5s}",
         "  politeness:",
         "    hosts:",
-        '      127.0.0.1: {concurrency: 8, min_delay: 0s, min_interval: 0s}',
+        "      127.0.0.1: {concurrency: 8, min_delay: 0s, min_interval: 0s}",
         "notifiers:",
         "  console: {}",
         "watches:",

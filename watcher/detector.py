@@ -183,7 +183,7 @@ class Detector:
     def _confirm(self, state: WatchState, r: _Reading, now: datetime) -> _Step:
         streak = state.buyable_streak + 1
         confirming = replace(state, phase=Phase.CONFIRMING, buyable_streak=streak)
-        if streak < 1 or not self._cooled(state.last_restock_at, now):
+        if streak < self.settings.confirm or not self._cooled(state.last_restock_at, now):
             return _Step(confirming)
         fired = replace(
             confirming,

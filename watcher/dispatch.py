@@ -39,6 +39,9 @@ class DispatchSettings:
     idle_poll: float = 1.0  # seconds between outbox polls when nothing woke the worker
     retry_base: timedelta = timedelta(seconds=5)
     retry_cap: timedelta = timedelta(minutes=30)
+    # The least wait before a retry, whatever the jitter or the notifier says: a retry due "now"
+    # would be claimed again at once and burn every attempt in a tight loop.
+    retry_floor: timedelta = timedelta(seconds=1)
     timezone: str = "Asia/Tokyo"  # quiet hours are read in this zone
 
 
@@ -85,6 +88,9 @@ class Dispatcher:
     async def _channel_loop(self, name: str, notifier: Notifier, stop: asyncio.Event) -> None:
         wake = self._wake[name]
         while not stop.is_set():
+            # Cleared before the claim, not after it: a wake-up that arrives while the claim runs
+            # then still cuts the idle wait short instead of being lost.
+            wake.clear()
             try:
                 handed = await self._send_batch(name, notifier)
             except Exception:  # a database hiccup must not end the worker
@@ -92,7 +98,6 @@ class Dispatcher:
                 handed = 0
             if handed:
                 continue
-            wake.clear()
             await _wait_any(wake, stop, self.settings.idle_poll)
 
     async def _send_batch(self, name: str, notifier: Notifier) -> int:
@@ -102,21 +107,26 @@ class Dispatcher:
         )
         if not claimed:
             return 0
-        ready = await self._apply_quiet_hours(claimed, now)
+        ready = await self._apply_quiet_hours(name, claimed, now)
         if ready:
-            notices = [_notice(item) for item in ready]
-            for item in ready:
-                self.metrics.handoff_seconds.observe(
-                    max(0.0, (self.clock() - item.event.observed_at).total_seconds()), channel=name
-                )
-            results = await _send_safely(notifier, notices)
+            self._observe_handoff(name, ready)
+            results = await _send_safely(notifier, [_notice(item) for item in ready])
             for item, result in zip(ready, results, strict=True):
-                await self._record(name, item, result)
+                await self._record_safely(name, item, result)
         return len(claimed)
 
+    def _observe_handoff(self, channel: str, ready: Sequence[ClaimedDelivery]) -> None:
+        """Time from the event to its first hand-off (a retry's wait is not hand-off latency)."""
+        handed_at = self.clock()
+        for item in ready:
+            if item.attempts == 1:
+                latency = (handed_at - item.event.observed_at).total_seconds()
+                self.metrics.handoff_seconds.observe(max(0.0, latency), channel=channel)
+
     async def _apply_quiet_hours(
-        self, claimed: Sequence[ClaimedDelivery], now: datetime
+        self, channel: str, claimed: Sequence[ClaimedDelivery], now: datetime
     ) -> list[ClaimedDelivery]:
+        """The deliveries to send now; the others are held (not an attempt) or dropped."""
         ready = []
         for item in claimed:
             quiet_until = _quiet_until(item.quiet, now, self._zone)
@@ -124,9 +134,21 @@ class Dispatcher:
                 ready.append(item)
             elif item.quiet is not None and item.quiet.mode is QuietMode.DROP:
                 await self.repository.mark_skipped(item.id, "quiet hours", now)
+                self.metrics.deliveries.inc(channel=channel, result=Outcome.SKIPPED.value)
             else:
                 await self.repository.postpone(item.id, quiet_until, now)
         return ready
+
+    async def _record_safely(self, channel: str, item: ClaimedDelivery, result: SendResult) -> None:
+        """Record one result; a failure to record it does not keep the others from being recorded.
+
+        A result left unrecorded comes back when its lease expires and is sent again, so each
+        delivery of the batch gets its own chance to be written.
+        """
+        try:
+            await self._record(channel, item, result)
+        except Exception:
+            log.exception("dispatch %s: recording delivery %s failed", channel, item.id)
 
     async def _record(self, channel: str, item: ClaimedDelivery, result: SendResult) -> None:
         now = self.clock()
@@ -151,10 +173,12 @@ class Dispatcher:
                 log.warning("delivery %s on %s dead-lettered: %s", item.id, channel, result.detail)
 
     def _retry_at(self, item: ClaimedDelivery, result: SendResult, now: datetime) -> datetime:
+        """The notifier's own time (a 429's reset) when it gives one, else backoff with jitter."""
+        floor = now + self.settings.retry_floor
         if result.retry_at is not None:
-            return max(result.retry_at, now)
-        delay = backoff(item.attempts, self.settings.retry_base, self.settings.retry_cap, self.rng)
-        return now + delay
+            return max(result.retry_at, floor)
+        s = self.settings
+        return now + backoff(item.attempts, s.retry_base, s.retry_cap, self.rng, s.retry_floor)
 
 
 def _notice(item: ClaimedDelivery) -> Notice:

@@ -42,6 +42,7 @@ from watcher.schedule import (
     confirm_recheck_delay,
     effective_interval,
     next_due,
+    stable_phase,
 )
 from watcher.stores import adapter_for
 
@@ -267,7 +268,9 @@ class Engine:
             asked = timedelta(seconds=observation.retry_after or 0)
             return now + max(delay, asked)
         interval = await self._interval(product, now)
-        return next_due(now, interval, now, self.rng)
+        floor = timedelta(seconds=self.politeness.policy(_host_of(product.target)).min_interval)
+        phase = stable_phase(product.target, interval)
+        return next_due(now, interval, now, self.rng, phase=phase, floor=floor)
 
     async def _interval(self, product: DueProduct, now: datetime) -> timedelta:
         base = product.interval or self.settings.default_interval
@@ -280,7 +283,9 @@ class Engine:
         cached = self._histograms.get(product.id)
         if cached is None or now - cached[0] > timedelta(hours=1):
             times = await self.repository.restock_times(product_id=product.id)
-            histogram = RestockHistogram.from_times(times, self._zone)
+            histogram = RestockHistogram()
+            for moment in times:
+                histogram = histogram.record(moment.astimezone(self._zone))
             cached = (now, histogram)
             self._histograms[product.id] = cached
         return adaptive_factor(cached[1], now.astimezone(self._zone))

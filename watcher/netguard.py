@@ -78,9 +78,10 @@ class URLGuard:
 
     def check(self, url: str) -> str:
         """The URL normalised (ASCII host, no fragment), or UnsafeURL saying what is wrong."""
+        url = url.strip()
         if any(ch in _FORBIDDEN_CHARS for ch in url):
             raise UnsafeURL("URL contains whitespace, control characters or backslashes")
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _SCHEMES:
             raise UnsafeURL(f"scheme {scheme or '(none)'!r} is not http or https")

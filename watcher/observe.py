@@ -83,7 +83,9 @@ async def read_url(
     return Reading(read_page(page, store=store, rules=rules), page)
 
 
-def read_page(page: Page, *, store: str | None = None, rules: TextRules | None = None) -> Observation:
+def read_page(
+    page: Page, *, store: str | None = None, rules: TextRules | None = None
+) -> Observation:
     """Parse a fetched or saved page with the adapter its URL (or `store`) names."""
     observation = parse_page(page, store=store, rules=rules)
     return replace(observation, url=observation.url or page.url)

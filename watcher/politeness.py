@@ -193,6 +193,7 @@ class HostSnapshot:
     consecutive_blocks: int
     breaker: Breaker
     backoff_remaining: Seconds  # 0 when the host may be fetched
+    backoff_until: datetime | None  # wall-clock time the backoff ends, if one runs
 
 
 class Politeness:
@@ -288,6 +289,7 @@ class Politeness:
             consecutive_blocks=state.consecutive_blocks,
             breaker=state.breaker,
             backoff_remaining=self.retry_in(host),
+            backoff_until=self.blocked_until(host),
         )
 
     async def _acquire(self, host: str) -> None:

@@ -64,4 +64,6 @@ def _to_secret(value: object) -> Secret:
         return value
     if isinstance(value, str):
         return Secret(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Secret(str(value))  # API ids written as YAML numbers
     raise PydanticCustomError("secret_type", "must be a string (a secret value)")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from watcher.commands import schema, validate
+from watcher.commands import check, demo, run, schema, status, validate
 
 COMMANDS: list[ModuleType] = [
+    check,
+    run,
+    demo,
+    status,  # also `history`
     validate,
     schema,
 ]

@@ -14,7 +14,7 @@ from typing import Any
 from watcher.config import load_config
 from watcher.db import open_repository
 from watcher.errors import UsageError
-from watcher.repository import Repository, WatchStatus
+from watcher.repository import Repository
 
 
 def add_parser(sub: Any) -> None:

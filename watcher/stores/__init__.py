@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from watcher.errors import UsageError
 from watcher.model import Observation, Page, TextRules
-from watcher.stores import amazon_jp, base_shop, generic, rakuten, yahoo_shopping
+from watcher.stores import amazon_jp, base_shop, generic, rakuten, shopify, yahoo_shopping
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
 
@@ -22,6 +22,7 @@ ADAPTERS: dict[str, StoreAdapter] = {
     "rakuten": rakuten.ADAPTER,
     "yahoo_shopping": yahoo_shopping.ADAPTER,
     "base": base_shop.ADAPTER,
+    "shopify": shopify.ADAPTER,
 }
 
 _BLOCK_STATUSES = frozenset({403, 429, 503})

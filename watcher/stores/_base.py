@@ -30,7 +30,7 @@ class StoreAdapter:
     parse_product: Callable[[Page], Observation]
     hosts: tuple[str, ...] = ()  # exact hosts, or "*.example.com" for any subdomain
     product_request: Callable[[str], FetchPlan] = plain_get
-    # Recognises the store from markup when the host does not tell it (BASE / Shopify on own domains).
+    # Recognises the store from markup when the host does not tell it (shops on own domains).
     recognise: Callable[[Page], bool] | None = None
     limits: HostLimits = field(default_factory=HostLimits)
 
@@ -41,7 +41,7 @@ class StoreAdapter:
 
 @dataclass(frozen=True, slots=True)
 class SearchSource:
-    """A JAN search source (a store's API). Skipped, and said so, when its credentials are absent."""
+    """A JAN search source (a store's API); skipped, and said so, without its credentials."""
 
     name: str
     credential_keys: tuple[str, ...]  # keys under `sources.<name>` in the watchlist

@@ -62,7 +62,8 @@ _AMAZON_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), verdict)
     for pattern, verdict in (
         (
-            r"一時的に在庫切れ|temporarily out of stock|temporariamente (?:fora de estoque|indisponível)",
+            r"一時的に在庫切れ|temporarily out of stock"
+            r"|temporariamente (?:fora de estoque|indisponível)",
             _TEMPORARILY_OUT,
         ),
         (r"お取り扱いできません", _A.DISCONTINUED.value),
@@ -194,7 +195,7 @@ class BuyBox:
 
 
 def product_request(url: str) -> FetchPlan:
-    """The canonical /dp/ASIN URL (tracking parameters and slugs dropped), in the page's language."""
+    """The canonical /dp/ASIN URL (tracking and slug dropped), asking for the shop's language."""
     parts = urlsplit(url)
     match = _ASIN_IN_PATH.search(parts.path)
     headers = {"Accept-Language": "ja-JP,ja;q=0.9,en;q=0.5"} if _is_jp(parts.hostname) else {}

@@ -93,15 +93,15 @@ def _live_purchase_button(tree: LexborHTMLParser) -> LexborNode | None:
 
 def _every_variation_sold_out(tree: LexborHTMLParser) -> bool:
     options = [o for o in tree.css(_VARIATION_OPTIONS) if o.attributes.get("value")]
-    return bool(options) and all(
-        _disabled(o) or _SOLD_OUT_WORDS.search(_label(o)) for o in options
-    )
+    return bool(options) and all(_disabled(o) or _SOLD_OUT_WORDS.search(_label(o)) for o in options)
 
 
 def _disabled(node: LexborNode) -> bool:
     attrs = node.attributes
     classes = (attrs.get("class") or "").lower()
-    return "disabled" in attrs or "disabled" in classes.split() or attrs.get("aria-disabled") == "true"
+    return (
+        "disabled" in attrs or "disabled" in classes.split() or attrs.get("aria-disabled") == "true"
+    )
 
 
 def _label(node: LexborNode) -> str:

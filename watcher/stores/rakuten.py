@@ -185,14 +185,16 @@ def read_app_data(tree: LexborHTMLParser) -> AppData:
         return AppData()
     item = _dig(data, "api", "data", "itemInfoSku")
     item = item if isinstance(item, dict) else {}
-    purchase = item.get("purchaseInfo") if isinstance(item.get("purchaseInfo"), dict) else {}
-    features = item.get("features") if isinstance(item.get("features"), dict) else {}
+    purchase = _dict(item.get("purchaseInfo"))
+    features = _dict(item.get("features"))
     quantity = _quantity(purchase, item)
     condition = _dig(purchase, "purchaseBySellType", "purchaseCondition")
     return AppData(
         title=clean_title(_str(item.get("title"))),
         shop=clean_title(_str(_dig(data, "shop", "shopName"))),
-        price=parse_amount(_dig(purchase, "purchaseBySellType", "normalPurchase", "price", "minPrice")),
+        price=parse_amount(
+            _dig(purchase, "purchaseBySellType", "normalPurchase", "price", "minPrice")
+        ),
         quantity=quantity,
         quantity_shown=features.get("inventoryDisplay") not in (None, "HIDDEN_STOCK"),
         sold_out=_sold_out_flag(data),
@@ -283,6 +285,10 @@ def _dig(data: Any, *keys: str) -> Any:
             return None
         data = data.get(key)
     return data
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _str(value: Any) -> str | None:

@@ -1,0 +1,198 @@
+"""JAN search sources: the stores' own search APIs, asked for every offer of one JAN code.
+
+Both APIs are asked to include sold-out offers (Rakuten `availability=0`; Yahoo without the
+`in_stock` filter) and each offer's own stock flag is read, because a sold-out offer coming back
+is exactly the change a watch waits for. An API answer that refuses us (rate limit, maintenance)
+is an `unknown` observation, never an empty list: "no offers" and "could not ask" differ.
+
+Amazon has no source here: its Product Advertising API is being retired for the Creators API,
+which needs an affiliate account with sales, so Amazon products are watched by page.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from watcher.model import Availability, FetchPlan, ItemCondition, Observation, Offer, Page
+from watcher.stores._base import SearchSource
+from watcher.stores._text import clean_title, parse_amount
+
+RAKUTEN_SEARCH_URL = "https://app.rakuten.co.jp/services/api/IchibaItem/Search/20220601"
+YAHOO_SEARCH_URL = "https://shopping.yahooapis.jp/ShoppingWebService/V3/itemSearch"
+DEFAULT_RETRY_AFTER = 1.0  # both APIs allow one request per second
+
+_A = Availability
+_OFFICIAL = re.compile(r"公式|オフィシャル|official|直営|楽天ブックス", re.IGNORECASE)
+_USED = re.compile(r"[【\[(（]\s*中古|中古品")
+
+
+# --- Rakuten Ichiba Item Search API ------------------------------------------------------------
+
+
+def rakuten_request(jan: str, credentials: dict[str, str]) -> FetchPlan:
+    """One search for the JAN, sold-out items included, cheapest first."""
+    params = {
+        "applicationId": credentials["application_id"],
+        "keyword": jan,
+        "availability": "0",  # the default (1) drops sold-out items: exactly what we watch for
+        "hits": "30",
+        "sort": "+itemPrice",
+        "format": "json",
+    }
+    if credentials.get("affiliate_id"):
+        params["affiliateId"] = credentials["affiliate_id"]
+    return FetchPlan(url=RAKUTEN_SEARCH_URL, params=params)
+
+
+def parse_rakuten(page: Page, jan: str) -> Sequence[Offer] | Observation:
+    """Offers whose name, caption or URL carries the JAN (the keyword search is loose)."""
+    data = _json(page)
+    refusal = _rakuten_refusal(page, data)
+    if refusal is not None:
+        return refusal
+    if isinstance(data, dict) and data.get("error") == "not_found":
+        return []  # no item at all: an answer, not a failure
+    if not isinstance(data, dict) or not isinstance(data.get("Items"), list):
+        return Observation.unknown("rakuten api: unexpected answer", store="rakuten")
+    offers = (_rakuten_offer(entry, jan) for entry in data["Items"])
+    return [offer for offer in offers if offer is not None]
+
+
+def _rakuten_refusal(page: Page, data: Any) -> Observation | None:
+    error = data.get("error") if isinstance(data, dict) else None
+    if page.status == 429 or error == "too_many_requests":
+        return _rate_limited("rakuten", page)
+    if error == "not_found":
+        return None
+    if error or (page.status is not None and page.status >= 400):
+        detail = data.get("error_description", "") if isinstance(data, dict) else ""
+        return Observation.unknown(
+            f"rakuten api: {error or page.status}: {detail}".rstrip(": "), store="rakuten"
+        )
+    return None
+
+
+def _rakuten_offer(entry: Any, jan: str) -> Offer | None:
+    item = entry.get("Item", entry) if isinstance(entry, dict) else None
+    if not isinstance(item, dict):
+        return None
+    name = _str(item.get("itemName")) or ""
+    haystack = " ".join(_str(item.get(k)) or "" for k in ("itemName", "itemCaption", "itemUrl"))
+    if jan not in haystack:
+        return None
+    shop = _str(item.get("shopName"))
+    return Offer(
+        store="rakuten",
+        url=_str(item.get("itemUrl")) or "",
+        state=_A.IN_STOCK if item.get("availability") == 1 else _A.OUT_OF_STOCK,
+        price=parse_amount(item.get("itemPrice")),
+        currency="JPY",
+        title=clean_title(name),
+        shop=shop,
+        seller=shop,
+        official=bool(_OFFICIAL.search(shop)) if shop else None,
+        condition=ItemCondition.USED if _USED.search(name) else ItemCondition.NEW,
+        jan=jan,
+    )
+
+
+# --- Yahoo! Shopping Web API v3 itemSearch -----------------------------------------------------
+
+
+def yahoo_request(jan: str, credentials: dict[str, str]) -> FetchPlan:
+    """One search by JAN code; no `in_stock` filter, so sold-out offers come back too."""
+    params = {"appid": credentials["app_id"], "jan_code": jan, "results": "50", "sort": "+price"}
+    return FetchPlan(url=YAHOO_SEARCH_URL, params=params)
+
+
+def parse_yahoo(page: Page, jan: str) -> Sequence[Offer] | Observation:
+    """Every hit for the JAN with its own `inStock` flag."""
+    if "API_MAINTENANCE" in page.text or page.status == 503:
+        return Observation.unknown(
+            "yahoo api: maintenance", store="yahoo_shopping", retry_after=page.retry_after
+        )
+    data = _json(page)
+    if page.status == 429 or _yahoo_error(data).lower().startswith(("too many", "rate")):
+        return _rate_limited("yahoo_shopping", page)
+    if (page.status is not None and page.status >= 400) or _yahoo_error(data):
+        detail = _yahoo_error(data) or f"http {page.status}"
+        return Observation.unknown(f"yahoo api: {detail}", store="yahoo_shopping")
+    if not isinstance(data, dict) or not isinstance(data.get("hits"), list):
+        return Observation.unknown("yahoo api: unexpected answer", store="yahoo_shopping")
+    offers = (_yahoo_offer(hit, jan) for hit in data["hits"])
+    return [offer for offer in offers if offer is not None]
+
+
+def _yahoo_error(data: Any) -> str:
+    error = data.get("Error") if isinstance(data, dict) else None
+    message = error.get("Message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+def _yahoo_offer(hit: Any, jan: str) -> Offer | None:
+    if not isinstance(hit, dict):
+        return None
+    code = _str(hit.get("janCode"))
+    if code and code != jan:
+        return None  # a hit for another product (bundles list several codes)
+    seller = hit.get("seller")
+    shop = _str(seller.get("name")) if isinstance(seller, dict) else None
+    return Offer(
+        store="yahoo_shopping",
+        url=_str(hit.get("url")) or "",
+        state=_A.IN_STOCK if hit.get("inStock") is True else _A.OUT_OF_STOCK,
+        price=parse_amount(hit.get("price")),
+        currency="JPY",
+        title=clean_title(_str(hit.get("name"))),
+        shop=shop,
+        seller=shop,
+        official=bool(_OFFICIAL.search(shop)) if shop else None,
+        condition=ItemCondition.USED if hit.get("condition") == "used" else ItemCondition.NEW,
+        jan=jan,
+    )
+
+
+# --- shared ------------------------------------------------------------------------------------
+
+
+def _rate_limited(store: str, page: Page) -> Observation:
+    """A back-off, not a state: unknown, carrying the wait the API asked for."""
+    return Observation.unknown(
+        "blocked:rate_limited",
+        store=store,
+        blocked=True,
+        retry_after=page.retry_after or DEFAULT_RETRY_AFTER,
+    )
+
+
+def _json(page: Page) -> Any:
+    try:
+        return json.loads(page.text)
+    except ValueError:
+        return None
+
+
+def _str(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+SOURCES: dict[str, SearchSource] = {
+    "rakuten": SearchSource(
+        name="rakuten",
+        credential_keys=("application_id",),
+        search_request=rakuten_request,
+        parse_search=parse_rakuten,
+        min_delay=timedelta(seconds=1),
+    ),
+    "yahoo_shopping": SearchSource(
+        name="yahoo_shopping",
+        credential_keys=("app_id",),
+        search_request=yahoo_request,
+        parse_search=parse_yahoo,
+        min_delay=timedelta(seconds=1),
+    ),
+}
