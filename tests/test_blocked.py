@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES, SHARED_PAGES
 from selectolax.lexbor import LexborHTMLParser
 
-from conftest import FIXTURES, SHARED_PAGES
 from watcher.model import Availability, Page
 from watcher.stores._blocked import SMALL_PAGE_CHARS, blocked_observation, detect_block
 

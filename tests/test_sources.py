@@ -43,7 +43,9 @@ def _api(name: str) -> str:
 
 
 def _page(name: str, status: int = 200, retry_after: float | None = None) -> Page:
-    return Page(url="https://api.example/search", text=_api(name), status=status, retry_after=retry_after)
+    return Page(
+        url="https://api.example/search", text=_api(name), status=status, retry_after=retry_after
+    )
 
 
 @pytest.fixture
@@ -111,7 +113,9 @@ def test_rakuten_too_many_requests_without_retry_after_waits_one_second() -> Non
 
 def test_rakuten_not_found_is_no_offers_and_other_errors_are_unknown() -> None:
     assert parse_rakuten(_page("rakuten-not-found.json", 404), JAN) == []
-    bad = Page(url="x", text='{"error":"wrong_parameter","error_description":"keyword"}', status=400)
+    bad = Page(
+        url="x", text='{"error":"wrong_parameter","error_description":"keyword"}', status=400
+    )
     result = parse_rakuten(bad, JAN)
     assert isinstance(result, Observation)
     assert result.state is Availability.UNKNOWN
@@ -174,7 +178,9 @@ def test_sources_are_registered_with_their_credential_keys() -> None:
 
 
 def _offer(store: str, price: int | None, state: Availability, **kw: object) -> Offer:
-    return Offer(store=store, url=f"https://{store}.example/{price}", state=state, price=price, **kw)  # type: ignore[arg-type]
+    return Offer(
+        store=store, url=f"https://{store}.example/{price}", state=state, price=price, **kw
+    )  # type: ignore[arg-type]
 
 
 def test_combine_lists_offers_cheapest_first_and_takes_the_best_state() -> None:
@@ -201,7 +207,10 @@ def test_combine_with_a_failed_source_and_nothing_orderable_is_unknown() -> None
     limited = Observation.unknown("blocked:rate_limited", blocked=True, retry_after=7.0)
     obs = combine(
         JAN,
-        {"rakuten": [_offer("rakuten", 5000, Availability.OUT_OF_STOCK)], "yahoo_shopping": limited},
+        {
+            "rakuten": [_offer("rakuten", 5000, Availability.OUT_OF_STOCK)],
+            "yahoo_shopping": limited,
+        },
     )
     assert obs.state is Availability.UNKNOWN
     assert obs.retry_after == 7.0
@@ -257,7 +266,9 @@ async def test_read_jan_asks_both_apis_and_conditions_pick_the_buyable_offers(
         200, text=_api("yahoo-itemsearch-mixed.json"), headers={"content-type": "application/json"}
     )
     setup = SearchSetup(credentials=CREDENTIALS)
-    reading = await read_jan(fetcher, JAN, stores=["rakuten", "yahoo_shopping", "amazon_jp"], setup=setup)
+    reading = await read_jan(
+        fetcher, JAN, stores=["rakuten", "yahoo_shopping", "amazon_jp"], setup=setup
+    )
     obs = reading.observation
     assert rakuten.called and yahoo.called
     sent = rakuten.calls.last.request.url.params
@@ -285,10 +296,14 @@ async def test_read_jan_rate_limited_source_reads_unknown_when_nothing_else_sell
         429, text=_api("rakuten-too-many-requests.json"), headers={"retry-after": "30"}
     )
     router.get(url__startswith=YAHOO_SEARCH_URL).respond(
-        200, text='{"totalResultsAvailable":0,"hits":[]}', headers={"content-type": "application/json"}
+        200,
+        text='{"totalResultsAvailable":0,"hits":[]}',
+        headers={"content-type": "application/json"},
     )
     setup = SearchSetup(credentials=CREDENTIALS)
-    obs = (await read_jan(fetcher, JAN, stores=["rakuten", "yahoo_shopping"], setup=setup)).observation
+    obs = (
+        await read_jan(fetcher, JAN, stores=["rakuten", "yahoo_shopping"], setup=setup)
+    ).observation
     assert obs.state is Availability.UNKNOWN
     assert obs.retry_after == 30
     assert not WatchConditions().is_buyable(obs)
@@ -298,7 +313,9 @@ async def test_read_jan_skips_sources_without_credentials_and_names_them(
     router: respx.Router, fetcher: Fetcher
 ) -> None:
     setup = SearchSetup(credentials={"rakuten": {"application_id": ""}})
-    obs = (await read_jan(fetcher, JAN, stores=["rakuten", "yahoo_shopping"], setup=setup)).observation
+    obs = (
+        await read_jan(fetcher, JAN, stores=["rakuten", "yahoo_shopping"], setup=setup)
+    ).observation
     assert obs.state is Availability.UNKNOWN
     assert "rakuten: no credentials" in obs.reason
     assert "yahoo_shopping: no credentials" in obs.reason

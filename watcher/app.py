@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +36,7 @@ from watcher.observe import SearchSetup
 from watcher.politeness import Backoff, PolicyBook, Politeness
 from watcher.repository import Repository
 from watcher.schedule import HotWindow, stable_phase
-from watcher.server import StatusServer
+from watcher.server import StatusServer, unsubscribe_secret_from_env
 from watcher.stores import ADAPTERS
 from watcher.stores._base import HostLimits
 
@@ -65,22 +65,36 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def build_notifiers(config: Config) -> dict[str, Notifier]:
-    """One notifier per configured channel, from the watchlist's `notifiers` section."""
+def build_notifiers(
+    config: Config,
+    *,
+    only: Collection[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Notifier]:
+    """One notifier per configured channel (or per configured channel in `only`).
+
+    Built from the watchlist's `notifiers` section. The secret of one-click unsubscribe links
+    comes from the environment (`RESTOCK_UNSUBSCRIBE_SECRET`), like every other secret; `env`
+    replaces `os.environ` for tests.
+    """
     n = config.notifiers
     language = config.settings.language
-    built: dict[str, Notifier] = {"console": NOTIFIERS["console"](language=language)}  # type: ignore[call-arg]
-    if n.webhook is not None:
+    wanted = set(n.channels if only is None else only)
+    built: dict[str, Notifier] = {}
+    if "console" in wanted:
+        built["console"] = NOTIFIERS["console"](language=language)  # type: ignore[call-arg]
+    if "webhook" in wanted and n.webhook is not None:
         built["webhook"] = NOTIFIERS["webhook"](  # type: ignore[call-arg]
             url=n.webhook.url,
             headers={k: v.reveal() for k, v in n.webhook.headers.items()},
             timeout=n.webhook.timeout.total_seconds(),
         )
-    if n.telegram is not None:
+    if "telegram" in wanted and n.telegram is not None:
         built["telegram"] = NOTIFIERS["telegram"](  # type: ignore[call-arg]
             token=n.telegram.token.reveal(), api_base_url=n.telegram.api_base_url, language=language
         )
-    if n.email is not None:
+    if "email" in wanted and n.email is not None:
+        server = config.settings.server
         built["email"] = NOTIFIERS["email"](  # type: ignore[call-arg]
             host=n.email.host,
             port=n.email.port,
@@ -89,9 +103,11 @@ def build_notifiers(config: Config) -> dict[str, Notifier]:
             password=n.email.password.reveal() if n.email.password else None,
             sender=n.email.sender,
             language=language,
-            public_url=n.email.public_url,
+            public_url=n.email.public_url or (server.public_url if server else None),
+            # Links only when the server that answers them runs (settings.server).
+            unsubscribe_secret=unsubscribe_secret_from_env(env) if server else None,
         )
-    if n.x is not None:
+    if "x" in wanted and n.x is not None:
         posting = config.settings.x
         built["x"] = NOTIFIERS["x"](  # type: ignore[call-arg]
             consumer_key=n.x.consumer_key.reveal(),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from notifiers.pacing import (
+    LIBRARY_LOGGERS,
     Clock,
     Pacer,
     Priority,
@@ -77,6 +79,7 @@ from watcher.bot_texts import (
     quiet_text,
     say,
     stats_text,
+    stores_text,
     subscription_name,
 )
 from watcher.errors import UnsafeURL
@@ -97,6 +100,7 @@ DEFAULT_ALLOWED_HOSTS = (
     "*.base.shop",
     "*.thebase.in",
 )
+REDACTED_LOGGERS = (*LIBRARY_LOGGERS, LOG.name)
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
 RESOLVE_TIMEOUT = 10.0  # seconds a user's URL may take to resolve before it is refused
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -157,9 +161,11 @@ class ChatBot:
         self.guard = guard or URLGuard(settings.allowed_hosts)
         self.clock = clock or SystemClock()
         self.pacer = pacer
+        self._stores = stores_text(settings.allowed_hosts)
         self.limiter = CommandRateLimiter(settings.command_limit, settings.command_window)
         self._redactor = SecretRedactor([settings.token.reveal()])
-        install_redactor(self._redactor)  # before PTB logs its first URL (it holds the token)
+        # Before PTB logs its first URL (it holds the token).
+        install_redactor(self._redactor, REDACTED_LOGGERS)
         self.application = self._build_application(request, get_updates_request)
         self._broadcasts: set[asyncio.Task[None]] = set()
         self._commands: dict[str, Handler] = {
@@ -235,7 +241,7 @@ class ChatBot:
                 await self.application.stop()
             await self.application.shutdown()
         finally:
-            remove_redactor(self._redactor)
+            remove_redactor(self._redactor, REDACTED_LOGGERS)
 
     async def process(self, update: Update) -> None:
         """Handle one update (what polling does for each; tests call it directly)."""
@@ -349,12 +355,10 @@ class ChatBot:
             await self.repository.ensure_chat_user(change.chat.id, self.clock.now())
 
     async def _on_error(self, update: object, context: Context) -> None:
+        # The traceback is formatted here so the token can be masked in it too.
         error = context.error
-        LOG.error(
-            "bot: update failed: %s",
-            self._redactor.redact(repr(error)),
-            exc_info=(type(error), error, error.__traceback__) if error else None,
-        )
+        detail = "".join(traceback.format_exception(error)) if error else "unknown error"
+        LOG.error("bot: update failed: %s", self._redactor.redact(detail))
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -364,14 +368,10 @@ class ChatBot:
         if key is not None:
             await self._subscribe_shared(incoming, key)
             return
-        await self._send(
-            incoming.chat_id, help_text(incoming.language, self.settings.allowed_hosts)
-        )
+        await self._send(incoming.chat_id, help_text(incoming.language, self._stores))
 
     async def _cmd_help(self, incoming: Incoming) -> None:
-        await self._send(
-            incoming.chat_id, help_text(incoming.language, self.settings.allowed_hosts)
-        )
+        await self._send(incoming.chat_id, help_text(incoming.language, self._stores))
 
     async def _cmd_watch(self, incoming: Incoming) -> None:
         request = parse_watch(incoming.args)
@@ -498,7 +498,7 @@ class ChatBot:
                 url = await self.guard.check_resolved(request.url)
         except (UnsafeURL, TimeoutError) as exc:
             LOG.info("bot: refused url: %s", exc)
-            raise InputError("bad_url", stores=", ".join(self.settings.allowed_hosts)) from None
+            raise InputError("bad_url", stores=self._stores) from None
         url = canonical_url(url) or url  # tracking parameters would split one product in two
         return url, adapter_for(url).name
 

@@ -13,6 +13,7 @@ from notifiers.render import clean_text, escape_html, format_price, shorten, sto
 from watcher.bot_parse import Language
 from watcher.model import ConditionFilter
 from watcher.repository import AwaitedProduct, QuietHours, QuietMode, Stats, Subscription
+from watcher.stores import adapter_for
 
 LIST_TITLE_MAX = 60
 AWAITED_TITLE_MAX = 50
@@ -187,8 +188,18 @@ def _safe(value: object) -> str:
     return escape_html(str(value))
 
 
-def help_text(language: Language, allowed_hosts: Sequence[str]) -> str:
-    return say(language, "help", stores=", ".join(allowed_hosts))
+def help_text(language: Language, stores: str) -> str:
+    return say(language, "help", stores=stores)
+
+
+def stores_text(allowed_hosts: Sequence[str]) -> str:
+    """The allowed hosts as shoppers know them: "Amazon.co.jp, 楽天市場, BASE"."""
+    names: dict[str, None] = {}
+    for pattern in allowed_hosts:
+        host = pattern.removeprefix("*.")
+        store = adapter_for(f"https://{host}/").name
+        names[store_label(store, f"https://{host}/") or host] = None
+    return ", ".join(names)
 
 
 def target_label(target: str, max_chars: int = LIST_TITLE_MAX) -> str:

@@ -853,6 +853,19 @@ class SQLiteRepository:
                 )
         return ended
 
+    async def end_subscription(
+        self, channel: str, recipient: str, watch_key: str, now: datetime
+    ) -> bool:
+        async with self._write():
+            ended = await self._end_subscriptions(
+                "channel = ? AND recipient = ? COLLATE NOCASE"
+                " AND watch_id IN (SELECT id FROM watches WHERE key = ?)",
+                (channel, recipient, watch_key),
+                to_epoch(now),
+                "unsubscribed",
+            )
+        return ended > 0
+
     async def _end_subscriptions(
         self, where: str, params: Sequence[Any], stamp: float, why: str
     ) -> int:

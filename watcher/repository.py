@@ -346,6 +346,15 @@ class Repository(Protocol):
         Returns the number of subscriptions ended. A Telegram chat is also marked blocked.
         """
 
+    async def end_subscription(
+        self, channel: str, recipient: str, watch_key: str, now: datetime
+    ) -> bool:
+        """End one recipient's subscription to one watch (an e-mail one-click unsubscribe).
+
+        Its pending deliveries are skipped. The recipient matches case-insensitively (e-mail
+        addresses are written in any case). False when there was no active subscription.
+        """
+
     async def rewrite_recipient(self, channel: str, old: str, new: str) -> None:
         """The recipient moved (a Telegram group became a supergroup): follow it."""
 

@@ -53,7 +53,8 @@ def product_request(url: str) -> FetchPlan:
         return FetchPlan(url=url)
     variant = parse_qs(parts.query).get("variant", [""])[0]
     query = f"variant={variant}" if variant.isdigit() else ""
-    path = f"{match.group('prefix')}/products/{match.group('handle')}.js"
+    prefix = re.sub(r"/collections/[^/]+$", "", match.group("prefix"))  # keep a locale prefix
+    path = f"{prefix}/products/{match.group('handle')}.js"
     return FetchPlan(
         url=urlunsplit((parts.scheme, parts.netloc, path, query, "")),
         headers={"Accept": "application/json"},
