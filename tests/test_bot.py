@@ -512,3 +512,48 @@ async def test_a_failing_handler_is_logged_without_the_token(
         await h.say("/list")
     assert "bot: update failed" in caplog.text
     assert TOKEN not in caplog.text
+
+
+async def test_one_chat_waits_for_its_own_updates_only(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path) as h:
+        release = asyncio.Event()
+        real_resolver = h.resolver.__call__
+
+        async def slow_dns(host: str) -> Sequence[str]:
+            await release.wait()
+            return await real_resolver(host)
+
+        h.bot.guard._resolver = slow_dns
+        watching = asyncio.create_task(h.say(f"/watch {PRODUCT}"))
+        listing = asyncio.create_task(h.say("/list"))
+        [bobs] = await asyncio.wait_for(h.say("/help", user=BOB), timeout=5)
+        assert bobs.chat_id == BOB  # Bob is answered while Alice's URL still resolves
+        assert not listing.done()  # Alice's /list waits behind her /watch
+        release.set()
+        await asyncio.gather(watching, listing)
+        watched, listed = [c.text for c in h.api.sent() if c.chat_id == ALICE]
+        assert "登録しました" in watched
+        assert "（1件）" in listed
+
+
+async def test_long_lists_stay_within_one_message(tmp_path: Path) -> None:
+    from watcher.model import WatchConditions
+
+    async with bot_harness(tmp_path, max_watches_per_user=40) as h:
+        for n in range(30):
+            await h.repo.add_chat_subscription(
+                ALICE, f"{PRODUCT}{n}?q={'&' * 9}", "amazon_jp", WatchConditions(), h.clock.now()
+            )
+        [listing] = await h.say("/list")
+        assert len(listing.text) < 4096
+        shown = listing.text.count("Amazon.co.jp · ")
+        assert 5 < shown <= 25
+        assert f"ほか{30 - shown}件" in listing.text
+        assert len(listing.buttons()) == 2 * shown  # a button for every line, and no more
+
+
+async def test_quoted_input_is_clipped(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path) as h:
+        [reply] = await h.say("/watch " + "&" * 900)
+        assert len(reply.text) < 600
+        assert "&amp;" in reply.text

@@ -56,6 +56,8 @@ class Overrides:
     install_signals: bool = True
     host_backoff: Backoff | None = None  # the demo's short spells want a short backoff
     error_backoff: timedelta | None = None
+    recheck_delay: tuple[timedelta, timedelta] | None = None  # confirming re-checks, sooner
+    idle_poll: float | None = None  # seconds between looks for due products
     extra_tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
         default_factory=list
     )
@@ -171,6 +173,17 @@ def store_limits(host: str) -> HostLimits | None:
     return None
 
 
+def tuned(settings: EngineSettings, overrides: Overrides) -> EngineSettings:
+    """The engine settings with the overrides' shorter timings (tests and the demo)."""
+    if overrides.error_backoff is not None:
+        settings = replace(settings, error_backoff_base=overrides.error_backoff)
+    if overrides.recheck_delay is not None:
+        settings = replace(settings, recheck_delay=overrides.recheck_delay)
+    if overrides.idle_poll is not None:
+        settings = replace(settings, idle_poll=overrides.idle_poll)
+    return settings
+
+
 def chat_guard(config: Config) -> URLGuard | None:
     telegram = config.notifiers.telegram
     if telegram is None or not telegram.bot:
@@ -201,8 +214,7 @@ class App:
         self.client = build_client(transport=overrides.transport)
         self.politeness = politeness_for(config, overrides.host_backoff)
         settings = engine_settings(config)
-        if overrides.error_backoff is not None:
-            settings = replace(settings, error_backoff_base=overrides.error_backoff)
+        settings = tuned(settings, overrides)
         self.engine = Engine(
             repository,
             Fetcher(self.client, user_agent=config.settings.user_agent),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,7 @@ from notifiers.pacing import (
     recipient_hash,
     remove_redactor,
 )
-from notifiers.render import canonical_url, escape_html
+from notifiers.render import canonical_url, escape_html, shorten
 from notifiers.telegram import retry_after_seconds
 from watcher.bot_limits import CommandRateLimiter, Verdict
 from watcher.bot_parse import (
@@ -74,7 +75,7 @@ from watcher.bot_texts import (
     Html,
     details_line,
     help_text,
-    list_text,
+    list_page,
     plain,
     quiet_text,
     say,
@@ -102,6 +103,8 @@ DEFAULT_ALLOWED_HOSTS = (
 )
 REDACTED_LOGGERS = (*LIBRARY_LOGGERS, LOG.name)
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+CONCURRENT_UPDATES = 32
+ECHO_MAX = 80  # characters of a user's own input quoted back in an error
 RESOLVE_TIMEOUT = 10.0  # seconds a user's URL may take to resolve before it is refused
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 GONE_STATUSES = frozenset({ChatMemberStatus.BANNED, ChatMemberStatus.LEFT})
@@ -168,6 +171,9 @@ class ChatBot:
         install_redactor(self._redactor, REDACTED_LOGGERS)
         self.application = self._build_application(request, get_updates_request)
         self._broadcasts: set[asyncio.Task[None]] = set()
+        self._chat_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         self._commands: dict[str, Handler] = {
             "start": self._cmd_start,
             "help": self._cmd_help,
@@ -196,6 +202,9 @@ class ChatBot:
             .base_url(f"{api}/bot")
             .base_file_url(f"{api}/file/bot")
             .job_queue(None)
+            # Chats are served side by side (one user's slow DNS must not stall the others);
+            # within one chat, `_chat_lock` keeps updates in order.
+            .concurrent_updates(CONCURRENT_UPDATES)
         )
         if request is not None:
             builder = builder.request(request)
@@ -286,10 +295,11 @@ class ChatBot:
             rest=command.rest if command else text.strip(),
             admin=admin,
         )
-        try:
-            await self._dispatch(incoming, command)
-        except InputError as exc:
-            await self._send(chat.id, say(language, exc.key, **exc.values))
+        async with self._chat_lock(chat.id):
+            try:
+                await self._dispatch(incoming, command)
+            except InputError as exc:
+                await self._send(chat.id, _error_text(language, exc))
 
     async def _dispatch(self, incoming: Incoming, command: Command | None) -> None:
         if command is None:
@@ -306,6 +316,14 @@ class ChatBot:
             await self._send(incoming.chat_id, say(incoming.language, "unknown_command"))
             return
         await handler(incoming)
+
+    def _chat_lock(self, chat_id: int) -> asyncio.Lock:
+        """One lock per chat while it is in use: a chat's updates are handled one at a time."""
+        lock = self._chat_locks.get(chat_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._chat_locks[chat_id] = lock
+        return lock
 
     def _max_chars(self, command: Command | None, admin: bool) -> int:
         if admin and command is not None and command.name == "broadcast":
@@ -330,10 +348,11 @@ class ChatBot:
             await self._answer(query.id, warn)
             return
         press = parse_callback(query.data)
-        done = press is not None and await self._apply_press(press, chat_id)
-        await self._answer(query.id, plain(language, _toast_key(press, done)))
-        if done and query.message is not None:
-            await self._refresh_list(chat_id, query.message.message_id, language)
+        async with self._chat_lock(chat_id):
+            done = press is not None and await self._apply_press(press, chat_id)
+            await self._answer(query.id, plain(language, _toast_key(press, done)))
+            if done and query.message is not None:
+                await self._refresh_list(chat_id, query.message.message_id, language)
 
     async def _apply_press(self, press: ButtonPress, chat_id: int) -> bool:
         """Apply a button to the chat's own subscription; False if it is not theirs (any more)."""
@@ -391,10 +410,9 @@ class ChatBot:
 
     async def _cmd_list(self, incoming: Incoming) -> None:
         subs = await self.repository.list_subscriptions(incoming.chat_id)
+        text, shown = list_page(incoming.language, subs)
         await self._send(
-            incoming.chat_id,
-            list_text(incoming.language, subs),
-            markup=_list_keyboard(incoming.language, subs),
+            incoming.chat_id, text, markup=_list_keyboard(incoming.language, subs[:shown])
         )
 
     async def _cmd_unwatch(self, incoming: Incoming) -> None:
@@ -543,14 +561,15 @@ class ChatBot:
 
     async def _refresh_list(self, chat_id: int, message_id: int, language: Language) -> None:
         subs = await self.repository.list_subscriptions(chat_id)
+        text, shown = list_page(language, subs)
         await self._pace(chat_id, Priority.REPLY)
         try:
             await self.application.bot.edit_message_text(
-                list_text(language, subs),
+                text,
                 chat_id=chat_id,
                 message_id=message_id,
                 parse_mode=ParseMode.HTML,
-                reply_markup=_list_keyboard(language, subs),
+                reply_markup=_list_keyboard(language, subs[:shown]),
                 link_preview_options=NO_PREVIEW,
             )
         except Forbidden:
@@ -611,6 +630,15 @@ class ChatBot:
         """The user blocked the bot or removed it: end the chat's subscriptions, keep the rest."""
         ended = await self.repository.deactivate_chat(chat_id, self.clock.now(), blocked=True)
         LOG.info("bot: chat %s gone, %d subscriptions ended", recipient_hash(str(chat_id)), ended)
+
+
+def _error_text(language: Language, error: InputError) -> str:
+    """The answer to a refused input, quoting at most a little of what the user typed."""
+    values = {
+        name: shorten(value, ECHO_MAX) if isinstance(value, str) else value
+        for name, value in error.values.items()
+    }
+    return say(language, error.key, **values)
 
 
 def _toast_key(press: ButtonPress | None, done: bool) -> str:

@@ -15,6 +15,8 @@ from watcher.model import ConditionFilter
 from watcher.repository import AwaitedProduct, QuietHours, QuietMode, Stats, Subscription
 from watcher.stores import adapter_for
 
+LIST_MAX = 25  # subscriptions shown in one /list message at most
+LIST_BUDGET = 3800  # characters of HTML for them, leaving room under Telegram's 4096
 LIST_TITLE_MAX = 60
 AWAITED_TITLE_MAX = 50
 
@@ -77,6 +79,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "used": "中古",
         "paused_mark": "⏸ 停止中",
         "list_header": "<b>登録一覧</b>（{count}件）",
+        "list_more": "…ほか{count}件（/unwatch や /pause で番号を指定できます）",
         "list_empty": "登録はありません。/watch URLかJAN で登録できます。",
         "bad_selector": "番号が正しくありません: {arg}",
         "not_found": "その登録は見つかりません。/list で番号を確認してください。",
@@ -134,6 +137,7 @@ TEXTS: dict[Language, dict[str, str]] = {
         "used": "used",
         "paused_mark": "⏸ paused",
         "list_header": "<b>Your watches</b> ({count})",
+        "list_more": "…and {count} more (/unwatch and /pause take their numbers)",
         "list_empty": "No watches. Add one with /watch URL-or-JAN.",
         "bad_selector": "Invalid number: {arg}",
         "not_found": "No such watch. See /list for the numbers.",
@@ -264,12 +268,23 @@ def subscription_line(language: Language, number: int, sub: Subscription) -> str
     return f"{number}. <b>{escape_html(subscription_name(sub))}</b>\n    {details}"
 
 
-def list_text(language: Language, subs: Sequence[Subscription]) -> str:
+def list_page(language: Language, subs: Sequence[Subscription]) -> tuple[str, int]:
+    """The /list message and how many subscriptions it shows (as many as fit one message)."""
     if not subs:
-        return say(language, "list_empty")
+        return say(language, "list_empty"), 0
     lines = [say(language, "list_header", count=len(subs))]
-    lines += [subscription_line(language, n, sub) for n, sub in enumerate(subs, start=1)]
-    return "\n".join(lines)
+    used = len(lines[0])
+    shown = 0
+    for number, sub in enumerate(subs[:LIST_MAX], start=1):
+        line = subscription_line(language, number, sub)
+        if used + len(line) + 1 > LIST_BUDGET:
+            break
+        lines.append(line)
+        used += len(line) + 1
+        shown = number
+    if shown < len(subs):
+        lines.append(say(language, "list_more", count=len(subs) - shown))
+    return "\n".join(lines), shown
 
 
 def quiet_text(language: Language, quiet: QuietHours) -> str:

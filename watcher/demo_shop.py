@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import html
 import json
 import time
@@ -26,6 +27,7 @@ class Shows(enum.Enum):
     PREORDER = "preorder"
     CAPTCHA = "captcha"
     UNAVAILABLE = "503"
+    NO_SIGNAL = "no_signal"  # a redesigned page: a title, but no stock wording a parser knows
 
 
 # (seconds since the shop started, how many requests this product had before) -> what it shows
@@ -75,11 +77,18 @@ class DemoShop:
 
     products: dict[str, ShopProduct] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
+    latency: float = 0.0  # seconds each answer takes (lets concurrent requests overlap)
+    retry_after: str | None = "2"  # the Retry-After of a 503 answer (None: no header)
+    etags: bool = True  # answer If-None-Match with 304 when the page did not change
+    record_arrivals: bool = True
     in_flight: int = 0
     max_in_flight: int = 0
     total_requests: int = 0
+    not_modified: int = 0
+    arrivals: list[tuple[float, str]] = field(default_factory=list)  # (shop clock, slug)
     _server: asyncio.Server | None = None
     _started_at: float = 0.0
+    _pages: dict[tuple[str, Shows], tuple[bytes, str]] = field(default_factory=dict)
     port: int = 0
 
     def add(self, product: ShopProduct) -> None:
@@ -114,30 +123,54 @@ class DemoShop:
         self.total_requests += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            status, headers, body = self.respond(request.path)
-            await asyncio.sleep(0)  # let concurrent requests overlap, as a real server's would
+            status, headers, body = self.respond(request.path, request.headers)
+            # Let concurrent requests overlap, as a real server's would.
+            await asyncio.sleep(self.latency)
             return Response(status, body, headers)
         finally:
             self.in_flight -= 1
 
-    def respond(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        """What the shop answers for one request path (pure apart from the request counters)."""
+    def respond(
+        self, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """What the shop answers for one request (pure apart from the request counters)."""
         slug = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
         product = self.products.get(slug)
         if product is None or not path.startswith("/items/"):
             return 404, {"Content-Type": "text/plain"}, b"not found"
+        if self.record_arrivals:
+            self.arrivals.append((self.clock(), slug))
         shows = product.script(self.elapsed(), product.requests)
         product.requests += 1
         if shows is Shows.UNAVAILABLE:
-            return 503, {"Content-Type": "text/html", "Retry-After": "2"}, _UNAVAILABLE_PAGE
+            extra = {"Retry-After": self.retry_after} if self.retry_after else {}
+            return 503, {"Content-Type": "text/html", **extra}, _UNAVAILABLE_PAGE
         if shows is Shows.CAPTCHA:
             return 200, {"Content-Type": "text/html; charset=utf-8"}, _CAPTCHA_PAGE
-        page = product_page(product, shows)
-        return 200, {"Content-Type": "text/html; charset=utf-8"}, page
+        page, etag = self._page(product, shows)
+        if self.etags and (headers or {}).get("if-none-match") == etag:
+            self.not_modified += 1
+            return 304, {"ETag": etag}, b""
+        answer = {"Content-Type": "text/html; charset=utf-8"}
+        if self.etags:
+            answer["ETag"] = etag
+        return 200, answer, page
+
+    def _page(self, product: ShopProduct, shows: Shows) -> tuple[bytes, str]:
+        """A product's page and its ETag, built once per state (pages can weigh 100 KB)."""
+        key = (product.slug, shows)
+        cached = self._pages.get(key)
+        if cached is None:
+            page = product_page(product, shows)
+            etag = '"' + hashlib.blake2b(page, digest_size=8).hexdigest() + '"'
+            cached = self._pages[key] = (page, etag)
+        return cached
 
 
 def product_page(product: ShopProduct, shows: Shows) -> bytes:
     """A product page with schema.org JSON-LD and the shop's visible Japanese wording."""
+    if shows is Shows.NO_SIGNAL:
+        return _redesigned_page(product)
     availability, wording, button = _PAGE_WORDING[shows]
     data = {
         "@context": "https://schema.org",
@@ -161,6 +194,17 @@ def product_page(product: ShopProduct, shows: Shows) -> bytes:
         f"<p class='stock'>{wording}</p>{button}{padding}</body></html>"
     )
     return text.encode("utf-8")
+
+
+def _redesigned_page(product: ShopProduct) -> bytes:
+    """The product page after a redesign: stock shown by a script the parsers cannot read."""
+    title = html.escape(product.title)
+    return (
+        "<!doctype html><html lang='ja'><head><meta charset='utf-8'>"
+        f"<title>{title} | デモショップ</title></head><body><h1>{title}</h1>"
+        f"<div id='app' data-sku='{html.escape(product.slug)}'></div>"
+        "<script src='/static/stock-widget.js'></script></body></html>"
+    ).encode()
 
 
 _PAGE_WORDING = {

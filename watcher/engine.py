@@ -4,6 +4,10 @@ One check serves every watch on a product. The detector's decisions, the events 
 deliveries are written in one transaction (`Repository.record_check`), then the dispatcher is
 woken. Confirming re-checks are scheduled at once with cache-busting; failures and blocks back
 off; everything else waits for its (hot-window, adaptive) interval with a stable phase and jitter.
+
+Products are claimed in batches and their watches loaded in one query per batch; a page whose
+content did not change (304, or the same content hash) is not parsed again: the last observation
+stands, and the check still counts as an observation.
 """
 
 from __future__ import annotations
@@ -13,22 +17,23 @@ import hashlib
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from watcher.detector import DebounceSettings, Decision, Detector, WatchState
+from watcher.detector import DebounceSettings, Decision, Detector, Phase, WatchState
 from watcher.fetch import Fetcher
 from watcher.metrics import Metrics
-from watcher.model import Availability, Observation, Page
+from watcher.model import Availability, FetchFacts, Observation, Page
 from watcher.netguard import URLGuard
-from watcher.observe import Reading, SearchSetup, Validators, read_jan, read_url
+from watcher.observe import Reading, SearchSetup, read_jan, read_page
 from watcher.politeness import HostBackingOff, Politeness
 from watcher.repository import (
     CheckOutcome,
     DueProduct,
+    HostState,
     Origin,
     Repository,
     StoredWatch,
@@ -50,6 +55,11 @@ log = logging.getLogger("restock.engine")
 
 Clock = Callable[[], datetime]
 JAN_SEARCH_HOST = "jan-search"  # JAN searches share one politeness slot (APIs allow ~1 query/s)
+# Layout-drift warnings are kept beside the hosts' rows (`host_state`) under this prefix; a host
+# name never contains a colon, so the two never meet.
+STORE_ROW_PREFIX = "store:"
+_REAL_STATES = frozenset(Availability) - {Availability.UNKNOWN}
+_LAYOUT_MISSES = ("no signal", "not a product page")
 
 
 def utc_now() -> datetime:
@@ -68,8 +78,11 @@ class EngineSettings:
     idle_poll: float = 0.5  # seconds between looks for due products when none were due
     error_backoff_base: timedelta = timedelta(seconds=30)
     error_backoff_cap: timedelta = timedelta(minutes=30)
+    # How soon a confirming re-check follows a first buyable observation.
+    recheck_delay: tuple[timedelta, timedelta] = (timedelta(seconds=2), timedelta(seconds=5))
     search: SearchSetup = field(default_factory=SearchSetup)
     observation_cache: int = 20_000  # products whose last observation is kept for 304 answers
+    drift_threshold: int = 3  # layout misses in a row on one store before it is reported
 
 
 @dataclass
@@ -83,6 +96,50 @@ class EngineCounters:
     events: int = 0
     flaps_suppressed: int = 0
     rechecks: int = 0
+    layout_misses: int = 0
+
+
+class LayoutDrift:
+    """Notices a store whose pages stopped yielding any signal: its markup likely changed.
+
+    A miss counts only for a product whose last known state was a real one (a page that never
+    parsed says nothing about a change); any real state from the store resets its count.
+    """
+
+    def __init__(self, threshold: int = 3) -> None:
+        self.threshold = threshold
+        self.misses: dict[str, int] = {}
+        self.reported: set[str] = set()
+
+    def observe(self, store: str, observation: Observation, knew_state: bool) -> str | None:
+        """Count one observation; returns "reported" or "recovered" when the store's verdict flips."""
+        if observation.state in _REAL_STATES:
+            self.misses.pop(store, None)
+            if store in self.reported:
+                self.reported.discard(store)
+                return "recovered"
+            return None
+        if not (knew_state and is_layout_miss(observation.reason)):
+            return None
+        self.misses[store] = self.misses.get(store, 0) + 1
+        if self.misses[store] >= self.threshold and store not in self.reported:
+            self.reported.add(store)
+            return "reported"
+        return None
+
+
+def is_layout_miss(reason: str) -> bool:
+    """True for an adapter's "found nothing on this page" reasons (with or without a prefix)."""
+    tail = reason.split(":", 1)[-1].strip()
+    return any(reason.startswith(m) or tail.startswith(m) for m in _LAYOUT_MISSES)
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A reading plus what the scheduler keeps of the page (its content hash)."""
+
+    reading: Reading
+    content_hash: str | None = None
 
 
 class Engine:
@@ -112,38 +169,72 @@ class Engine:
         self.rng = rng or random.Random()
         self.detector = Detector(settings.debounce)
         self.counters = EngineCounters()
+        self.drift = LayoutDrift(settings.drift_threshold)
         self._zone = ZoneInfo(settings.timezone)
         self._last: OrderedDict[int, Observation] = OrderedDict()
         self._histograms: dict[int, tuple[datetime, RestockHistogram]] = {}
+        self._blocked_hosts: set[str] = set()  # hosts whose backoff is in the database
+        self._soonest: datetime | None = None  # earliest due time this engine set
+        self._nudge = asyncio.Event()  # a check scheduled something sooner than the next look
+
+    # --- the loop ------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, grace: float = 8.0) -> None:
         """Check due products until `stop` is set; then finish in-flight checks within `grace`."""
         running: set[asyncio.Task[None]] = set()
+        concurrency = self.settings.concurrency
+        refill = max(1, concurrency // 4)  # claim in batches: one query serves many checks
         while not stop.is_set():
-            free = self.settings.concurrency - len(running)
-            claimed = await self._claim(free) if free > 0 else []
-            for product in claimed:
-                task = asyncio.create_task(self.check(product), name=f"check-{product.id}")
+            free = concurrency - len(running)
+            batch = await self._claim(free)
+            for product, watches in batch:
+                task = asyncio.create_task(self.check(product, watches), name=f"check-{product.id}")
                 running.add(task)
                 task.add_done_callback(running.discard)
-            if not claimed:
-                await _pause(stop, running, self.settings.idle_poll)
+            if len(batch) < free:
+                await self._idle(stop)
+            else:
+                await _wait_for_room(stop, running, concurrency - refill)
         await _finish(running, grace)
         await self.repository.release_leases(self.owner)
 
-    async def _claim(self, limit: int) -> list[DueProduct]:
+    async def _claim(self, limit: int) -> list[tuple[DueProduct, list[StoredWatch] | None]]:
         try:
-            return await self.repository.claim_due_products(
+            products = await self.repository.claim_due_products(
                 self.owner, self.clock(), limit, self.settings.lease
             )
+            if not products:
+                return []
+            watches = await self.repository.load_watches_for([p.id for p in products])
         except Exception:  # a locked or busy database: try again at the next look
             log.exception("claiming due products failed")
             return []
+        return [(p, watches.get(p.id, [])) for p in products]
 
-    async def check(self, product: DueProduct) -> None:
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for the next look: the poll interval, or sooner when a check scheduled sooner."""
+        timeout = self.settings.idle_poll
+        if self._soonest is not None:
+            timeout = min(timeout, max(0.0, (self._soonest - self.clock()).total_seconds()))
+            self._soonest = None
+        self._nudge.clear()
+        if timeout > 0:
+            await _wait_any((stop, self._nudge), timeout)
+
+    def _scheduled(self, due: datetime) -> None:
+        if self._soonest is None or due < self._soonest:
+            self._soonest = due
+        if (due - self.clock()).total_seconds() < self.settings.idle_poll:
+            self._nudge.set()
+
+    # --- one check -----------------------------------------------------------------------------
+
+    async def check(self, product: DueProduct, watches: list[StoredWatch] | None = None) -> None:
         """Read one product and record what every watch on it decides. Never raises."""
         try:
-            await self._check(product)
+            if watches is None:
+                watches = await self.repository.load_watches(product.id)
+            await self._check(product, watches)
         except Exception:
             log.exception("check of product %s failed", product.id)
             retry = self.clock() + self.settings.error_backoff_base
@@ -152,22 +243,22 @@ class Engine:
             except Exception:
                 log.exception("releasing product %s failed", product.id)
 
-    async def _check(self, product: DueProduct) -> None:
-        watches = await self.repository.load_watches(product.id)
+    async def _check(self, product: DueProduct, watches: list[StoredWatch]) -> None:
         if not watches:
             await self.repository.release_product(product.id, self.clock() + timedelta(hours=1))
             return
         states = {w.id: WatchState.from_json(w.state) for w in watches}
-        confirming = any(s.phase.value == "confirming" for s in states.values())
+        confirming = any(s.phase is Phase.CONFIRMING for s in states.values())
         host = _host_of(product.target)
         try:
             async with self.politeness.slot(host):
-                reading = await self._read(product, watches, cache_bust=confirming)
+                read = await self._read(product, watches, cache_bust=confirming)
         except HostBackingOff as backing_off:
             retry = self.clock() + timedelta(seconds=backing_off.retry_in)
             await self.repository.release_product(product.id, retry)
+            self._scheduled(retry)
             return
-        observation = self._settle(product, reading)
+        observation = read.reading.observation
         self.politeness.report(
             host, blocked=observation.blocked, retry_after=observation.retry_after
         )
@@ -175,7 +266,7 @@ class Engine:
         decisions = [
             (w, self.detector.observe(w.watch, states[w.id], observation, now)) for w in watches
         ]
-        outcome = await self._outcome(product, reading, observation, decisions, now)
+        outcome = await self._outcome(product, read, observation, decisions, now)
         recorded = await self.repository.record_check(
             product.id,
             observation,
@@ -183,45 +274,46 @@ class Engine:
             outcome,
             now,
         )
-        self._count(product, observation, decisions, recorded.events)
         if recorded.deliveries:
             self.on_deliveries()
+        self._scheduled(outcome.next_due_at)
+        self._count(product, observation, decisions, recorded.events)
+        await self._after_check(product, host, observation)
 
     async def _read(
         self, product: DueProduct, watches: list[StoredWatch], *, cache_bust: bool
-    ) -> Reading:
+    ) -> _Read:
         first = watches[0].watch
         if product.target.startswith("jan:"):
             jan = product.target.removeprefix("jan:")
-            return await read_jan(
+            reading = await read_jan(
                 self.fetcher, jan, stores=first.stores, setup=self.settings.search,
                 cache_bust=cache_bust,
             )  # fmt: skip
+            return _Read(reading)
         guard = self.chat_guard if any(w.origin is Origin.CHAT for w in watches) else None
         cached = self._last.get(product.id)
-        validators = (
-            Validators(product.etag, product.last_modified)
-            if cached and not cache_bust
-            else Validators()
+        use_validators = cached is not None and not cache_bust
+        adapter = adapter_for(product.target, forced=product.store)
+        page = await self.fetcher.fetch(
+            adapter.product_request(product.target),
+            etag=product.etag if use_validators else None,
+            last_modified=product.last_modified if use_validators else None,
+            cache_bust=cache_bust,
+            guard=guard,
         )
-        return await read_url(
-            self.fetcher, product.target, store=product.store, rules=first.rules, guard=guard,
-            validators=validators, cache_bust=cache_bust,
-        )  # fmt: skip
-
-    def _settle(self, product: DueProduct, reading: Reading) -> Observation:
-        """The observation to decide on: an unchanged page repeats the last one (no re-parse)."""
-        observation = reading.observation
-        page = reading.page
-        cached = self._last.get(product.id)
-        if page is not None and cached is not None and _unchanged(page, product.content_hash):
-            self.counters.unchanged += 1
-            observation = replace(
-                cached, reason=f"unchanged: {cached.reason}", fetch=observation.fetch
-            )
+        digest = _content_hash(page) if page.ok else None
+        if cached is not None and (page.not_modified or digest == product.content_hash):
+            return _Read(Reading(self._unchanged(cached, page), page), digest)
+        observation = read_page(page, store=product.store, rules=first.rules)
         if observation.state is not Availability.UNKNOWN:
             self._remember(product.id, observation)
-        return observation
+        return _Read(Reading(observation, page), digest)
+
+    def _unchanged(self, cached: Observation, page: Page) -> Observation:
+        """The last observation again, for a page that did not change (not parsed again)."""
+        self.counters.unchanged += 1
+        return replace(cached, reason=f"unchanged: {cached.reason}", fetch=FetchFacts.of(page))
 
     def _remember(self, product_id: int, observation: Observation) -> None:
         self._last[product_id] = observation
@@ -232,20 +324,19 @@ class Engine:
     async def _outcome(
         self,
         product: DueProduct,
-        reading: Reading,
+        read: _Read,
         observation: Observation,
         decisions: list[tuple[StoredWatch, Decision]],
         now: datetime,
     ) -> CheckOutcome:
-        page = reading.page
-        failed = observation.state is Availability.UNKNOWN
+        page = read.reading.page
         due = await self._next_due(product, observation, decisions, now)
         return CheckOutcome(
             next_due_at=due,
             etag=page.etag if page else None,
             last_modified=page.last_modified if page else None,
-            content_hash=_content_hash(page) if page and page.ok else product.content_hash,
-            error=failed,
+            content_hash=read.content_hash or product.content_hash,
+            error=observation.state is Availability.UNKNOWN,
         )
 
     async def _next_due(
@@ -257,7 +348,8 @@ class Engine:
     ) -> datetime:
         if any(d.recheck_now for _, d in decisions):
             self.counters.rechecks += 1
-            return now + confirm_recheck_delay(self.rng)
+            low, high = self.settings.recheck_delay
+            return now + confirm_recheck_delay(self.rng, low, high)
         if observation.state is Availability.UNKNOWN:
             delay = backoff(
                 product.consecutive_errors + 1,
@@ -267,14 +359,13 @@ class Engine:
             )
             asked = timedelta(seconds=observation.retry_after or 0)
             return now + max(delay, asked)
-        interval = await self._interval(product, now)
         floor = timedelta(seconds=self.politeness.policy(_host_of(product.target)).min_interval)
+        interval = await self._interval(product, floor, now)
         phase = stable_phase(product.target, interval)
         return next_due(now, interval, now, self.rng, phase=phase, floor=floor)
 
-    async def _interval(self, product: DueProduct, now: datetime) -> timedelta:
+    async def _interval(self, product: DueProduct, floor: timedelta, now: datetime) -> timedelta:
         base = product.interval or self.settings.default_interval
-        floor = timedelta(seconds=self.politeness.policy(_host_of(product.target)).min_interval)
         local = now.astimezone(self._zone)
         bias = await self._adaptive_bias(product, now) if self.settings.adaptive else None
         return effective_interval(base, floor, self.settings.hot_windows, local, bias)
@@ -283,19 +374,18 @@ class Engine:
         cached = self._histograms.get(product.id)
         if cached is None or now - cached[0] > timedelta(hours=1):
             times = await self.repository.restock_times(product_id=product.id)
-            histogram = RestockHistogram()
-            for moment in times:
-                histogram = histogram.record(moment.astimezone(self._zone))
-            cached = (now, histogram)
+            cached = (now, RestockHistogram.from_times(times, self._zone))
             self._histograms[product.id] = cached
         return adaptive_factor(cached[1], now.astimezone(self._zone))
+
+    # --- after a check: counters, host backoff, layout drift -----------------------------------
 
     def _count(
         self,
         product: DueProduct,
         observation: Observation,
         decisions: list[tuple[StoredWatch, Decision]],
-        events: tuple[object, ...],
+        events: Iterable[object],
     ) -> None:
         store = observation.store or _store_of(product)
         self.counters.checks += 1
@@ -311,26 +401,70 @@ class Engine:
         self.counters.flaps_suppressed += flaps
         if flaps:
             self.metrics.flaps.inc(flaps)
-        self.counters.events += len(events)
-        for event in decisions:
-            for fired in event[1].events:
+        self.counters.events += sum(1 for _ in events)
+        for _, decision in decisions:
+            for fired in decision.events:
                 self.metrics.events.inc(kind=fired.kind.value)
+
+    async def _after_check(self, product: DueProduct, host: str, observation: Observation) -> None:
+        try:
+            await self._persist_host(host, observation)
+            await self._watch_layout(product, observation)
+        except Exception:  # status bookkeeping must never fail a check that was recorded
+            log.exception("saving host or store state after product %s failed", product.id)
+
+    async def _persist_host(self, host: str, observation: Observation) -> None:
+        """Keep a host's backoff in the database while it runs, for `restock status`."""
+        if observation.blocked:
+            snapshot = self.politeness.snapshot().get(host)
+            self._blocked_hosts.add(host)
+            await self.repository.save_host_state(
+                HostState(
+                    host=host,
+                    backoff_until=snapshot.backoff_until if snapshot else None,
+                    consecutive_blocks=snapshot.consecutive_blocks if snapshot else 1,
+                    last_reason=observation.reason,
+                )
+            )
+        elif host in self._blocked_hosts and observation.state is not Availability.UNKNOWN:
+            self._blocked_hosts.discard(host)
+            await self.repository.save_host_state(HostState(host=host))
+
+    async def _watch_layout(self, product: DueProduct, observation: Observation) -> None:
+        store = observation.store or _store_of(product)
+        previous = self._last.get(product.id)
+        knew = (previous is not None and previous.state in _REAL_STATES) or (
+            product.last_state in _REAL_STATES
+        )
+        if observation.state is Availability.UNKNOWN and knew and is_layout_miss(observation.reason):
+            self.counters.layout_misses += 1
+        verdict = self.drift.observe(store, observation, knew)
+        if verdict == "reported":
+            message = (
+                f"store {store} pages no longer parse: {self.drift.misses[store]} products in a "
+                f"row gave '{observation.reason}' after a known state; check the adapter"
+            )
+            log.warning("%s", message)
+            await self.repository.save_host_state(
+                HostState(
+                    host=STORE_ROW_PREFIX + store,
+                    consecutive_blocks=self.drift.misses[store],
+                    last_reason=message,
+                )
+            )
+        elif verdict == "recovered":
+            log.info("store %s pages parse again", store)
+            await self.repository.save_host_state(HostState(host=STORE_ROW_PREFIX + store))
 
 
 def _watch_decision(stored: StoredWatch, decision: Decision) -> WatchDecision:
-    finished = stored.watch.once and bool(decision.events) and decision.state.phase.value == "done"
+    finished = stored.watch.once and bool(decision.events) and decision.state.phase is Phase.DONE
     return WatchDecision(
         watch_id=stored.id,
         state=decision.state.to_json(),
         events=decision.events,
         finished=finished,
     )
-
-
-def _unchanged(page: Page, previous_hash: str | None) -> bool:
-    if page.not_modified:
-        return True
-    return page.ok and previous_hash is not None and _content_hash(page) == previous_hash
 
 
 def _content_hash(page: Page) -> str:
@@ -351,14 +485,26 @@ def _store_of(product: DueProduct) -> str:
     return adapter_for(product.target).name
 
 
-async def _pause(stop: asyncio.Event, running: set[asyncio.Task[None]], timeout: float) -> None:
-    """Wait for stop, a finished check (capacity freed) or the poll timeout, whichever is first."""
-    waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(stop.wait())}
-    waiters.update(running)  # type: ignore[arg-type]
-    await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    for waiter in waiters:
-        if waiter not in running:
+async def _wait_any(events: Iterable[asyncio.Event], timeout: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
             waiter.cancel()
+
+
+async def _wait_for_room(
+    stop: asyncio.Event, running: set[asyncio.Task[None]], most: int
+) -> None:
+    """Wait until at most `most` checks run (or stop is set)."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while len(running) > most and not stop.is_set():
+            waiters: set[asyncio.Future[object]] = {stopping, *running}  # type: ignore[arg-type]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
 
 
 async def _finish(running: set[asyncio.Task[None]], grace: float) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from watcher.commands import check, demo, run, schema, status, validate
+from watcher.commands import check, demo, notify_test, run, schema, status, validate
 
 COMMANDS: list[ModuleType] = [
     check,
     run,
     demo,
     status,  # also `history`
+    notify_test,
     validate,
     schema,
 ]

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from selectolax.lexbor import LexborHTMLParser
+
 from watcher.errors import UsageError
 from watcher.fetch import Fetcher, build_client
 from watcher.jan import looks_like_jan, parse_jan
@@ -71,9 +73,24 @@ def _read_file(path: Path, url: str | None, store: str | None) -> Observation:
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
     text, encoding = decode_body(body, None)
-    page_url = url or f"file://{path.resolve()}"
+    page_url = url or page_address(text) or f"file://{path.resolve()}"
     page = Page(url=page_url, text=text, status=200, encoding=encoding, bytes=len(body))
     return read_page(page, store=store)
+
+
+def page_address(text: str) -> str | None:
+    """The address a saved page gives for itself (canonical link or og:url), to pick its store."""
+    head = text[: text.find("</head>") + 7] if "</head>" in text else text[:200_000]
+    tree = LexborHTMLParser(head)
+    for selector, attribute in (
+        ('link[rel="canonical"]', "href"),
+        ('meta[property="og:url"]', "content"),
+    ):
+        node = tree.css_first(selector)
+        value = (node.attributes.get(attribute) or "").strip() if node else ""
+        if value.lower().startswith(("http://", "https://")):
+            return value
+    return None
 
 
 def _require_http_url(target: str) -> None:

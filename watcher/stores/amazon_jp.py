@@ -495,6 +495,16 @@ def _has_any(tree: LexborHTMLParser, selectors: tuple[str, ...]) -> bool:
     return any(tree.css_first(selector) is not None for selector in selectors)
 
 
+_LAYOUT_MARKUP = ('id="dp-container"', 'id="centerCol"', 'id="dp"')
+_ASSET_HOSTS = ("m.media-amazon.com", "images-fe.ssl-images-amazon.com")
+
+
+def recognise(page: Page) -> bool:
+    """An Amazon product page saved or served from elsewhere: Amazon's assets and its dp layout."""
+    head = page.text[:400_000]
+    return any(m in head for m in _ASSET_HOSTS) and any(m in page.text for m in _LAYOUT_MARKUP)
+
+
 def _is_jp(host: str | None) -> bool:
     return bool(host) and (host or "").lower().rstrip(".").endswith("amazon.co.jp")
 
@@ -508,5 +518,6 @@ ADAPTER = StoreAdapter(
     parse_product=parse_product,
     hosts=HOSTS,
     product_request=product_request,
+    recognise=recognise,
     limits=LIMITS,
 )

@@ -1,0 +1,140 @@
+"""`restock notify-test --config FILE --channel NAME [--to RECIPIENT]`: check a channel's setup.
+
+Builds the channel's notifier exactly as `restock run` does and sends it one sample restock,
+marked as a test in its title, to the recipients the watchlist names for that channel (or to
+`--to`). One line per recipient says what happened; the exit code is 0 only if every one was sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from notifiers.base import Notice, Notifier, Outcome, SendResult
+from watcher.app import build_notifiers
+from watcher.config import Config, load_config
+from watcher.db import notify_recipients
+from watcher.errors import UsageError
+from watcher.model import Availability, Event, EventKind
+
+EXIT_ALL_SENT = 0
+EXIT_NOT_ALL_SENT = 1
+
+CHANNELS = ("telegram", "x", "email", "webhook", "console")
+# Channels whose one recipient is fixed: X posts on the operator's account, the others have none.
+FIXED_RECIPIENTS = {"x": "public", "webhook": "-", "console": "-"}
+
+SAMPLE_TITLE = "【テスト通知】restock-watcher の通知テストです / Test notification"
+SAMPLE_URL = "https://example.com/restock-watcher/notify-test"
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "notify-test",
+        help="send a sample notification to check a channel's setup",
+        description="Send one sample restock message, marked as a test, through a configured "
+        "channel to the recipients the watchlist names for it (or to --to). Exit status: 0 when "
+        "every message was sent, 1 when one was not, 2 for a usage error.",
+    )
+    parser.add_argument("--config", "-c", type=Path, required=True, help="the watchlist YAML")
+    parser.add_argument("--channel", required=True, choices=CHANNELS, help="the channel to test")
+    parser.add_argument(
+        "--to",
+        action="append",
+        metavar="RECIPIENT",
+        help="a Telegram chat id or an e-mail address to send to instead (repeatable)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    channel: str = args.channel
+    if channel not in config.channels:
+        raise UsageError(
+            f"{channel} is not configured in {args.config}: add a `notifiers: {channel}:` section "
+            f"(configured: {', '.join(config.channels)})"
+        )
+    recipients = recipients_for(config, channel, args.to or [], str(args.config))
+    notifier = build_notifiers(config, only=[channel])[channel]
+    now = datetime.now(UTC)
+    results = asyncio.run(send_sample(notifier, sample_event(now), recipients))
+    for recipient, result in zip(recipients, results, strict=True):
+        print(result_line(channel, recipient, result))
+    all_sent = all(r.outcome is Outcome.SENT for r in results)
+    return EXIT_ALL_SENT if all_sent else EXIT_NOT_ALL_SENT
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def recipients_for(config: Config, channel: str, given: Sequence[str], source: str) -> list[str]:
+    """`--to` when given, else every distinct recipient of `channel` across the watches."""
+    if channel in FIXED_RECIPIENTS:
+        if given:
+            raise UsageError(f"--to does not apply to {channel}: it has no recipients to choose")
+        return [FIXED_RECIPIENTS[channel]]
+    if given:
+        return [_checked_recipient(channel, text) for text in dict.fromkeys(given)]
+    named = [r for w in config.watches for c, r in notify_recipients(w) if c == channel]
+    if not named:
+        raise UsageError(f"no watch in {source} notifies {channel}: pass --to RECIPIENT")
+    return list(dict.fromkeys(named))
+
+
+def _checked_recipient(channel: str, text: str) -> str:
+    value = text.strip()
+    if channel == "telegram" and not (value.lstrip("-").isdigit() or value.startswith("@")):
+        raise UsageError(f"--to {text!r}: a Telegram recipient is a chat id like 123456789")
+    if channel == "email" and "@" not in value.strip("@"):
+        raise UsageError(f"--to {text!r}: expected an e-mail address like me@example.com")
+    return value
+
+
+def sample_event(now: datetime) -> Event:
+    """A restock of a sample product; its title says it is a test wherever it shows up.
+
+    The id is negative, so it is no stored event's id, and differs from run to run, so a webhook
+    receiver that deduplicates by Idempotency-Key still sees every test.
+    """
+    return Event(
+        kind=EventKind.RESTOCK,
+        watch_key="notify-test",
+        watch_name="テスト通知 / notify-test",
+        state=Availability.IN_STOCK,
+        observed_at=now,
+        url=SAMPLE_URL,
+        price=4980,
+        title=SAMPLE_TITLE,
+        seller="restock-watcher",
+        id=-int(now.timestamp()),
+    )
+
+
+async def send_sample(
+    notifier: Notifier, event: Event, recipients: Sequence[str]
+) -> list[SendResult]:
+    notices = [Notice(delivery_id=0, event=event, recipient=r) for r in recipients]
+    await notifier.start()
+    try:
+        results = await notifier.send_batch(notices)
+    except Exception as exc:  # a notifier must not raise; say so instead of a traceback
+        results = [SendResult.failed(f"notifier raised {type(exc).__name__}")] * len(notices)
+    finally:
+        await notifier.aclose()
+    return results
+
+
+def result_line(channel: str, recipient: str, result: SendResult) -> str:
+    line = f"{channel} {recipient}: {result.outcome.value}"
+    if result.outcome is Outcome.RETRY and result.retry_at is not None:
+        line += f", would be retried at {result.retry_at.isoformat(timespec='seconds')}"
+    return f"{line} ({result.detail})" if result.detail else line
