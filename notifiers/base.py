@@ -72,6 +72,9 @@ class Notifier(ABC):
     max_length: ClassVar[int] = 4096
     # Concurrent sends the dispatcher may run on this channel.
     workers: ClassVar[int] = 1
+    # Most deliveries handed over in one batch: a batch must finish well inside the dispatcher's
+    # lease even when every send runs into its timeout (else another worker could resend).
+    batch_size: ClassVar[int] = 10
 
     @abstractmethod
     async def send(self, notice: Notice) -> SendResult:

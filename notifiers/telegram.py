@@ -95,6 +95,7 @@ class TelegramNotifier(Notifier):
     max_length: ClassVar[int] = MAX_MESSAGE
     workers: ClassVar[int] = 8  # the pacer, not the worker count, bounds the rate
     concurrent_chats: ClassVar[int] = 32
+    batch_size: ClassVar[int] = 100  # merged per chat and sent concurrently under the pacer
 
     def __init__(
         self,

@@ -336,6 +336,10 @@ async def test_plain_link_is_watched_and_english_replies(tmp_path: Path) -> None
         assert "再入荷お知らせボット" in reply.text
         user = await h.repo.ensure_chat_user(ALICE, h.clock.now())
         assert user.language == "en"  # alerts follow the user's language
+        assert await record_restock(h, ALICE) == 1
+        [delivery] = await h.repo.claim_deliveries("t", h.clock.now(), 10, timedelta(minutes=1))
+        assert (delivery.channel, delivery.recipient) == ("telegram", str(ALICE))
+        assert delivery.language == "en"
 
 
 async def test_start_shows_help_with_reply_priority(tmp_path: Path) -> None:

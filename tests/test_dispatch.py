@@ -457,3 +457,43 @@ async def test_hand_off_latency_is_measured_on_the_first_attempt_only(
     [series] = d.metrics.handoff_seconds.series.values()
     assert series[-1] == 1  # one observation
     assert series[-2] == pytest.approx(0.2)
+
+
+class WakeDuringClaim:
+    """A repository whose first claim finds nothing while the engine writes and wakes the
+    dispatcher in the middle of it (the new delivery committed just after the claim's read)."""
+
+    def __init__(self, repo: SQLiteRepository) -> None:
+        self.repo = repo
+        self.dispatcher: Dispatcher | None = None
+        self.claims = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.repo, name)
+
+    async def claim_deliveries(self, *args: object, **kw: object) -> list[object]:
+        self.claims += 1
+        if self.claims == 1:
+            assert self.dispatcher is not None
+            self.dispatcher.wake()
+            return []
+        return await self.repo.claim_deliveries(*args, **kw)  # type: ignore[arg-type]
+
+
+async def test_a_wake_up_during_a_claim_is_not_lost(repo: SQLiteRepository) -> None:
+    await setup(repo, Notify(webhook=True))
+    waking = WakeDuringClaim(repo)
+    webhook = FakeNotifier("webhook")
+    # A poll far longer than the test may run: only the wake-up can bring the send in time.
+    d = dispatcher(waking, [webhook], Clock(), idle_poll=60.0)  # type: ignore[arg-type]
+    waking.dispatcher = d
+    stop = asyncio.Event()
+    running = asyncio.create_task(d.run(stop))
+    try:
+        async with asyncio.timeout(5):
+            while not webhook.notices:
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 5)
+    assert webhook.recipients == ["-"]

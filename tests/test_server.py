@@ -284,6 +284,13 @@ async def test_end_subscription_is_per_watch_and_ignores_address_case(running: R
     assert await subscribed(repo) == EVERYONE - {("switch", ME)}
 
 
+async def test_an_unsubscribe_survives_reloading_the_watchlist(running: Running) -> None:
+    repo = running.repo
+    assert await repo.end_subscription("email", ME, "switch", NOW) is True
+    await repo.sync_yaml_watches(WATCHES, NOW + timedelta(minutes=1))
+    assert await subscribed(repo) == EVERYONE - {("switch", ME)}
+
+
 # --- the secret reaches the e-mail links ------------------------------------------------------
 
 WATCHLIST = """

@@ -24,6 +24,7 @@ import httpx
 
 from notifiers import NOTIFIERS
 from notifiers.base import Notifier
+from watcher.bot import BotSettings, ChatBot
 from watcher.config import Config, load_config
 from watcher.detector import DebounceSettings
 from watcher.dispatch import Dispatcher, DispatchSettings
@@ -215,15 +216,37 @@ class App:
         self.politeness = politeness_for(config, overrides.host_backoff)
         settings = engine_settings(config)
         settings = tuned(settings, overrides)
+        # One guard for the bot's checks and the engine's fetches of chat users' products.
+        self.guard = chat_guard(config)
         self.engine = Engine(
             repository,
             Fetcher(self.client, user_agent=config.settings.user_agent),
             self.politeness,
             owner=self.owner,
             settings=settings,
-            chat_guard=chat_guard(config),
+            chat_guard=self.guard,
             on_deliveries=self.dispatcher.wake,
             metrics=self.metrics,
+        )
+        self.bot = self._chat_bot(config)
+
+    def _chat_bot(self, config: Config) -> ChatBot | None:
+        telegram = config.notifiers.telegram
+        if telegram is None or not telegram.bot:
+            return None
+        notifier = self.notifiers.get("telegram")
+        return ChatBot(
+            self.repository,
+            BotSettings(
+                token=telegram.token,
+                api_base_url=telegram.api_base_url,
+                admins=frozenset(telegram.admins),
+                allowed_hosts=tuple(telegram.allowed_hosts),
+                max_watches_per_user=telegram.max_watches_per_user,
+            ),
+            guard=self.guard,
+            # Replies and alerts share one pacer, so together they stay under Telegram's limits.
+            pacer=getattr(notifier, "pacer", None),
         )
 
     async def sync_watches(self, config: Config) -> None:
@@ -241,6 +264,8 @@ class App:
         for notifier in self.notifiers.values():
             await notifier.start()
         server = await self._start_server()
+        if self.bot is not None:
+            await self.bot.start()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.engine.run(stop, grace=STOP_GRACE_SECONDS))
@@ -249,6 +274,9 @@ class App:
                 for extra in self.overrides.extra_tasks:
                     group.create_task(extra(stop))
         finally:
+            if self.bot is not None:
+                with contextlib.suppress(Exception):
+                    await self.bot.stop()
             if server is not None:
                 await server.stop()
             await self.close()
@@ -263,7 +291,12 @@ class App:
         listen = self.config.settings.server
         if listen is None:
             return None
-        server = StatusServer(self.repository, self.metrics, self.politeness)
+        server = StatusServer(
+            self.repository,
+            self.metrics,
+            self.politeness,
+            unsubscribe_secret=unsubscribe_secret_from_env(),
+        )
         await server.start(listen.listen)
         return server
 

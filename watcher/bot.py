@@ -83,6 +83,7 @@ from watcher.bot_texts import (
     stores_text,
     subscription_name,
 )
+from watcher.config import DEFAULT_ALLOWED_HOSTS
 from watcher.errors import UnsafeURL
 from watcher.model import WatchConditions
 from watcher.netguard import URLGuard
@@ -92,15 +93,6 @@ from watcher.stores import adapter_for
 
 LOG = logging.getLogger("restock.bot")
 
-DEFAULT_ALLOWED_HOSTS = (
-    "www.amazon.co.jp",
-    "amazon.co.jp",
-    "item.rakuten.co.jp",
-    "store.shopping.yahoo.co.jp",
-    "paypaymall.yahoo.co.jp",
-    "*.base.shop",
-    "*.thebase.in",
-)
 REDACTED_LOGGERS = (*LIBRARY_LOGGERS, LOG.name)
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
 CONCURRENT_UPDATES = 32

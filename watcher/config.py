@@ -297,9 +297,12 @@ class WebhookNotifier(_Section):
 
 DEFAULT_ALLOWED_HOSTS = (
     "www.amazon.co.jp",
+    "amazon.co.jp",
     "item.rakuten.co.jp",
     "store.shopping.yahoo.co.jp",
+    "paypaymall.yahoo.co.jp",
     "*.base.shop",
+    "*.thebase.in",
 )
 
 

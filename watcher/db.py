@@ -483,7 +483,7 @@ class SQLiteRepository:
             "INSERT INTO subscriptions (watch_id, channel, recipient, origin, created_at)"
             " VALUES (?, ?, ?, 'yaml', ?)"
             " ON CONFLICT (watch_id, channel, recipient) DO UPDATE SET active = 1, ended_at = NULL"
-            " WHERE origin = 'yaml'",
+            " WHERE origin = 'yaml' AND opted_out_at IS NULL",
             [(*row, stamp) for row in wanted],
         )
         await self._run(
@@ -857,12 +857,17 @@ class SQLiteRepository:
         self, channel: str, recipient: str, watch_key: str, now: datetime
     ) -> bool:
         async with self._write():
-            ended = await self._end_subscriptions(
+            where = (
                 "channel = ? AND recipient = ? COLLATE NOCASE"
-                " AND watch_id IN (SELECT id FROM watches WHERE key = ?)",
-                (channel, recipient, watch_key),
-                to_epoch(now),
-                "unsubscribed",
+                " AND watch_id IN (SELECT id FROM watches WHERE key = ?)"
+            )
+            ended = await self._end_subscriptions(
+                where, (channel, recipient, watch_key), to_epoch(now), "unsubscribed"
+            )
+            # Remembered, so that re-reading the watchlist does not subscribe them again.
+            await self._run(
+                f"UPDATE subscriptions SET opted_out_at = ? WHERE {where}",
+                (to_epoch(now), channel, recipient, watch_key),
             )
         return ended > 0
 

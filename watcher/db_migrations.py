@@ -84,6 +84,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             language TEXT,
             created_at REAL NOT NULL,
             ended_at REAL,
+            opted_out_at REAL,  -- the recipient unsubscribed: a watchlist reload keeps it ended
             UNIQUE (watch_id, channel, recipient)
         )
         """,

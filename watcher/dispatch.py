@@ -35,7 +35,7 @@ def utc_now() -> datetime:
 class DispatchSettings:
     max_attempts: int = 8
     batch: int = 50
-    lease: timedelta = timedelta(minutes=2)
+    lease: timedelta = timedelta(minutes=5)
     idle_poll: float = 1.0  # seconds between outbox polls when nothing woke the worker
     retry_base: timedelta = timedelta(seconds=5)
     retry_cap: timedelta = timedelta(minutes=30)
@@ -103,7 +103,11 @@ class Dispatcher:
     async def _send_batch(self, name: str, notifier: Notifier) -> int:
         now = self.clock()
         claimed = await self.repository.claim_deliveries(
-            self.owner, now, self.settings.batch, self.settings.lease, channel=name
+            self.owner,
+            now,
+            min(self.settings.batch, notifier.batch_size),
+            self.settings.lease,
+            channel=name,
         )
         if not claimed:
             return 0
