@@ -3,6 +3,7 @@ FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    RESTOCK_DATABASE=/data/restock.sqlite3 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -16,9 +17,9 @@ RUN pip install . && useradd --system --uid 10001 --home-dir /data restock \
 USER restock
 WORKDIR /data
 VOLUME ["/data"]
+# `settings.server.listen: 0.0.0.0:8787` makes /healthz and /metrics reachable from outside.
 EXPOSE 8787
 
-# Relative `settings.database` paths resolve next to the watchlist; point it at /data in the
-# mounted file (e.g. `database: /data/restock.sqlite3`) so the database lands on the volume.
+# RESTOCK_DATABASE puts the database on the /data volume, whatever the mounted watchlist says.
 ENTRYPOINT ["restock"]
 CMD ["run", "--config", "/config/watchlist.yaml"]

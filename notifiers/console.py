@@ -37,12 +37,5 @@ class ConsoleNotifier(Notifier):
             result = SendResult.sent()
         except (OSError, ValueError) as exc:  # closed or broken stream
             result = SendResult.failed(f"console write failed: {exc}")
-        log_send(
-            event_id=notice.event.id,
-            channel=self.name,
-            recipient=notice.recipient,
-            outcome=result.outcome.value,
-            http_status=None,
-            latency_ms=(self.clock.monotonic() - started) * 1000,
-        )
+        log_send(self.name, notice, result, (self.clock.monotonic() - started) * 1000)
         return result

@@ -171,15 +171,7 @@ class EmailNotifier(Notifier):
         )
 
     def _logged(self, notice: Notice, result: SendResult, started: float) -> SendResult:
-        log_send(
-            event_id=notice.event.id,
-            channel=self.name,
-            recipient=notice.recipient,
-            outcome=result.outcome.value,
-            http_status=result.http_status,
-            latency_ms=(self.clock.monotonic() - started) * 1000,
-            detail=result.detail,
-        )
+        log_send(self.name, notice, result, (self.clock.monotonic() - started) * 1000)
         return result
 
 

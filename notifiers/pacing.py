@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from notifiers.base import Notice, SendResult
+
 SEND_LOG = logging.getLogger("restock.notify")
 
 
@@ -201,27 +203,19 @@ def recipient_hash(recipient: str) -> str:
     return hashlib.sha256(recipient.encode()).hexdigest()[:12]
 
 
-def log_send(
-    *,
-    event_id: int | None,
-    channel: str,
-    recipient: str,
-    outcome: str,
-    http_status: int | None,
-    latency_ms: float,
-    detail: str = "",
-) -> None:
-    """The one log line every send writes."""
+def log_send(channel: str, notice: Notice, result: SendResult, latency_ms: float) -> SendResult:
+    """The one log line every send writes; returns `result` so a send can end with it."""
     SEND_LOG.info(
         "send event=%s channel=%s recipient=%s outcome=%s status=%s latency_ms=%.1f %s",
-        event_id,
+        notice.event.id,
         channel,
-        recipient_hash(recipient),
-        outcome,
-        http_status if http_status is not None else "-",
+        recipient_hash(notice.recipient),
+        result.outcome.value,
+        result.http_status if result.http_status is not None else "-",
         latency_ms,
-        detail,
+        result.detail,
     )
+    return result
 
 
 class SecretRedactor(logging.Filter):

@@ -310,15 +310,7 @@ class TelegramNotifier(Notifier):
         return SendResult.failed(f"unexpected {detail}")
 
     def _logged(self, notice: Notice, result: SendResult, latency_ms: float) -> SendResult:
-        log_send(
-            event_id=notice.event.id,
-            channel=self.name,
-            recipient=notice.recipient,
-            outcome=result.outcome.value,
-            http_status=result.http_status,
-            latency_ms=latency_ms,
-            detail=result.detail,
-        )
+        log_send(self.name, notice, result, latency_ms)
         return result
 
 

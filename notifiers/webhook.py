@@ -50,15 +50,7 @@ class WebhookNotifier(Notifier):
     async def send(self, notice: Notice) -> SendResult:
         started = self.clock.monotonic()
         result = await self._post(notice)
-        log_send(
-            event_id=notice.event.id,
-            channel=self.name,
-            recipient=notice.recipient,
-            outcome=result.outcome.value,
-            http_status=result.http_status,
-            latency_ms=(self.clock.monotonic() - started) * 1000,
-            detail=result.detail,
-        )
+        log_send(self.name, notice, result, (self.clock.monotonic() - started) * 1000)
         return result
 
     async def _post(self, notice: Notice) -> SendResult:

@@ -71,15 +71,7 @@ class XNotifier(Notifier):
     async def send(self, notice: Notice) -> SendResult:
         started = self.clock.monotonic()
         result = await self._send(notice)
-        log_send(
-            event_id=notice.event.id,
-            channel=self.name,
-            recipient=notice.recipient,
-            outcome=result.outcome.value,
-            http_status=result.http_status,
-            latency_ms=(self.clock.monotonic() - started) * 1000,
-            detail=result.detail,
-        )
+        log_send(self.name, notice, result, (self.clock.monotonic() - started) * 1000)
         return result
 
     async def _send(self, notice: Notice) -> SendResult:

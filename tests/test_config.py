@@ -643,3 +643,13 @@ def test_validate_file_that_is_not_utf8(capsys: pytest.CaptureFixture[str], tmp_
 def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out) == json_schema()
+
+
+def test_restock_database_env_overrides_the_database_path(tmp_path: Path) -> None:
+    text = "settings:\n  database: here.sqlite3\n"
+    plain = parse_config(text, str(tmp_path / "w.yaml"), env={}, base_dir=tmp_path)
+    assert plain.settings.database == tmp_path / "here.sqlite3"
+    moved = parse_config(
+        text, "w.yaml", env={"RESTOCK_DATABASE": "/data/restock.sqlite3"}, base_dir=tmp_path
+    )
+    assert moved.settings.database == Path("/data/restock.sqlite3")

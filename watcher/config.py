@@ -565,7 +565,8 @@ def parse_config(
     source_path: Path | None = None,
 ) -> Config:
     """Validate watchlist text; `filename` is used in messages. Raises ConfigError."""
-    loaded = load_yaml(text, os.environ if env is None else env)
+    environ = os.environ if env is None else env
+    loaded = load_yaml(text, environ)
     report = Report(filename, loaded)
     parts = _validate_sections(loaded, report) if not loaded.syntax_error else None
     if parts is None or report.errors:
@@ -573,7 +574,7 @@ def parse_config(
     settings, notifiers, sources, watches = parts
     directory = base_dir if base_dir is not None else Path(filename).absolute().parent
     return Config(
-        settings=_resolve_database(settings, directory),
+        settings=_resolve_database(settings, directory, environ.get(DATABASE_ENV)),
         notifiers=notifiers,
         sources=_usable_sources(sources, report),
         watches=[watch_from_entry(w, settings.default_interval) for w in watches],
@@ -581,6 +582,9 @@ def parse_config(
         fingerprint=fingerprint(text),
         warnings=tuple(report.warnings),
     )
+
+
+DATABASE_ENV = "RESTOCK_DATABASE"  # overrides `settings.database` (e.g. a container's volume)
 
 
 def fingerprint(text: str) -> str:
@@ -708,11 +712,12 @@ def _with_origin(finding: Finding, report: Report) -> str:
     return f"{finding.message} (written as {written})"
 
 
-def _resolve_database(settings: Settings, directory: Path) -> Settings:
-    database = settings.database
-    if str(database) == ":memory:" or database.is_absolute():
-        return settings
-    return settings.model_copy(update={"database": directory / database})
+def _resolve_database(settings: Settings, directory: Path, override: str | None) -> Settings:
+    # A container keeps its database on a volume whatever the mounted watchlist says.
+    database = Path(override) if override else settings.database
+    if str(database) != ":memory:" and not database.is_absolute():
+        database = directory / database
+    return settings.model_copy(update={"database": database})
 
 
 def _usable_sources(sources: Sources, report: Report) -> Sources:

@@ -73,7 +73,7 @@ def watchlist_yaml(shop: DemoShop, products: list[DemoProduct], database: Path) 
     lines = [
         "settings:",
         f"  database: {database}",
-        "  default_interval: 2s",
+        "  default_interval: 1s",
         "  hot_windows: []",
         "  debounce: {confirm: 2, rearm: 2, cooldown: 5s}",
         "  politeness:",
@@ -117,6 +117,9 @@ async def _run(config: Config, seconds: float, out: TextIO | None) -> dict[str, 
         stop=stop,
         host_backoff=Backoff(base=2.0, cap=8.0),
         error_backoff=timedelta(seconds=2),
+        # Re-check a first in-stock sighting within a second, so a short demo tells it all.
+        recheck_delay=(timedelta(milliseconds=300), timedelta(milliseconds=800)),
+        idle_poll=0.1,
     )
     repository = await open_repository(config.settings.database)
     try:
