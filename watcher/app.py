@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from telegram.error import InvalidToken
 
 from notifiers import NOTIFIERS
 from notifiers.base import Notifier
@@ -45,6 +46,8 @@ log = logging.getLogger("restock.app")
 
 RELOAD_POLL_SECONDS = 2.0
 STOP_GRACE_SECONDS = 8.0
+BOT_RETRY_FIRST = 5.0
+BOT_RETRY_CAP = 300.0
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Overrides:
     error_backoff: timedelta | None = None
     recheck_delay: tuple[timedelta, timedelta] | None = None  # confirming re-checks, sooner
     idle_poll: float | None = None  # seconds between looks for due products
+    reload_poll: float = RELOAD_POLL_SECONDS  # seconds between looks at the watchlist file
     extra_tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
         default_factory=list
     )
@@ -264,19 +268,16 @@ class App:
         for notifier in self.notifiers.values():
             await notifier.start()
         server = await self._start_server()
-        if self.bot is not None:
-            await self.bot.start()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.engine.run(stop, grace=STOP_GRACE_SECONDS))
                 group.create_task(self.dispatcher.run(stop))
                 group.create_task(self._watch_config(stop))
+                if self.bot is not None:
+                    group.create_task(self._run_bot(self.bot, stop))
                 for extra in self.overrides.extra_tasks:
                     group.create_task(extra(stop))
         finally:
-            if self.bot is not None:
-                with contextlib.suppress(Exception):
-                    await self.bot.stop()
             if server is not None:
                 await server.stop()
             await self.close()
@@ -286,6 +287,26 @@ class App:
             with contextlib.suppress(Exception):
                 await notifier.aclose()
         await self.client.aclose()
+
+    async def _run_bot(self, bot: ChatBot, stop: asyncio.Event) -> None:
+        """Run the chat bot beside the engine; Telegram being unreachable must not stop watching."""
+        delay = BOT_RETRY_FIRST
+        while not stop.is_set():
+            try:
+                await bot.start()
+                break
+            except InvalidToken:
+                log.error("chat bot not started: Telegram rejected the bot token")
+                return
+            except Exception as exc:
+                log.warning("chat bot not started (%s); trying again in %.0f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, BOT_RETRY_CAP)
+        if not stop.is_set() or bot.application.running:
+            await stop.wait()
+            with contextlib.suppress(Exception):
+                await bot.stop()
 
     async def _start_server(self) -> StatusServer | None:
         listen = self.config.settings.server
@@ -308,7 +329,7 @@ class App:
         seen = _mtime(path)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), RELOAD_POLL_SECONDS)
+                await asyncio.wait_for(stop.wait(), self.overrides.reload_poll)
             current = _mtime(path)
             if current == seen or stop.is_set():
                 continue
@@ -347,11 +368,46 @@ async def run_config(config: Config, overrides: Overrides | None = None) -> int:
     try:
         app = App(config, repository, overrides)
         await app.sync_watches(config)
+        await release_dead_local_leases(repository, app.owner, datetime.now(UTC))
         log.info("running %d watches (worker %s)", len(config.watches), app.owner)
         await app.run(stop)
     finally:
         await repository.close()
     return 0
+
+
+async def release_dead_local_leases(repository: Repository, me: str, now: datetime) -> list[str]:
+    """Give back the leases of earlier processes on this machine that died (SIGKILL, OOM).
+
+    Their products and deliveries then resume at once instead of after the leases expire.
+    Workers on other machines are left alone: their leases expire by themselves.
+    """
+    released = []
+    for owner in await repository.lease_owners(now):
+        if owner != me and is_dead_local_worker(owner):
+            await repository.release_leases(owner)
+            released.append(owner)
+            log.warning("released the leases of worker %s, which is no longer running", owner)
+    return released
+
+
+def is_dead_local_worker(owner: str, host: str | None = None, pid: int | None = None) -> bool:
+    """True for a `worker_id` of this machine whose process is gone (or whose pid is now ours)."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    if parts[0] != (host or socket.gethostname()):
+        return False
+    their_pid = int(parts[1])
+    if their_pid == (pid or os.getpid()):
+        return True  # an earlier process that had our pid (a container restarted)
+    try:
+        os.kill(their_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, under another user
+    return False
 
 
 def _install_signals(stop: asyncio.Event) -> None:
