@@ -12,7 +12,7 @@ from notifiers.console import ConsoleNotifier
 from watcher.app import App, Overrides
 from watcher.config import load_config
 from watcher.db import open_repository
-from watcher.demo_shop import DemoShop, Shows, ShopProduct, timeline
+from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline
 
 TOKEN = "123456:SECRET-token-value"
 
