@@ -140,6 +140,7 @@ def test_watches_become_frozen_model_watches(everything: Config) -> None:
             seller=SellerFilter.OFFICIAL,
             exclude_sellers=("Scalper Shop",),
             buyable=frozenset({Availability.PREORDER, Availability.IN_STOCK}),
+            stores=frozenset({"rakuten", "yahoo_shopping"}),
         ),
         notify=Notify(telegram=(42,), email=("a@example.com",), x=True, console=True, webhook=True),
         once=True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -164,7 +165,7 @@ def politeness_for(config: Config, backoff: Backoff | None = None) -> Politeness
         store_limits=store_limits,
     )
     return Politeness(
-        book.policy,
+        functools.lru_cache(maxsize=4096)(book.policy),  # a policy is asked for every request
         global_concurrency=config.settings.global_concurrency,
         backoff=backoff or Backoff(),
     )
@@ -187,6 +188,24 @@ def tuned(settings: EngineSettings, overrides: Overrides) -> EngineSettings:
     if overrides.idle_poll is not None:
         settings = replace(settings, idle_poll=overrides.idle_poll)
     return settings
+
+
+def fetch_transport(
+    overrides: Overrides, guard: URLGuard | None
+) -> httpx.AsyncBaseTransport | None:
+    """The fetcher's transport: aiohttp's when only trusted URLs are fetched and it is installed.
+
+    httpx's own pool loses throughput as concurrency grows; the aiohttp transport keeps it. A
+    chat bot's untrusted URLs need the connection-level guard of the default transport (None).
+    """
+    if overrides.transport is not None or guard is not None:
+        return overrides.transport
+    try:
+        from httpx_aiohttp import AiohttpTransport  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(trust_env=False)
+    return transport
 
 
 def chat_guard(config: Config) -> URLGuard | None:
@@ -216,12 +235,12 @@ class App:
             ),
             metrics=self.metrics,
         )
-        self.client = build_client(transport=overrides.transport)
         self.politeness = politeness_for(config, overrides.host_backoff)
         settings = engine_settings(config)
         settings = tuned(settings, overrides)
         # One guard for the bot's checks and the engine's fetches of chat users' products.
         self.guard = chat_guard(config)
+        self.client = build_client(transport=fetch_transport(overrides, self.guard))
         self.engine = Engine(
             repository,
             Fetcher(self.client, user_agent=config.settings.user_agent),

@@ -10,6 +10,7 @@ epoch seconds (REAL, UTC).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import sqlite3
@@ -102,11 +103,15 @@ def conditions_to_json(conditions: WatchConditions) -> str:
             "seller": conditions.seller.value,
             "exclude_sellers": sorted(conditions.exclude_sellers),
             "buyable": sorted(state.value for state in conditions.buyable),
+            "stores": sorted(conditions.stores),
         }
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def conditions_from_json(text: str) -> WatchConditions:
+    # Cached: many watches share a few condition sets, and a check loads every watch of its
+    # product (the result is frozen, so sharing it is safe).
     data = json.loads(text)
     return WatchConditions(
         max_price=data["max_price"],
@@ -114,6 +119,7 @@ def conditions_from_json(text: str) -> WatchConditions:
         seller=SellerFilter(data["seller"]),
         exclude_sellers=tuple(data["exclude_sellers"]),
         buyable=frozenset(Availability(state) for state in data["buyable"]),
+        stores=frozenset(data.get("stores", ())),
     )
 
 
@@ -124,6 +130,7 @@ def rules_to_json(rules: TextRules | None) -> str | None:
     return _dump({"selector": rules.selector, "phrases": phrases})
 
 
+@functools.lru_cache(maxsize=1024)
 def rules_from_json(text: str | None) -> TextRules | None:
     if text is None:
         return None
@@ -940,6 +947,18 @@ class SQLiteRepository:
                 " attempts = MAX(attempts - 1, 0) WHERE lease_owner = ? AND status = 'pending'",
                 (owner,),
             )
+
+    async def lease_owners(self, now: datetime) -> list[str]:
+        stamp = to_epoch(now)
+        async with self._read():
+            rows = await self._rows(
+                "SELECT lease_owner FROM products WHERE lease_owner IS NOT NULL"
+                " AND lease_until > ?"
+                " UNION SELECT lease_owner FROM deliveries WHERE status = 'pending'"
+                " AND lease_owner IS NOT NULL AND lease_until > ?",
+                (stamp, stamp),
+            )
+        return sorted(row["lease_owner"] for row in rows)
 
     # --- per-host politeness -------------------------------------------------------------------
 

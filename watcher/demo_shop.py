@@ -80,6 +80,7 @@ class DemoShop:
     latency: float = 0.0  # seconds each answer takes (lets concurrent requests overlap)
     retry_after: str | None = "2"  # the Retry-After of a 503 answer (None: no header)
     etags: bool = True  # answer If-None-Match with 304 when the page did not change
+    vary: bool = False  # end every page with a per-request token, as many real shops do
     record_arrivals: bool = True
     in_flight: int = 0
     max_in_flight: int = 0
@@ -154,6 +155,8 @@ class DemoShop:
         answer = {"Content-Type": "text/html; charset=utf-8"}
         if self.etags:
             answer["ETag"] = etag
+        if self.vary:
+            page += f"<!-- request {self.total_requests} -->".encode()
         return 200, answer, page
 
     def _page(self, product: ShopProduct, shows: Shows) -> tuple[bytes, str]:

@@ -139,6 +139,8 @@ class Detector:
         if obs.state is Availability.UNKNOWN or state.phase is Phase.DONE:
             return Decision(state)
         reading = _read(watch.conditions, obs)
+        if obs.partial and not reading.buyable:
+            return Decision(state)  # a failed source may hold the offer: no evidence of absence
         step = self._handler(state.phase)(watch, state, reading, now)
         new_state = replace(step.state, last_buyable=reading.buyable, last_price=reading.price)
         events = tuple(

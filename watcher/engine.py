@@ -50,6 +50,7 @@ from watcher.schedule import (
     stable_phase,
 )
 from watcher.stores import adapter_for
+from watcher.stores._base import StoreAdapter
 
 log = logging.getLogger("restock.engine")
 
@@ -83,6 +84,7 @@ class EngineSettings:
     search: SearchSetup = field(default_factory=SearchSetup)
     observation_cache: int = 20_000  # products whose last observation is kept for 304 answers
     drift_threshold: int = 3  # layout misses in a row on one store before it is reported
+    db_writers: int = 2  # checks that may wait on the database at once
 
 
 @dataclass
@@ -108,11 +110,12 @@ class LayoutDrift:
 
     def __init__(self, threshold: int = 3) -> None:
         self.threshold = threshold
-        self.misses: dict[str, int] = {}
+        self.misses: dict[str, int] = {}  # misses in a row, per store
         self.reported: set[str] = set()
+        self.total = 0  # every miss counted, for the counters
 
     def observe(self, store: str, observation: Observation, knew_state: bool) -> str | None:
-        """Count one observation; returns "reported" or "recovered" when the store's verdict flips."""
+        """Count one observation; "reported" or "recovered" when the store's verdict flips."""
         if observation.state in _REAL_STATES:
             self.misses.pop(store, None)
             if store in self.reported:
@@ -122,6 +125,7 @@ class LayoutDrift:
         if not (knew_state and is_layout_miss(observation.reason)):
             return None
         self.misses[store] = self.misses.get(store, 0) + 1
+        self.total += 1
         if self.misses[store] >= self.threshold and store not in self.reported:
             self.reported.add(store)
             return "reported"
@@ -136,10 +140,26 @@ def is_layout_miss(reason: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Read:
-    """A reading plus what the scheduler keeps of the page (its content hash)."""
+    """A reading, and what identifies its page when the page said something (else None)."""
 
     reading: Reading
     content_hash: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A product's last real observation and what identifies the page it came from.
+
+    The validators sent and the hash compared are this page's, so a 304 or an equal hash always
+    means "the page this observation was read from".
+    """
+
+    observation: Observation
+    content_hash: str | None
+    etag: str | None
+    last_modified: str | None
 
 
 class Engine:
@@ -171,11 +191,16 @@ class Engine:
         self.counters = EngineCounters()
         self.drift = LayoutDrift(settings.drift_threshold)
         self._zone = ZoneInfo(settings.timezone)
-        self._last: OrderedDict[int, Observation] = OrderedDict()
+        self._last: OrderedDict[int, _Known] = OrderedDict()
         self._histograms: dict[int, tuple[datetime, RestockHistogram]] = {}
+        self._adapters: dict[tuple[str, str | None], StoreAdapter] = {}
         self._blocked_hosts: set[str] = set()  # hosts whose backoff is in the database
         self._soonest: datetime | None = None  # earliest due time this engine set
         self._nudge = asyncio.Event()  # a check scheduled something sooner than the next look
+        # Checks queue for the database here, not on the database's own lock, so the
+        # dispatcher's claims wait behind a few checks' writes at most, not behind every check
+        # in flight: that queue is the hand-off latency of a restock under load.
+        self._db_turn = asyncio.Semaphore(settings.db_writers)
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -267,13 +292,14 @@ class Engine:
             (w, self.detector.observe(w.watch, states[w.id], observation, now)) for w in watches
         ]
         outcome = await self._outcome(product, read, observation, decisions, now)
-        recorded = await self.repository.record_check(
-            product.id,
-            observation,
-            [_watch_decision(w, d) for w, d in decisions],
-            outcome,
-            now,
-        )
+        async with self._db_turn:
+            recorded = await self.repository.record_check(
+                product.id,
+                observation,
+                [_watch_decision(w, d) for w, d in decisions],
+                outcome,
+                now,
+            )
         if recorded.deliveries:
             self.on_deliveries()
         self._scheduled(outcome.next_due_at)
@@ -292,31 +318,50 @@ class Engine:
             )  # fmt: skip
             return _Read(reading)
         guard = self.chat_guard if any(w.origin is Origin.CHAT for w in watches) else None
-        cached = self._last.get(product.id)
-        use_validators = cached is not None and not cache_bust
-        adapter = adapter_for(product.target, forced=product.store)
+        known = self._last.get(product.id)
+        validators = known if known is not None and not cache_bust else None
+        adapter = self._adapter(product)
         page = await self.fetcher.fetch(
             adapter.product_request(product.target),
-            etag=product.etag if use_validators else None,
-            last_modified=product.last_modified if use_validators else None,
+            etag=validators.etag if validators else None,
+            last_modified=validators.last_modified if validators else None,
             cache_bust=cache_bust,
             guard=guard,
         )
         digest = _content_hash(page) if page.ok else None
-        if cached is not None and (page.not_modified or digest == product.content_hash):
-            return _Read(Reading(self._unchanged(cached, page), page), digest)
+        if known is not None and (page.not_modified or digest == known.content_hash):
+            return _Read(Reading(self._unchanged(known.observation, page), page))
         observation = read_page(page, store=product.store, rules=first.rules)
-        if observation.state is not Availability.UNKNOWN:
-            self._remember(product.id, observation)
-        return _Read(Reading(observation, page), digest)
+        if observation.state is Availability.UNKNOWN:
+            return _Read(Reading(observation, page))
+        # Only a page that said something is remembered, with what identifies it.
+        self._remember(product.id, _Known(observation, digest, page.etag, page.last_modified))
+        return _Read(Reading(observation, page), digest, page.etag, page.last_modified)
+
+    def _adapter(self, product: DueProduct) -> StoreAdapter:
+        """The product's store adapter (looked up once per target and store)."""
+        key = (product.target, product.store)
+        adapter = self._adapters.get(key)
+        if adapter is None:
+            if len(self._adapters) >= self.settings.observation_cache:
+                self._adapters.clear()
+            adapter = self._adapters[key] = adapter_for(product.target, forced=product.store)
+        return adapter
+
+    def _store_of(self, product: DueProduct) -> str:
+        if product.store:
+            return product.store
+        if product.target.startswith("jan:"):
+            return "jan"
+        return self._adapter(product).name
 
     def _unchanged(self, cached: Observation, page: Page) -> Observation:
         """The last observation again, for a page that did not change (not parsed again)."""
         self.counters.unchanged += 1
         return replace(cached, reason=f"unchanged: {cached.reason}", fetch=FetchFacts.of(page))
 
-    def _remember(self, product_id: int, observation: Observation) -> None:
-        self._last[product_id] = observation
+    def _remember(self, product_id: int, known: _Known) -> None:
+        self._last[product_id] = known
         self._last.move_to_end(product_id)
         while len(self._last) > self.settings.observation_cache:
             self._last.popitem(last=False)
@@ -329,13 +374,12 @@ class Engine:
         decisions: list[tuple[StoredWatch, Decision]],
         now: datetime,
     ) -> CheckOutcome:
-        page = read.reading.page
         due = await self._next_due(product, observation, decisions, now)
         return CheckOutcome(
             next_due_at=due,
-            etag=page.etag if page else None,
-            last_modified=page.last_modified if page else None,
-            content_hash=read.content_hash or product.content_hash,
+            etag=read.etag,
+            last_modified=read.last_modified,
+            content_hash=read.content_hash,
             error=observation.state is Availability.UNKNOWN,
         )
 
@@ -349,7 +393,9 @@ class Engine:
         if any(d.recheck_now for _, d in decisions):
             self.counters.rechecks += 1
             low, high = self.settings.recheck_delay
-            return now + confirm_recheck_delay(self.rng, low, high)
+            # Counted from when the product was due, not from now: under overload the re-check
+            # keeps its product's place in the queue instead of going to the back of it.
+            return min(now, product.due_at) + confirm_recheck_delay(self.rng, low, high)
         if observation.state is Availability.UNKNOWN:
             delay = backoff(
                 product.consecutive_errors + 1,
@@ -387,7 +433,7 @@ class Engine:
         decisions: list[tuple[StoredWatch, Decision]],
         events: Iterable[object],
     ) -> None:
-        store = observation.store or _store_of(product)
+        store = observation.store or self._store_of(product)
         self.counters.checks += 1
         self.metrics.checks.inc(store=store, state=observation.state.value)
         if observation.fetch is not None:
@@ -431,14 +477,11 @@ class Engine:
             await self.repository.save_host_state(HostState(host=host))
 
     async def _watch_layout(self, product: DueProduct, observation: Observation) -> None:
-        store = observation.store or _store_of(product)
+        store = observation.store or self._store_of(product)
         previous = self._last.get(product.id)
-        knew = (previous is not None and previous.state in _REAL_STATES) or (
-            product.last_state in _REAL_STATES
-        )
-        if observation.state is Availability.UNKNOWN and knew and is_layout_miss(observation.reason):
-            self.counters.layout_misses += 1
+        knew = previous is not None or product.last_state in _REAL_STATES
         verdict = self.drift.observe(store, observation, knew)
+        self.counters.layout_misses = self.drift.total
         if verdict == "reported":
             message = (
                 f"store {store} pages no longer parse: {self.drift.misses[store]} products in a "
@@ -477,14 +520,6 @@ def _host_of(target: str) -> str:
     return (urlsplit(target).hostname or "").lower()
 
 
-def _store_of(product: DueProduct) -> str:
-    if product.store:
-        return product.store
-    if product.target.startswith("jan:"):
-        return "jan"
-    return adapter_for(product.target).name
-
-
 async def _wait_any(events: Iterable[asyncio.Event], timeout: float) -> None:
     waiters = [asyncio.ensure_future(event.wait()) for event in events]
     try:
@@ -494,9 +529,7 @@ async def _wait_any(events: Iterable[asyncio.Event], timeout: float) -> None:
             waiter.cancel()
 
 
-async def _wait_for_room(
-    stop: asyncio.Event, running: set[asyncio.Task[None]], most: int
-) -> None:
+async def _wait_for_room(stop: asyncio.Event, running: set[asyncio.Task[None]], most: int) -> None:
     """Wait until at most `most` checks run (or stop is set)."""
     stopping = asyncio.ensure_future(stop.wait())
     try:

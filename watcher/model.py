@@ -140,6 +140,8 @@ class Offer:
     official: bool | None = None  # sold by the store itself or the maker's official shop
     condition: ItemCondition | None = None
     jan: str | None = None
+    # A "from ¥N" summary of other sellers (Amazon's 新品 (5)点：￥89,800より): shown, never bought.
+    summary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,9 @@ class Observation:
     url: str | None = None
     jan: str | None = None
     blocked: bool = False  # captcha / robot check / 429 / 503: the shop refused us
+    # Some sources of a JAN search failed: what the others said may not be the whole truth, so a
+    # not-buyable verdict from it is no evidence (a buyable one still is).
+    partial: bool = False
     retry_after: float | None = None  # seconds the shop asked us to wait
     fetch: FetchFacts | None = None
 
@@ -193,19 +198,27 @@ def _offer_json(offer: Offer) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class WatchConditions:
-    """A buyer's conditions: which observations count as buyable for this watch."""
+    """A buyer's conditions: which observations count as buyable for this watch.
+
+    With `max_price` set, an offer whose price could not be read does not count: a scalper's
+    price must not get through because a page hid it.
+    """
 
     max_price: int | None = None
     condition: ConditionFilter = ConditionFilter.ANY
     seller: SellerFilter = SellerFilter.ANY
     exclude_sellers: tuple[str, ...] = ()
     buyable: frozenset[Availability] = frozenset({Availability.IN_STOCK})
+    stores: frozenset[str] = frozenset()  # JAN watches: only offers from these stores (empty: any)
 
     def accepts_offer(self, offer: Offer) -> bool:
         """True when this offer alone would satisfy the watch."""
-        return offer.state in self.buyable and self._accepts(
-            offer.price, offer.condition, offer.seller or offer.shop, offer.official
-        )
+        if offer.summary or offer.state not in self.buyable:
+            return False
+        if self.stores and offer.store not in self.stores:
+            return False
+        seller = offer.seller or offer.shop
+        return self._accepts(offer.price, offer.condition, seller, offer.official)
 
     def buyable_offers(self, obs: Observation) -> list[Offer]:
         """Matching offers, cheapest first (unpriced last)."""
@@ -216,7 +229,7 @@ class WatchConditions:
         """The verdict the detector debounces. An `unknown` observation is never buyable."""
         if obs.state is Availability.UNKNOWN:
             return False
-        if obs.offers:
+        if any(not offer.summary for offer in obs.offers):
             return bool(self.buyable_offers(obs))
         return obs.state in self.buyable and self._accepts(
             obs.price, obs.condition, obs.seller, obs.official
@@ -229,7 +242,7 @@ class WatchConditions:
         seller: str | None,
         official: bool | None,
     ) -> bool:
-        if self.max_price is not None and price is not None and price > self.max_price:
+        if self.max_price is not None and (price is None or price > self.max_price):
             return False
         if not _condition_ok(self.condition, condition):
             return False

@@ -361,6 +361,13 @@ class Repository(Protocol):
     async def release_leases(self, owner: str) -> None:
         """Give back every product and delivery `owner` holds (graceful stop)."""
 
+    async def lease_owners(self, now: datetime) -> list[str]:
+        """Workers holding unexpired leases on products or pending deliveries, sorted.
+
+        A restarted process releases those of its dead predecessors on the same machine at once
+        instead of waiting for their leases to expire.
+        """
+
     # --- per-host politeness shared by workers -------------------------------------------------
 
     async def reserve_host_slot(self, host: str, now: datetime, min_delay: timedelta) -> datetime:

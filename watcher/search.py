@@ -58,6 +58,7 @@ def combine(
         offers=tuple(offers),
         jan=jan,
         blocked=bool(failures) and not offers and all(f.blocked for f in failures.values()),
+        partial=bool(failures),
         retry_after=_longest_wait(failures.values()),
     )
 

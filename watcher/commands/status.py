@@ -13,8 +13,9 @@ from typing import Any
 
 from watcher.config import load_config
 from watcher.db import open_repository
+from watcher.engine import STORE_ROW_PREFIX
 from watcher.errors import UsageError
-from watcher.repository import Repository
+from watcher.repository import HostState, Repository
 
 
 def add_parser(sub: Any) -> None:
@@ -61,14 +62,25 @@ def run_status(args: argparse.Namespace) -> int:
 async def _status(args: argparse.Namespace) -> dict[str, Any]:
     repo = await _open(args)
     try:
+        rows = await repo.host_states()
         return {
             "watches": [_plain(w) for w in await repo.watch_statuses()],
-            "hosts": [_plain(h) for h in await repo.host_states()],
+            "hosts": [_plain(h) for h in rows if not h.host.startswith(STORE_ROW_PREFIX)],
+            "stores": [_store_health(h) for h in rows if h.host.startswith(STORE_ROW_PREFIX)],
             "outbox": await repo.outbox_depth(),
             "dead_letters": [_plain(d) for d in await repo.dead_letters(20)],
         }
     finally:
         await repo.close()
+
+
+def _store_health(row: HostState) -> dict[str, Any]:
+    """A store's layout-drift row: how many pages in a row gave no signal, and the warning."""
+    return {
+        "store": row.host.removeprefix(STORE_ROW_PREFIX),
+        "layout_misses": row.consecutive_blocks,
+        "warning": row.last_reason,
+    }
 
 
 def _status_text(report: dict[str, Any]) -> str:
@@ -87,6 +99,9 @@ def _status_text(report: dict[str, Any]) -> str:
                 f"host {host['host']}: {host['consecutive_blocks']} blocks, backing off until "
                 f"{_short(host['backoff_until'])} ({host['last_reason'] or '-'})"
             )
+    for store in report["stores"]:
+        if store["warning"]:
+            lines.append(f"store {store['store']}: {store['warning']}")
     for dead in report["dead_letters"]:
         lines.append(
             f"dead letter #{dead['id']} {dead['channel']}: {dead['status']} after "

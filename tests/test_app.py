@@ -1,0 +1,136 @@
+"""The composition root: watchlist reloads while running, and taking over a dead worker's leases."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_engine import IN, OUT, Harness, Lever, Start, eventually, start, url_watch, watchlist
+
+from watcher.app import (
+    RELOAD_POLL_SECONDS,
+    Overrides,
+    is_dead_local_worker,
+    release_dead_local_leases,
+    tuned,
+)
+from watcher.db import open_repository
+from watcher.engine import EngineSettings
+from watcher.model import Watch
+
+__all__ = ["start"]  # the fixture, shared with the engine tests
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def rewrite(h: Harness, watches: list[str]) -> None:
+    database = h.app.config.settings.database
+    h.config_path.write_text(watchlist(Path(database), watches))
+
+
+async def statuses(h: Harness) -> dict[str, dict[str, object]]:
+    return {w.key: dict(w.state or {}) for w in await h.repo.watch_statuses()}
+
+
+async def test_a_reload_adds_a_watch_and_keeps_each_watch_state(start: Start) -> None:
+    box, mug = Lever(OUT), Lever(OUT)
+    shop = await start.shop(box=box, mug=mug)
+    h = await start([url_watch("box", shop.url("box"))], shop=shop)
+    await eventually(lambda: h.requests("box") >= 1, what="the baseline")
+    box.shows = IN
+    await eventually(lambda: bool(h.recorder.notices), what="the restock")
+    before = (await statuses(h))["box"]
+    assert before["phase"] == "buyable" and before["announced"] is True
+
+    rewrite(h, [url_watch("box", shop.url("box")), url_watch("mug", shop.url("mug"))])
+    await eventually(lambda: h.requests("mug") >= 1, what="the new watch's first check")
+    seen = h.requests("box")
+    await eventually(lambda: h.requests("box") >= seen + 1, what="another check of the box")
+
+    after = await statuses(h)
+    assert set(after) == {"box", "mug"}
+    # Still the same watch: told about this restock, so no second message and no new baseline.
+    assert after["box"]["announced"] is True
+    assert after["box"]["last_restock_at"] == before["last_restock_at"]
+    assert len(h.recorder.notices) == 1
+    assert [w.key for w in h.app.config.watches] == ["box", "mug"]
+
+
+async def test_a_broken_edit_keeps_the_running_watchlist_and_says_why(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    shop = await start.shop(box=Lever(OUT))
+    h = await start([url_watch("box", shop.url("box"))], shop=shop)
+    await eventually(lambda: h.requests("box") >= 1, what="the first check")
+    caplog.set_level(logging.ERROR, logger="restock.app")
+
+    h.config_path.write_text(h.config_path.read_text() + "  - name: broken\n    max_price: lots\n")
+    await eventually(lambda: bool(caplog.records), what="the reload error")
+
+    [record] = caplog.records
+    message = record.getMessage()
+    assert "not reloaded, keeping the running one" in message
+    assert str(h.config_path) in message and "max_price" in message
+    seen = h.requests("box")
+    await eventually(lambda: h.requests("box") >= seen + 1, what="checks going on")
+    assert set(await statuses(h)) == {"box"}
+    assert [w.key for w in h.app.config.watches] == ["box"]
+
+
+def test_tuned_timings_replace_only_what_is_given() -> None:
+    base = EngineSettings()
+    fast = tuned(base, Overrides(idle_poll=0.05, recheck_delay=(timedelta(0), timedelta(1))))
+    assert fast.idle_poll == 0.05
+    assert fast.recheck_delay == (timedelta(0), timedelta(1))
+    assert fast.error_backoff_base == base.error_backoff_base
+    assert Overrides().reload_poll == RELOAD_POLL_SECONDS
+
+
+def test_a_dead_local_worker_is_recognised() -> None:
+    host = socket.gethostname()
+    me = os.getpid()
+    assert not is_dead_local_worker(f"{host}:1:abcd1234", host=host, pid=me)  # pid 1 lives
+    assert is_dead_local_worker(f"{host}:{me}:abcd1234", host=host, pid=me)  # an earlier me
+    assert is_dead_local_worker(f"{host}:{dead_pid()}:abcd1234", host=host, pid=me)
+    assert not is_dead_local_worker(f"elsewhere:{dead_pid()}:abcd1234", host=host, pid=me)
+    assert not is_dead_local_worker("not-a-worker-id", host=host, pid=me)
+
+
+def dead_pid() -> int:
+    """A pid with no process behind it."""
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
+
+
+async def test_the_leases_of_a_dead_local_worker_are_released(tmp_path: Path) -> None:
+    repo = await open_repository(tmp_path / "restock.sqlite3")
+    try:
+        watches = [Watch(key=k, name=k, url=f"https://shop.example/{k}") for k in ("a", "b")]
+        await repo.sync_yaml_watches(watches, NOW)
+        host = socket.gethostname()
+        dead = f"{host}:{dead_pid()}:deadbeef"
+        alive = "other-machine:123:cafe0001"
+        assert len(await repo.claim_due_products(dead, NOW, 1, timedelta(minutes=2))) == 1
+        assert len(await repo.claim_due_products(alive, NOW, 1, timedelta(minutes=2))) == 1
+        assert await repo.lease_owners(NOW) == sorted([dead, alive])
+        assert await repo.lease_owners(NOW + timedelta(minutes=3)) == []  # expired
+
+        released = await release_dead_local_leases(repo, f"{host}:{os.getpid()}:me", NOW)
+
+        assert released == [dead]
+        assert await repo.lease_owners(NOW) == [alive]
+        [again] = await repo.claim_due_products("me", NOW, 5, timedelta(minutes=2))
+        assert again.target == "https://shop.example/a"
+    finally:
+        await repo.close()

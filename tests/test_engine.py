@@ -1,0 +1,484 @@
+"""The real engine against a simulated shop on loopback, with a real SQLite database.
+
+Each test runs `App` (engine + dispatcher) with short timings, flips what the shop shows, and
+waits, with a deadline, for a condition on the shop, the database or a recording notifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from notifiers.base import Notice, Notifier, SendResult
+from watcher import engine as engine_module
+from watcher.app import App, Overrides
+from watcher.config import load_config
+from watcher.db import SQLiteRepository, open_repository
+from watcher.demo_shop import DemoShop, ShopProduct, Shows
+from watcher.engine import STORE_ROW_PREFIX, LayoutDrift, is_layout_miss
+from watcher.model import Availability, EventKind, Observation
+from watcher.observe import read_page
+from watcher.politeness import Backoff
+from watcher.repository import ObservationRecord
+from watcher.stores.sources import RAKUTEN_SEARCH_URL
+
+IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER
+HOST = "127.0.0.1"
+FAST = "{concurrency: 8, min_delay: 0s, min_interval: 0s}"
+
+
+class Lever:
+    """A shop script the test moves by hand; `queue` shows once each before `shows` holds."""
+
+    def __init__(self, shows: Shows = OUT) -> None:
+        self.shows = shows
+        self.queue: list[Shows] = []
+
+    def __call__(self, _elapsed: float, _count: int) -> Shows:
+        return self.queue.pop(0) if self.queue else self.shows
+
+
+class Recorder(Notifier):
+    """Takes every notice at once and remembers when it arrived."""
+
+    name = "console"
+
+    def __init__(self) -> None:
+        self.notices: list[Notice] = []
+        self.arrived: list[float] = []
+
+    async def send(self, notice: Notice) -> SendResult:
+        self.notices.append(notice)
+        self.arrived.append(time.monotonic())
+        return SendResult.sent()
+
+    def kinds(self, watch_key: str | None = None) -> list[EventKind]:
+        return [n.event.kind for n in self.notices if watch_key in (None, n.event.watch_key)]
+
+
+@dataclass
+class Harness:
+    app: App
+    repo: SQLiteRepository
+    recorder: Recorder
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    config_path: Path
+    shop: DemoShop | None = None
+    levers: dict[str, Lever] = field(default_factory=dict)
+
+    @property
+    def counters(self) -> engine_module.EngineCounters:
+        return self.app.engine.counters
+
+    def requests(self, slug: str) -> int:
+        assert self.shop is not None
+        return self.shop.products[slug].requests
+
+    async def observations(self, watch_key: str) -> list[ObservationRecord]:
+        found = await self.repo.history(watch_key, limit=500)
+        assert found is not None
+        return list(found.observations)
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str = ""
+) -> None:
+    """Wait until `condition` holds, polling briefly; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
+
+
+def watchlist(
+    database: Path,
+    watches: list[str],
+    *,
+    hosts: dict[str, str] | None = None,
+    sources: str = "",
+) -> str:
+    hosts = hosts or {HOST: FAST}
+    lines = [
+        "settings:",
+        f"  database: {database}",
+        "  default_interval: 1s",
+        "  hot_windows: []",
+        "  debounce: {confirm: 2, rearm: 2, cooldown: 0s}",
+        "  politeness:",
+        "    hosts:",
+        *(f"      {host}: {limits}" for host, limits in hosts.items()),
+        "notifiers:",
+        "  console: {}",
+        *([sources] if sources else []),
+        "watches:",
+        *watches,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def url_watch(name: str, url: str, extra: str = "") -> str:
+    text = f"  - name: {name}\n    url: {url}\n    notify: {{console: true}}"
+    return text + (f"\n    {extra}" if extra else "")
+
+
+class Start:
+    """Starts the app on a watchlist, and shops; everything is stopped at the end of the test."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.started: list[Harness] = []
+        self.shops: list[DemoShop] = []
+
+    async def __call__(
+        self,
+        watches: list[str],
+        *,
+        shop: DemoShop | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        hosts: dict[str, str] | None = None,
+        sources: str = "",
+    ) -> Harness:
+        path = self.folder / "watchlist.yaml"
+        database = self.folder / "restock.sqlite3"
+        path.write_text(watchlist(database, watches, hosts=hosts, sources=sources))
+        config = load_config(path)
+        repo = await open_repository(config.settings.database)
+        recorder = Recorder()
+        stop = asyncio.Event()
+        app = App(config, repo, fast_overrides(recorder, stop, transport))
+        await app.sync_watches(config)
+        task = asyncio.create_task(app.run(stop))
+        harness = Harness(app, repo, recorder, stop, task, path, shop)
+        self.started.append(harness)
+        return harness
+
+    async def shop(self, **levers: Lever) -> DemoShop:
+        shop = DemoShop(retry_after="1")
+        for slug, lever in levers.items():
+            shop.add(ShopProduct(slug, f"商品 {slug}", 5400, lever))
+        await shop.start()
+        self.shops.append(shop)
+        return shop
+
+    async def close(self) -> None:
+        for harness in self.started:
+            harness.stop.set()
+            await asyncio.wait_for(harness.task, 15)
+            await harness.repo.close()
+        for shop in self.shops:
+            await shop.stop()
+
+
+def fast_overrides(
+    recorder: Notifier, stop: asyncio.Event, transport: httpx.AsyncBaseTransport | None = None
+) -> Overrides:
+    """Timings for tests: short backoffs, re-checks within 0.1 s, a look for work every 50 ms."""
+    return Overrides(
+        transport=transport,
+        notifiers={"console": recorder},
+        stop=stop,
+        install_signals=False,
+        host_backoff=Backoff(base=0.5, cap=1.0, jitter=0.0),
+        error_backoff=timedelta(milliseconds=300),
+        recheck_delay=(timedelta(milliseconds=50), timedelta(milliseconds=100)),
+        idle_poll=0.05,
+        reload_poll=0.1,
+    )
+
+
+@pytest.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Start]:
+    starter = Start(tmp_path)
+    yield starter
+    await starter.close()
+
+
+async def shop_with(start: Start, **levers: Lever) -> DemoShop:
+    return await start.shop(**levers)
+
+
+async def test_a_restock_is_reported_within_interval_plus_confirmation(start: Start) -> None:
+    lever = Lever(OUT)
+    shop = await shop_with(start, box=lever)
+    h = await start([url_watch("box", shop.url("box"))], shop=shop)
+    await eventually(lambda: h.requests("box") >= 1, what="the baseline check")
+    assert h.recorder.notices == []  # the baseline fires nothing
+
+    lever.shows = IN
+    restocked_at = time.monotonic()
+    await eventually(lambda: bool(h.recorder.notices), what="the restock message")
+
+    delay = h.recorder.arrived[0] - restocked_at
+    # One interval (1 s, +10 % jitter), the confirming re-check (0.1 s), and some slack.
+    assert delay < 1.1 + 0.1 + 0.6
+    [notice] = h.recorder.notices
+    assert notice.event.kind is EventKind.RESTOCK
+    assert notice.event.state is Availability.IN_STOCK
+    assert notice.event.price == 5400
+    assert h.counters.rechecks >= 1
+
+
+async def test_ghost_stock_one_stale_page_never_fires(start: Start) -> None:
+    lever = Lever(OUT)
+    shop = await shop_with(start, ghost=lever)
+    h = await start([url_watch("ghost", shop.url("ghost"))], shop=shop)
+    await eventually(lambda: h.requests("ghost") >= 1, what="the baseline check")
+
+    lever.queue = [IN]  # exactly one stale in-stock answer
+    await eventually(lambda: h.counters.flaps_suppressed >= 1, what="the flap")
+    seen = h.requests("ghost")
+    await eventually(lambda: h.requests("ghost") >= seen + 1, what="a later check")
+
+    assert h.recorder.notices == []
+    assert h.counters.events == 0
+
+
+async def test_a_captcha_saying_in_stock_never_fires_and_counts_as_blocked(start: Start) -> None:
+    lever = Lever(OUT)
+    shop = await shop_with(start, figure=lever)
+    h = await start([url_watch("figure", shop.url("figure"))], shop=shop)
+    await eventually(lambda: h.requests("figure") >= 1, what="the baseline")
+
+    lever.shows = Shows.CAPTCHA
+    await eventually(lambda: h.counters.blocked >= 2, what="two blocked checks")
+    lever.shows = OUT
+    seen = h.requests("figure")
+    await eventually(lambda: h.requests("figure") >= seen + 1, what="a check after the spell")
+
+    assert h.recorder.notices == []
+    history = await h.repo.history("figure", limit=100)
+    assert history is not None
+    blocked = [o for o in history.observations if o.blocked]
+    assert len(blocked) >= 2
+    assert all(o.state is Availability.UNKNOWN for o in blocked)
+
+
+async def test_a_503_spell_backs_the_host_off_then_checks_resume(start: Start) -> None:
+    sick, calm = Lever(OUT), Lever(OUT)
+    shop = await shop_with(start, sick=sick, calm=calm)
+    h = await start(
+        [url_watch("sick", shop.url("sick")), url_watch("calm", shop.url("calm"))], shop=shop
+    )
+    await eventually(lambda: h.requests("sick") >= 1 and h.requests("calm") >= 1)
+
+    sick.queue = [Shows.UNAVAILABLE]  # one 503 with Retry-After: 1
+    await eventually(lambda: h.counters.blocked >= 1, what="the 503")
+    [blocked_at] = [t for t, slug in shop.arrivals if slug == "sick"][-1:]
+    states = {s.host: s for s in await h.repo.host_states()}
+    assert states[HOST].backoff_until is not None
+    assert states[HOST].consecutive_blocks == 1
+
+    # Checks resume after the backoff: the product restocks and is reported.
+    sick.shows = IN
+    await eventually(lambda: bool(h.recorder.notices), what="the restock after the spell")
+    # Nothing reached the host during the backoff (Retry-After: 1 s), whatever product it was.
+    during = [t for t, _ in shop.arrivals if blocked_at + 0.05 < t < blocked_at + 0.9]
+    assert during == []
+    states = {s.host: s for s in await h.repo.host_states()}
+    assert states[HOST].backoff_until is None  # cleared after a success
+    assert states[HOST].consecutive_blocks == 0
+
+
+async def test_per_host_concurrency_holds(start: Start) -> None:
+    levers = {f"p{i}": Lever(OUT) for i in range(12)}
+    shop = await shop_with(start, **levers)
+    shop.latency = 0.05  # answers overlap: more than two would be in flight without the limit
+    h = await start(
+        [url_watch(slug, shop.url(slug)) for slug in levers],
+        shop=shop,
+        hosts={HOST: "{concurrency: 2, min_delay: 0s, min_interval: 0s}"},
+    )
+    await eventually(lambda: shop.total_requests >= 30, what="30 requests")
+    assert shop.max_in_flight == 2
+    assert h.app.politeness.policy(HOST).concurrency == 2
+
+
+async def test_per_host_min_delay_holds(start: Start) -> None:
+    levers = {f"p{i}": Lever(OUT) for i in range(4)}
+    shop = await shop_with(start, **levers)
+    await start(
+        [url_watch(slug, shop.url(slug)) for slug in levers],
+        shop=shop,
+        hosts={HOST: "{concurrency: 4, min_delay: 1s, min_interval: 0s}"},
+    )
+    await eventually(lambda: shop.total_requests >= 3, what="three requests")
+    times = sorted(t for t, _ in shop.arrivals)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # Four products were due at once; the shop saw their requests a second apart.
+    assert min(gaps) >= 0.95
+
+
+async def test_one_fetch_serves_every_watch_on_a_product(start: Start) -> None:
+    lever = Lever(OUT)
+    shop = await shop_with(start, box=lever)
+    url = shop.url("box")
+    h = await start(
+        [
+            url_watch("anyone", url),
+            url_watch("bargain hunter", url, "max_price: 5000"),
+            url_watch("collector", url, "buyable: [in_stock, preorder]"),
+        ],
+        shop=shop,
+    )
+    await eventually(lambda: h.requests("box") >= 1, what="the baseline check")
+    lever.shows = IN
+    await eventually(lambda: len(h.recorder.notices) >= 2, what="two restock messages")
+    await asyncio.sleep(0.3)  # a third message, if one were wrongly due, would be out by now
+
+    assert sorted(h.recorder.kinds()) == [EventKind.RESTOCK, EventKind.RESTOCK]
+    assert {n.event.watch_key for n in h.recorder.notices} == {"anyone", "collector"}
+    h.stop.set()
+    await h.task
+    # One request per check, whatever the number of watches reading it.
+    assert h.requests("box") == len(await h.observations("anyone"))
+
+
+def rakuten_answer(availability: int) -> dict[str, object]:
+    item = {
+        "itemName": "テスト BOX",
+        "itemCaption": "JAN 4521329400006",
+        "itemPrice": 5980,
+        "itemUrl": "https://item.rakuten.co.jp/shop/box/",
+        "availability": availability,
+        "shopName": "テストショップ",
+    }
+    return {"count": 1, "hits": 1, "Items": [{"Item": item}]}
+
+
+async def test_a_jan_watch_searches_the_store_api(start: Start) -> None:
+    stock = {"availability": 0}
+    asked: list[httpx.Request] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if not str(request.url).startswith(RAKUTEN_SEARCH_URL):
+            return httpx.Response(404)
+        return httpx.Response(200, json=rakuten_answer(stock["availability"]))
+
+    jan_watch = (
+        '  - name: card box\n    jan: "4521329400006"\n    stores: [rakuten]\n'
+        "    notify: {console: true}"
+    )
+    h = await start(
+        [jan_watch],
+        transport=httpx.MockTransport(api),
+        hosts={"jan-search": FAST},
+        sources="sources:\n  rakuten: {application_id: test-app}",
+    )
+    await eventually(lambda: len(asked) >= 1, what="the baseline search")
+    assert h.recorder.notices == []
+    stock["availability"] = 1
+    await eventually(lambda: bool(h.recorder.notices), what="the restock message")
+
+    [notice] = h.recorder.notices
+    assert notice.event.kind is EventKind.RESTOCK
+    assert notice.event.store == "rakuten"
+    assert notice.event.url == "https://item.rakuten.co.jp/shop/box/"
+    assert notice.event.price == 5980
+    params = asked[-1].url.params
+    assert params["keyword"] == "4521329400006"
+    assert params["applicationId"] == "test-app"
+
+
+@pytest.mark.parametrize("etags", [True, False], ids=["304", "same-hash"])
+async def test_unchanged_pages_skip_parsing_but_count(
+    start: Start, monkeypatch: pytest.MonkeyPatch, etags: bool
+) -> None:
+    parsed: list[str] = []
+    real_read_page = read_page
+
+    def counting_read_page(page, **kw):  # type: ignore[no-untyped-def]
+        parsed.append(page.url)
+        return real_read_page(page, **kw)
+
+    monkeypatch.setattr(engine_module, "read_page", counting_read_page)
+    shop = await shop_with(start, calm=Lever(OUT))
+    shop.etags = etags
+    h = await start([url_watch("calm", shop.url("calm"))], shop=shop)
+    await eventually(lambda: h.counters.checks >= 3, what="three checks")
+    h.stop.set()
+    await h.task
+
+    observations = await h.observations("calm")
+    assert len(observations) == h.counters.checks  # every check is an observation
+    assert len(parsed) == 1  # only the first page was parsed
+    assert h.counters.unchanged == h.counters.checks - 1
+    assert all(o.state is Availability.OUT_OF_STOCK for o in observations)
+    assert (shop.not_modified > 0) is etags
+
+
+async def test_layout_drift_is_reported_once_and_cleared(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    levers = {f"p{i}": Lever(OUT) for i in range(3)}
+    shop = await shop_with(start, **levers)
+    h = await start([url_watch(slug, shop.url(slug)) for slug in levers], shop=shop)
+    await eventually(lambda: all(h.requests(s) >= 1 for s in levers), what="first checks")
+
+    caplog.set_level(logging.WARNING, logger="restock.engine")
+    for lever in levers.values():
+        lever.shows = Shows.NO_SIGNAL
+    await eventually(lambda: h.counters.layout_misses >= 5, what="layout misses")
+
+    warnings = [r.getMessage() for r in caplog.records if "no longer parse" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "store generic pages no longer parse" in warnings[0]
+    assert "check the adapter" in warnings[0]
+    rows = {s.host: s for s in await h.repo.host_states()}
+    assert rows[STORE_ROW_PREFIX + "generic"].last_reason == warnings[0]
+
+    for lever in levers.values():
+        lever.shows = OUT
+
+    async def cleared() -> bool:
+        rows = {s.host: s for s in await h.repo.host_states()}
+        return rows[STORE_ROW_PREFIX + "generic"].last_reason is None
+
+    await eventually(cleared, what="the warning cleared")
+    assert h.recorder.notices == []
+
+
+def test_layout_drift_counts_only_products_that_had_a_state() -> None:
+    drift = LayoutDrift(threshold=2)
+    miss = Observation.unknown("amazon:no signal")
+    assert drift.observe("amazon_jp", miss, knew_state=False) is None
+    assert drift.observe("amazon_jp", miss, knew_state=False) is None
+    assert drift.observe("amazon_jp", Observation.unknown("fetch error: timeout"), True) is None
+    assert drift.observe("amazon_jp", miss, knew_state=True) is None
+    assert drift.observe("amazon_jp", miss, knew_state=True) == "reported"
+    assert drift.observe("amazon_jp", miss, knew_state=True) is None  # reported once
+    back = Observation(state=Availability.OUT_OF_STOCK, reason="amazon:#availability 在庫切れ")
+    assert drift.observe("amazon_jp", back, knew_state=True) == "recovered"
+    assert drift.misses == {}
+
+
+@pytest.mark.parametrize(
+    ("reason", "miss"),
+    [
+        ("no signal", True),
+        ("amazon:no signal", True),
+        ("amazon:not a product page", True),
+        ("not a product page", True),
+        ("blocked:captcha", False),
+        ("fetch error: timeout", False),
+        ("jsonld:InStock", False),
+    ],
+)
+def test_layout_miss_reasons(reason: str, miss: bool) -> None:
+    assert is_layout_miss(reason) is miss
