@@ -81,8 +81,20 @@ class Notifier(ABC):
         """Deliver one notice. Never raises."""
 
     async def send_batch(self, notices: Sequence[Notice]) -> list[SendResult]:
-        """Deliver several notices; channels that can merge messages override this."""
-        return [await self.send(n) for n in notices]
+        """Deliver several notices; channels that can merge messages override this.
+
+        A notice whose send raises anyway gets a retry of its own, so the results already in hand
+        (messages that went out) are kept and never sent twice.
+        """
+        results = []
+        for notice in notices:
+            try:
+                results.append(await self.send(notice))
+            except Exception as exc:
+                results.append(
+                    SendResult(Outcome.RETRY, f"{self.name} raised {type(exc).__name__}")
+                )
+        return results
 
     async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Open connections; called once before the first send."""

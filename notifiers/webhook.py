@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 from typing import ClassVar
 
 import httpx
 
 from notifiers.base import Notice, Notifier, SendResult
 from notifiers.pacing import Clock, SystemClock, backoff_seconds, log_send
+from watcher.fetch import parse_retry_after
 
 USER_AGENT = "restock-watcher (+webhook)"
 
@@ -69,7 +69,7 @@ class WebhookNotifier(Notifier):
         if 200 <= status < 300:
             return SendResult.sent(http_status=status)
         if status == 429 or status >= 500:
-            wait = retry_after_seconds(response.headers.get("retry-after"), self.clock.now())
+            wait = parse_retry_after(response.headers.get("retry-after"), self.clock.now())
             return self._retry(notice, status, f"webhook answered {status}", wait)
         return SendResult.failed(f"webhook refused: {status}", http_status=status)
 
@@ -84,19 +84,3 @@ class WebhookNotifier(Notifier):
     async def aclose(self) -> None:
         if self._owns_client:
             await self.client.aclose()
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """Retry-After as seconds from `now`: either delay-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - now).total_seconds())

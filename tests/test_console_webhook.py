@@ -15,7 +15,8 @@ from notifiers import NOTIFIERS
 from notifiers.base import Notice, Outcome
 from notifiers.console import ConsoleNotifier
 from notifiers.pacing import recipient_hash
-from notifiers.webhook import WebhookNotifier, retry_after_seconds
+from notifiers.webhook import WebhookNotifier
+from watcher.fetch import parse_retry_after as retry_after_seconds
 from watcher.model import Availability, Event, EventKind
 
 NOW = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
@@ -132,6 +133,7 @@ def test_retry_after_parsing():
     assert retry_after_seconds("12", NOW) == 12
     assert retry_after_seconds("nonsense", NOW) is None
     assert retry_after_seconds(None, NOW) is None
+    assert retry_after_seconds("300000000000", NOW) == 86_400  # a day at most
 
 
 async def test_every_send_is_logged_with_hashed_recipient(caplog: Any):

@@ -497,3 +497,26 @@ async def test_a_wake_up_during_a_claim_is_not_lost(repo: SQLiteRepository) -> N
         stop.set()
         await asyncio.wait_for(running, 5)
     assert webhook.recipients == ["-"]
+
+
+async def test_a_send_that_raises_mid_batch_keeps_the_results_already_sent() -> None:
+    """The default batch send keeps what went out; only the notice that raised is retried."""
+    from notifiers.base import Notice, Notifier, Outcome, SendResult
+
+    class Flaky(Notifier):
+        name = "flaky"
+
+        def __init__(self) -> None:
+            self.sent: list[int] = []
+
+        async def send(self, notice: Notice) -> SendResult:
+            if notice.delivery_id == 2:
+                raise OverflowError("a library bug")
+            self.sent.append(notice.delivery_id)
+            return SendResult.sent()
+
+    event = Event(EventKind.RESTOCK, "k", "n", Availability.IN_STOCK, NOW, id=1)
+    notifier = Flaky()
+    results = await notifier.send_batch([Notice(i, event, "-") for i in (1, 2, 3)])
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.RETRY, Outcome.SENT]
+    assert notifier.sent == [1, 3]
