@@ -166,25 +166,54 @@ def test_a_marketplace_seller_over_max_price_is_not_buyable() -> None:
     assert WatchConditions().is_buyable(obs)
 
 
-def test_the_other_sellers_summary_becomes_offers_the_conditions_can_accept() -> None:
+def test_the_other_sellers_summary_is_shown_but_never_bought() -> None:
     obs = _read("third-party-over-max-price")
-    assert [(o.price, o.condition) for o in obs.offers] == [
-        (98000, ItemCondition.NEW),
-        (89800, ItemCondition.NEW),
+    assert [(o.price, o.condition, o.summary) for o in obs.offers] == [
+        (98000, ItemCondition.NEW, False),
+        (89800, ItemCondition.NEW, True),  # "新品 (n)点：￥89,800より": a from-price, not an offer
     ]
-    assert WatchConditions(max_price=90000).is_buyable(obs)  # someone sells new at ¥89,800
-    assert not WatchConditions(max_price=80000).is_buyable(obs)
+    assert not WatchConditions(max_price=90000).is_buyable(obs)  # the buy box asks ¥98,000
+    assert WatchConditions(max_price=98000).is_buyable(obs)
 
 
-def test_other_sellers_only_reads_out_of_stock_with_their_offers() -> None:
+def test_other_sellers_only_reads_out_of_stock_and_is_never_buyable() -> None:
     obs = _read("other-sellers-only")
     assert obs.state is _A.OUT_OF_STOCK
-    assert {(o.condition, o.price) for o in obs.offers[1:]} == {
-        (ItemCondition.NEW, 38800),
-        (ItemCondition.USED, 24000),
+    assert (obs.price, obs.seller) == (None, None)  # the buy box's, and it has none
+    assert obs.offers[0].summary is False and obs.offers[0].state is _A.OUT_OF_STOCK
+    assert {(o.condition, o.price, o.summary) for o in obs.offers[1:]} == {
+        (ItemCondition.NEW, 38800, True),
+        (ItemCondition.USED, 24000, True),
     }
-    assert not WatchConditions(max_price=30000, condition=ConditionFilter.NEW).is_buyable(obs)
-    assert WatchConditions(max_price=30000, condition=ConditionFilter.USED).is_buyable(obs)
+    for conditions in (
+        WatchConditions(),
+        PERMISSIVE,
+        WatchConditions(max_price=30000, condition=ConditionFilter.USED),
+        WatchConditions(max_price=50000, condition=ConditionFilter.NEW),
+    ):
+        assert not conditions.is_buyable(obs)
+        assert not conditions.buyable_offers(obs)
+
+
+_SOLD_OUT_WITH_SUMMARY_IN_BUY_BOX = """
+<div id="dp"><span id="productTitle">テスト加湿器</span>
+<div id="buybox">
+  <div id="outOfStock"><div id="availability"><span>現在在庫切れです。</span></div></div>
+  <div id="olp_feature_div"><div id="olp"><a href="/gp/offer-listing/B0TEST0000">
+    <span>新品 (5)点：</span><span class="a-price"><span class="a-offscreen">￥89,800</span></span>
+    <span>より</span></a></div></div>
+</div></div>
+"""
+
+
+def test_a_summary_price_inside_the_buy_box_is_not_the_buy_box_price() -> None:
+    obs = parse_product(
+        Page(url="https://www.amazon.co.jp/dp/B0TEST0000", text=_SOLD_OUT_WITH_SUMMARY_IN_BUY_BOX)
+    )
+    assert obs.state is _A.OUT_OF_STOCK
+    assert obs.price is None
+    assert [(o.price, o.summary) for o in obs.offers[1:]] == [(89800, True)]
+    assert not PERMISSIVE.is_buyable(obs)
 
 
 def test_used_only_page_is_used_and_fails_a_new_only_watch() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -9,16 +10,31 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_engine import IN, OUT, Harness, Lever, Start, eventually, start, url_watch, watchlist
+from test_engine import (
+    IN,
+    OUT,
+    Harness,
+    Lever,
+    Start,
+    eventually,
+    fast_overrides,
+    start,
+    url_watch,
+    watchlist,
+)
 
+from watcher import miniserver
 from watcher.app import (
     RELOAD_POLL_SECONDS,
+    App,
     Overrides,
     is_dead_local_worker,
     release_dead_local_leases,
     tuned,
 )
+from watcher.config import load_config
 from watcher.db import open_repository
+from watcher.demo_shop import DemoShop, ShopProduct
 from watcher.engine import EngineSettings
 from watcher.model import Watch
 
@@ -134,3 +150,48 @@ async def test_the_leases_of_a_dead_local_worker_are_released(tmp_path: Path) ->
         assert again.target == "https://shop.example/a"
     finally:
         await repo.close()
+
+
+async def test_a_reload_that_adds_a_channel_starts_sending_on_it(tmp_path: Path) -> None:
+    """A webhook added to a running watchlist gets the next restock (nothing left pending)."""
+    posts: list[bytes] = []
+
+    async def receive(request: miniserver.Request) -> miniserver.Response:
+        posts.append(request.body)
+        return miniserver.Response(200, b"ok")
+
+    hook = await miniserver.start(receive)
+    hook_url = f"http://127.0.0.1:{hook.sockets[0].getsockname()[1]}/hook"
+    lever = Lever(OUT)
+    shop = DemoShop()
+    shop.add(ShopProduct("box", "箱", 5400, lever))
+    await shop.start()
+    path = tmp_path / "w.yaml"
+    plain = watchlist(tmp_path / "db.sqlite3", [url_watch("box", shop.url("box"))])
+    path.write_text(plain)
+    config = load_config(path)
+    repo = await open_repository(config.settings.database)
+    stop = asyncio.Event()
+    overrides = fast_overrides(None, stop)  # type: ignore[arg-type]
+    overrides.notifiers = None  # the real notifiers, built from the watchlist
+    app = App(config, repo, overrides)
+    await app.sync_watches(config)
+    task = asyncio.create_task(app.run(stop))
+    try:
+        await eventually(lambda: shop.products["box"].requests >= 1, what="the baseline")
+        path.write_text(
+            plain.replace(
+                "notifiers:\n", f"notifiers:\n  webhook: {{url: '{hook_url}'}}\n"
+            ).replace("notify: {console: true}", "notify: {console: true, webhook: true}")
+        )
+        await eventually(lambda: "webhook" in app.dispatcher.notifiers, what="the new channel")
+        lever.shows = IN
+        await eventually(lambda: bool(posts), what="the webhook post")
+        assert b'"event": "restock"' in posts[0] or b'"event":"restock"' in posts[0]
+        assert (await repo.outbox_depth()).get("pending", 0) == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await repo.close()
+        await shop.stop()
+        hook.close()

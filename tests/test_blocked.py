@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,49 @@ def test_weak_markers_do_not_count_on_product_sized_pages(phrase: str) -> None:
     """A shop's description or contact form may say these; a big page is not a block page."""
     text = f"<html><head><title>商品</title></head><body>{PADDING}<p>{phrase}</p></body></html>"
     assert detect_block(_page(text), LexborHTMLParser(text)) is None
+
+
+def test_a_padded_page_whose_heading_is_a_block_notice_is_blocked() -> None:
+    text = f"<html><body><h1>ただいまアクセスが集中しております</h1>{PADDING}</body></html>"
+    assert detect_block(_page(text), LexborHTMLParser(text)) == "rate_limited"
+
+
+@pytest.mark.parametrize(
+    "phrase", ["アクセスが集中", "automated access", "Access Denied", "not a robot"]
+)
+def test_weak_markers_never_count_in_a_json_body(phrase: str) -> None:
+    body = json.dumps({"title": "限定スニーカー", "body_html": f"<h1>{phrase}</h1>"})
+    assert detect_block(_page(body)) is None
+    typed = Page(
+        url="https://shop.example/api", text=f'"{phrase}"', content_type="application/json"
+    )
+    assert detect_block(typed) is None
+
+
+def test_a_small_product_page_with_a_busy_notice_is_not_blocked() -> None:
+    html = (
+        "<html><body><h1>限定品</h1><p>※発売直後はアクセスが集中し、つながりにくくなる場合が"
+        "あります。</p><span class='stock'>在庫あり</span><button>カートに入れる</button>"
+        "</body></html>"
+    )
+    assert detect_block(_page(html)) is None
+
+
+def test_a_product_named_like_a_block_page_is_not_blocked() -> None:
+    html = (
+        "<html><head><title>Access Denied [Blu-ray]</title></head><body>"
+        "<h1>Access Denied [Blu-ray]</h1><p class='price'>¥4,180</p>"
+        "<form action='/cart/add'><button>カートに入れる</button></form></body></html>"
+    )
+    assert detect_block(_page(html), LexborHTMLParser(html)) is None
+
+
+def test_strong_markers_still_count_on_a_page_with_product_signals() -> None:
+    html = (
+        "<html><body><h1>X</h1><button>カートに入れる</button>"
+        '<form action="/errors/validateCaptcha"><input id="captchacharacters"></form></body></html>'
+    )
+    assert detect_block(_page(html)) == "captcha"
 
 
 def test_a_padded_page_whose_title_is_a_challenge_is_blocked() -> None:

@@ -278,11 +278,16 @@ async def test_a_503_spell_backs_the_host_off_then_checks_resume(start: Start) -
     await eventually(lambda: h.requests("sick") >= 1 and h.requests("calm") >= 1)
 
     sick.queue = [Shows.UNAVAILABLE]  # one 503 with Retry-After: 1
-    await eventually(lambda: h.counters.blocked >= 1, what="the 503")
+
+    async def backing_off() -> bool:
+        states = {s.host: s for s in await h.repo.host_states()}
+        return HOST in states and states[HOST].backoff_until is not None
+
+    await eventually(backing_off, what="the host's backoff in the database")
     [blocked_at] = [t for t, slug in shop.arrivals if slug == "sick"][-1:]
     states = {s.host: s for s in await h.repo.host_states()}
-    assert states[HOST].backoff_until is not None
     assert states[HOST].consecutive_blocks == 1
+    assert states[HOST].last_reason == "blocked:service_unavailable"
 
     # Checks resume after the backoff: the product restocks and is reported.
     sick.shows = IN
@@ -347,6 +352,27 @@ async def test_one_fetch_serves_every_watch_on_a_product(start: Start) -> None:
     await h.task
     # One request per check, whatever the number of watches reading it.
     assert h.requests("box") == len(await h.observations("anyone"))
+
+
+async def test_each_watch_reads_a_shared_page_with_its_own_rules(start: Start) -> None:
+    """Two watches on one page: one trusts the page, one's own rule reads 在庫切れ as in stock."""
+    lever = Lever(OUT)
+    shop = await shop_with(start, box=lever)
+    url = shop.url("box")
+    h = await start(
+        [
+            url_watch("plain", url, "notify_on_first: true"),
+            url_watch(
+                "own rules",
+                url,
+                "notify_on_first: true\n    rules: {selector: 'p.stock', in_stock: [在庫切れ]}",
+            ),
+        ],
+        shop=shop,
+    )
+    await eventually(lambda: bool(h.recorder.notices), what="the own-rules watch's message")
+    await asyncio.sleep(0.3)
+    assert {n.event.watch_key for n in h.recorder.notices} == {"own-rules"}
 
 
 def rakuten_answer(availability: int) -> dict[str, object]:

@@ -57,6 +57,22 @@ def page(html: str, **kw: object) -> Page:
         ("在庫あり", None),
         ("", None),
         ("123456789012円", None),
+        ("獲得ポイント 298pt 価格 29,800円", 29800),
+        ("298円相当ポイント 29,800円", 29800),
+        ("ポイント10倍 価格 ¥980", 980),
+        ("27,091円（税抜） 29,800円（税込）", 29800),
+        ("本体価格 27,091円 + 税", 27091),
+        ("送料 800円 / 本体 29,800円", 29800),
+        ("送料無料 29,800円", 29800),
+        ("¥1,980〜¥3,980", 1980),
+        ("1,980円～2,980円", 1980),
+        ("¥1,980〜", 1980),
+        ("定価 5,000円 特価 3,980円", 3980),
+        ("通常価格 5,000円 のところ 3,980円", 3980),
+        ("メーカー希望小売価格 5,000円 販売価格 3,980円(税込)", 3980),
+        ("定価 1,980円", 1980),  # a bookshop's fixed price is what one pays
+        ("29.800円", 29800),  # yen have no decimals: a dotted thousands group
+        ("1980.00円", 1980),
     ],
 )
 def test_parse_price_reads_yen(text: str, price: int | None) -> None:
@@ -80,10 +96,19 @@ def test_parse_price_other_currency_rounds_to_main_unit() -> None:
         (True, None),
         (None, None),
         ("NaN", None),
+        ("29.800", 29800),
+        ("29,800円(税込)", 29800),
+        ("¥29,800", 29800),
+        ("4980.00", 4980),
     ],
 )
 def test_parse_amount_reads_structured_numbers(value: object, price: int | None) -> None:
     assert parse_amount(value) == price
+
+
+def test_parse_amount_reads_dots_as_decimals_outside_yen() -> None:
+    assert parse_amount("29.800", "USD") == 30
+    assert parse_amount("29.800", "JPY") == 29800
 
 
 # --- wording -----------------------------------------------------------------------------------
@@ -264,12 +289,128 @@ def test_jsonld_type_list_and_refurbished_condition() -> None:
     assert (data.condition, data.price, data.currency) == (ItemCondition.REFURBISHED, 1200, "JPY")
 
 
-def test_jsonld_takes_the_first_product_with_a_stated_availability() -> None:
-    html = _ld('{"@type": "Product", "name": "Related"}') + _ld(
-        '{"@type": "Product", "name": "Main", "offers": {"availability": "PreOrder"}}'
+def test_jsonld_the_first_top_level_product_is_the_main_one() -> None:
+    html = _ld('{"@type": "Product", "name": "Main"}') + _ld(
+        '{"@type": "Product", "name": "Other", "offers": {"availability": "PreOrder"}}'
+    )
+    data = read_jsonld(tree(html))
+    assert data is not None and data.title == "Main" and data.state is None
+
+
+def test_jsonld_the_product_named_by_the_h1_is_the_main_one() -> None:
+    html = (
+        "<h1>Main</h1>"
+        + _ld('{"@type": "Product", "name": "Other", "offers": {"availability": "InStock"}}')
+        + _ld('{"@type": "Product", "name": "Main", "offers": {"availability": "PreOrder"}}')
     )
     data = read_jsonld(tree(html))
     assert data is not None and data.title == "Main" and data.state is A.PREORDER
+
+
+def test_jsonld_the_product_at_the_canonical_url_is_the_main_one() -> None:
+    html = '<link rel="canonical" href="https://shop.example/items/2">' + _ld(
+        '[{"@type": "Product", "name": "One", "url": "https://shop.example/items/1",'
+        ' "offers": {"availability": "InStock", "price": 500}},'
+        ' {"@type": "Product", "name": "Two", "url": "/items/2/",'
+        ' "offers": {"availability": "OutOfStock", "price": 9800}}]'
+    )
+    data = read_jsonld(tree(html))
+    assert data is not None and (data.title, data.state, data.price) == (
+        "Two",
+        A.OUT_OF_STOCK,
+        9800,
+    )
+
+
+_MAIN_WITHOUT_AVAILABILITY = _ld(
+    '{"@context": "https://schema.org", "@type": "Product", "name": "限定版A",'
+    ' "offers": {"@type": "Offer", "price": "9800", "priceCurrency": "JPY"}}'
+)
+
+
+@pytest.mark.parametrize(
+    "related",
+    [
+        '{"@type": "ItemList", "itemListElement": [{"@type": "ListItem", "position": 1,'
+        ' "item": {"@type": "Product", "name": "関連商品B", "offers": {"@type": "Offer",'
+        ' "price": "500", "availability": "https://schema.org/InStock"}}}]}',
+        '{"@graph": [{"@type": "ItemList", "itemListElement": [{"@type": "Product",'
+        ' "name": "B", "offers": {"price": 500, "availability": "InStock"}}]}]}',
+        '{"@type": "WebPage", "relatedLink": {"@type": "Product", "name": "B",'
+        ' "offers": {"price": 500, "availability": "InStock"}}}',
+    ],
+)
+def test_jsonld_main_product_never_borrows_a_related_products_state(related: str) -> None:
+    html = (
+        f"<h1>限定版A</h1>{_MAIN_WITHOUT_AVAILABILITY}{_ld(related)}<p class='stock'>在庫切れ</p>"
+    )
+    data = read_jsonld(tree(html))
+    assert data is not None and (data.title, data.state, data.price) == ("限定版A", None, 9800)
+    obs = parse_product(page(html))
+    assert (obs.state, obs.price, obs.title) == (A.OUT_OF_STOCK, 9800, "限定版A")
+
+
+def test_jsonld_a_second_copy_of_the_main_product_fills_in_its_state() -> None:
+    html = _ld('{"@type": "Product", "name": "Main", "sku": "A1"}') + _ld(
+        '{"@type": "Product", "name": "Main", "offers": {"availability": "InStock", "price": 980}}'
+    )
+    data = read_jsonld(tree(html))
+    assert data is not None and (data.state, data.price) == (A.IN_STOCK, 980)
+
+
+def test_jsonld_a_product_inside_a_web_page_is_the_main_one() -> None:
+    html = _ld(
+        '{"@type": "WebPage", "mainEntity": {"@type": "Product", "name": "Main",'
+        ' "offers": {"availability": "OutOfStock"}}}'
+    )
+    data = read_jsonld(tree(html))
+    assert data is not None and data.state is A.OUT_OF_STOCK
+
+
+def test_jsonld_a_zero_price_is_no_price() -> None:
+    html = _ld('{"@type": "Product", "offers": {"price": 0, "availability": "InStock"}}')
+    data = read_jsonld(tree(html))
+    assert data is not None and data.state is A.IN_STOCK and data.price is None
+
+
+_MICRO_MAIN_OOS = (
+    '<div itemscope itemtype="https://schema.org/Product"><h1 itemprop="name">限定版A</h1>'
+    '<div itemprop="offers" itemscope itemtype="https://schema.org/Offer">'
+    '<meta itemprop="price" content="9800">'
+    '<link itemprop="availability" href="https://schema.org/OutOfStock"></div>%s</div>'
+)
+_MICRO_RELATED = (
+    '<div itemprop="isRelatedTo" itemscope itemtype="https://schema.org/Product">'
+    '<span itemprop="name">関連B</span>'
+    '<div itemprop="offers" itemscope itemtype="https://schema.org/Offer">'
+    '<meta itemprop="price" content="500">'
+    '<link itemprop="availability" href="https://schema.org/InStock"></div></div>'
+)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        (_MICRO_MAIN_OOS % "") + f'<section class="related">{_MICRO_RELATED}</section>',
+        _MICRO_MAIN_OOS % _MICRO_RELATED,  # nested inside the main scope
+        (_MICRO_MAIN_OOS % "")
+        + '<ul itemscope itemtype="https://schema.org/ItemList"><li itemprop="itemListElement">'
+        + _MICRO_RELATED
+        + "</li></ul>",
+    ],
+)
+def test_microdata_only_the_main_products_offers_count(html: str) -> None:
+    data = read_microdata(tree(html))
+    assert data is not None
+    assert (data.state, data.price, data.title) == (A.OUT_OF_STOCK, 9800, "限定版A")
+    assert len(data.offers) == 1
+
+
+def test_microdata_products_only_inside_a_list_are_no_product() -> None:
+    html = (
+        '<ul itemscope itemtype="https://schema.org/ItemList"><li>' + _MICRO_RELATED + "</li></ul>"
+    )
+    assert read_microdata(tree(html)) is None
 
 
 def test_jsonld_hostile_depth_does_not_crash() -> None:
@@ -341,6 +482,159 @@ def test_generic_disabled_buy_button_is_never_buyable() -> None:
     html = "<h1>X</h1><button aria-disabled='true'>Add to cart</button>"
     obs = parse_product(page(html))
     assert obs.state is A.OUT_OF_STOCK and obs.reason == "button:disabled:Add to cart"
+
+
+_BASE = (
+    "<html><head><title>テスト商品</title></head><body><h1>テスト商品</h1>"
+    "<p class='p'>価格 1,980円</p>%s" + "<p>説明文</p>" * 10 + "</body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        "<button class='hidden'>カートに入れる</button>",
+        "<button class='btn d-none'>カートに入れる</button>",
+        "<button class='is-hidden'>カートに入れる</button>",
+        "<button aria-hidden='true'>カートに入れる</button>",
+        "<button style='visibility:hidden'>カートに入れる</button>",
+        "<button style='display : none'>カートに入れる</button>",
+        "<button style='color: red; DISPLAY:NONE !important;'>カートに入れる</button>",
+        "<div class='hide'><button>カートに入れる</button></div>",
+    ],
+)
+def test_generic_hidden_buy_buttons_do_not_count(hidden: str) -> None:
+    obs = parse_product(page(_BASE % f"<p>SOLD OUT</p>{hidden}"))
+    assert (obs.state, obs.reason) == (A.OUT_OF_STOCK, "text:SOLD OUT")
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        "<button class='d-none d-md-block'>カートに入れる</button>",  # hidden on phones only
+        "<button class='overflow-hidden'>カートに入れる</button>",
+        "<button>カートに入れる<span class='visually-hidden'>テスト商品</span></button>",
+    ],
+)
+def test_generic_visible_buttons_still_count(shown: str) -> None:
+    obs = parse_product(page(_BASE % shown))
+    assert obs.state is A.IN_STOCK
+
+
+def test_generic_screen_reader_text_is_read() -> None:
+    obs = parse_product(page(_BASE % "<span class='visually-hidden'>在庫あり</span>"))
+    assert (obs.state, obs.reason) == (A.IN_STOCK, "text:在庫あり")
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        "<a class='btn-cart is-disabled'>カートに入れる</a>",
+        "<button class='btn btn-disabled'>カートに入れる</button>",
+        "<button class='button--disabled'>カートに入れる</button>",
+        "<button aria-disabled='TRUE'>カートに入れる</button>",
+    ],
+)
+def test_generic_a_disabled_class_word_disables_a_control(control: str) -> None:
+    obs = parse_product(page(_BASE % control))
+    assert (obs.state, obs.reason) == (A.OUT_OF_STOCK, "button:disabled:カートに入れる")
+
+
+def test_generic_a_class_merely_containing_disabled_letters_is_live() -> None:
+    obs = parse_product(page(_BASE % "<button class='undisabledish'>カートに入れる</button>"))
+    assert obs.state is A.IN_STOCK
+
+
+_RECOMMENDED = (
+    "<div>商品B <button>カートに入れる</button></div>"
+    "<div>商品C <button>カートに入れる</button></div>"
+)
+
+
+@pytest.mark.parametrize(
+    "recommendations",
+    [
+        f"<div class='related'><h2>おすすめ</h2>{_RECOMMENDED}</div>",
+        f"<section><h2>関連商品</h2>{_RECOMMENDED}</section>",
+        f"<section><div class='head'><h3>You may also like</h3></div><ul>{_RECOMMENDED}</ul>"
+        "</section>",
+        f"<h2>【Recommended】</h2>{_RECOMMENDED}",
+        f"<ul itemscope itemtype='https://schema.org/ItemList'>{_RECOMMENDED}</ul>",
+        f"<div class='product-carousel'>{_RECOMMENDED}</div>",
+        f"<div id='recommend-area'>{_RECOMMENDED}</div>",
+    ],
+)
+def test_generic_recommended_products_cart_buttons_do_not_count(recommendations: str) -> None:
+    obs = parse_product(page(_BASE % f"<p>この商品は売り切れました</p>{recommendations}"))
+    assert obs.state is A.OUT_OF_STOCK
+    assert obs.price == 1980
+
+
+def test_generic_sold_out_in_the_product_block_beats_buttons_elsewhere() -> None:
+    html = (
+        "<div class='item-detail'><h1>限定版A</h1><p class='price'>9,800円</p>"
+        "<p>SOLD OUT</p></div><ul class='items'><li>商品B <button>カートに入れる</button></li>"
+        "<li>商品C <button>カートに入れる</button></li></ul>"
+    )
+    obs = parse_product(page(html))
+    assert (obs.state, obs.price) == (A.OUT_OF_STOCK, 9800)
+
+
+def test_generic_the_main_forms_button_beats_a_notice_in_the_product_block() -> None:
+    html = (
+        "<div class='item-detail'><h1>限定版A</h1><p class='price'>9,800円</p>"
+        "<p>品切れの際はご容赦ください</p><form action='/cart/add'>"
+        "<button>カートに入れる</button></form></div>"
+    )
+    assert parse_product(page(html)).state is A.IN_STOCK
+
+
+def test_generic_a_shop_policy_beside_a_live_cart_button_is_in_stock() -> None:
+    html = _BASE % "<p>品切れの際はご容赦ください</p><button>カートに入れる</button>"
+    assert parse_product(page(html)).state is A.IN_STOCK
+
+
+def test_generic_a_recommendation_heading_before_the_product_leaves_the_product() -> None:
+    html = (
+        "<body><h2>おすすめ</h2><div>商品B <span class='price'>500円</span></div>"
+        "<div class='main'><h1>限定版A</h1><p class='price'>9,800円</p>"
+        "<p class='stock'>在庫あり</p></div></body>"
+    )
+    obs = parse_product(page(html))
+    assert (obs.state, obs.price, obs.title) == (A.IN_STOCK, 9800, "限定版A")
+
+
+@pytest.mark.parametrize(
+    "zone,price",
+    [
+        ("<div class='amount'>販売価格 29,800円(税込)</div>", 29800),
+        ("<div class='price'>獲得ポイント 298pt 価格 29,800円</div>", 29800),
+        ("<div class='price'><span class='point'>298円</span> 29,800円</div>", 29800),
+        ("<div class='price'>27,091円（税抜） 29,800円（税込）</div>", 29800),
+        ("<p class='shipping-price'>送料 800円</p><p class='price'>29,800円</p>", 29800),
+        ("<div class='price'>¥1,980〜¥3,980</div>", 1980),
+        ("<div class='price'><s>定価 5,000円</s> 特価 29,800円</div>", 29800),
+        ("<div class='price'><del>¥5,000</del> ¥29,800</div>", 29800),
+        (
+            "<div class='price'><span class='price--compare'>¥5,000</span>"
+            "<span class='price--sale'>¥29,800</span></div>",
+            29800,
+        ),
+        ("<div class='price'><s>¥5,000</s></div>", 5000),  # nothing else shown
+        ("<div class='price'>29.800円</div>", 29800),
+    ],
+)
+def test_generic_price_pick(zone: str, price: int) -> None:
+    html = f"<html><body><h1>限定フィギュア</h1>{zone}<button>カートに入れる</button></body></html>"
+    assert parse_product(page(html)).price == price
+
+
+def test_generic_a_recommended_products_price_is_not_the_price() -> None:
+    html = (
+        "<h1>限定フィギュア</h1><button>カートに入れる</button>"
+        "<h2>関連商品</h2><div><span class='price'>500円</span></div>"
+    )
+    assert parse_product(page(html)).price is None
 
 
 def test_generic_title_falls_back_to_h1_then_title() -> None:

@@ -342,3 +342,26 @@ async def test_notify_lists_edited_in_yaml_change_who_gets_deliveries(
 
     await repo.sync_yaml_watches([], NOW)  # an emptied watchlist silences the watch
     assert await repo.watch_statuses() == []
+
+
+async def test_a_check_whose_lease_passed_to_another_worker_stores_nothing(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch()], NOW)
+    [mine] = await repo.claim_due_products("worker-a", NOW, 10, LEASE)
+    later = NOW + LEASE + timedelta(seconds=1)  # worker-a's lease ran out while it waited
+    [theirs] = await repo.claim_due_products("worker-b", later, 10, LEASE)
+    assert theirs.id == mine.id
+    stored = await stored_watch(repo)
+    decision = WatchDecision(stored.id, {"phase": "buyable"}, [event()])
+    obs = Observation(state=Availability.IN_STOCK, reason="test", price=49980)
+
+    late = CheckOutcome(next_due_at=later + LEASE, lease_owner="worker-a")
+    lost = await repo.record_check(mine.id, obs, [decision], late, later)
+    assert lost.lease_lost and lost.events == () and lost.deliveries == 0
+    assert await claim_all(repo, later) == []
+
+    current = CheckOutcome(next_due_at=later + LEASE, lease_owner="worker-b")
+    kept = await repo.record_check(theirs.id, obs, [decision], current, later)
+    assert not kept.lease_lost and len(kept.events) == 1
+    assert len(await claim_all(repo, later)) == kept.deliveries > 0

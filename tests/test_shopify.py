@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import FIXTURES
 
@@ -103,3 +105,27 @@ def test_own_domain_shops_are_recognised_from_the_page_or_the_json() -> None:
 
 def test_myshopify_hosts() -> None:
     assert adapter_for("https://hiraku-apparel.myshopify.com/products/x") is ADAPTERS["shopify"]
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "<p>発売日は大変アクセスが集中することが予想されます。お一人様1点限り。</p>",
+        "<p>Bot purchases: orders placed by automated access will be cancelled.</p>",
+        "<p>Access denied to resellers.</p>",
+    ],
+)
+def test_a_product_description_that_mentions_blocking_words_is_not_a_block(
+    description: str,
+) -> None:
+    product = {
+        "id": 1,
+        "title": "限定スニーカー",
+        "handle": "sneaker",
+        "available": True,
+        "body_html": description,
+        "variants": [{"id": 11, "title": "26cm", "available": True, "price": 1980000}],
+    }
+    page = Page(url=JS_URL, text=json.dumps(product, ensure_ascii=False))
+    obs = parse_page(page, store="shopify")
+    assert (obs.state, obs.blocked, obs.price) == (Availability.IN_STOCK, False, 19800)

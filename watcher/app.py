@@ -363,9 +363,40 @@ class App:
             return
         if config.fingerprint == self.config.fingerprint:
             return
+        # Channels first: deliveries the new watches cause need a notifier to claim them.
+        await self._reload_channels(config)
         await self.sync_watches(config)
         self.config = config
         log.info("watchlist %s reloaded: %d watches", path, len(config.watches))
+
+    async def _reload_channels(self, config: Config) -> None:
+        """Build the channels a reload adds or changes; Telegram changes need a restart."""
+        if self.overrides.notifiers is not None:
+            return  # notifiers handed in by a test or the demo stay as they are
+        changed = changed_channels(self.config, config)
+        if "telegram" in changed and "telegram" in self.notifiers:
+            log.error("notifiers.telegram changed: restart `restock run` to apply it")
+            changed.discard("telegram")
+        if not changed:
+            return
+        fresh = build_notifiers(config, only=changed)
+        for notifier in fresh.values():
+            await notifier.start()
+        kept = {k: v for k, v in self.notifiers.items() if k not in changed}
+        self.notifiers = {**kept, **fresh}
+        for old in self.dispatcher.replace_notifiers(self.notifiers):
+            with contextlib.suppress(Exception):
+                await old.aclose()
+        log.info("channels reloaded: %s", ", ".join(sorted(changed)))
+
+
+def changed_channels(old: Config, new: Config) -> set[str]:
+    """Channels a reload adds, removes or configures differently (secrets compare by value)."""
+    names = set(old.channels) | set(new.channels)
+    shared = ("language", "x", "server")
+    if any(getattr(old.settings, k) != getattr(new.settings, k) for k in shared):
+        return names
+    return {n for n in names if getattr(old.notifiers, n) != getattr(new.notifiers, n)}
 
 
 def _mtime(path: Path) -> float | None:

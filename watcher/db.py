@@ -68,6 +68,10 @@ TELEGRAM = "telegram"
 DELIVERY_STATUSES = ("pending", "sent", "skipped", "failed", "dead")
 
 
+class _LeaseLost(Exception):
+    """A check's lease passed to another check before it was stored (rolls the write back)."""
+
+
 # --- values <-> columns -----------------------------------------------------------------------
 
 
@@ -572,6 +576,22 @@ class SQLiteRepository:
     ) -> RecordedCheck:
         stamp = to_epoch(now)
         next_due = to_epoch(outcome.next_due_at)
+        try:
+            return await self._record_check(
+                product_id, observation, decisions, outcome, stamp, next_due
+            )
+        except _LeaseLost:
+            return RecordedCheck(events=(), deliveries=0, lease_lost=True)
+
+    async def _record_check(
+        self,
+        product_id: int,
+        observation: Observation,
+        decisions: Sequence[WatchDecision],
+        outcome: CheckOutcome,
+        stamp: float,
+        next_due: float,
+    ) -> RecordedCheck:
         async with self._write():
             checks = await self._update_checked_product(
                 product_id, observation, outcome, stamp, next_due
@@ -646,7 +666,7 @@ class SQLiteRepository:
                 consecutive_errors = CASE WHEN ? THEN consecutive_errors + 1 ELSE 0 END,
                 checks = checks + 1,
                 blocks = blocks + ?
-            WHERE id = ?
+            WHERE id = ? AND (? IS NULL OR lease_owner = ?)
             RETURNING checks
             """,
             (
@@ -663,11 +683,15 @@ class SQLiteRepository:
                 outcome.error,
                 int(obs.blocked),
                 product_id,
+                outcome.lease_owner,
+                outcome.lease_owner,
             ),
         )
-        if row is None:
-            raise StorageError(f"record_check: no product with id {product_id}")
-        return int(row["checks"])
+        if row is not None:
+            return int(row["checks"])
+        if outcome.lease_owner is not None:
+            raise _LeaseLost(product_id)
+        raise StorageError(f"record_check: no product with id {product_id}")
 
     async def _store_event(
         self, decision: WatchDecision, event: Event, stamp: float

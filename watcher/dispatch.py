@@ -66,6 +66,8 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self._zone = ZoneInfo(settings.timezone)
         self._wake = {name: asyncio.Event() for name in self.notifiers}
+        self._group: asyncio.TaskGroup | None = None
+        self._stop: asyncio.Event | None = None
 
     def wake(self) -> None:
         """New deliveries were written: look now instead of at the next poll."""
@@ -74,9 +76,33 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every channel's worker until `stop` is set; in-flight sends finish first."""
+        self._stop = stop
         async with asyncio.TaskGroup() as group:
-            for name, notifier in self.notifiers.items():
-                group.create_task(self._channel_loop(name, notifier, stop), name=f"send-{name}")
+            self._group = group
+            for name in self.notifiers:
+                self._start_worker(name)
+        self._group = None
+
+    def replace_notifiers(self, notifiers: Mapping[str, Notifier]) -> list[Notifier]:
+        """Use these notifiers from the next batch on (a reloaded watchlist's channels).
+
+        New channels get a worker at once; a removed channel's worker ends after its batch in
+        hand (its pending deliveries wait for the channel to come back). Returns the notifiers
+        that were replaced or removed, for the caller to close.
+        """
+        retired = [old for name, old in self.notifiers.items() if notifiers.get(name) is not old]
+        added = [name for name in notifiers if name not in self.notifiers]
+        self.notifiers = dict(notifiers)
+        for name in added:
+            self._wake[name] = asyncio.Event()
+            self._start_worker(name)
+        for event in self._wake.values():
+            event.set()  # a worker whose channel is gone notices at once
+        return retired
+
+    def _start_worker(self, name: str) -> None:
+        if self._group is not None and self._stop is not None:
+            self._group.create_task(self._channel_loop(name, self._stop), name=f"send-{name}")
 
     async def drain_once(self) -> int:
         """Send every due delivery once, channel by channel; returns how many were handed over."""
@@ -85,14 +111,14 @@ class Dispatcher:
             total += await self._send_batch(name, notifier)
         return total
 
-    async def _channel_loop(self, name: str, notifier: Notifier, stop: asyncio.Event) -> None:
+    async def _channel_loop(self, name: str, stop: asyncio.Event) -> None:
         wake = self._wake[name]
-        while not stop.is_set():
+        while not stop.is_set() and name in self.notifiers:
             # Cleared before the claim, not after it: a wake-up that arrives while the claim runs
             # then still cuts the idle wait short instead of being lost.
             wake.clear()
             try:
-                handed = await self._send_batch(name, notifier)
+                handed = await self._send_batch(name, self.notifiers[name])
             except Exception:  # a database hiccup must not end the worker
                 log.exception("dispatch %s: batch failed", name)
                 handed = 0

@@ -13,6 +13,7 @@ stands, and the check still counts as an observation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
@@ -201,6 +202,7 @@ class Engine:
         # dispatcher's claims wait behind a few checks' writes at most, not behind every check
         # in flight: that queue is the hand-off latency of a restock under load.
         self._db_turn = asyncio.Semaphore(settings.db_writers)
+        self._in_flight: set[int] = set()  # product ids being checked by this engine
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -213,9 +215,13 @@ class Engine:
             free = concurrency - len(running)
             batch = await self._claim(free)
             for product, watches in batch:
+                if product.id in self._in_flight:
+                    continue  # its lease ran out while it waited; the check in flight finishes it
+                self._in_flight.add(product.id)
                 task = asyncio.create_task(self.check(product, watches), name=f"check-{product.id}")
                 running.add(task)
                 task.add_done_callback(running.discard)
+                task.add_done_callback(functools.partial(_forget, self._in_flight, product.id))
             if len(batch) < free:
                 await self._idle(stop)
             else:
@@ -288,8 +294,10 @@ class Engine:
             host, blocked=observation.blocked, retry_after=observation.retry_after
         )
         now = self.clock()
+        seen = _as_each_watch_reads(product, read.reading, watches)
         decisions = [
-            (w, self.detector.observe(w.watch, states[w.id], observation, now)) for w in watches
+            (w, self.detector.observe(w.watch, states[w.id], seen.get(w.id, observation), now))
+            for w in watches
         ]
         outcome = await self._outcome(product, read, observation, decisions, now)
         async with self._db_turn:
@@ -300,6 +308,9 @@ class Engine:
                 outcome,
                 now,
             )
+        if recorded.lease_lost:
+            log.warning("check of %s outlived its lease; another check decides", product.target)
+            return
         if recorded.deliveries:
             self.on_deliveries()
         self._scheduled(outcome.next_due_at)
@@ -313,7 +324,7 @@ class Engine:
         if product.target.startswith("jan:"):
             jan = product.target.removeprefix("jan:")
             reading = await read_jan(
-                self.fetcher, jan, stores=first.stores, setup=self.settings.search,
+                self.fetcher, jan, stores=_stores_wanted(watches), setup=self.settings.search,
                 cache_bust=cache_bust,
             )  # fmt: skip
             return _Read(reading)
@@ -381,6 +392,7 @@ class Engine:
             last_modified=read.last_modified,
             content_hash=read.content_hash,
             error=observation.state is Availability.UNKNOWN,
+            lease_owner=self.owner,
         )
 
     async def _next_due(
@@ -498,6 +510,39 @@ class Engine:
         elif verdict == "recovered":
             log.info("store %s pages parse again", store)
             await self.repository.save_host_state(HostState(host=STORE_ROW_PREFIX + store))
+
+
+def _as_each_watch_reads(
+    product: DueProduct, reading: Reading, watches: list[StoredWatch]
+) -> dict[int, Observation]:
+    """Observations of watches whose own `rules` read the page differently from the first's.
+
+    The page is fetched once, with the first watch's rules; a watch with other rules re-reads
+    the same page its own way (no second fetch).
+    """
+    page = reading.page
+    first_rules = watches[0].watch.rules
+    if page is None or reading.observation.state is Availability.UNKNOWN:
+        return {}
+    return {
+        w.id: read_page(page, store=product.store, rules=w.watch.rules)
+        for w in watches[1:]
+        if w.watch.rules != first_rules
+    }
+
+
+def _forget(in_flight: set[int], product_id: int, _task: object) -> None:
+    in_flight.discard(product_id)
+
+
+def _stores_wanted(watches: list[StoredWatch]) -> tuple[str, ...]:
+    """Every store any watch of a JAN product asks for; none named means every store.
+
+    Each watch then counts only offers from its own stores (WatchConditions.stores).
+    """
+    if any(not w.watch.stores for w in watches):
+        return ()
+    return tuple(sorted({store for w in watches for store in w.watch.stores}))
 
 
 def _watch_decision(stored: StoredWatch, decision: Decision) -> WatchDecision:

@@ -105,6 +105,9 @@ class CheckOutcome:
     last_modified: str | None = None
     content_hash: str | None = None
     error: bool = False  # the check failed (fetch error or block): counts consecutive errors
+    # When set, the check is stored only if the product's lease is still this worker's: a check
+    # whose lease expired and passed to another worker is dropped whole (that one decides).
+    lease_owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,7 @@ class RecordedCheck:
 
     events: tuple[Event, ...]
     deliveries: int
+    lease_lost: bool = False  # nothing was stored: the lease had passed to another check
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,18 @@
 Every adapter asks `detect_block` before reading stock, because a block page is never evidence
 about the product (it must read `unknown`, and its wait must reach the scheduler).
 
-Markers come in two strengths. Strong markers (a captcha form's action, a challenge script's
-options) are specific enough to trust anywhere in a page. Weak markers ("automated access",
-アクセスが集中) could also appear in an ordinary product description, so they only count on a small
-page: real block pages are a few kilobytes, product pages are hundreds.
+Markers come in two strengths. Strong markers (a captcha form's action, Amazon's captcha field,
+a challenge script's options, Amazon's dogs page) are specific enough to trust anywhere in a
+page. Weak markers ("automated access", アクセスが集中, "access denied") are ordinary words a
+product description may use ("発売日はアクセスが集中します"; "orders placed by automated access
+will be cancelled"), so they count only
+
+- never in a JSON body (Shopify's `.js`, APIs): JSON is data about the product, not a notice;
+- in an HTML page's <title> or <h1>, or anywhere in a small page (block pages are a few
+  kilobytes, product pages hundreds),
+- and only when the page carries no product signal at all (product markup, a price property, a
+  cart form, a control saying カートに入れる or 売り切れ): a page that sells something is not a
+  block page, whatever its notice says.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 from selectolax.lexbor import LexborHTMLParser
 
 from watcher.model import Observation, Page
+from watcher.stores._text import classify_wording
 
 CAPTCHA = "captcha"
 CHALLENGE = "challenge"  # a JavaScript browser check (Cloudflare and the like)
@@ -89,28 +98,67 @@ def blocked_observation(page: Page, reason: str, *, store: str | None = None) ->
 
 
 def _strong_marker(text: str) -> str | None:
+    # Three markers share "aptcha": one scan of a big page rules them all out.
+    captcha_possible = "aptcha" in text
     for marker, reason in _STRONG_MARKERS:
-        if marker in text:
+        if (reason != CAPTCHA or captcha_possible) and marker in text:
             return reason
     return None
 
 
 def _weak_marker(page: Page, tree: LexborHTMLParser | None) -> str | None:
-    if len(page.text) > SMALL_PAGE_CHARS and not _title_says_blocked(tree):
+    if _is_json(page):
         return None
-    lowered = page.text.casefold()
+    small = len(page.text) <= SMALL_PAGE_CHARS
+    if tree is None:
+        if not small:
+            return None
+        tree = LexborHTMLParser(page.text)
+    found = _weak_in(_heading_text(tree))
+    if found is None and small:
+        found = _weak_in(page.text.casefold())
+    if found is None or has_product_signal(tree):
+        return None
+    return found
+
+
+def _is_json(page: Page) -> bool:
+    if page.content_type and "json" in page.content_type.lower():
+        return True
+    return page.text.lstrip()[:1] in ("{", "[")
+
+
+def _weak_in(lowered: str) -> str | None:
     for marker, reason in _WEAK_MARKERS:
         if marker in lowered:
             return reason
     return None
 
 
-def _title_says_blocked(tree: LexborHTMLParser | None) -> bool:
-    """A large page whose own title is a block message (some challenge pages pad themselves)."""
-    if tree is None:
-        return False
-    node = tree.css_first("title")
-    if node is None:
-        return False
-    title = node.text().casefold()
-    return any(marker in title for marker, _ in _WEAK_MARKERS)
+def _heading_text(tree: LexborHTMLParser) -> str:
+    """The page's own title and first h1, case-folded: where a block page names itself."""
+    nodes = (tree.css_first("title"), tree.css_first("h1"))
+    return " ".join(node.text(separator=" ") for node in nodes if node is not None).casefold()
+
+
+_PRODUCT_MARKUP = (
+    '[itemtype*="product" i], [itemprop="price" i], [itemprop="availability" i],'
+    ' meta[property="og:type"][content="product" i], form[action*="cart" i],'
+    ' form[action*="basket" i]'
+)
+_CONTROLS = "button, input[type=submit i], input[type=button i], a[class*=cart i]"
+
+
+def has_product_signal(tree: LexborHTMLParser) -> bool:
+    """True when the page offers a product: product markup, a price property, a cart form, or a
+    control whose label states a stock state (カートに入れる, 売り切れ, "Add to cart")."""
+    if tree.css_first(_PRODUCT_MARKUP) is not None:
+        return True
+    for script in tree.css('script[type="application/ld+json" i]'):
+        if '"product' in script.text(deep=True).casefold():
+            return True
+    for node in tree.css(_CONTROLS):
+        label = node.attributes.get("value") if node.tag == "input" else node.text()
+        if label and len(label) < 200 and classify_wording(label) is not None:
+            return True
+    return False

@@ -4,15 +4,24 @@ Every reader takes a parsed tree (`selectolax.lexbor.LexborHTMLParser`) so a pag
 and returns a `ProductData` (or None when the page has no such markup). A reader never raises on
 bad markup: a script with broken JSON is skipped, the others still count.
 
+Only the page's main product decides. Product pages also describe other products (a related-items
+ItemList, `isRelatedTo` / `isSimilarTo`, recommendation widgets with their own microdata); their
+offers never count. The main product is the top-level Product whose url / @id is the page's
+canonical URL, else the one named like the page's h1, else the first top-level Product; in
+microdata only Offer scopes inside the main Product scope are its offers. A main product that
+states no availability has none: it never borrows another product's state or price (a second
+copy of the same product, same name or same @id, may fill it in).
+
 A product's state is never its first offer's: when any offer is orderable the product is
 (`best_state`: in_stock > backorder > preorder > out_of_stock > discontinued), so a shoe whose
-small sizes are sold out is still in stock.
+small sizes are sold out is still in stock. A price of 0 is read as no price: shops print it as a
+placeholder, and a ¥0 reading would pass every watch's `max_price`.
 
 Usage by adapters::
 
     tree = LexborHTMLParser(page.text)
-    data = read_structured(tree)          # JSON-LD first, then microdata + OpenGraph
-    if data and data.state:
+    data = read_structured(tree, page.url).decided()   # JSON-LD first, then microdata + OG
+    if data is not None and data.state is not None:
         Observation(state=data.state, reason=data.reason, price=data.price, ...)
 """
 
@@ -23,11 +32,12 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.model import Availability, ItemCondition
-from watcher.stores._text import clean_title, parse_amount
+from watcher.stores._text import clean_title, normalise, parse_amount
 
 _A = Availability
 
@@ -77,6 +87,21 @@ STATE_RANK: tuple[Availability, ...] = (
 
 _PRODUCT_TYPES = frozenset({"product", "productgroup", "individualproduct", "productmodel"})
 _OFFER_TYPES = frozenset({"offer", "aggregateoffer"})
+# Lists of other things: a Product inside one is a related or listed item, never the page's own.
+_LIST_TYPES = frozenset({"itemlist", "listitem", "breadcrumblist", "offercatalog", "howto"})
+_RELATED_KEYS = frozenset(
+    {
+        "isrelatedto",
+        "issimilarto",
+        "isaccessoryorsparepartfor",
+        "isconsumablefor",
+        "itemlistelement",
+        "relatedlink",
+        "significantlink",
+        "haspart",
+        "ispartof",
+    }
+)
 _MAX_NODES = 5000  # JSON-LD nodes visited per page: a hostile page cannot make us walk forever
 _MAX_DEPTH = 30
 _MAX_SCRIPT = 2_000_000  # characters of one JSON-LD script we are willing to decode
@@ -224,7 +249,8 @@ def _types(node: dict[str, Any]) -> set[str]:
 
 
 def _walk(doc: Any) -> Iterator[dict[str, Any]]:
-    """Top-level typed nodes: lists and @graph are flattened, products are not descended into."""
+    """Top-level Product and Offer nodes: lists, @graph and wrappers (a WebPage's mainEntity) are
+    looked through; products, item lists and related-product links are not descended into."""
     stack: list[tuple[Any, int]] = [(doc, 0)]
     seen = 0
     while stack and seen < _MAX_NODES:
@@ -239,7 +265,13 @@ def _walk(doc: Any) -> Iterator[dict[str, Any]]:
             if types & (_PRODUCT_TYPES | _OFFER_TYPES):
                 yield node
                 continue
-            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+            if types & _LIST_TYPES:
+                continue
+            stack.extend(
+                (v, depth + 1)
+                for k, v in node.items()
+                if isinstance(v, dict | list) and k.lower() not in _RELATED_KEYS
+            )
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -259,14 +291,20 @@ def _name_of(value: Any) -> str | None:
     return None
 
 
+def _amount(value: object, currency: str | None = None) -> int | None:
+    """A structured price; 0 is a placeholder, not a price (see the module docstring)."""
+    price = parse_amount(value, currency)
+    return price or None
+
+
 def _jsonld_price(node: dict[str, Any], currency: str | None) -> int | None:
     for key in ("price", "lowPrice", "highPrice"):
-        price = parse_amount(node.get(key), currency)
+        price = _amount(node.get(key), currency)
         if price is not None:
             return price
     for spec in _as_list(node.get("priceSpecification")):
         if isinstance(spec, dict):
-            price = parse_amount(spec.get("price"), currency)
+            price = _amount(spec.get("price"), currency)
             if price is not None:
                 return price
     return None
@@ -354,20 +392,19 @@ def _from_product(product: dict[str, Any]) -> ProductData:
     )
 
 
-def read_jsonld(tree: LexborHTMLParser) -> ProductData | None:
-    """The page's product from JSON-LD: the first Product whose offers state an availability
-    (else the first Product, else loose Offer nodes); None without any."""
-    products: list[ProductData] = []
+def read_jsonld(tree: LexborHTMLParser, page_url: str | None = None) -> ProductData | None:
+    """The page's main product from JSON-LD (see the module docstring for which one), else the
+    page's loose top-level Offer nodes; None without either."""
+    products: list[dict[str, Any]] = []
     loose: list[SchemaOffer] = []
     for doc in jsonld_documents(tree):
         for node in _walk(doc):
             if _types(node) & _PRODUCT_TYPES:
-                products.append(_from_product(node))
+                products.append(node)
             else:
                 loose.extend(_jsonld_offers(node))
-    stated = next((p for p in products if p.state is not None), None)
-    if stated or products:
-        return stated or products[0]
+    if products:
+        return _main_jsonld_product(products, tree, page_url)
     winner = decide(loose)
     if winner is None:
         return None
@@ -381,6 +418,85 @@ def read_jsonld(tree: LexborHTMLParser) -> ProductData | None:
         condition=winner.condition,
         offers=tuple(loose),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PageIdentity:
+    """What names the page's own product: its canonical URL paths and its h1."""
+
+    paths: frozenset[str]
+    heading: str | None
+
+    @classmethod
+    def of(cls, tree: LexborHTMLParser, page_url: str | None = None) -> PageIdentity:
+        urls = [page_url]
+        canonical = tree.css_first('link[rel~="canonical" i]')
+        if canonical is not None:
+            urls.append(canonical.attributes.get("href"))
+        og_url = tree.css_first('meta[property="og:url" i]')
+        if og_url is not None:
+            urls.append(og_url.attributes.get("content"))
+        h1 = tree.css_first("h1")
+        heading = _folded(h1.text(separator=" ")) if h1 is not None else None
+        return cls(frozenset(p for u in urls if (p := _url_path(u))), heading or None)
+
+    def names(self, url: object, name: str | None) -> tuple[bool, bool]:
+        """(the url is this page's, the name is this page's heading)."""
+        path = _url_path(url, base=next(iter(self.paths), None))
+        by_url = path is not None and path in self.paths
+        folded = _folded(name) if name else ""
+        heading = self.heading or ""
+        by_name = (
+            len(folded) >= 2 and len(heading) >= 2 and (folded in heading or heading in folded)
+        )
+        return by_url, by_name
+
+
+def _folded(text: str) -> str:
+    return normalise(text).casefold()
+
+
+def _url_path(url: object, base: str | None = None) -> str | None:
+    """A URL's path, lower-cased, without its trailing slash: what two spellings of a page share."""
+    if not isinstance(url, str) or not url.strip() or url.startswith("_:"):
+        return None
+    try:
+        path = urlsplit(urljoin(f"https://x{base}" if base else "https://x/", url.strip())).path
+    except ValueError:
+        return None
+    path = path.rstrip("/").lower()
+    return path or None
+
+
+def _main_jsonld_product(
+    nodes: list[dict[str, Any]], tree: LexborHTMLParser, page_url: str | None
+) -> ProductData:
+    """The main product: named by the canonical URL, else by the h1, else the first; filled in
+    (state included) by other copies of the same product only."""
+    main = nodes[0]
+    if len(nodes) > 1:
+        page = PageIdentity.of(tree, page_url)
+
+        def rank(node: dict[str, Any]) -> int:
+            url = node.get("url") or node.get("@id")
+            by_url, by_name = page.names(url, _name_of(node.get("name")))
+            return 0 if by_url else 1 if by_name else 2
+
+        main = min(nodes, key=rank)  # min keeps the first of equals
+    copies = [n for n in nodes if n is not main and _same_product(main, n)]
+    data = _from_product(main)
+    stated = next((c for c in map(_from_product, copies) if c.state is not None), None)
+    if data.state is None and stated is not None:
+        data = replace(stated, title=data.title or stated.title, gtin=data.gtin or stated.gtin)
+    return data.filled_from(*map(_from_product, copies))
+
+
+def _same_product(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    for key in ("@id", "url", "sku", "productID"):
+        if one.get(key) and one.get(key) == other.get(key):
+            return True
+    name = _name_of(one.get("name"))
+    return name is not None and name == _name_of(other.get("name"))
 
 
 # --- microdata ---------------------------------------------------------------------------------
@@ -412,24 +528,21 @@ def _first_prop(scope: LexborNode, prop: str) -> LexborNode | None:
     return scope.css_first(f'[itemprop~="{prop}" i]')
 
 
-def _micro_price(node: LexborNode) -> int | None:
-    amounts = (parse_amount(value) for value in _prop_values(node))
-    return next((p for p in amounts if p is not None), None)
-
-
-def _micro_offer(scope: LexborNode) -> SchemaOffer:
-    avail = _first_prop(scope, "availability")
+def _micro_offer(scope: LexborNode, own: bool = False) -> SchemaOffer:
+    """One offer from a scope's properties (`own`: only the scope's own, not nested scopes')."""
+    find = _first_own_prop if own else _first_prop
+    avail = find(scope, "availability")
     mapped = _micro_availability(avail) if avail is not None else None
-    currency_node = _first_prop(scope, "priceCurrency")
+    currency_node = find(scope, "priceCurrency")
     currency = _prop_values(currency_node)[0].strip().upper() if currency_node else None
-    price_node = _first_prop(scope, "price") or _first_prop(scope, "lowPrice")
+    price_node = find(scope, "price") or find(scope, "lowPrice")
     price = None
     if price_node is not None:
         price = next(
-            (p for v in _prop_values(price_node) if (p := parse_amount(v)) is not None), None
+            (p for v in _prop_values(price_node) if (p := _amount(v, currency)) is not None), None
         )
-    condition_node = _first_prop(scope, "itemCondition")
-    seller_node = _first_prop(scope, "seller")
+    condition_node = find(scope, "itemCondition")
+    seller_node = find(scope, "seller")
     return SchemaOffer(
         state=mapped[0] if mapped else None,
         availability=mapped[1] if mapped else None,
@@ -444,29 +557,28 @@ def _micro_offer(scope: LexborNode) -> SchemaOffer:
     )
 
 
-def _micro_title(tree: LexborHTMLParser) -> str | None:
-    for scope in tree.css("[itemscope][itemtype]"):
-        if _itemtype(scope) in _PRODUCT_TYPES:
-            name = _first_prop(scope, "name")
-            if name is not None:
-                values = _prop_values(name)
-                return clean_title(values[0]) if values else None
-    return None
-
-
-def read_microdata(tree: LexborHTMLParser) -> ProductData | None:
-    """The product from microdata: every Offer scope is one offer; without Offer scopes, the
-    page's first availability/price properties make one. None without any such property."""
+def read_microdata(tree: LexborHTMLParser, page_url: str | None = None) -> ProductData | None:
+    """The main product from microdata (see the module docstring): the Offer scopes inside its
+    scope are its offers; without any, its own availability/price properties make one. A page
+    with no Product scope at all: every Offer scope (else the page's first availability/price
+    properties) is one offer. None without any such property."""
     if tree.css_first("[itemprop]") is None:
         return None
     typed = tree.css("[itemscope][itemtype]")
-    scopes = [n for n in typed if _itemtype(n) in _OFFER_TYPES]
-    offers = [_micro_offer(scope) for scope in scopes[:500]]
-    if not offers and tree.root is not None:
-        offers = [_micro_offer(tree.root)]
-    offers = [o for o in offers if o.state is not None or o.price is not None]
-    is_product = any(_itemtype(n) in _PRODUCT_TYPES for n in typed)
-    if not offers and not is_product:
+    products = [n for n in typed if _itemtype(n) in _PRODUCT_TYPES]
+    if products:
+        main = _main_micro_scope(products, tree, page_url)
+        if main is None:
+            return None  # products only inside lists: a listing, not one product's page
+        offers = _micro_offers_of(main, typed)
+        title = _micro_name(main)
+    else:
+        offers = [_micro_offer(scope) for scope in typed if _itemtype(scope) in _OFFER_TYPES]
+        if not offers and tree.root is not None:
+            offers = [_micro_offer(tree.root)]
+        title = None
+    offers = [o for o in offers[:500] if o.state is not None or o.price is not None]
+    if not offers and not products:
         return None
     winner = decide(offers)
     first = winner or next((o for o in offers if o.price is not None), None)
@@ -476,12 +588,91 @@ def read_microdata(tree: LexborHTMLParser) -> ProductData | None:
         token=winner.availability if winner else None,
         price=first.price if first else None,
         currency=first.currency if first else None,
-        title=_micro_title(tree),
+        title=title,
         seller=first.seller if first else None,
         condition=first.condition if first else None,
         offers=tuple(offers),
-        is_product=is_product,
+        is_product=bool(products),
     )
+
+
+def _owning_scope(node: LexborNode) -> LexborNode | None:
+    """The nearest itemscope around `node` (not `node` itself)."""
+    parent = node.parent
+    while parent is not None:
+        if "itemscope" in parent.attributes:
+            return parent
+        parent = parent.parent
+    return None
+
+
+def _is_variant(scope: LexborNode) -> bool:
+    props = (scope.attributes.get("itemprop") or "").lower().split()
+    return "hasvariant" in props or "model" in props
+
+
+def _product_of(node: LexborNode) -> LexborNode | None:
+    """The Product scope `node` belongs to: the nearest enclosing one, looking through
+    variants (a ProductGroup's hasVariant products belong to the group)."""
+    scope = _owning_scope(node)
+    while scope is not None:
+        if _itemtype(scope) in _PRODUCT_TYPES and not _is_variant(scope):
+            return scope
+        scope = _owning_scope(scope)
+    return None
+
+
+def _in_list(scope: LexborNode) -> bool:
+    outer = _owning_scope(scope)
+    while outer is not None:
+        if _itemtype(outer) in _LIST_TYPES or _itemtype(outer) in _PRODUCT_TYPES:
+            return True
+        outer = _owning_scope(outer)
+    return False
+
+
+def _main_micro_scope(
+    products: list[LexborNode], tree: LexborHTMLParser, page_url: str | None
+) -> LexborNode | None:
+    top = [p for p in products if not _in_list(p)]
+    if len(top) <= 1:
+        return top[0] if top else None
+    page = PageIdentity.of(tree, page_url)
+
+    def rank(scope: LexborNode) -> int:
+        url = _first_own_prop(scope, "url")
+        by_url, by_name = page.names(
+            _prop_values(url)[0] if url is not None and _prop_values(url) else None,
+            _micro_name(scope),
+        )
+        return 0 if by_url else 1 if by_name else 2
+
+    return min(top, key=rank)
+
+
+def _micro_offers_of(main: LexborNode, typed: list[LexborNode]) -> list[SchemaOffer]:
+    scopes = [
+        n
+        for n in main.css("[itemscope][itemtype]")
+        if _itemtype(n) in _OFFER_TYPES and _product_of(n) == main
+    ]
+    if scopes:
+        return [_micro_offer(scope) for scope in scopes]
+    return [_micro_offer(main, own=True)]
+
+
+def _first_own_prop(scope: LexborNode, prop: str) -> LexborNode | None:
+    """The first `prop` property of this scope itself (not of a scope nested inside it)."""
+    for node in scope.css(f'[itemprop~="{prop}" i]'):
+        if _owning_scope(node) == scope:
+            return node
+    return None
+
+
+def _micro_name(scope: LexborNode) -> str | None:
+    name = _first_own_prop(scope, "name")
+    values = _prop_values(name) if name is not None else []
+    return clean_title(values[0]) if values else None
 
 
 # --- OpenGraph ---------------------------------------------------------------------------------
@@ -531,7 +722,7 @@ def read_opengraph(
         source="og",
         state=mapped[0] if mapped else None,
         token=mapped[1] if mapped else None,
-        price=parse_amount(raw_price, currency) if raw_price else None,
+        price=_amount(raw_price, currency) if raw_price else None,
         currency=currency,
         title=clean_title(tags.get("og:title")),
         is_product=is_product,
@@ -576,6 +767,8 @@ class Structured:
         return sources[0].filled_from(*sources[1:]) if sources else None
 
 
-def read_structured(tree: LexborHTMLParser) -> Structured:
-    """Read JSON-LD, microdata and OpenGraph once each."""
-    return Structured(read_jsonld(tree), read_microdata(tree), read_opengraph(tree))
+def read_structured(tree: LexborHTMLParser, page_url: str | None = None) -> Structured:
+    """Read JSON-LD, microdata and OpenGraph once each (`page_url` helps find the main product)."""
+    return Structured(
+        read_jsonld(tree, page_url), read_microdata(tree, page_url), read_opengraph(tree)
+    )

@@ -4,6 +4,12 @@ Only the buy box decides. Amazon pages carry "Currently unavailable" and "Pre-or
 other variations and other offers in scripts and side widgets, so this adapter reads a few known
 elements (#availability, #outOfStock, the cart and buy-now buttons, the seller features and the
 buy box price) and never searches the page's whole text.
+
+The other-sellers summary ("新品 (5)点：￥89,800より", "Used (3) from $20.00") is kept as offers
+marked `summary=True`: shown to people, never bought. It is a "from" price of sellers one has not
+chosen, so it must never make a sold-out buy box buyable nor keep a watch from re-arming; the
+observation's own state, price and seller are the buy box's alone (a summary price printed inside
+the buy box is not its price).
 """
 
 from __future__ import annotations
@@ -118,6 +124,12 @@ _PRICE_SELECTORS = (
     "#usedBuySection .offer-price",
     "#usedBuySection .a-color-price",
     "#buybox .a-price",
+)
+
+# The other-sellers summary widgets: their prices are "from" prices, never the buy box's.
+_SUMMARY_WIDGETS = ("#olp_feature_div", "#olpLinkWidget_feature_div", "#usedAndNewBuyBox")
+_SUMMARY_IDS = frozenset(
+    {"olp_feature_div", "olpLinkWidget_feature_div", "usedAndNewBuyBox", "olp", "aod-ingress-link"}
 )
 
 _PRODUCT_MARKERS = (
@@ -314,12 +326,23 @@ def _price(tree: LexborHTMLParser, url: str) -> tuple[int | None, str | None]:
     host_currency = _host_currency(url)
     for selector in _PRICE_SELECTORS:
         for node in tree.css(selector):
+            if _in_summary(node):
+                continue
             text = _price_text(node)
             currency = _currency_of(text, host_currency)
             amount = _amount(text, currency)
             if amount:
                 return amount, currency
     return None, host_currency or "JPY"
+
+
+def _in_summary(node: LexborNode) -> bool:
+    parent: LexborNode | None = node
+    while parent is not None:
+        if parent.attributes.get("id") in _SUMMARY_IDS:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _price_text(node: LexborNode) -> str:
@@ -355,7 +378,7 @@ def _amount(text: str, currency: str | None) -> int | None:
         number = number.replace(".", "").replace(",", ".")
     else:
         number = number.replace(",", "")
-    return parse_amount(number)
+    return parse_amount(number, currency)
 
 
 def _host_currency(url: str) -> str | None:
@@ -437,14 +460,11 @@ _SUMMARY = re.compile(
 def _other_sellers(
     tree: LexborHTMLParser, url: str, title: str | None, currency: str | None
 ) -> list[Offer]:
-    """The other-sellers summary ("新品 (5)点：￥12,800より", "Used (3) from $20.00") as offers.
-
-    A mixed "New & used" summary is left out: its condition cannot be told.
+    """The other-sellers summary ("新品 (5)点：￥12,800より", "Used (3) from $20.00") as summary
+    offers (see the module docstring). A mixed "New & used" summary is left out: its condition
+    cannot be told.
     """
-    text = " ".join(
-        _text_of(tree, selector)
-        for selector in ("#olp_feature_div", "#olpLinkWidget_feature_div", "#usedAndNewBuyBox")
-    )
+    text = " ".join(_text_of(tree, selector) for selector in _SUMMARY_WIDGETS)
     offers: dict[ItemCondition, Offer] = {}
     for match in _SUMMARY.finditer(text):
         word = match.group(1).casefold()
@@ -462,6 +482,7 @@ def _other_sellers(
                 currency=currency,
                 title=title,
                 condition=condition,
+                summary=True,
             ),
         )
     return list(offers.values())
