@@ -195,3 +195,57 @@ async def test_a_reload_that_adds_a_channel_starts_sending_on_it(tmp_path: Path)
         await repo.close()
         await shop.stop()
         hook.close()
+
+
+@pytest.mark.parametrize("bot", [True, False])
+async def test_chat_users_urls_stay_guarded_whether_or_not_the_bot_runs(
+    tmp_path: Path, bot: bool
+) -> None:
+    """A chat subscription outlives the bot; its redirects to private addresses stay refused."""
+    import httpx
+
+    from notifiers.console import ConsoleNotifier
+    from watcher.model import WatchConditions
+
+    repo = await open_repository(tmp_path / "db.sqlite3")
+    url = "https://www.amazon.co.jp/dp/B0DX000000"
+    await repo.add_chat_subscription(42, url, "amazon_jp", WatchConditions(), datetime.now(UTC))
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        f"settings:\n  database: {tmp_path / 'db.sqlite3'}\n  hot_windows: []\n"
+        "notifiers:\n  telegram:\n    token: '1:x'\n    api_base_url: http://127.0.0.1:9\n"
+        f"    bot: {str(bot).lower()}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    seen: list[str] = []
+
+    def shop(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.host == "www.amazon.co.jp":
+            metadata = "http://169.254.169.254/latest/meta-data/iam/"
+            return httpx.Response(302, headers={"location": metadata})
+        return httpx.Response(200, text="<html>secret-role</html>")
+
+    async def public_dns(host: str) -> list[str]:
+        return ["52.119.168.48"]
+
+    stop = asyncio.Event()
+    overrides = Overrides(
+        transport=httpx.MockTransport(shop),
+        notifiers={"console": ConsoleNotifier()},
+        stop=stop,
+        install_signals=False,
+    )
+    app = App(config, repo, overrides)
+    app.guard._resolver = public_dns  # type: ignore[assignment]
+    await app.sync_watches(config)
+    task = asyncio.create_task(app.run(stop))
+    try:
+        await eventually(lambda: bool(seen), what="the chat product's check")
+        await asyncio.sleep(0.3)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await repo.close()
+    assert seen == [url]

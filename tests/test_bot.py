@@ -315,6 +315,13 @@ async def test_one_shot_by_default_and_jan_codes(tmp_path: Path) -> None:
         assert await h.repo.list_subscriptions(ALICE) == []  # one-shot: it ended with its message
 
 
+async def test_jan_codes_are_refused_when_no_search_source_is_configured(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path, jan_search=False) as h:
+        [reply] = await h.say("/watch 4901234567894")
+        assert "JANコードでの登録は現在使えません" in reply.text
+        assert await h.repo.list_subscriptions(ALICE) == []
+
+
 async def test_same_product_is_shared_by_subscribers(tmp_path: Path) -> None:
     async with bot_harness(tmp_path) as h:
         await h.say(f"/watch {PRODUCT} 6000")

@@ -654,3 +654,12 @@ def test_restock_database_env_overrides_the_database_path(tmp_path: Path) -> Non
         text, "w.yaml", env={"RESTOCK_DATABASE": "/data/restock.sqlite3"}, base_dir=tmp_path
     )
     assert moved.settings.database == Path("/data/restock.sqlite3")
+
+
+def test_an_alias_bomb_is_refused_quickly() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for n in range(1, 9):
+        lines.append(f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]")
+    with pytest.raises(ConfigError) as caught:
+        parse_config("\n".join(lines) + "\n", "bomb.yaml", env={})
+    assert "expands to more than" in str(caught.value)

@@ -575,3 +575,31 @@ async def test_header_names_are_lower_case() -> None:
     assert page.headers["x-shop-stock"] == "3"
     assert page.etag == 'W/"a"'
     assert all(name == name.lower() for name in page.headers)
+
+
+async def test_guarded_fetches_go_through_the_guarded_client() -> None:
+    """Trusted URLs may take a fast transport; a chat user's URL takes the guarded one."""
+    lanes: list[str] = []
+
+    def lane(name: str) -> httpx.MockTransport:
+        def answer(request: httpx.Request) -> httpx.Response:
+            lanes.append(name)
+            return httpx.Response(200, text="<html>在庫あり</html>")
+
+        return httpx.MockTransport(answer)
+
+    async def public(host: str) -> list[str]:
+        return ["52.119.168.48"]
+
+    fast = httpx.AsyncClient(transport=lane("fast"))
+    guarded = httpx.AsyncClient(transport=lane("guarded"))
+    fetcher = Fetcher(fast, guarded_client=guarded)
+    plan = FetchPlan("https://www.amazon.co.jp/dp/B0DX000000")
+    guard = URLGuard(["www.amazon.co.jp"], resolver=public)
+    try:
+        assert (await fetcher.fetch(plan)).ok
+        assert (await fetcher.fetch(plan, guard=guard)).ok
+    finally:
+        await fast.aclose()
+        await guarded.aclose()
+    assert lanes == ["fast", "guarded"]

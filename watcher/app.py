@@ -27,7 +27,7 @@ from telegram.error import InvalidToken
 from notifiers import NOTIFIERS
 from notifiers.base import Notifier
 from watcher.bot import BotSettings, ChatBot
-from watcher.config import Config, load_config
+from watcher.config import DEFAULT_ALLOWED_HOSTS, Config, load_config
 from watcher.detector import DebounceSettings
 from watcher.dispatch import Dispatcher, DispatchSettings
 from watcher.engine import Engine, EngineSettings
@@ -190,15 +190,12 @@ def tuned(settings: EngineSettings, overrides: Overrides) -> EngineSettings:
     return settings
 
 
-def fetch_transport(
-    overrides: Overrides, guard: URLGuard | None
-) -> httpx.AsyncBaseTransport | None:
-    """The fetcher's transport: aiohttp's when only trusted URLs are fetched and it is installed.
+def fast_transport(overrides: Overrides) -> httpx.AsyncBaseTransport | None:
+    """The transport for trusted URLs: aiohttp's when it is installed, else httpx's default.
 
-    httpx's own pool loses throughput as concurrency grows; the aiohttp transport keeps it. A
-    chat bot's untrusted URLs need the connection-level guard of the default transport (None).
+    httpx's own pool loses throughput as concurrency grows; the aiohttp transport keeps it.
     """
-    if overrides.transport is not None or guard is not None:
+    if overrides.transport is not None:
         return overrides.transport
     try:
         from httpx_aiohttp import AiohttpTransport  # type: ignore[import-not-found, unused-ignore]
@@ -208,11 +205,12 @@ def fetch_transport(
     return transport
 
 
-def chat_guard(config: Config) -> URLGuard | None:
+def chat_guard(config: Config) -> URLGuard:
+    """The guard of chat users' URLs: used whether or not the bot runs now, because products
+    that chat users subscribed to stay in the database when the bot is switched off."""
     telegram = config.notifiers.telegram
-    if telegram is None or not telegram.bot:
-        return None
-    return URLGuard(allowed_hosts=telegram.allowed_hosts)
+    hosts = telegram.allowed_hosts if telegram is not None else DEFAULT_ALLOWED_HOSTS
+    return URLGuard(allowed_hosts=hosts)
 
 
 class App:
@@ -240,10 +238,16 @@ class App:
         settings = tuned(settings, overrides)
         # One guard for the bot's checks and the engine's fetches of chat users' products.
         self.guard = chat_guard(config)
-        self.client = build_client(transport=fetch_transport(overrides, self.guard))
+        self.client = build_client(transport=fast_transport(overrides))
+        # Tests hand in one transport for everything; otherwise chat URLs get the guarded one.
+        self.guarded_client = self.client if overrides.transport is not None else build_client()
         self.engine = Engine(
             repository,
-            Fetcher(self.client, user_agent=config.settings.user_agent),
+            Fetcher(
+                self.client,
+                guarded_client=self.guarded_client,
+                user_agent=config.settings.user_agent,
+            ),
             self.politeness,
             owner=self.owner,
             settings=settings,
@@ -266,6 +270,7 @@ class App:
                 admins=frozenset(telegram.admins),
                 allowed_hosts=tuple(telegram.allowed_hosts),
                 max_watches_per_user=telegram.max_watches_per_user,
+                jan_search=bool(search_setup(config).credentials),
             ),
             guard=self.guard,
             # Replies and alerts share one pacer, so together they stay under Telegram's limits.
@@ -306,6 +311,8 @@ class App:
             with contextlib.suppress(Exception):
                 await notifier.aclose()
         await self.client.aclose()
+        if self.guarded_client is not self.client:
+            await self.guarded_client.aclose()
 
     async def _run_bot(self, bot: ChatBot, stop: asyncio.Event) -> None:
         """Run the chat bot beside the engine; Telegram being unreachable must not stop watching."""
@@ -357,7 +364,8 @@ class App:
 
     async def _reload(self, path: Path) -> None:
         try:
-            config = load_config(path)
+            # Off the event loop: a pathological file must not stall checks and sends.
+            config = await asyncio.to_thread(load_config, path)
         except (ConfigError, OSError) as exc:
             log.error("watchlist %s not reloaded, keeping the running one:\n%s", path, exc)
             return

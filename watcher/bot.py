@@ -119,6 +119,7 @@ class BotSettings:
     max_message_chars: int = 1000
     max_broadcast_chars: int = 3500
     poll_timeout: int = 30  # seconds Telegram holds a getUpdates call open
+    jan_search: bool = True  # a JAN search source is configured (else JAN codes are refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +503,8 @@ class ChatBot:
     async def _checked_target(self, request: WatchRequest) -> tuple[str, str | None]:
         """The product to fetch and its store; InputError unless the URL is safe to fetch."""
         if request.url is None:
+            if not self.settings.jan_search:
+                raise InputError("jan_unavailable")  # no search source: it could never fire
             return request.target, None
         try:
             async with asyncio.timeout(RESOLVE_TIMEOUT):

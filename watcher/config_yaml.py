@@ -77,8 +77,23 @@ def load_yaml(text: str, env: Mapping[str, str]) -> LoadedYaml:
     except MarkedYAMLError as exc:
         return LoadedYaml(problems=[_syntax_problem(exc)], syntax_error=True)
     builder = _Builder(yaml, env)
-    data = builder.build(root, ()) if root is not None else None
+    try:
+        data = builder.build(root, ()) if root is not None else None
+    except _TooLarge:
+        message = (
+            f"the file expands to more than {MAX_VALUES:,} values "
+            "(aliases of aliases?); a watchlist needs far fewer"
+        )
+        return LoadedYaml(problems=[Located((), 1, message)], syntax_error=True)
     return LoadedYaml(data, builder.marks, builder.problems, builder.gaps, builder.references)
+
+
+# Aliases may repeat a node many times over (a "billion laughs" file): building stops here.
+MAX_VALUES = 200_000
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def _syntax_problem(exc: MarkedYAMLError) -> Located:
@@ -98,8 +113,12 @@ class _Builder:
         self.problems: list[Located] = []
         self.gaps: list[EnvGap] = []
         self.references: dict[YamlPath, str] = {}
+        self._built = 0
 
     def build(self, node: Node, path: YamlPath) -> Any:
+        self._built += 1
+        if self._built > MAX_VALUES:
+            raise _TooLarge
         if isinstance(node, MappingNode):
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):

@@ -63,6 +63,7 @@ class Fetcher:
         self,
         client: httpx.AsyncClient,
         *,
+        guarded_client: httpx.AsyncClient | None = None,
         user_agent: str | None = None,
         max_bytes: int = 5_000_000,
         max_redirects: int = 5,
@@ -72,6 +73,9 @@ class Fetcher:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._client = client
+        # Untrusted (guarded) fetches need a client whose transport re-checks each connection's
+        # address; trusted ones may use a faster transport. One client serves both by default.
+        self._guarded_client = guarded_client or client
         self._user_agent = user_agent or DEFAULT_USER_AGENT
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
@@ -90,20 +94,38 @@ class Fetcher:
         guard: URLGuard | None = None,
     ) -> Page:
         """Fetch `plan`; `guard` (for untrusted URLs) checks the URL and every redirect hop."""
+        raw = await self.fetch_raw(
+            plan, etag=etag, last_modified=last_modified, cache_bust=cache_bust, guard=guard
+        )
+        return raw.decoded()
+
+    async def fetch_raw(
+        self,
+        plan: FetchPlan,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        cache_bust: bool = False,
+        guard: URLGuard | None = None,
+    ) -> RawPage:
+        """Like `fetch`, but the body stays bytes until `decoded()` is asked for.
+
+        A caller that recognises a page it already read by its bytes skips decoding it.
+        """
         started = self._clock()
         headers = self._headers(plan, etag, last_modified, cache_bust)
         attempt = _Attempt(url=plan.url, method=plan.method.upper(), headers=headers)
         try:
             async with asyncio.timeout(self._deadline):
-                page = await self._follow(attempt, plan, guard)
+                raw = await self._follow(attempt, plan, guard)
         except TimeoutError:
-            page = attempt.failed(plan.url, "timeout")
+            raw = RawPage(attempt.failed(plan.url, "timeout"))
         except UnsafeURL as exc:
             label = "blocked redirect" if attempt.hops else "blocked"
-            page = attempt.failed(plan.url, f"{label}: {exc}")
+            raw = RawPage(attempt.failed(plan.url, f"{label}: {exc}"))
         except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-            page = attempt.failed(plan.url, _describe(exc))
-        return _with_elapsed(page, (self._clock() - started) * 1000.0)
+            raw = RawPage(attempt.failed(plan.url, _describe(exc)))
+        return raw.with_elapsed((self._clock() - started) * 1000.0)
 
     def _headers(
         self, plan: FetchPlan, etag: str | None, last_modified: str | None, cache_bust: bool
@@ -124,20 +146,21 @@ class Fetcher:
             headers["pragma"] = "no-cache"
         return headers
 
-    async def _follow(self, attempt: _Attempt, plan: FetchPlan, guard: URLGuard | None) -> Page:
+    async def _follow(self, attempt: _Attempt, plan: FetchPlan, guard: URLGuard | None) -> RawPage:
         url = httpx.URL(plan.url)
         if plan.params:
             url = url.copy_merge_params(dict(plan.params))
         attempt.url = str(url)
+        client = self._client if guard is None else self._guarded_client
         while True:
             if guard is not None:
                 attempt.url = await guard.check_resolved(attempt.url)
-            request = self._client.build_request(
+            request = client.build_request(
                 attempt.method, attempt.url, headers=attempt.headers, timeout=self._timeout
             )
             attempt.status = None
             with guarding_connections(guard):
-                response = await self._client.send(request, stream=True)
+                response = await client.send(request, stream=True)
             attempt.status = response.status_code
             try:
                 next_url = _redirect_target(response)
@@ -146,28 +169,22 @@ class Fetcher:
             finally:
                 await response.aclose()
             if attempt.hops >= self._max_redirects:
-                return replace(_page_head(plan.url, response), error="too many redirects")
+                return RawPage(replace(_page_head(plan.url, response), error="too many redirects"))
             attempt.follow(response.status_code, next_url)
 
-    async def _read(self, original_url: str, response: httpx.Response) -> Page:
+    async def _read(self, original_url: str, response: httpx.Response) -> RawPage:
         head = _page_head(original_url, response)
         if response.status_code == 304:
-            return replace(head, not_modified=True)
+            return RawPage(replace(head, not_modified=True))
         body, truncated = await self._read_capped(response)
-        text, encoding = decode_body(body, response.headers.get("content-type"))
         error = f"body over {self._max_bytes} bytes" if truncated else None
         retry_after = None
         if response.status_code in _RETRY_AFTER_CODES:
             retry_after = parse_retry_after(response.headers.get("retry-after"), self._now())
-        return replace(
-            head,
-            text=text,
-            encoding=encoding,
-            bytes=len(body),
-            truncated=truncated,
-            error=error,
-            retry_after=retry_after,
+        head = replace(
+            head, bytes=len(body), truncated=truncated, error=error, retry_after=retry_after
         )
+        return RawPage(head, body)
 
     async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
         """The decompressed body, cut at `max_bytes` (and True when it was cut)."""
@@ -179,6 +196,24 @@ class Fetcher:
             if size > self._max_bytes:
                 return b"".join(chunks)[: self._max_bytes], True
         return b"".join(chunks), False
+
+
+@dataclass(frozen=True, slots=True)
+class RawPage:
+    """A fetched response whose body is still bytes (None when no body was read)."""
+
+    head: Page  # everything but `text` and `encoding`
+    body: bytes | None = None
+
+    def decoded(self) -> Page:
+        """The page with its body decoded (see `decode_body`)."""
+        if self.body is None:
+            return self.head
+        text, encoding = decode_body(self.body, self.head.content_type)
+        return replace(self.head, text=text, encoding=encoding)
+
+    def with_elapsed(self, elapsed_ms: float) -> RawPage:
+        return RawPage(replace(self.head, elapsed_ms=round(elapsed_ms, 1)), self.body)
 
 
 @dataclass(slots=True)
@@ -229,10 +264,6 @@ def _page_head(original_url: str, response: httpx.Response) -> Page:
         etag=headers.get("etag"),
         last_modified=headers.get("last-modified"),
     )
-
-
-def _with_elapsed(page: Page, elapsed_ms: float) -> Page:
-    return replace(page, elapsed_ms=round(elapsed_ms, 1))
 
 
 def _describe(exc: Exception) -> str:

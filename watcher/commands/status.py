@@ -39,7 +39,10 @@ def _database(args: argparse.Namespace) -> Path:
     if args.database is not None:
         return Path(args.database)
     if args.config is not None:
-        return Path(load_config(args.config).settings.database)
+        try:
+            return Path(load_config(args.config).settings.database)
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.config}: {exc.strerror}") from exc
     return Path("restock.sqlite3")
 
 

@@ -1,0 +1,94 @@
+"""`restock status` and `restock history` on a real database, and their usage errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from watcher.cli import main
+from watcher.config import load_config
+from watcher.db import open_repository
+from watcher.model import Availability, Event, EventKind, Observation
+from watcher.repository import CheckOutcome, WatchDecision
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def make_database(tmp_path: Path) -> Path:
+    """A watchlist with one watch, synced, checked once and restocked once."""
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        f"settings:\n  database: {tmp_path / 'db.sqlite3'}\n"
+        "watches:\n  - {name: Switch 2, url: 'https://www.amazon.co.jp/dp/B0DX000000'}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+
+    async def fill() -> None:
+        repo = await open_repository(config.settings.database)
+        try:
+            await repo.sync_yaml_watches(config.watches, NOW)
+            [product] = await repo.claim_due_products("w", NOW, 10, timedelta(minutes=1))
+            [stored] = await repo.load_watches(product.id)
+            event = Event(
+                EventKind.RESTOCK, stored.watch.key, "Switch 2", Availability.IN_STOCK, NOW
+            )
+            observation = Observation(Availability.IN_STOCK, "jsonld:InStock", price=49980)
+            decision = WatchDecision(stored.id, {"phase": "buyable"}, [event])
+            outcome = CheckOutcome(next_due_at=NOW + timedelta(minutes=5))
+            await repo.record_check(product.id, observation, [decision], outcome, NOW)
+        finally:
+            await repo.close()
+
+    asyncio.run(fill())
+    return path
+
+
+def test_status_lists_the_watch_and_the_outbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_database(tmp_path)
+    assert main(["status", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "switch-2" in out and "in_stock" in out and "49,980" in out
+    assert "outbox: pending 1" in out
+
+    assert main(["status", "--config", str(config), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["watches"][0]["key"] == "switch-2"
+    assert report["outbox"]["pending"] == 1
+
+
+def test_history_shows_observations_and_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_database(tmp_path)
+    assert main(["history", "switch-2", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "jsonld:InStock" in out and "restock" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["status", "--config", "/nonexistent/w.yaml"], "cannot read"),
+        (["status", "--database", "/nonexistent/db.sqlite3"], "no database"),
+        (["history", "switch-2", "--database", "/nonexistent/db.sqlite3"], "no database"),
+    ],
+)
+def test_usage_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_history_of_an_unknown_watch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = make_database(tmp_path)
+    assert main(["history", "nope", "--config", str(config)]) == 2
+    assert "no watch with key 'nope'" in capsys.readouterr().err
