@@ -12,6 +12,7 @@ import enum
 import hashlib
 import logging
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -128,29 +129,54 @@ class Pacer:
         """Return when a message to `chat_id` may be sent now; the send is counted at once."""
         chat = str(chat_id)
         if priority is Priority.REPLY:
-            self._replies_waiting += 1
-            self._no_replies_waiting.clear()
+            await self._acquire_reply(chat)
+            return
+        while True:
+            await self._no_replies_waiting.wait()
+            now = self.clock.monotonic()
+            ready = self._ready_at(chat, priority, now)
+            if ready <= now and not self._replies_waiting:
+                self._record(chat, priority, now)
+                return
+            await self.clock.sleep(max(ready - now, 0.0))
+
+    async def _acquire_reply(self, chat: str) -> None:
+        # A reply holds notifications back only while it waits for the capacity they share (the
+        # global window or a 429 pause). Waiting for its own chat's or group's window, it leaves
+        # that capacity to alerts for other chats: a busy group must not delay them.
+        holding = False
         try:
             while True:
-                if priority is Priority.NOTIFICATION:
-                    await self._no_replies_waiting.wait()
                 now = self.clock.monotonic()
-                ready = self._ready_at(chat, priority, now)
-                if ready <= now and (priority is Priority.REPLY or not self._replies_waiting):
-                    self._record(chat, priority, now)
+                shared = self._shared_ready_at(Priority.REPLY, now)
+                own = self._own_ready_at(chat, now)
+                if max(shared, own) <= now:
+                    self._record(chat, Priority.REPLY, now)
                     return
-                await self.clock.sleep(max(ready - now, 0.0))
+                if holding != (shared >= own):
+                    holding = not holding
+                    self._hold_notifications(+1 if holding else -1)
+                await self.clock.sleep(max(shared, own) - now)
         finally:
-            if priority is Priority.REPLY:
-                self._replies_waiting -= 1
-                if not self._replies_waiting:
-                    self._no_replies_waiting.set()
+            if holding:
+                self._hold_notifications(-1)
+
+    def _hold_notifications(self, change: int) -> None:
+        self._replies_waiting += change
+        if self._replies_waiting:
+            self._no_replies_waiting.clear()
+        else:
+            self._no_replies_waiting.set()
 
     def pause_for(self, seconds: float) -> None:
         """Hold every send (the whole queue) for `seconds`: Telegram said 429."""
         self._paused_until = max(self._paused_until, self.clock.monotonic() + seconds)
 
     def _ready_at(self, chat: str, priority: Priority, now: float) -> float:
+        return max(self._shared_ready_at(priority, now), self._own_ready_at(chat, now))
+
+    def _shared_ready_at(self, priority: Priority, now: float) -> float:
+        """When the capacity all chats share (pause, global window, spacing) next allows one."""
         share = (
             self.limits.global_per_second
             if priority is Priority.REPLY
@@ -159,7 +185,11 @@ class Pacer:
         times = [now, self._paused_until, self._global.next_free(now, share)]
         if priority is Priority.NOTIFICATION:
             times.append(self._next_notification)
-        times.append(self._chat_window(chat).next_free(now))
+        return max(times)
+
+    def _own_ready_at(self, chat: str, now: float) -> float:
+        """When this chat's own window (and its group's, for a group) next allows one."""
+        times = [now, self._chat_window(chat).next_free(now)]
         if chat.startswith("-"):
             times.append(self._group_window(chat).next_free(now))
         return max(times)
@@ -219,23 +249,53 @@ def log_send(channel: str, notice: Notice, result: SendResult, latency_ms: float
 
 
 class SecretRedactor(logging.Filter):
-    """Replaces secrets in log records (PTB and httpx put the bot token in request URLs)."""
+    """Replaces secrets in log records (PTB and httpx put the bot token in request URLs).
+
+    Matching ignores case, since a proxy or library may echo a request path lower-cased, and a
+    bot token's secret part (after `<bot id>:`) is masked on its own too: it is all that matters,
+    and it also appears with the colon percent-encoded.
+    """
+
+    MIN_PART = 8  # a shorter secret part would mask ordinary words
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if s]
+        self._pattern = _secrets_pattern(self.secrets, self.MIN_PART)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self._pattern is None:
+            return True
         message = record.getMessage()
-        if any(s in message for s in self.secrets):
+        if self._pattern.search(message):
             record.msg = self.redact(message)
             record.args = None
+        traceback = record.exc_text or (
+            logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
+        )
+        if traceback and self._pattern.search(traceback):
+            record.exc_text = self.redact(traceback)
+            record.exc_info = None  # a handler would format the unmasked traceback again
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         return True
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self._pattern.sub("***", text) if self._pattern else text
+
+
+def _secrets_pattern(secrets: list[str], min_part: int) -> re.Pattern[str] | None:
+    """One case-insensitive pattern for every secret and every token's secret part."""
+    variants = set(secrets)
+    for secret in secrets:
+        _, colon, part = secret.partition(":")
+        if colon and len(part) >= min_part:
+            variants.add(part)
+    if not variants:
+        return None
+    # Longest first, so a whole token is masked as one rather than around its secret part.
+    ordered = sorted(variants, key=len, reverse=True)
+    return re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE)
 
 
 # Loggers of the libraries that see our request URLs; each needs the filter on itself, since

@@ -12,7 +12,7 @@ import asyncio
 import random
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import requests
 import tweepy
@@ -22,6 +22,23 @@ from notifiers.pacing import Clock, SystemClock, backoff_seconds, log_send
 from notifiers.render import Language, pick_language, render_x
 
 DUPLICATE = "duplicate content"
+# (connect, read) seconds for each request, and a bound on a whole send: requests has no default
+# timeout, so a stalled connection would otherwise hold a worker thread (and shutdown) forever.
+REQUEST_TIMEOUT = (5.0, 15.0)
+SEND_TIMEOUT = 30.0
+
+
+class TimeoutSession(requests.Session):
+    """A requests session that gives every request a timeout unless the caller set one."""
+
+    def __init__(self, timeout: tuple[float, float] = REQUEST_TIMEOUT) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().request(*args, **kwargs)
 
 
 class XNotifier(Notifier):
@@ -40,6 +57,8 @@ class XNotifier(Notifier):
         daily_budget: int = 17,
         url_post_cost: int = 1,
         max_age: timedelta = timedelta(minutes=15),
+        request_timeout: tuple[float, float] = REQUEST_TIMEOUT,
+        send_timeout: float = SEND_TIMEOUT,
         clock: Clock | None = None,
         client: tweepy.Client | None = None,
         rng: random.Random | None = None,
@@ -49,6 +68,7 @@ class XNotifier(Notifier):
         self.daily_budget = daily_budget
         self.url_post_cost = url_post_cost
         self.max_age = max_age
+        self.send_timeout = send_timeout
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         # Never wait_on_rate_limit: a sleeping thread would hide the reset time from the dispatcher.
@@ -59,6 +79,8 @@ class XNotifier(Notifier):
             access_token_secret=access_token_secret,
             wait_on_rate_limit=False,
         )
+        if client is None:
+            self.client.session = TimeoutSession(request_timeout)
         self._spent: deque[tuple[datetime, int]] = deque()
 
     def budget_left(self) -> int:
@@ -85,9 +107,15 @@ class XNotifier(Notifier):
         language = pick_language(notice.language, self.language)
         text = render_x(notice.event, language, include_url=with_url)
         try:
-            response = await asyncio.to_thread(self.client.create_tweet, text=text, user_auth=True)
+            response = await asyncio.wait_for(
+                asyncio.to_thread(self.client.create_tweet, text=text, user_auth=True),
+                self.send_timeout,
+            )
         except tweepy.HTTPException as exc:
             return self._judge(exc, notice)
+        except TimeoutError:
+            # The thread may still finish the post; a retry of it is refused as a duplicate.
+            return self._backoff(notice, f"X timed out after {self.send_timeout:g} s", None)
         except (tweepy.TweepyException, requests.RequestException, OSError) as exc:
             return self._backoff(notice, f"X unreachable: {type(exc).__name__}", None)
         self._spent.append((self.clock.now(), cost))

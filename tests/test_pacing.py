@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import random
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
-from notifiers.pacing import Pacer, Priority, TelegramLimits, backoff_seconds
+import pytest
+
+from notifiers.pacing import (
+    Pacer,
+    Priority,
+    SecretRedactor,
+    TelegramLimits,
+    backoff_seconds,
+    install_redactor,
+    remove_redactor,
+)
 
 
 class FakeClock:
@@ -158,3 +169,91 @@ def test_backoff_grows_with_jitter_and_a_cap():
     assert 2.5 <= first <= 5.0
     assert 20.0 <= fourth <= 40.0
     assert backoff_seconds(50, rng) <= 900.0
+
+
+async def test_a_reply_waiting_on_its_busy_group_does_not_delay_other_chats():
+    clock = EventClock()
+    pacer = Pacer(clock)
+    group = "-100500"
+    done: dict[str, float] = {}
+
+    async def fill_group() -> None:
+        for _ in range(20):  # the group's 20 messages for this minute
+            await pacer.acquire(group, Priority.REPLY)
+
+    await clock.drive(fill_group())
+    start = clock.t
+
+    async def reply() -> None:
+        await pacer.acquire(group, Priority.REPLY)  # the 21st: waits for the group's window
+        done["reply"] = clock.t - start
+
+    async def alert(chat: str) -> None:
+        await clock.sleep(0.01)  # arrives while the reply is already waiting
+        await pacer.acquire(chat, Priority.NOTIFICATION)
+        done[chat] = clock.t - start
+
+    await clock.drive(reply(), *(alert(str(1000 + i)) for i in range(3)))
+    assert done["reply"] >= 60.0 - 19.0  # the group's first reply left 19 s before `start`
+    assert all(done[str(1000 + i)] < 0.2 for i in range(3)), done
+
+
+async def test_a_reply_waiting_on_its_own_chat_does_not_delay_other_chats():
+    clock = EventClock()
+    pacer = Pacer(clock)
+    await pacer.acquire("7", Priority.REPLY)
+    done: dict[str, float] = {}
+
+    async def reply() -> None:
+        await pacer.acquire("7", Priority.REPLY)  # one a second to the same chat
+        done["reply"] = clock.t
+
+    async def alert() -> None:
+        await clock.sleep(0.01)
+        await pacer.acquire("8", Priority.NOTIFICATION)
+        done["alert"] = clock.t
+
+    await clock.drive(reply(), alert())
+    assert done["reply"] == 1.0
+    assert done["alert"] < 0.1
+
+
+TOKEN = "123456:AAH-very-Secret-Token_value"
+SECRET = TOKEN.split(":")[1]
+
+
+def test_redactor_masks_any_case_and_the_secret_part_alone():
+    redactor = SecretRedactor([TOKEN])
+    texts = [
+        f"POST https://proxy.test/bot{TOKEN}/sendMessage",
+        f"ConnectError: proxy echoed /bot{TOKEN.lower()}/sendmessage",
+        f"upstream: /BOT{TOKEN.upper()}/SENDMESSAGE",
+        f"encoded: /bot123456%3A{SECRET.lower()}/getMe",
+    ]
+    for text in texts:
+        masked = redactor.redact(text)
+        assert SECRET.lower() not in masked.lower(), masked
+        assert "***" in masked
+    assert redactor.redact("nothing secret here") == "nothing secret here"
+    # a short secret part is not masked alone: it would eat ordinary words
+    assert SecretRedactor(["1:abc"]).redact("abc 1:ABC") == "abc ***"
+
+
+def test_redactor_masks_log_lines_and_tracebacks(caplog: pytest.LogCaptureFixture):
+    redactor = SecretRedactor([TOKEN])
+    name = "restock.test.redact"
+    install_redactor(redactor, [name])
+    log = logging.getLogger(name)
+    caplog.set_level(logging.DEBUG, logger=name)
+    try:
+        log.warning("request to %s failed", f"https://proxy.test/bot{TOKEN.lower()}/sendmessage")
+        try:
+            raise ConnectionError(f"proxy refused /bot{TOKEN.lower()}/getme")
+        except ConnectionError:
+            log.exception("send failed")
+    finally:
+        remove_redactor(redactor, [name])
+    text = caplog.text
+    assert "request to" in text and "send failed" in text and "ConnectionError" in text
+    assert SECRET.lower() not in text.lower()
+    assert text.count("***") == 2

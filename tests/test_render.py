@@ -17,6 +17,7 @@ from notifiers.render import (
     render_email_html,
     render_telegram,
     render_text,
+    render_x,
     weighted_length,
 )
 from watcher.model import Availability, Event, EventKind
@@ -124,3 +125,124 @@ def test_cut_to_weight():
     cut = cut_to_weight("あいうえお", 7)
     assert cut == "あい…" and weighted_length(cut) <= 7
     assert weighted_length(cut_to_weight("🎮" * 100, 51)) <= 51
+
+
+# --- X's weighted length ---------------------------------------------------------------------
+
+# Every expected value below is what twitter-text 3.1.0 (the library X counts posts with) gives
+# for the same string: `twitterText.parseTweet(text).weightedLength`.
+TWITTER_TEXT_COUNTS = [
+    ("【Amazon.co.jp限定】ニンテンドースイッチ２ マリオカート ワールド セット", 82),
+    ("販売元: Amazon.co.jp", 31),
+    ("item.rakuten.co.jp で予約受付中", 36),
+    ("公式 example.com 限定", 33),
+    ("ポケモンカード 151 BOX シュリンク付き 🎮🔥", 42),
+    ("ストア: Amazon", 14),
+    ("https://www.amazon.co.jp/dp/B0DX000000", 23),
+    ("https://item.rakuten.co.jp/shop/item/?variant=1", 23),
+    ("example.com/abc のセール", 32),  # a bare domain keeps its path
+    ("example.com:8080", 28),  # ... but not a port or query without a path
+    ("a.co", 23),  # a link weighs 23 even when shorter
+    ("限定.abc.com", 28),
+    ("x_amazon.co.jp", 25),
+    ("Nintendo.Style.Lite", 28),  # "style" is a TLD, "lite" is not
+    ("https://t.co/abc-def", 27),  # X's own short links keep only the slug
+    ("/abc.com", 8),  # not linked after a slash
+    ("Ver.2 No.1 ¥5,980", 17),
+    ("©2026 Nintendo ®", 16),
+    ("販売元: " + "楽天ブックス" * 3, 44),
+    ("https://" + "a" * 64 + ".com", 76),  # a label over 63 characters is not a host
+    (
+        "【再入荷】 【Amazon.co.jp限定】ニンテンドースイッチ２ マリオカート ワールド セット "
+        "日本語・国内専用ニンテンドースイッチ２ マリオカート ワールド セット…\n"
+        "ストア: Amazon.co.jp\n状態: 在庫あり\n価格: ¥5,980\n販売元: Amazon.co.jp\n"
+        "確認時刻: 2026-01-01 09:00:00 JST\nhttps://www.amazon.co.jp/dp/B0DX000000",
+        313,
+    ),
+    (
+        "【再入荷】 " + "ポケモンカード 151 BOX " * 6 + "ポケモンカード 151 BOX…\n"
+        "ストア: Amazon.co.jp\n状態: 在庫あり\n価格: ¥5,980\n"
+        "確認時刻: 2026-01-01 09:00:00 JST\nhttps://www.amazon.co.jp/dp/B0DX000000",
+        291,
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), TWITTER_TEXT_COUNTS)
+def test_weighted_length_agrees_with_twitter_text(text: str, expected: int):
+    assert weighted_length(text) == expected
+
+
+# Where a reading is not certain the count errs high, never low: (text, twitter-text 3.1.0, ours).
+COUNTED_HIGH = [
+    ("shop.ストアで買う", 29, 33),  # X links "shop.ストア"; any letters may be a TLD here
+    ("feat.初音ミク", 13, 29),
+    ("メール info@shop.co.jp まで", 27, 40),  # X does not link after "@"
+    ("(https://" + "y" * 40 + ".com)", 25, 54),  # "(" could close an earlier link's path
+    ("🇯🇵👨\u200d👩\u200d👧", 4, 12),  # X weighs an emoji sequence 2, here 2 a code point
+]
+
+
+@pytest.mark.parametrize(("text", "twitter_text", "ours"), COUNTED_HIGH)
+def test_uncertain_readings_are_counted_high(text: str, twitter_text: int, ours: int):
+    assert weighted_length(text) == ours >= twitter_text
+
+
+def test_a_cut_never_leaves_a_domain_over_budget():
+    # Counted by character the cut could keep "Amazon.co.jp いい", but the domain weighs 23.
+    cut = cut_to_weight("あ" * 5 + " Amazon.co.jp " + "い" * 20, 30)
+    assert cut == "あああああ Amazon.c…"  # "Amazon.co" would still be a link (co is a TLD)
+    assert weighted_length(cut) == 21
+    assert cut_to_weight("example.com" + "x" * 40, 24) == "example.c…"
+
+
+def x_event(store: str, url: str, title: str, seller: str | None) -> Event:
+    return event(
+        store=store,
+        url=url,
+        title=title,
+        seller=seller,
+        price=5980,
+        observed_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+X_EVENTS = [
+    x_event(
+        "amazon_jp",
+        "https://www.amazon.co.jp/dp/B0DX000000",
+        "【Amazon.co.jp限定】"
+        + "ニンテンドースイッチ２ マリオカート ワールド セット 日本語・国内専用" * 3,
+        "Amazon.co.jp",
+    ),
+    x_event(
+        "rakuten",
+        "https://item.rakuten.co.jp/shop/item/",
+        "ポケモンカード 151 BOX シュリンク付き " * 10,
+        None,
+    ),
+    x_event(
+        "amazon_jp", "https://www.amazon.co.jp/dp/B0DX000000", "ポケモンカード 151 BOX " * 10, None
+    ),
+    x_event(
+        "rakuten",
+        "https://item.rakuten.co.jp/shop/item/",
+        "item.rakuten.co.jp example.com a.co 🎮 " * 20,
+        "shop.example.com",
+    ),
+]
+
+
+@pytest.mark.parametrize("ev", X_EVENTS)
+def test_x_posts_fit_by_x_count_with_domains_in_title_and_seller(ev: Event):
+    post = render_x(ev)
+    assert weighted_length(post) <= 280
+    assert post.splitlines()[0].endswith("…")
+
+
+def test_x_post_names_amazon_without_a_domain():
+    post = render_x(X_EVENTS[2])
+    assert "\nストア: Amazon\n" in post
+    # twitter-text 3.1.0 weighs this post 279: a bare "Amazon.co.jp" store line would add 11
+    assert weighted_length(post) == 279
+    assert "Store: Amazon\n" in render_x(X_EVENTS[2], "en")

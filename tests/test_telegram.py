@@ -81,7 +81,7 @@ class FakeBotApi:
     def __init__(self, router: respx.MockRouter, clock: FakeClock | None = None) -> None:
         self.calls: list[dict[str, str]] = []
         self.times: list[float] = []
-        self.script: list[tuple[int, dict[str, Any]]] = []
+        self.script: list[tuple[int, dict[str, Any]] | Exception] = []
         self.clock = clock
         router.post(f"{BOT}/getMe").respond(
             json={
@@ -97,7 +97,10 @@ class FakeBotApi:
         if self.clock:
             self.times.append(self.clock.t)
         if self.script:
-            status, body = self.script.pop(0)
+            step = self.script.pop(0)
+            if isinstance(step, Exception):
+                raise step
+            status, body = step
             return httpx.Response(status, json=body)
         return httpx.Response(200, json=ok_message(form["chat_id"]))
 
@@ -267,6 +270,24 @@ async def test_token_never_logged(clock: FakeClock, api: FakeBotApi, caplog: Any
     assert "sendMessage" in text or "send event=" in text  # something was logged
     assert TOKEN not in text
     assert TOKEN.split(":")[1] not in text
+
+
+async def test_lower_cased_token_in_an_error_is_masked(
+    clock: FakeClock, api: FakeBotApi, caplog: Any
+):
+    # A proxy that echoes the request path lower-cased puts the token in the error text.
+    caplog.set_level(logging.DEBUG)
+    n = TelegramNotifier(token=TOKEN, api_base_url=API, clock=clock)
+    await n.start()
+    echoed = f"proxy: POST /bot{TOKEN.lower()}/sendmessage refused"
+    api.script = [httpx.ConnectError(echoed)]
+    result = await n.send(notice())
+    await n.aclose()
+    assert result.outcome is Outcome.RETRY
+    assert "***" in result.detail
+    secret = TOKEN.split(":")[1].lower()
+    assert secret not in result.detail.lower()
+    assert secret not in caplog.text.lower()
 
 
 async def test_shared_pacer_can_be_injected(clock: FakeClock, api: FakeBotApi):

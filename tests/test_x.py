@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -211,3 +213,60 @@ async def test_connection_error_is_a_retry(api: responses.RequestsMock, clock: F
     api.post(TWEETS, body=requests.ConnectionError("refused"))
     result = await make(clock).send(notice())
     assert result.outcome is Outcome.RETRY
+
+
+# --- stalled connections -----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def silent_proxy(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[int]]:
+    """A loopback HTTPS proxy that accepts connections and never answers; yields the accepts."""
+    accepted: list[int] = []
+    stop = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        await stop.wait()
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    yield accepted
+    stop.set()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_stalled_connection_times_out_into_a_retry(silent_proxy: list[int]):
+    clock = FakeClock()
+    n = make(clock, request_timeout=(0.5, 0.5))
+    started = time.monotonic()
+    result = await n.send(notice())
+    assert time.monotonic() - started < 5.0
+    assert silent_proxy, "the request never reached the loopback proxy"
+    assert result.outcome is Outcome.RETRY
+    assert result.retry_at is not None and result.retry_at > NOW
+    assert n.budget_left() == 17  # nothing was spent on a post that did not go
+
+
+async def test_a_send_that_never_returns_is_bounded_and_retried():
+    release = threading.Event()
+
+    class StuckClient:
+        def create_tweet(self, **_: Any) -> None:
+            release.wait(10)  # a worker thread stuck inside the HTTP library
+
+    clock = FakeClock()
+    n = make(clock, client=StuckClient(), send_timeout=0.3)
+    started = time.monotonic()
+    try:
+        result = await n.send(notice())
+    finally:
+        release.set()
+    assert time.monotonic() - started < 3.0
+    assert result.outcome is Outcome.RETRY
+    assert "timed out" in result.detail
