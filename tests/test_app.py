@@ -188,7 +188,11 @@ async def test_a_reload_that_adds_a_channel_starts_sending_on_it(tmp_path: Path)
         lever.shows = IN
         await eventually(lambda: bool(posts), what="the webhook post")
         assert b'"event": "restock"' in posts[0] or b'"event":"restock"' in posts[0]
-        assert (await repo.outbox_depth()).get("pending", 0) == 0
+
+        async def outbox_empty() -> bool:
+            return (await repo.outbox_depth()).get("pending", 0) == 0
+
+        await eventually(outbox_empty, what="the delivery marked sent")
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)

@@ -17,7 +17,7 @@ import sqlite3
 import time as wall_clock
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -334,11 +334,15 @@ class SQLiteRepository:
         self.path = path
         self._lock = asyncio.Lock()
         self._closed = False
+        self._check_queue: list[_CheckWrite] = []  # checks waiting for the next batch
+        self._check_writer: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._check_writer is not None:
+            await asyncio.wait([self._check_writer])
         async with self._lock:
             await self._conn.close()
 
@@ -555,7 +559,7 @@ class SQLiteRepository:
     async def load_watches_for(self, product_ids: Sequence[int]) -> dict[int, list[StoredWatch]]:
         async with self._read():
             rows = await self._rows(
-                "SELECT w.*, p.target, p.store FROM watches w"
+                f"SELECT {_WATCH_COLUMNS} FROM watches w"
                 " JOIN products p ON p.id = w.product_id"
                 " WHERE w.product_id IN (SELECT value FROM json_each(?)) AND w.active = 1"
                 " ORDER BY w.id",
@@ -563,7 +567,8 @@ class SQLiteRepository:
             )
         watches: dict[int, list[StoredWatch]] = {}
         for row in rows:
-            watches.setdefault(row["product_id"], []).append(_stored_watch(row))
+            stored = _stored_watch(row)
+            watches.setdefault(stored.product_id, []).append(stored)
         return watches
 
     async def record_check(
@@ -574,51 +579,105 @@ class SQLiteRepository:
         outcome: CheckOutcome,
         now: datetime,
     ) -> RecordedCheck:
-        stamp = to_epoch(now)
-        next_due = to_epoch(outcome.next_due_at)
+        """Write one check: its product, observation, watch states, events and deliveries.
+
+        Checks that finish while another batch is being written are written together, in one
+        transaction (fewer commits and trips to the database thread); each check still lands
+        whole or not at all, and its caller hears only after the commit.
+        """
+        write = _CheckWrite(
+            product_id,
+            observation,
+            decisions,
+            outcome,
+            to_epoch(now),
+            to_epoch(outcome.next_due_at),
+            asyncio.get_running_loop().create_future(),
+        )
+        self._check_queue.append(write)
+        if self._check_writer is None:
+            self._check_writer = asyncio.create_task(self._write_queued_checks())
+        return await write.result
+
+    async def _write_queued_checks(self) -> None:
+        batch: list[_CheckWrite] = []
         try:
-            return await self._record_check(
-                product_id, observation, decisions, outcome, stamp, next_due
-            )
+            while self._check_queue:
+                batch, self._check_queue = self._check_queue, []
+                if len(batch) == 1:
+                    await self._write_alone(batch[0])
+                else:
+                    await self._write_batch(batch)
+        except BaseException:  # cancelled: nobody may wait for an answer that will not come
+            for write in [*batch, *self._check_queue]:
+                write.result.cancel()
+            self._check_queue = []
+            raise
+        finally:
+            self._check_writer = None
+
+    async def _write_batch(self, batch: list[_CheckWrite]) -> None:
+        """All checks in one transaction; on any failure, each again in its own."""
+        results: list[RecordedCheck] = []
+        try:
+            async with self._write():
+                for write in batch:
+                    results.append(await self._record_lease_checked(write))
+        except Exception:
+            for write in batch:
+                await self._write_alone(write)
+            return
+        for write, result in zip(batch, results, strict=True):
+            _settle(write.result, result)
+
+    async def _write_alone(self, write: _CheckWrite) -> None:
+        try:
+            async with self._write():
+                result = await self._record_lease_checked(write)
+        except Exception as exc:
+            if not write.result.done():
+                write.result.set_exception(exc)
+            return
+        _settle(write.result, result)
+
+    async def _record_lease_checked(self, write: _CheckWrite) -> RecordedCheck:
+        # A lost lease is found by the first statement, before this check wrote anything.
+        try:
+            return await self._record_check(write)
         except _LeaseLost:
             return RecordedCheck(events=(), deliveries=0, lease_lost=True)
 
-    async def _record_check(
-        self,
-        product_id: int,
-        observation: Observation,
-        decisions: Sequence[WatchDecision],
-        outcome: CheckOutcome,
-        stamp: float,
-        next_due: float,
-    ) -> RecordedCheck:
-        async with self._write():
-            checks = await self._update_checked_product(
-                product_id, observation, outcome, stamp, next_due
-            )
-            await self._insert_observation(product_id, observation, stamp, checks)
-            stored: list[Event] = []
-            deliveries = 0
-            ended = any(d.finished for d in decisions)
-            # Events first: a watch that finishes now still delivers its last events.
-            for decision in decisions:
-                for event in decision.events:
-                    event_id, count, ended_now = await self._store_event(decision, event, stamp)
-                    stored.append(replace(event, id=event_id))
-                    deliveries += count
-                    ended = ended or ended_now
-            await self._store_decisions(decisions, stamp)
-            if any(e.kind in ENDING_EVENT_KINDS for e in stored):
-                await self._insert_restock(product_id, None, stamp)
-            if ended:
-                await self._refresh_products([product_id])
+    async def _record_check(self, write: _CheckWrite) -> RecordedCheck:
+        """The check's statements, inside the caller's transaction."""
+        product_id, observation, decisions = write.product_id, write.observation, write.decisions
+        stamp = write.stamp
+        checks = await self._update_checked_product(
+            product_id, observation, write.outcome, stamp, write.next_due
+        )
+        await self._insert_observation(product_id, observation, stamp, checks)
+        stored: list[Event] = []
+        deliveries = 0
+        ended = any(d.finished for d in decisions)
+        # Events first: a watch that finishes now still delivers its last events.
+        for decision in decisions:
+            for event in decision.events:
+                event_id, count, ended_now = await self._store_event(decision, event, stamp)
+                stored.append(replace(event, id=event_id))
+                deliveries += count
+                ended = ended or ended_now
+        await self._store_decisions(decisions, stamp)
+        if any(e.kind in ENDING_EVENT_KINDS for e in stored):
+            await self._insert_restock(product_id, None, stamp)
+        if ended:
+            await self._refresh_products([product_id])
         return RecordedCheck(events=tuple(stored), deliveries=deliveries)
 
     async def _insert_observation(
         self, product_id: int, obs: Observation, stamp: float, checks: int
     ) -> None:
         facts = obs.fetch
-        await self._run(
+        # execute_fetchall: one trip to the database thread instead of execute + close.
+        await self._conn.execute_fetchall(
             "INSERT INTO observations (product_id, at, state, price, reason, status, bytes, ms,"
             " blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -636,7 +695,7 @@ class SQLiteRepository:
         if checks % PRUNE_EVERY:
             return
         # Keep the newest OBSERVATIONS_KEPT rows of this product (pruned now and then, in bulk).
-        await self._run(
+        await self._conn.execute_fetchall(
             "DELETE FROM observations WHERE product_id = ? AND id < (SELECT id FROM observations"
             " WHERE product_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
             (product_id, product_id, OBSERVATIONS_KEPT - 1),
@@ -726,6 +785,8 @@ class SQLiteRepository:
         return event_id, count, ended > 0
 
     async def _store_decisions(self, decisions: Sequence[WatchDecision], stamp: float) -> None:
+        if not decisions:
+            return
         cursor = await self._conn.executemany(
             "UPDATE watches SET detector_state = ?, updated_at = ?,"
             " active = CASE WHEN ? THEN 0 ELSE active END WHERE id = ?",
@@ -1333,6 +1394,24 @@ class SQLiteRepository:
 # --- rows -> values ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _CheckWrite:
+    """One `record_check` waiting for its batch, and where its result goes."""
+
+    product_id: int
+    observation: Observation
+    decisions: Sequence[WatchDecision]
+    outcome: CheckOutcome
+    stamp: float
+    next_due: float
+    result: asyncio.Future[RecordedCheck]
+
+
+def _settle(future: asyncio.Future[RecordedCheck], result: RecordedCheck) -> None:
+    if not future.done():  # its caller may have been cancelled meanwhile
+        future.set_result(result)
+
+
 def _is_int(text: str) -> bool:
     return text.lstrip("-").isdigit()
 
@@ -1372,31 +1451,52 @@ def _due_product(row: sqlite3.Row) -> DueProduct:
     )
 
 
+# The columns `_stored_watch` reads, by position (every check loads its product's watches, so
+# positional access and cached decoding of the texts watches share are worth their keep).
+_WATCH_COLUMNS = (
+    "w.id, w.product_id, w.origin, w.key, w.name, p.target, p.store, w.stores, w.interval_s,"
+    " w.conditions, w.once, w.notify_on_first, w.rules, w.detector_state, w.paused"
+)
+
+
+_ORIGINS = {origin.value: origin for origin in Origin}
+
+
 def _stored_watch(row: sqlite3.Row) -> StoredWatch:
-    target: str = row["target"]
+    (id_, product_id, origin, key, name, target, store, stores, interval, conditions, once,
+     notify_on_first, rules, detector_state, paused) = row  # fmt: skip
     is_jan = target.startswith("jan:")
-    interval = row["interval_s"]
     watch = Watch(
-        key=row["key"],
-        name=row["name"],
+        key=key,
+        name=name,
         url=None if is_jan else target,
         jan=target.removeprefix("jan:") if is_jan else None,
-        store=row["store"],
-        stores=tuple(json.loads(row["stores"])),
-        interval=None if interval is None else timedelta(seconds=interval),
-        conditions=conditions_from_json(row["conditions"]),
-        once=bool(row["once"]),
-        notify_on_first=bool(row["notify_on_first"]),
-        rules=rules_from_json(row["rules"]),
+        store=store,
+        stores=_stores_from_json(stores),
+        interval=_interval(interval),
+        conditions=conditions_from_json(conditions),
+        once=bool(once),
+        notify_on_first=bool(notify_on_first),
+        rules=rules_from_json(rules),
     )
     return StoredWatch(
-        id=row["id"],
-        product_id=row["product_id"],
-        origin=Origin(row["origin"]),
+        id=id_,
+        product_id=product_id,
+        origin=_ORIGINS[origin],
         watch=watch,
-        state=_json_or_none(row["detector_state"]),
-        paused=bool(row["paused"]),
+        state=_json_or_none(detector_state),
+        paused=bool(paused),
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _stores_from_json(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _interval(seconds: float | None) -> timedelta | None:
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def _claimed_delivery(row: sqlite3.Row) -> ClaimedDelivery:

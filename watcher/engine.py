@@ -13,6 +13,7 @@ stands, and the check still counts as an observation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from watcher.detector import DebounceSettings, Decision, Detector, Phase, WatchState
-from watcher.fetch import Fetcher
+from watcher.fetch import Fetcher, RawPage
 from watcher.metrics import Metrics
 from watcher.model import Availability, FetchFacts, Observation, Page
 from watcher.netguard import URLGuard
@@ -85,7 +86,7 @@ class EngineSettings:
     search: SearchSetup = field(default_factory=SearchSetup)
     observation_cache: int = 20_000  # products whose last observation is kept for 304 answers
     drift_threshold: int = 3  # layout misses in a row on one store before it is reported
-    db_writers: int = 2  # checks that may wait on the database at once
+    db_writers: int = 16  # checks that may wait on the database at once (written as a batch)
 
 
 @dataclass
@@ -199,8 +200,8 @@ class Engine:
         self._soonest: datetime | None = None  # earliest due time this engine set
         self._nudge = asyncio.Event()  # a check scheduled something sooner than the next look
         # Checks queue for the database here, not on the database's own lock, so the
-        # dispatcher's claims wait behind a few checks' writes at most, not behind every check
-        # in flight: that queue is the hand-off latency of a restock under load.
+        # dispatcher's claims wait behind one batch of checks' writes at most, not behind every
+        # check in flight: that queue is the hand-off latency of a restock under load.
         self._db_turn = asyncio.Semaphore(settings.db_writers)
         self._in_flight: set[int] = set()  # product ids being checked by this engine
 
@@ -300,13 +301,12 @@ class Engine:
             for w in watches
         ]
         outcome = await self._outcome(product, read, observation, decisions, now)
-        async with self._db_turn:
+        writes = [_watch_decision(w, d) for w, d in decisions if _worth_writing(w, states[w.id], d)]
+        # A check with events does not queue behind quiet checks: its wait is hand-off latency.
+        turn = _NO_WAIT if any(w.events for w in writes) else self._db_turn
+        async with turn:
             recorded = await self.repository.record_check(
-                product.id,
-                observation,
-                [_watch_decision(w, d) for w, d in decisions],
-                outcome,
-                now,
+                product.id, observation, writes, outcome, now
             )
         if recorded.lease_lost:
             log.warning("check of %s outlived its lease; another check decides", product.target)
@@ -332,16 +332,20 @@ class Engine:
         known = self._last.get(product.id)
         validators = known if known is not None and not cache_bust else None
         adapter = self._adapter(product)
-        page = await self.fetcher.fetch(
+        raw = await self.fetcher.fetch_raw(
             adapter.product_request(product.target),
             etag=validators.etag if validators else None,
             last_modified=validators.last_modified if validators else None,
             cache_bust=cache_bust,
             guard=guard,
         )
-        digest = _content_hash(page) if page.ok else None
-        if known is not None and (page.not_modified or digest == known.content_hash):
-            return _Read(Reading(self._unchanged(known.observation, page), page))
+        head = raw.head
+        digest = _content_hash(raw) if head.ok else None
+        if known is not None and (head.not_modified or digest == known.content_hash):
+            # The same bytes decode to the same text: decoded only for watches that re-read it.
+            page = raw.decoded() if _rules_differ(watches) else head
+            return _Read(Reading(self._unchanged(known.observation, head), page))
+        page = raw.decoded()
         observation = read_page(page, store=product.store, rules=first.rules)
         if observation.state is Availability.UNKNOWN:
             return _Read(Reading(observation, page))
@@ -545,6 +549,18 @@ def _stores_wanted(watches: list[StoredWatch]) -> tuple[str, ...]:
     return tuple(sorted({store for w in watches for store in w.watch.stores}))
 
 
+_NO_WAIT = contextlib.nullcontext()
+
+
+def _worth_writing(stored: StoredWatch, before: WatchState, decision: Decision) -> bool:
+    """False for a watch whose stored state already says what the decision says.
+
+    Most checks change nothing (the same stock as last time): skipping those rows saves
+    serialising and writing every watch's state on every check.
+    """
+    return stored.state is None or bool(decision.events) or decision.state != before
+
+
 def _watch_decision(stored: StoredWatch, decision: Decision) -> WatchDecision:
     finished = stored.watch.once and bool(decision.events) and decision.state.phase is Phase.DONE
     return WatchDecision(
@@ -555,8 +571,18 @@ def _watch_decision(stored: StoredWatch, decision: Decision) -> WatchDecision:
     )
 
 
-def _content_hash(page: Page) -> str:
-    return hashlib.blake2b(page.text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+def _rules_differ(watches: list[StoredWatch]) -> bool:
+    first_rules = watches[0].watch.rules
+    return any(w.watch.rules != first_rules for w in watches[1:])
+
+
+def _content_hash(raw: RawPage) -> str:
+    """What identifies a page's content: its bytes and the media type they are decoded by."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update((raw.head.content_type or "").encode("latin-1", "replace"))
+    digest.update(b"\0")
+    digest.update(raw.body or b"")
+    return digest.hexdigest()
 
 
 def _host_of(target: str) -> str:
