@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +14,13 @@ import pytest
 from watcher.db import SQLiteRepository, open_repository
 from watcher.errors import StorageError
 from watcher.model import Availability, Event, EventKind, Notify, Observation, Watch
-from watcher.repository import CheckOutcome, ClaimedDelivery, StoredWatch, WatchDecision
+from watcher.repository import (
+    CheckOutcome,
+    ClaimedDelivery,
+    RecordedCheck,
+    StoredWatch,
+    WatchDecision,
+)
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 JST = timezone(timedelta(hours=9))
@@ -365,3 +371,52 @@ async def test_a_check_whose_lease_passed_to_another_worker_stores_nothing(
     kept = await repo.record_check(theirs.id, obs, [decision], current, later)
     assert not kept.lease_lost and len(kept.events) == 1
     assert len(await claim_all(repo, later)) == kept.deliveries > 0
+
+
+async def test_checks_written_together_land_or_fail_each_on_their_own(
+    repo: SQLiteRepository,
+) -> None:
+    """Concurrent checks share a transaction; a failing or lease-lost one spoils no other."""
+    urls = [f"https://www.amazon.co.jp/dp/B0DX00000{i}" for i in range(4)]
+    watches = [Watch(key=f"w{i}", name=f"w{i}", url=u, notify=EVERYONE) for i, u in enumerate(urls)]
+    await repo.sync_yaml_watches(watches, NOW)
+    products = await repo.claim_due_products("worker-a", NOW, 10, LEASE)
+    assert len(products) == 4
+    obs = Observation(state=Availability.IN_STOCK, reason="test", price=100)
+
+    decisions = {}
+    for product in products:
+        [stored] = await repo.load_watches(product.id)
+        ev = replace(event(), watch_key=stored.watch.key, watch_name=stored.watch.name)
+        decisions[product.id] = WatchDecision(stored.id, {"phase": "buyable"}, [ev])
+
+    def write(product_id: int, owner: str) -> Awaitable[RecordedCheck]:
+        # No await before record_check: concurrent calls queue up and are written as one batch.
+        outcome = CheckOutcome(next_due_at=NOW + LEASE, lease_owner=owner)
+        return repo.record_check(product_id, obs, [decisions[product_id]], outcome, NOW)
+
+    ids = [p.id for p in products]
+    missing = max(ids) + 1000  # no such product: its write fails
+    results = await asyncio.gather(
+        write(ids[0], "worker-a"),
+        write(ids[1], "worker-b"),  # not the lease holder: dropped whole
+        write(ids[2], "worker-a"),
+        write(ids[3], "worker-a"),
+    )
+    first_round = await claim_all(repo)
+    assert {d.event.watch_key for d in first_round} == {"w0", "w2", "w3"}
+    for delivery in first_round:
+        await repo.mark_sent(delivery.id, NOW)
+
+    # A write that fails (no such product) shares a batch with a good one: the good one lands.
+    await repo.claim_due_products("worker-a", NOW + LEASE, 10, LEASE)
+    failing = await asyncio.gather(
+        repo.record_check(missing, obs, [], CheckOutcome(next_due_at=NOW + LEASE), NOW),
+        write(ids[0], "worker-a"),
+        return_exceptions=True,
+    )
+    assert isinstance(failing[0], StorageError)
+    assert [r.lease_lost for r in results] == [False, True, False, False]
+    assert isinstance(failing[1], RecordedCheck) and not failing[1].lease_lost
+    second_round = await claim_all(repo, NOW + LEASE * 3)
+    assert {d.event.watch_key for d in second_round} == {"w0"}
