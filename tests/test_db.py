@@ -455,3 +455,25 @@ async def test_host_slots_are_shared_and_respect_backoff(db_path: Path) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_yaml_chat_that_stops_stays_stopped_and_deep_links_keep_it_standing(
+    repo: SQLiteRepository,
+) -> None:
+    watch = yaml_watch("switch", notify=Notify(telegram=(1001,)))
+    await repo.sync_yaml_watches([watch], NOW)
+
+    # Tapping the operator's shared link from a chat the YAML lists keeps it a standing one.
+    sub = await repo.subscribe_to_watch(1001, "switch", NOW, one_shot=True)
+    assert sub is not None and sub.origin is Origin.YAML and not sub.one_shot
+
+    # /stop is the chat's own word: a reload of the watchlist does not bring it back.
+    assert await repo.deactivate_chat(1001, NOW) == 1
+    await repo.sync_yaml_watches([watch], NOW + timedelta(minutes=1))
+    assert await repo.list_subscriptions(1001) == []
+
+    # Asking again does.
+    again = await repo.subscribe_to_watch(1001, "switch", NOW + timedelta(minutes=2))
+    assert again is not None and again.active
+    await repo.sync_yaml_watches([watch], NOW + timedelta(minutes=3))
+    assert [s.id for s in await repo.list_subscriptions(1001)] == [again.id]

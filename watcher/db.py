@@ -966,11 +966,15 @@ class SQLiteRepository:
     async def _end_subscriptions(
         self, where: str, params: Sequence[Any], stamp: float, why: str
     ) -> int:
-        """End the matching active subscriptions, skip their pending deliveries, refresh."""
+        """End the matching active subscriptions, skip their pending deliveries, refresh.
+
+        Every caller ends them on the recipient's own word (unsubscribe, /stop, removal, a
+        blocked bot), so they are marked opted out: a watchlist reload does not bring them back.
+        """
         rows = await self._rows(
-            f"UPDATE subscriptions SET active = 0, ended_at = ? WHERE active = 1 AND {where}"
-            " RETURNING id, watch_id",
-            (stamp, *params),
+            "UPDATE subscriptions SET active = 0, ended_at = ?, opted_out_at = ?"
+            f" WHERE active = 1 AND {where} RETURNING id, watch_id",
+            (stamp, stamp, *params),
         )
         if not rows:
             return 0
@@ -1269,7 +1273,9 @@ class SQLiteRepository:
             SELECT ?, 'telegram', ?, 'chat', ?, quiet_from, quiet_to, quiet_mode, language, ?
             FROM chat_users WHERE chat_id = ?
             ON CONFLICT (watch_id, channel, recipient) DO UPDATE SET
-                active = 1, paused = 0, one_shot = excluded.one_shot, ended_at = NULL
+                active = 1, paused = 0, ended_at = NULL, opted_out_at = NULL,
+                -- the operator's standing YAML subscription stays standing
+                one_shot = CASE WHEN origin = 'yaml' THEN one_shot ELSE excluded.one_shot END
             RETURNING id
             """,
             (watch_id, str(chat_id), one_shot, stamp, chat_id),
