@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
 from watcher.db import SQLiteRepository, open_repository
 from watcher.dispatch import Dispatcher, DispatchSettings
+from watcher.errors import StorageError
 from watcher.metrics import Metrics
 from watcher.model import Availability, Event, EventKind, Notify, Observation, Watch
 from watcher.repository import CheckOutcome, QuietHours, QuietMode, WatchDecision
@@ -268,6 +270,120 @@ async def test_a_skipped_delivery_is_done(repo: SQLiteRepository, clock: Clock) 
     assert await d.drain_once() == 0
     assert await statuses(repo) == {"skipped": 1}
     assert await repo.dead_letters() == []
+
+
+# --- one write per batch -------------------------------------------------------------------
+
+RESULT_WRITES = ("record_results", "mark_sent", "mark_retry", "mark_failed", "mark_skipped")
+
+
+def spy_on_result_writes(
+    repo: SQLiteRepository, monkeypatch: pytest.MonkeyPatch, *, batch_fails: bool = False
+) -> list[str]:
+    """The names of the result-writing repository calls, in order; the batch write may fail."""
+    calls: list[str] = []
+
+    def spy(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            if batch_fails and name == "record_results":
+                raise StorageError("database is locked")
+            return await method(*args, **kwargs)
+
+        return call
+
+    for name in RESULT_WRITES:
+        monkeypatch.setattr(repo, name, spy(name, getattr(repo, name)))
+    return calls
+
+
+def by_recipient(notice: Notice) -> SendResult:
+    """Chat 1 gets it, chat 2 is rate-limited, chat 3 is refused, chat 4 is a duplicate."""
+    return {
+        "1": SendResult.sent(),
+        "2": SendResult(Outcome.RETRY, "HTTP 429"),
+        "3": SendResult.failed("chat not found", 400),
+        "4": SendResult.skipped("duplicate"),
+    }[notice.recipient]
+
+
+async def test_a_fanned_out_batch_is_recorded_in_one_write(
+    repo: SQLiteRepository, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await setup(repo, Notify(telegram=(1, 2, 3, 4)))
+    calls = spy_on_result_writes(repo, monkeypatch)
+    d = dispatcher(repo, [FakeNotifier("telegram", by_recipient)], clock)
+
+    assert await d.drain_once() == 4
+    assert calls == ["record_results"]
+    assert await statuses(repo) == {"sent": 1, "pending": 1, "failed": 1, "skipped": 1}
+    [failed] = await repo.dead_letters()
+    assert (failed.recipient, failed.last_error) == ("3", "chat not found")
+    for result in ("sent", "retry", "failed", "skipped"):
+        assert d.metrics.deliveries.get(channel="telegram", result=result) == 1
+
+
+async def test_a_batch_retry_dead_letters_at_max_attempts(
+    repo: SQLiteRepository,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await setup(repo, Notify(webhook=True))
+    calls = spy_on_result_writes(repo, monkeypatch)
+    webhook = FakeNotifier("webhook", lambda n: SendResult(Outcome.RETRY, "HTTP 503"))
+    d = dispatcher(repo, [webhook], clock, max_attempts=2)
+
+    await d.drain_once()
+    assert await statuses(repo) == {"pending": 1}
+    clock.advance(timedelta(minutes=1))
+    with caplog.at_level("WARNING", logger="restock.dispatch"):
+        await d.drain_once()
+    assert calls == ["record_results", "record_results"]
+    assert await statuses(repo) == {"dead": 1}
+    assert "dead-lettered: HTTP 503" in caplog.text
+    clock.advance(timedelta(hours=1))
+    assert await d.drain_once() == 0
+
+
+async def test_a_failed_batch_write_records_each_result_on_its_own(
+    repo: SQLiteRepository,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await setup(repo, Notify(telegram=(1, 2, 3, 4)))
+    calls = spy_on_result_writes(repo, monkeypatch, batch_fails=True)
+    d = dispatcher(repo, [FakeNotifier("telegram", by_recipient)], clock)
+
+    with caplog.at_level("ERROR", logger="restock.dispatch"):
+        assert await d.drain_once() == 4
+    assert "recording 4 results failed" in caplog.text
+    assert calls == ["record_results", "mark_sent", "mark_retry", "mark_failed", "mark_skipped"]
+    assert await statuses(repo) == {"sent": 1, "pending": 1, "failed": 1, "skipped": 1}
+    for result in ("sent", "retry", "failed", "skipped"):  # counted once, not twice
+        assert d.metrics.deliveries.get(channel="telegram", result=result) == 1
+    # Nothing stays leased: the retry comes back after its backoff, well before the lease ends.
+    clock.advance(timedelta(seconds=20))
+    assert await d.drain_once() == 1
+    assert await statuses(repo) == {"sent": 1, "pending": 1, "failed": 1, "skipped": 1}
+
+
+async def test_a_recipient_going_away_is_recorded_after_the_batch(
+    repo: SQLiteRepository, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await setup(repo, Notify(telegram=(1, 2)))
+
+    def blocked_1(notice: Notice) -> SendResult:
+        if notice.recipient == "1":
+            return SendResult.failed("Forbidden: bot was blocked", 403, deactivate_recipient=True)
+        return SendResult.sent()
+
+    calls = spy_on_result_writes(repo, monkeypatch)
+    d = dispatcher(repo, [FakeNotifier("telegram", blocked_1)], clock)
+    await d.drain_once()
+    assert calls == ["record_results", "mark_failed"]
+    assert await statuses(repo) == {"sent": 1, "failed": 1}
 
 
 # --- recipients that went away or moved -------------------------------------------------------

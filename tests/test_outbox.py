@@ -17,6 +17,7 @@ from watcher.model import Availability, Event, EventKind, Notify, Observation, W
 from watcher.repository import (
     CheckOutcome,
     ClaimedDelivery,
+    DeliveryResult,
     RecordedCheck,
     StoredWatch,
     WatchDecision,
@@ -201,6 +202,85 @@ async def test_sent_failed_and_skipped_deliveries_are_never_claimed_again(
     depth = await repo.outbox_depth()
     assert (depth["sent"], depth["failed"], depth["skipped"], depth["pending"]) == (1, 1, 1, 0)
     assert [d.id for d in await repo.dead_letters()] == [failed.id]
+
+
+async def test_a_batch_of_results_is_recorded_at_once_with_each_status(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch(Notify(telegram=(1, 2, 3, 4)))], NOW)
+    await record(repo, [event()])
+    sent, retried, failed, skipped = await claim_all(repo)
+    later = NOW + timedelta(minutes=5)
+    statuses = await repo.record_results(
+        [
+            DeliveryResult(sent.id, "sent"),
+            DeliveryResult(retried.id, "retry", "HTTP 429", later),
+            DeliveryResult(failed.id, "failed", "chat not found"),
+            DeliveryResult(skipped.id, "skipped", "duplicate"),
+        ],
+        NOW,
+        max_attempts=3,
+    )
+    assert statuses == ["sent", "pending", "failed", "skipped"]
+    depth = await repo.outbox_depth()
+    assert (depth["sent"], depth["pending"], depth["failed"], depth["skipped"]) == (1, 1, 1, 1)
+    assert await claim_all(repo, later - timedelta(seconds=1)) == []
+    [again] = await claim_all(repo, later)
+    assert (again.id, again.attempts) == (retried.id, 2)
+    [dead] = await repo.dead_letters()
+    assert (dead.id, dead.last_error) == (failed.id, "chat not found")
+
+
+async def test_a_batch_retry_dead_letters_once_its_attempts_are_spent(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch(Notify(webhook=True))], NOW)
+    await record(repo, [event()])
+    now = NOW
+    for expected in ("pending", "dead"):
+        [delivery] = await claim_all(repo, now)
+        retry = DeliveryResult(delivery.id, "retry", f"HTTP 503 #{delivery.attempts}", now)
+        assert await repo.record_results([retry], now, max_attempts=2) == [expected]
+    assert await claim_all(repo, now + timedelta(days=1)) == []
+    [dead] = await repo.dead_letters()
+    assert (dead.status, dead.attempts, dead.last_error) == ("dead", 2, "HTTP 503 #2")
+
+
+async def test_a_batch_leaves_deliveries_that_are_no_longer_pending_alone(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch(Notify(telegram=(1, 2)))], NOW)
+    await record(repo, [event()])
+    gone, fine = await claim_all(repo)
+    await repo.deactivate_recipient("telegram", gone.recipient, NOW)  # skips its pending ones
+    results = [DeliveryResult(gone.id, "sent"), DeliveryResult(fine.id, "sent")]
+    assert await repo.record_results(results, NOW, max_attempts=3) == ["skipped", "sent"]
+    depth = await repo.outbox_depth()
+    assert (depth["skipped"], depth["sent"]) == (1, 1)
+
+
+async def test_a_batch_with_an_unknown_delivery_writes_nothing(repo: SQLiteRepository) -> None:
+    await repo.sync_yaml_watches([watch(Notify(webhook=True))], NOW)
+    await record(repo, [event()])
+    [delivery] = await claim_all(repo)
+    results = [DeliveryResult(delivery.id, "sent"), DeliveryResult(delivery.id + 999, "sent")]
+    with pytest.raises(StorageError, match="no delivery"):
+        await repo.record_results(results, NOW, max_attempts=3)
+    assert (await repo.outbox_depth())["sent"] == 0
+    assert [d.id for d in await claim_all(repo, NOW + LEASE)] == [delivery.id]
+
+
+async def test_a_batch_refuses_naive_times_and_retries_without_a_time(
+    repo: SQLiteRepository,
+) -> None:
+    with pytest.raises(ValueError, match="retry_at"):
+        DeliveryResult(1, "retry", "HTTP 503")
+    with pytest.raises(ValueError, match="retry_at"):
+        DeliveryResult(1, "sent", retry_at=NOW)
+    naive = DeliveryResult(1, "retry", "HTTP 503", NOW.replace(tzinfo=None))
+    with pytest.raises(ValueError, match="naive"):
+        await repo.record_results([naive], NOW, max_attempts=3)
+    assert await repo.record_results([], NOW, max_attempts=3) == []
 
 
 async def test_postpone_holds_a_delivery_without_counting_an_attempt(

@@ -44,6 +44,7 @@ from watcher.repository import (
     CheckOutcome,
     ClaimedDelivery,
     DeadLetter,
+    DeliveryResult,
     DueProduct,
     HostState,
     JSONDict,
@@ -66,6 +67,16 @@ PRUNE_EVERY = 20  # checks of a product between two prunings of its observations
 BUSY_TIMEOUT_MS = 10_000
 TELEGRAM = "telegram"
 DELIVERY_STATUSES = ("pending", "sent", "skipped", "failed", "dead")
+
+
+# What each outcome of `record_results` writes, as the matching `mark_*` method does.
+_RESULT_UPDATES = {
+    "sent": "status = 'sent', sent_at = :now, last_error = NULL",
+    "retry": "status = CASE WHEN attempts >= :max_attempts THEN 'dead' ELSE 'pending' END,"
+    " next_attempt_at = :retry_at, last_error = :detail",
+    "failed": "status = 'failed', last_error = :detail",
+    "skipped": "status = 'skipped', last_error = :detail",
+}
 
 
 class _LeaseLost(Exception):
@@ -926,6 +937,46 @@ class SQLiteRepository:
                 " lease_owner = NULL, lease_until = NULL WHERE id = ?",
                 (status, error, to_epoch(now), delivery_id),
             )
+
+    async def record_results(
+        self, results: Sequence[DeliveryResult], now: datetime, max_attempts: int
+    ) -> list[str]:
+        stamp = to_epoch(now)
+        # Converted before the transaction: a naive retry time refuses the batch, writes nothing.
+        retry_stamps = [None if r.retry_at is None else to_epoch(r.retry_at) for r in results]
+        if not results:
+            return []
+        async with self._write():
+            return [
+                await self._record_result(result, retry_stamp, stamp, max_attempts)
+                for result, retry_stamp in zip(results, retry_stamps, strict=True)
+            ]
+
+    async def _record_result(
+        self, result: DeliveryResult, retry_stamp: float | None, stamp: float, max_attempts: int
+    ) -> str:
+        """One result of `record_results`, inside its transaction; only a pending row changes."""
+        values = {
+            "id": result.delivery_id,
+            "now": stamp,
+            "detail": result.detail,
+            "retry_at": retry_stamp,
+            "max_attempts": max_attempts,
+        }
+        sql = (
+            f"UPDATE deliveries SET {_RESULT_UPDATES[result.outcome]}, updated_at = :now,"
+            " lease_owner = NULL, lease_until = NULL"
+            " WHERE id = :id AND status = 'pending' RETURNING status"
+        )
+        rows = await self._conn.execute_fetchall(sql, values)
+        if not rows:  # no longer pending: left as it is, its status reported
+            rows = await self._conn.execute_fetchall(
+                "SELECT status FROM deliveries WHERE id = ?", (result.delivery_id,)
+            )
+        row = next(iter(rows), None)
+        if row is None:
+            raise StorageError(f"no delivery with id {result.delivery_id}")
+        return str(row["status"])
 
     async def deactivate_recipient(self, channel: str, recipient: str, now: datetime) -> int:
         stamp = to_epoch(now)

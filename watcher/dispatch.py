@@ -2,9 +2,9 @@
 
 One worker per channel, so a slow or failing channel never delays another. A worker claims a
 batch of its channel's due deliveries with a lease (two dispatchers never send the same one),
-hands them to the notifier, and writes each result back: sent, retry later (with backoff),
-permanent failure, or skipped. A delivery whose lease expires (the process died mid-send) comes
-back by itself; only such an in-flight send can ever go out twice.
+hands them to the notifier, and writes the batch's results back in one transaction: sent, retry
+later (with backoff), permanent failure, or skipped. A delivery whose lease expires (the process
+died mid-send) comes back by itself; only such an in-flight send can ever go out twice.
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from zoneinfo import ZoneInfo
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
 from watcher.metrics import Metrics
-from watcher.repository import ClaimedDelivery, QuietHours, QuietMode, Repository
+from watcher.repository import (
+    ClaimedDelivery,
+    DeliveryOutcome,
+    DeliveryResult,
+    QuietHours,
+    QuietMode,
+    Repository,
+)
 from watcher.schedule import backoff
 
 log = logging.getLogger("restock.dispatch")
@@ -141,8 +148,7 @@ class Dispatcher:
         if ready:
             self._observe_handoff(name, ready)
             results = await _send_safely(notifier, [_notice(item) for item in ready])
-            for item, result in zip(ready, results, strict=True):
-                await self._record_safely(name, item, result)
+            await self._record_all(name, list(zip(ready, results, strict=True)))
         return len(claimed)
 
     def _observe_handoff(self, channel: str, ready: Sequence[ClaimedDelivery]) -> None:
@@ -168,6 +174,45 @@ class Dispatcher:
             else:
                 await self.repository.postpone(item.id, quiet_until, now)
         return ready
+
+    async def _record_all(
+        self, channel: str, handed: Sequence[tuple[ClaimedDelivery, SendResult]]
+    ) -> None:
+        """Record a batch's results: the plain ones in one write, then those with side effects.
+
+        The plain ones go first: a recipient deactivated by a later result skips its pending
+        deliveries, and one of them that already went out must be recorded as sent, not skipped.
+        """
+        plain = [(item, result) for item, result in handed if not _has_side_effects(result)]
+        if plain:
+            await self._record_plain_safely(channel, plain)
+        for item, result in handed:
+            if _has_side_effects(result):
+                await self._record_safely(channel, item, result)
+
+    async def _record_plain_safely(
+        self, channel: str, plain: Sequence[tuple[ClaimedDelivery, SendResult]]
+    ) -> None:
+        """One transaction for the whole batch; if it fails, each result gets its own chance."""
+        now = self.clock()
+        batch = [self._delivery_result(item, result, now) for item, result in plain]
+        try:
+            statuses = await self.repository.record_results(batch, now, self.settings.max_attempts)
+        except Exception:
+            log.exception("dispatch %s: recording %d results failed", channel, len(batch))
+            for item, result in plain:
+                await self._record_safely(channel, item, result)
+            return
+        for (item, result), status in zip(plain, statuses, strict=True):
+            self.metrics.deliveries.inc(channel=channel, result=result.outcome.value)
+            if result.outcome is Outcome.RETRY and status == "dead":
+                log.warning("delivery %s on %s dead-lettered: %s", item.id, channel, result.detail)
+
+    def _delivery_result(
+        self, item: ClaimedDelivery, result: SendResult, now: datetime
+    ) -> DeliveryResult:
+        retry_at = self._retry_at(item, result, now) if result.outcome is Outcome.RETRY else None
+        return DeliveryResult(item.id, _OUTCOMES[result.outcome], result.detail, retry_at)
 
     async def _record_safely(self, channel: str, item: ClaimedDelivery, result: SendResult) -> None:
         """Record one result; a failure to record it does not keep the others from being recorded.
@@ -209,6 +254,19 @@ class Dispatcher:
             return max(result.retry_at, floor)
         s = self.settings
         return now + backoff(item.attempts, s.retry_base, s.retry_cap, self.rng, s.retry_floor)
+
+
+_OUTCOMES: dict[Outcome, DeliveryOutcome] = {
+    Outcome.SENT: "sent",
+    Outcome.RETRY: "retry",
+    Outcome.FAILED: "failed",
+    Outcome.SKIPPED: "skipped",
+}
+
+
+def _has_side_effects(result: SendResult) -> bool:
+    """The result changes the recipient too (moved, or gone): recorded on its own."""
+    return result.deactivate_recipient or result.new_recipient is not None
 
 
 def _notice(item: ClaimedDelivery) -> Notice:

@@ -20,7 +20,7 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from watcher.model import Availability, Event, EventKind, Observation, Watch, WatchConditions
 
@@ -136,6 +136,27 @@ class ClaimedDelivery:
     @property
     def idempotency_key(self) -> str:
         return f"{self.event.id}:{self.channel}:{self.recipient}"
+
+
+DeliveryOutcome = Literal["sent", "retry", "failed", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What became of one claimed delivery, for `record_results`.
+
+    `detail` is the error (retry, failed) or the reason (skipped); `retry_at` is when a retry is
+    due, and only a retry has one.
+    """
+
+    delivery_id: int
+    outcome: DeliveryOutcome
+    detail: str = ""
+    retry_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if (self.outcome == "retry") != (self.retry_at is not None):
+            raise ValueError(f"delivery {self.delivery_id}: retry_at goes with a retry, only")
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +364,17 @@ class Repository(Protocol):
 
     async def mark_skipped(self, delivery_id: int, reason: str, now: datetime) -> None:
         """Deliberately not sent (quiet hours in drop mode, duplicate...)."""
+
+    async def record_results(
+        self, results: Sequence[DeliveryResult], now: datetime, max_attempts: int
+    ) -> list[str]:
+        """Record a batch's results in ONE transaction; returns each delivery's status, in order.
+
+        Each result means what its own method does (`mark_sent`, `mark_retry` with dead-lettering
+        once `max_attempts` are spent, `mark_failed`, `mark_skipped`). A delivery that is no
+        longer pending (skipped meanwhile, or sent by another worker) is left as it is and its
+        current status returned. An unknown delivery id is refused and nothing is written.
+        """
 
     async def deactivate_recipient(self, channel: str, recipient: str, now: datetime) -> int:
         """The recipient is gone for good: end its subscriptions, skip its pending deliveries.
