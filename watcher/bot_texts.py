@@ -31,7 +31,7 @@ _HELP_JA = """<b>再入荷お知らせボット</b>
 商品ページのURLかJANコードを送ると、在庫が戻ったときにお知らせします。
 
 /watch URLかJAN [上限価格] [new|used|any] [always]
-  例: <code>/watch https://www.amazon.co.jp/dp/B0XXXXXXXX 6000 new</code>
+  例: <code>/watch https://www.amazon.co.jp/dp/B0DX000000 6000 new</code>
   通知は1回だけ（always を付けると毎回）
 /list 登録の一覧（一時停止・削除ボタン付き）
 /unwatch 番号 — 登録を削除
@@ -45,7 +45,7 @@ _HELP_EN = """<b>Restock alert bot</b>
 Send a product page URL or a JAN code and I will tell you when it is back in stock.
 
 /watch URL-or-JAN [max price] [new|used|any] [always]
-  e.g. <code>/watch https://www.amazon.co.jp/dp/B0XXXXXXXX 6000 new</code>
+  e.g. <code>/watch https://www.amazon.co.jp/dp/B0DX000000 6000 new</code>
   one message by default (add always for every restock)
 /list your watches (with pause and remove buttons)
 /unwatch number — remove a watch
