@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from httpserver import LoopbackServer, Reply
 from test_engine import (
     IN,
     OUT,
@@ -28,6 +29,7 @@ from watcher.app import (
     RELOAD_POLL_SECONDS,
     App,
     Overrides,
+    fast_transport,
     is_dead_local_worker,
     release_dead_local_leases,
     tuned,
@@ -36,7 +38,8 @@ from watcher.config import load_config
 from watcher.db import open_repository
 from watcher.demo_shop import DemoShop, ShopProduct
 from watcher.engine import EngineSettings
-from watcher.model import Watch
+from watcher.fetch import Fetcher, build_client
+from watcher.model import FetchPlan, Watch
 
 __all__ = ["start"]  # the fixture, shared with the engine tests
 
@@ -253,3 +256,19 @@ async def test_chat_users_urls_stay_guarded_whether_or_not_the_bot_runs(
         await asyncio.wait_for(task, 15)
         await repo.close()
     assert seen == [url]
+
+
+async def test_the_fast_transport_keeps_no_cookies_between_checks() -> None:
+    """A shop's session cookie must not follow later checks (a jar would keep a host's)."""
+    transport = fast_transport(Overrides())
+    assert transport is not None
+    client = build_client(transport=transport)
+    fetcher = Fetcher(client)
+    with LoopbackServer() as server:
+        server.add("/item", Reply(body=b"ok", headers={"set-cookie": "session=abc; Path=/"}))
+        url = server.url("/item").replace("127.0.0.1", "localhost")
+        first = await fetcher.fetch(FetchPlan(url))
+        second = await fetcher.fetch(FetchPlan(url))
+    await client.aclose()
+    assert first.status == second.status == 200
+    assert [r.headers.get("cookie") for r in server.requests] == [None, None]

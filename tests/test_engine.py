@@ -20,6 +20,7 @@ import pytest
 
 from notifiers.base import Notice, Notifier, SendResult
 from watcher import engine as engine_module
+from watcher import parsepool
 from watcher.app import App, Overrides
 from watcher.config import load_config
 from watcher.db import SQLiteRepository, open_repository
@@ -153,6 +154,7 @@ class Start:
         transport: httpx.AsyncBaseTransport | None = None,
         hosts: dict[str, str] | None = None,
         sources: str = "",
+        parse_workers: int | None = None,
     ) -> Harness:
         path = self.folder / "watchlist.yaml"
         database = self.folder / "restock.sqlite3"
@@ -161,7 +163,9 @@ class Start:
         repo = await open_repository(config.settings.database)
         recorder = Recorder()
         stop = asyncio.Event()
-        app = App(config, repo, fast_overrides(recorder, stop, transport))
+        overrides = fast_overrides(recorder, stop, transport)
+        overrides.parse_workers = parse_workers
+        app = App(config, repo, overrides)
         await app.sync_watches(config)
         task = asyncio.create_task(app.run(stop))
         harness = Harness(app, repo, recorder, stop, task, path, shop)
@@ -354,6 +358,40 @@ async def test_one_fetch_serves_every_watch_on_a_product(start: Start) -> None:
     assert h.requests("box") == len(await h.observations("anyone"))
 
 
+async def test_alike_watches_each_hear_their_own_restock_and_keep_their_own_state(
+    start: Start,
+) -> None:
+    """Watches that decide alike share detector steps; events and `once` stay per watch."""
+    lever = Lever(OUT)
+    shop = await shop_with(start, box=lever)
+    url = shop.url("box")
+    h = await start(
+        [
+            url_watch("fan a", url),
+            url_watch("fan b", url),
+            url_watch("fan c", url),
+            url_watch("just once", url, "once: true"),
+        ],
+        shop=shop,
+    )
+    await eventually(lambda: h.requests("box") >= 2, what="baseline checks")
+    lever.shows = IN
+    await eventually(lambda: len(h.recorder.notices) >= 4, what="four restock messages")
+    lever.shows = OUT
+    await eventually(lambda: h.counters.events >= 7, what="three out-of-stock events")
+    lever.shows = IN
+    await eventually(lambda: len(h.recorder.notices) >= 10, what="the second restock")
+    await asyncio.sleep(0.3)
+
+    for key in ("fan-a", "fan-b", "fan-c"):
+        assert h.recorder.kinds(key) == [
+            EventKind.RESTOCK,
+            EventKind.OUT_OF_STOCK,
+            EventKind.RESTOCK,
+        ], key
+    assert h.recorder.kinds("just-once") == [EventKind.RESTOCK]
+
+
 async def test_each_watch_reads_a_shared_page_with_its_own_rules(start: Start) -> None:
     """Two watches on one page: one trusts the page, one's own rule reads 在庫切れ as in stock."""
     lever = Lever(OUT)
@@ -433,10 +471,10 @@ async def test_unchanged_pages_skip_parsing_but_count(
         parsed.append(page.url)
         return real_read_page(page, **kw)
 
-    monkeypatch.setattr(engine_module, "read_page", counting_read_page)
+    monkeypatch.setattr(parsepool, "read_page", counting_read_page)
     shop = await shop_with(start, calm=Lever(OUT))
     shop.etags = etags
-    h = await start([url_watch("calm", shop.url("calm"))], shop=shop)
+    h = await start([url_watch("calm", shop.url("calm"))], shop=shop, parse_workers=0)
     await eventually(lambda: h.counters.checks >= 3, what="three checks")
     h.stop.set()
     await h.task
@@ -508,3 +546,37 @@ def test_layout_drift_counts_only_products_that_had_a_state() -> None:
 )
 def test_layout_miss_reasons(reason: str, miss: bool) -> None:
     assert is_layout_miss(reason) is miss
+
+
+@pytest.mark.parametrize("etags", [True, False], ids=["304", "same-hash"])
+async def test_unchanged_pages_are_not_read_again_for_watches_with_their_own_rules(
+    start: Start, monkeypatch: pytest.MonkeyPatch, etags: bool
+) -> None:
+    parsed: list[object] = []
+    real_read_page = read_page
+
+    def counting_read_page(page, **kw):  # type: ignore[no-untyped-def]
+        parsed.append(kw.get("rules"))
+        return real_read_page(page, **kw)
+
+    monkeypatch.setattr(parsepool, "read_page", counting_read_page)
+    shop = await shop_with(start, calm=Lever(OUT))
+    shop.etags = etags
+    own = "rules: {selector: 'p.stock', in_stock: [在庫切れ]}"
+    h = await start(
+        [url_watch("plain", shop.url("calm")), url_watch("own rules", shop.url("calm"), own)],
+        shop=shop,
+        parse_workers=0,  # parses are counted in this process
+    )
+    await eventually(lambda: h.counters.checks >= 4, what="four checks")
+    h.stop.set()
+    await h.task
+
+    # The first page was read once per distinct rules; later checks re-used both readings.
+    assert len(parsed) == 2 and parsed[0] is None and parsed[1] is not None
+    assert h.counters.unchanged >= 3
+    statuses = {w.key: w for w in await h.repo.watch_statuses()}
+    assert statuses["own-rules"].state is not None
+    assert statuses["own-rules"].state["last_buyable"] is True  # its own rules, still applied
+    assert statuses["plain"].state is not None
+    assert statuses["plain"].state["last_buyable"] is False

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import codecs
 import gzip
-from collections.abc import AsyncIterator, Iterator, Sequence
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from httpserver import LoopbackServer, Reply, Request, endless
 
 from watcher.fetch import (
+    DEFAULT_ACCEPT,
     DEFAULT_USER_AGENT,
     Fetcher,
     build_client,
@@ -221,6 +223,51 @@ async def test_fetch_sends_browser_like_headers(
     assert second.headers["user-agent"] == "restock-test/1"
 
 
+async def test_fetch_sends_host_encodings_and_keep_alive(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/item", Reply(body=b"ok"))
+    await fetcher(client).fetch(FetchPlan(url=server.url("/item")))
+    await fetcher(client).fetch(FetchPlan(url=server.url("/item"), method="post"))
+    get, post = server.requests
+    assert get.headers["host"] == f"127.0.0.1:{server.port}"
+    assert get.headers["accept-encoding"] == "gzip, deflate"
+    assert get.headers["connection"] == "keep-alive"
+    assert get.headers["accept"] == DEFAULT_ACCEPT
+    assert "content-length" not in get.headers
+    assert (post.method, post.headers["content-length"]) == ("POST", "0")
+
+
+async def test_cookies_are_not_kept_between_fetches(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    server.add("/item", Reply(body=b"ok", headers={"set-cookie": "session=abc; Path=/"}))
+    shop = fetcher(client)
+    await shop.fetch(FetchPlan(url=server.url("/item")))
+    await shop.fetch(FetchPlan(url=server.url("/item")))
+    assert [request.headers.get("cookie") for request in server.requests] == [None, None]
+
+
+async def test_a_cookie_set_by_a_redirect_reaches_the_next_hop_only(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    """Shops that check for cookies redirect once to set one; the chain must carry it."""
+    server.add(
+        "/item",
+        lambda request: (
+            Reply(body=b"in stock")
+            if request.headers.get("cookie") == "visited=1"
+            else Reply(status=302, headers={"location": "/item", "set-cookie": "visited=1"})
+        ),
+    )
+    shop = fetcher(client)
+    first = await shop.fetch(FetchPlan(url=server.url("/item")))
+    second = await shop.fetch(FetchPlan(url=server.url("/item")))
+    assert first.text == second.text == "in stock"
+    cookies = [request.headers.get("cookie") for request in server.requests]
+    assert cookies == [None, "visited=1", None, "visited=1"]
+
+
 async def test_fetch_uses_plan_headers_and_params(
     server: LoopbackServer, client: httpx.AsyncClient
 ) -> None:
@@ -319,6 +366,49 @@ async def test_gzip_bomb_is_capped_after_decompression(
     assert page.bytes == 100_000
 
 
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [
+        ("deflate", zlib.compress),
+        ("deflate", lambda data: zlib.compress(data)[2:-4]),  # raw deflate, as some servers send
+        ("GZIP", gzip.compress),
+        ("gzip, deflate", lambda data: zlib.compress(gzip.compress(data))),  # applied in order
+        ("identity", lambda data: data),
+        ("x-unknown", lambda data: data),  # an encoding we cannot undo is passed through
+    ],
+)
+async def test_content_encodings_are_undone(
+    server: LoopbackServer,
+    client: httpx.AsyncClient,
+    encoding: str,
+    compress: Callable[[bytes], bytes],
+) -> None:
+    raw = html(STOCK).encode() * 50
+    server.add(
+        "/item",
+        Reply(
+            body=compress(raw),
+            headers={"content-type": "text/html; charset=utf-8", "content-encoding": encoding},
+        ),
+    )
+    page = await fetcher(client).fetch(FetchPlan(url=server.url("/item")))
+    assert page.ok, page.error
+    assert page.bytes == len(raw)
+    assert page.text == raw.decode()
+
+
+async def test_gzip_cap_applies_to_a_chunked_body(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    packed = gzip.compress(b"<p>" + b"x" * 3_000_000 + b"</p>")
+    pieces = (packed[i : i + 1000] for i in range(0, len(packed), 1000))
+    server.add("/item", Reply(body=pieces, headers={"content-encoding": "gzip"}))
+    page = await fetcher(client, max_bytes=1_000_000).fetch(FetchPlan(url=server.url("/item")))
+    assert page.truncated
+    assert page.bytes == 1_000_000
+    assert page.text.startswith("<p>xxx")
+
+
 async def test_broken_gzip_is_a_decode_error(
     server: LoopbackServer, client: httpx.AsyncClient
 ) -> None:
@@ -389,11 +479,25 @@ async def test_refused_connection_is_a_page(client: httpx.AsyncClient) -> None:
     assert page.error is not None and page.error.startswith("connect:")
 
 
-@pytest.mark.parametrize("url", ["not a url", "ftp://example.com/x", "http://"])
+UNUSABLE_URLS = ["not a url", "ftp://example.com/x", "http://", "//shop.example/item", "mailto:a@b"]
+
+
+@pytest.mark.parametrize("url", UNUSABLE_URLS)
 async def test_unusable_urls_are_pages(client: httpx.AsyncClient, url: str) -> None:
     page = await fetcher(client).fetch(FetchPlan(url=url))
     assert page.status is None
-    assert page.error
+    assert page.error is not None and page.error.startswith("invalid url: ")
+
+
+@pytest.mark.parametrize("url", UNUSABLE_URLS)
+async def test_unusable_urls_are_pages_on_the_aiohttp_transport(url: str) -> None:
+    """The app's fast transport is handed the request directly: it must fail the same way."""
+    from httpx_aiohttp import AiohttpTransport
+
+    async with build_client(transport=AiohttpTransport(trust_env=False)) as http:
+        page = await fetcher(http).fetch(FetchPlan(url=url))
+    assert page.status is None
+    assert page.error is not None and page.error.startswith("invalid url: ")
 
 
 # --- guarded fetches --------------------------------------------------------------------------
@@ -575,6 +679,72 @@ async def test_header_names_are_lower_case() -> None:
     assert page.headers["x-shop-stock"] == "3"
     assert page.etag == 'W/"a"'
     assert all(name == name.lower() for name in page.headers)
+
+
+async def test_repeated_response_headers_are_joined() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = [("Vary", "Accept"), ("vary", "Cookie"), ("Content-Type", "text/html")]
+        return httpx.Response(200, headers=headers, text="ok")
+
+    page = await mock_fetcher(handler).fetch(FetchPlan(url="https://shop.example/"))
+    assert page.headers["vary"] == "Accept, Cookie"
+    assert page.content_type == "text/html"
+
+
+async def test_timeouts_reach_the_transport() -> None:
+    seen: list[object] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions.get("timeout"))
+        return httpx.Response(200, text="ok")
+
+    transport = httpx.MockTransport(handler)
+    shop = fetcher(httpx.AsyncClient(transport=transport), timeout=httpx.Timeout(7.0, connect=3.0))
+    await shop.fetch(FetchPlan(url="https://shop.example/"))
+    assert seen == [{"connect": 3.0, "read": 7.0, "write": 7.0, "pool": 7.0}]
+
+
+async def test_the_response_is_closed_whatever_happens() -> None:
+    """Body read, body cut at the cap, redirect, broken body: every response goes back."""
+    closed: list[str] = []
+
+    class Body(httpx.AsyncByteStream):
+        def __init__(self, name: str, chunks: list[bytes], fail: bool = False) -> None:
+            self.name, self.chunks, self.fail = name, chunks, fail
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for chunk in self.chunks:
+                yield chunk
+            if self.fail:
+                raise httpx.ReadError("reset by peer")
+
+        async def aclose(self) -> None:
+            closed.append(self.name)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/moved":
+            return httpx.Response(301, headers={"location": "/whole"}, stream=Body(path, []))
+        if path == "/broken":
+            return httpx.Response(200, stream=Body(path, [b"x" * 300], fail=True))
+        return httpx.Response(200, stream=Body(path, [b"x" * 600] * 3))
+
+    shop = fetcher(httpx.AsyncClient(transport=httpx.MockTransport(handler)), max_bytes=1000)
+    pages = [
+        await shop.fetch(FetchPlan(url=f"https://shop.example{path}"))
+        for path in ("/moved", "/broken")
+    ]
+    assert closed == ["/moved", "/whole", "/broken"]
+    assert pages[0].truncated and pages[0].bytes == 1000
+    assert pages[1].error == "network: reset by peer"
+
+
+async def test_a_client_that_routes_through_mounts_is_refused() -> None:
+    """The fetcher sends through the client's own transport, so it must not skip a proxy."""
+    direct = httpx.MockTransport(lambda request: httpx.Response(200))
+    async with httpx.AsyncClient(transport=direct, mounts={"https://": direct}) as proxied:
+        with pytest.raises(ValueError, match="mounted"):
+            Fetcher(proxied)
 
 
 async def test_guarded_fetches_go_through_the_guarded_client() -> None:

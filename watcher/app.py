@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from telegram.error import InvalidToken
@@ -36,6 +36,7 @@ from watcher.fetch import Fetcher, build_client
 from watcher.metrics import Metrics
 from watcher.netguard import URLGuard
 from watcher.observe import SearchSetup
+from watcher.parsepool import page_reader
 from watcher.politeness import Backoff, PolicyBook, Politeness
 from watcher.repository import Repository
 from watcher.schedule import HotWindow, stable_phase
@@ -64,6 +65,7 @@ class Overrides:
     recheck_delay: tuple[timedelta, timedelta] | None = None  # confirming re-checks, sooner
     idle_poll: float | None = None  # seconds between looks for due products
     reload_poll: float = RELOAD_POLL_SECONDS  # seconds between looks at the watchlist file
+    parse_workers: int | Literal["auto"] | None = None  # instead of the watchlist's setting
     extra_tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
         default_factory=list
     )
@@ -198,10 +200,22 @@ def fast_transport(overrides: Overrides) -> httpx.AsyncBaseTransport | None:
     if overrides.transport is not None:
         return overrides.transport
     try:
+        import aiohttp
         from httpx_aiohttp import AiohttpTransport  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(trust_env=False)
+
+    def session() -> aiohttp.ClientSession:
+        # No cookie jar: a shop's session cookie must not follow later checks (the fetcher
+        # carries cookies within one redirect chain itself).
+        connector = aiohttp.TCPConnector(
+            limit=100, keepalive_timeout=5.0, ssl=httpx.create_ssl_context()
+        )
+        return aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
+        )
+
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(trust_env=False, client=session)
     return transport
 
 
@@ -252,8 +266,16 @@ class App:
             owner=self.owner,
             settings=settings,
             chat_guard=self.guard,
-            on_deliveries=self.dispatcher.wake,
+            # New deliveries go to the dispatcher claimed and in memory; the claim follows its
+            # channels through reloads.
+            on_deliveries=self.dispatcher.hand,
+            claim_for=self.dispatcher.claim_request,
             metrics=self.metrics,
+            reader=page_reader(
+                config.settings.parse_workers
+                if overrides.parse_workers is None
+                else overrides.parse_workers
+            ),
         )
         self.bot = self._chat_bot(config)
 
@@ -310,6 +332,7 @@ class App:
         for notifier in self.notifiers.values():
             with contextlib.suppress(Exception):
                 await notifier.aclose()
+        await self.engine.reader.aclose()
         await self.client.aclose()
         if self.guarded_client is not self.client:
             await self.guarded_client.aclose()

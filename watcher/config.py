@@ -53,6 +53,7 @@ from watcher.config_types import (
     StoreName,
     Timezone,
     Weekdays,
+    Workers,
     Yen,
     did_you_mean,
     format_duration,
@@ -262,6 +263,9 @@ class Settings(_Section):
     [] turns them off."""
     global_concurrency: Count = 16
     """Most fetches in flight over all hosts."""
+    parse_workers: Workers = "auto"
+    """Processes that parse fetched pages beside the main one; 0 parses in the main process;
+    auto: none on one core, else one fewer than the cores, at most 4."""
     language: Literal["ja", "en"] = "ja"
     """Language of messages."""
     x: XPosting = XPosting()

@@ -13,7 +13,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable
 from datetime import time, timedelta
 from email.utils import parseaddr
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
@@ -162,6 +162,21 @@ _NON_NEGATIVE = "must be a whole number of at least 0"
 NonNegative = Annotated[int, BeforeValidator(_bounded(_NON_NEGATIVE, "count", 0)), _int_schema(0)]
 _PORT = "must be a port number from 1 to 65535"
 Port = Annotated[int, BeforeValidator(_bounded(_PORT, "port", 1, 65535)), _int_schema(1, 65535)]
+_WORKERS = 'must be a whole number of at least 0 or "auto"'
+
+
+def _workers(value: object) -> int | str:
+    if value == "auto":
+        return "auto"
+    return _bounded(_WORKERS, "workers", 0)(value)
+
+
+# A count of worker processes, or "auto" for one that suits the machine's cores.
+Workers = Annotated[
+    int | Literal["auto"],
+    BeforeValidator(_workers),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"const": "auto"}]}),
+]
 _CHAT = "must be an integer chat id"
 ChatId = Annotated[int, BeforeValidator(_bounded(_CHAT, "chat_id", None)), _int_schema(None)]
 

@@ -15,7 +15,7 @@ import hashlib
 import json
 import sqlite3
 import time as wall_clock
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
@@ -44,6 +44,7 @@ from watcher.repository import (
     CheckOutcome,
     ClaimedDelivery,
     DeadLetter,
+    DeliveryClaim,
     DeliveryResult,
     DueProduct,
     HostState,
@@ -77,6 +78,24 @@ _RESULT_UPDATES = {
     "failed": "status = 'failed', last_error = :detail",
     "skipped": "status = 'skipped', last_error = :detail",
 }
+
+
+# A delivery `claim_deliveries` may claim at :now (shared with the claims `record_check` makes).
+_CLAIMABLE_DELIVERY = (
+    "status = 'pending' AND next_attempt_at <= :now"
+    " AND (lease_until IS NULL OR lease_until <= :now)"
+)
+
+# A claimed delivery with what its notifier needs, for the ids in the JSON array :ids.
+_CLAIMED_SELECT = """
+    SELECT d.id, d.channel, d.recipient, d.attempts, d.lease_until,
+           d.subscription_id, e.id AS event_id, e.payload,
+           s.quiet_from, s.quiet_to, s.quiet_mode, s.language
+    FROM deliveries d JOIN events e ON e.id = d.event_id
+    LEFT JOIN subscriptions s ON s.id = d.subscription_id
+    WHERE d.id IN (SELECT value FROM json_each(:ids))
+    ORDER BY d.next_attempt_at, d.id
+"""
 
 
 class _LeaseLost(Exception):
@@ -382,7 +401,9 @@ class SQLiteRepository:
             except sqlite3.Error as exc:
                 raise StorageError(f"database {self.path}: {exc}") from exc
 
-    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    async def _rows(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[sqlite3.Row]:
         return list(await self._conn.execute_fetchall(sql, params))
 
     async def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
@@ -667,21 +688,51 @@ class SQLiteRepository:
         )
         await self._insert_observation(product_id, observation, stamp, checks)
         stored: list[Event] = []
-        deliveries = 0
+        deliveries: list[int] = []
         ended = any(d.finished for d in decisions)
         # Events first: a watch that finishes now still delivers its last events.
         for decision in decisions:
             for event in decision.events:
-                event_id, count, ended_now = await self._store_event(decision, event, stamp)
+                event_id, delivery_ids, ended_now = await self._store_event(decision, event, stamp)
                 stored.append(replace(event, id=event_id))
-                deliveries += count
+                deliveries += delivery_ids
                 ended = ended or ended_now
         await self._store_decisions(decisions, stamp)
         if any(e.kind in ENDING_EVENT_KINDS for e in stored):
             await self._insert_restock(product_id, None, stamp)
         if ended:
             await self._refresh_products([product_id])
-        return RecordedCheck(events=tuple(stored), deliveries=deliveries)
+        claim = write.outcome.claim_for
+        claimed = await self._claim_new(claim, deliveries, stamp) if claim and deliveries else []
+        return RecordedCheck(
+            events=tuple(stored), deliveries=len(deliveries), claimed=tuple(claimed)
+        )
+
+    async def _claim_new(
+        self, claim: DeliveryClaim, delivery_ids: Sequence[int], stamp: float
+    ) -> list[ClaimedDelivery]:
+        """Lease a check's new deliveries on the claim's channels, as `claim_deliveries` would."""
+        pick = (
+            "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(:new))"
+            f" AND channel IN (SELECT value FROM json_each(:channels)) AND {_CLAIMABLE_DELIVERY}"
+        )
+        params = {"new": _ids_json(delivery_ids), "channels": json.dumps(sorted(claim.channels))}
+        return await self._lease_deliveries(pick, params, claim.owner, stamp, claim.lease)
+
+    async def _lease_deliveries(
+        self, pick: str, params: Mapping[str, Any], owner: str, stamp: float, lease: timedelta
+    ) -> list[ClaimedDelivery]:
+        """Lease the deliveries whose ids `pick` selects, counting an attempt; in the caller's
+        transaction. `pick` may use :now, which is `stamp`."""
+        leased = await self._rows(
+            "UPDATE deliveries SET lease_owner = :owner, lease_until = :lease_until,"
+            f" attempts = attempts + 1, updated_at = :now WHERE id IN ({pick}) RETURNING id",
+            {**params, "owner": owner, "lease_until": stamp + lease.total_seconds(), "now": stamp},
+        )
+        if not leased:
+            return []
+        rows = await self._rows(_CLAIMED_SELECT, {"ids": _ids_json(row["id"] for row in leased)})
+        return [_claimed_delivery(row) for row in rows]
 
     async def _insert_observation(
         self, product_id: int, obs: Observation, stamp: float, checks: int
@@ -765,8 +816,8 @@ class SQLiteRepository:
 
     async def _store_event(
         self, decision: WatchDecision, event: Event, stamp: float
-    ) -> tuple[int, int, bool]:
-        """Insert one event and its deliveries; returns (event id, deliveries, one-shots ended)."""
+    ) -> tuple[int, list[int], bool]:
+        """Insert an event and its deliveries; returns (event id, delivery ids, one-shots ended)."""
         row = await self._row(
             "INSERT INTO events (watch_id, kind, payload, created_at) VALUES (?, ?, ?, ?)"
             " RETURNING id",
@@ -774,7 +825,7 @@ class SQLiteRepository:
         )
         assert row is not None  # RETURNING of a successful insert
         event_id: int = row["id"]
-        count = await self._run(
+        inserted = await self._rows(
             """
             INSERT INTO deliveries (event_id, subscription_id, channel, recipient, status,
                 next_attempt_at, created_at, updated_at, idempotency_key)
@@ -783,6 +834,7 @@ class SQLiteRepository:
             FROM subscriptions s JOIN watches w ON w.id = s.watch_id
             WHERE s.watch_id = ? AND s.active = 1 AND s.paused = 0 AND w.active = 1
             ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id
             """,
             (event_id, stamp, stamp, stamp, event_id, decision.watch_id),
         )
@@ -793,7 +845,7 @@ class SQLiteRepository:
                 " (SELECT subscription_id FROM deliveries WHERE event_id = ?) AND one_shot = 1",
                 (stamp, event_id),
             )
-        return event_id, count, ended > 0
+        return event_id, [row["id"] for row in inserted], ended > 0
 
     async def _store_decisions(self, decisions: Sequence[WatchDecision], stamp: float) -> None:
         if not decisions:
@@ -841,44 +893,15 @@ class SQLiteRepository:
         lease: timedelta,
         channel: str | None = None,
     ) -> list[ClaimedDelivery]:
+        pick = (
+            f"SELECT id FROM deliveries WHERE {_CLAIMABLE_DELIVERY}"
+            " AND (:channel IS NULL OR channel = :channel)"
+            " ORDER BY next_attempt_at, id LIMIT :limit"
+        )
+        params = {"channel": channel, "limit": limit}
         stamp = to_epoch(now)
         async with self._write():
-            claimed = await self._rows(
-                """
-                UPDATE deliveries SET lease_owner = ?, lease_until = ?,
-                    attempts = attempts + 1, updated_at = ?
-                WHERE id IN (
-                    SELECT id FROM deliveries
-                    WHERE status = 'pending' AND next_attempt_at <= ?
-                      AND (lease_until IS NULL OR lease_until <= ?)
-                      AND (? IS NULL OR channel = ?)
-                    ORDER BY next_attempt_at, id LIMIT ?)
-                RETURNING id
-                """,
-                (
-                    owner,
-                    stamp + lease.total_seconds(),
-                    stamp,
-                    stamp,
-                    stamp,
-                    channel,
-                    channel,
-                    limit,
-                ),
-            )
-            rows = await self._rows(
-                """
-                SELECT d.id, d.channel, d.recipient, d.attempts, d.lease_until,
-                       d.subscription_id, e.id AS event_id, e.payload,
-                       s.quiet_from, s.quiet_to, s.quiet_mode, s.language
-                FROM deliveries d JOIN events e ON e.id = d.event_id
-                LEFT JOIN subscriptions s ON s.id = d.subscription_id
-                WHERE d.id IN (SELECT value FROM json_each(?))
-                ORDER BY d.next_attempt_at, d.id
-                """,
-                (_ids_json(row["id"] for row in claimed),),
-            )
-        return [_claimed_delivery(row) for row in rows]
+            return await self._lease_deliveries(pick, params, owner, stamp, lease)
 
     async def mark_sent(self, delivery_id: int, now: datetime) -> None:
         stamp = to_epoch(now)
@@ -1086,6 +1109,18 @@ class SQLiteRepository:
                 "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL,"
                 " attempts = MAX(attempts - 1, 0) WHERE lease_owner = ? AND status = 'pending'",
                 (owner,),
+            )
+
+    async def release_deliveries(self, owner: str, delivery_ids: Sequence[int]) -> None:
+        if not delivery_ids:
+            return
+        async with self._write():
+            # As in release_leases: the attempt these deliveries were claimed for was never made.
+            await self._run(
+                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL,"
+                " attempts = MAX(attempts - 1, 0) WHERE lease_owner = ? AND status = 'pending'"
+                " AND id IN (SELECT value FROM json_each(?))",
+                (owner, _ids_json(delivery_ids)),
             )
 
     async def lease_owners(self, now: datetime) -> list[str]:
@@ -1541,7 +1576,7 @@ def _stored_watch(row: sqlite3.Row) -> StoredWatch:
         product_id=product_id,
         origin=_ORIGINS[origin],
         watch=watch,
-        state=_json_or_none(detector_state),
+        state_text=detector_state,
         paused=bool(paused),
     )
 

@@ -24,6 +24,8 @@ two price drops.
 from __future__ import annotations
 
 import enum
+import functools
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -98,6 +100,22 @@ class WatchState:
             return _parse_state(data)
         except (TypeError, ValueError):
             return cls()
+
+
+@functools.lru_cache(maxsize=4096)
+def state_from_text(text: str | None) -> WatchState:
+    """A stored state's JSON text read back; None, bad JSON or a corrupt value: a fresh state.
+
+    Cached: most watches on a product (and many across products) share one state text, and
+    the result is frozen, so sharing it is safe.
+    """
+    if text is None:
+        return WatchState()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return WatchState()
+    return WatchState.from_json(data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,11 @@ batch of its channel's due deliveries with a lease (two dispatchers never send t
 hands them to the notifier, and writes the batch's results back in one transaction: sent, retry
 later (with backoff), permanent failure, or skipped. A delivery whose lease expires (the process
 died mid-send) comes back by itself; only such an in-flight send can ever go out twice.
+
+New deliveries mostly skip the claim: the engine's check leases them to this dispatcher in the
+transaction that writes them (`claim_request`) and hands them over in memory (`hand`); a worker
+sends those first. That keeps a restock's hand-off off the database's write lock, which under
+load is busy with batches of checks.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -21,6 +27,7 @@ from notifiers.base import Notice, Notifier, Outcome, SendResult
 from watcher.metrics import Metrics
 from watcher.repository import (
     ClaimedDelivery,
+    DeliveryClaim,
     DeliveryOutcome,
     DeliveryResult,
     QuietHours,
@@ -52,6 +59,14 @@ class DispatchSettings:
     timezone: str = "Asia/Tokyo"  # quiet hours are read in this zone
 
 
+@dataclass(slots=True)
+class _Turns:
+    """A channel worker's bookkeeping between handed batches and looks in the outbox."""
+
+    look_at: float  # when the outbox is next looked at (the event loop's clock)
+    handed_last: bool = False  # the last batch was a handed one
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -75,20 +90,93 @@ class Dispatcher:
         self._wake = {name: asyncio.Event() for name in self.notifiers}
         self._group: asyncio.TaskGroup | None = None
         self._stop: asyncio.Event | None = None
+        self._stopped = False  # run() has returned: nothing handed over will be sent
+        # Deliveries the engine claimed for this dispatcher and handed over, per channel.
+        self._handed: dict[str, deque[ClaimedDelivery]] = {}
+        self._releasing: set[asyncio.Task[None]] = set()
+        self._look: set[str] = set()  # channels woken to look in the outbox
+        self._request = self._claim_request()
 
     def wake(self) -> None:
         """New deliveries were written: look now instead of at the next poll."""
+        self._look.update(self._wake)
         for event in self._wake.values():
             event.set()
+
+    def claim_request(self) -> DeliveryClaim:
+        """What a check may claim for this dispatcher: its channels' new deliveries."""
+        return self._request
+
+    def _claim_request(self) -> DeliveryClaim:
+        return DeliveryClaim(self.owner, self.settings.lease, frozenset(self.notifiers))
+
+    def hand(self, claimed: Sequence[ClaimedDelivery]) -> None:
+        """Deliveries were written, and `claimed` of them leased to this dispatcher: send those
+        first, without a database claim. With none claimed, the workers look in the database."""
+        if not claimed:
+            self.wake()
+            return
+        orphans = []
+        for item in claimed:
+            if self._stopped or item.channel not in self.notifiers:
+                orphans.append(item)  # no worker will send it: give it back at once
+                continue
+            self._handed.setdefault(item.channel, deque()).append(item)
+            self._wake[item.channel].set()
+        self._release_soon(orphans)
+
+    def _take_handed(
+        self, channel: str, notifier: Notifier, now: datetime
+    ) -> list[ClaimedDelivery]:
+        """A batch of `channel`'s handed deliveries whose lease still holds.
+
+        One that waited past its lease may have been claimed by another dispatcher: it is left
+        to the database (this dispatcher's own claim finds it again if nobody else did).
+        """
+        queue = self._handed.get(channel)
+        taken: list[ClaimedDelivery] = []
+        limit = self._batch_size(notifier)
+        while queue and len(taken) < limit:
+            item = queue.popleft()
+            if item.lease_until > now:
+                taken.append(item)
+        return taken
+
+    def _release_soon(self, items: Iterable[ClaimedDelivery]) -> None:
+        ids = [item.id for item in items]
+        if ids:
+            task = asyncio.create_task(self._release(ids))
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, ids: Sequence[int]) -> None:
+        """Give handed deliveries back; if that fails, their lease expires by itself."""
+        try:
+            await self.repository.release_deliveries(self.owner, ids)
+        except Exception:
+            log.exception("releasing %d handed deliveries failed", len(ids))
+
+    async def _release_all_handed(self) -> None:
+        left = [item for queue in self._handed.values() for item in queue]
+        self._handed.clear()
+        self._release_soon(left)
+        while self._releasing:
+            await asyncio.gather(*list(self._releasing))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every channel's worker until `stop` is set; in-flight sends finish first."""
         self._stop = stop
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            for name in self.notifiers:
-                self._start_worker(name)
-        self._group = None
+        self._stopped = False
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                for name in self.notifiers:
+                    self._start_worker(name)
+        finally:
+            self._group = None
+            self._stopped = True
+            # Handed over but never sent: back to the outbox now, not when the lease expires.
+            await self._release_all_handed()
 
     def replace_notifiers(self, notifiers: Mapping[str, Notifier]) -> list[Notifier]:
         """Use these notifiers from the next batch on (a reloaded watchlist's channels).
@@ -99,7 +187,12 @@ class Dispatcher:
         """
         retired = [old for name, old in self.notifiers.items() if notifiers.get(name) is not old]
         added = [name for name in notifiers if name not in self.notifiers]
+        removed = [name for name in self.notifiers if name not in notifiers]
         self.notifiers = dict(notifiers)
+        self._request = self._claim_request()
+        for name in removed:
+            # Like its other pending deliveries, they wait for the channel to come back.
+            self._release_soon(self._handed.pop(name, ()))
         for name in added:
             self._wake[name] = asyncio.Event()
             self._start_worker(name)
@@ -120,36 +213,76 @@ class Dispatcher:
 
     async def _channel_loop(self, name: str, stop: asyncio.Event) -> None:
         wake = self._wake[name]
+        moment = asyncio.get_running_loop().time
+        turns = _Turns(look_at=moment())  # at once: what already waits in the outbox
         while not stop.is_set() and name in self.notifiers:
             # Cleared before the claim, not after it: a wake-up that arrives while the claim runs
             # then still cuts the idle wait short instead of being lost.
             wake.clear()
+            if name in self._look:
+                self._look.discard(name)
+                turns.look_at = moment()
             try:
-                handed = await self._send_batch(name, self.notifiers[name])
+                if await self._send_next(name, self.notifiers[name], turns, moment):
+                    continue
             except Exception:  # a database hiccup must not end the worker
                 log.exception("dispatch %s: batch failed", name)
-                handed = 0
-            if handed:
-                continue
-            await _wait_any(wake, stop, self.settings.idle_poll)
+                turns.look_at = moment() + self.settings.idle_poll
+            if not self._handed.get(name):
+                await _wait_any(wake, stop, max(0.0, turns.look_at - moment()))
+
+    async def _send_next(
+        self, name: str, notifier: Notifier, turns: _Turns, moment: Callable[[], float]
+    ) -> bool:
+        """Send the channel's next batch, if it has one: handed-over deliveries as they come, the
+        outbox when woken, at each poll, and while it has more.
+
+        A claim from the outbox waits for the database's write lock, which checks keep busy under
+        load: it is made only when it may find something, so a handed delivery rarely waits for
+        one. A due look goes after at most one handed batch, so a stream of new deliveries does
+        not starve the retries waiting in the outbox.
+        """
+        now = self.clock()
+        look = moment() >= turns.look_at
+        batch = [] if look and turns.handed_last else self._take_handed(name, notifier, now)
+        turns.handed_last = bool(batch)
+        if look and not batch:
+            batch = await self._claim(name, notifier, now)
+            # An outbox that had something may have more; an empty one waits for the next poll.
+            turns.look_at = moment() + (0.0 if batch else self.settings.idle_poll)
+            if not batch:  # handed over while the claim waited for the database
+                now = self.clock()
+                batch = self._take_handed(name, notifier, now)
+                turns.handed_last = bool(batch)
+        if batch:
+            await self._send(name, notifier, batch, now)
+        return bool(batch)
 
     async def _send_batch(self, name: str, notifier: Notifier) -> int:
+        """One batch: the handed-over deliveries first, else a batch claimed from the outbox."""
         now = self.clock()
-        claimed = await self.repository.claim_deliveries(
-            self.owner,
-            now,
-            min(self.settings.batch, notifier.batch_size),
-            self.settings.lease,
-            channel=name,
+        batch = self._take_handed(name, notifier, now) or await self._claim(name, notifier, now)
+        if batch:
+            await self._send(name, notifier, batch, now)
+        return len(batch)
+
+    async def _claim(self, name: str, notifier: Notifier, now: datetime) -> list[ClaimedDelivery]:
+        return await self.repository.claim_deliveries(
+            self.owner, now, self._batch_size(notifier), self.settings.lease, channel=name
         )
-        if not claimed:
-            return 0
+
+    def _batch_size(self, notifier: Notifier) -> int:
+        return min(self.settings.batch, notifier.batch_size)
+
+    async def _send(
+        self, name: str, notifier: Notifier, claimed: Sequence[ClaimedDelivery], now: datetime
+    ) -> None:
+        """Hand claimed deliveries to the notifier and record what became of them."""
         ready = await self._apply_quiet_hours(name, claimed, now)
         if ready:
             self._observe_handoff(name, ready)
             results = await _send_safely(notifier, [_notice(item) for item in ready])
             await self._record_all(name, list(zip(ready, results, strict=True)))
-        return len(claimed)
 
     def _observe_handoff(self, channel: str, ready: Sequence[ClaimedDelivery]) -> None:
         """Time from the event to its first hand-off (a retry's wait is not hand-off latency)."""

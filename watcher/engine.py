@@ -19,21 +19,31 @@ import hashlib
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from watcher.detector import DebounceSettings, Decision, Detector, Phase, WatchState
+from watcher.detector import (
+    DebounceSettings,
+    Decision,
+    Detector,
+    Phase,
+    WatchState,
+    state_from_text,
+)
 from watcher.fetch import Fetcher, RawPage
 from watcher.metrics import Metrics
-from watcher.model import Availability, FetchFacts, Observation, Page
+from watcher.model import Availability, FetchFacts, Observation, Page, TextRules
 from watcher.netguard import URLGuard
-from watcher.observe import Reading, SearchSetup, read_jan, read_page
+from watcher.observe import SearchSetup, read_jan
+from watcher.parsepool import InlineReader, PageReader
 from watcher.politeness import HostBackingOff, Politeness
 from watcher.repository import (
     CheckOutcome,
+    ClaimedDelivery,
+    DeliveryClaim,
     DueProduct,
     HostState,
     Origin,
@@ -53,6 +63,7 @@ from watcher.schedule import (
 )
 from watcher.stores import adapter_for
 from watcher.stores._base import StoreAdapter
+from watcher.stores._blocked import STATUS_BLOCKS
 
 log = logging.getLogger("restock.engine")
 
@@ -63,6 +74,8 @@ JAN_SEARCH_HOST = "jan-search"  # JAN searches share one politeness slot (APIs a
 STORE_ROW_PREFIX = "store:"
 _REAL_STATES = frozenset(Availability) - {Availability.UNKNOWN}
 _LAYOUT_MISSES = ("no signal", "not a product page")
+# Statuses every adapter reads as a block whatever the body says (stores/_blocked.py).
+BLOCK_STATUSES = frozenset(STATUS_BLOCKS)
 
 
 def utc_now() -> datetime:
@@ -142,26 +155,40 @@ def is_layout_miss(reason: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Read:
-    """A reading, and what identifies its page when the page said something (else None)."""
+    """What a check read: the observation per reading rules (the first watch's first), and what
+    identifies the page when the page said something (else None)."""
 
-    reading: Reading
+    observation: Observation  # as the first watch's rules read it
+    by_rules: Mapping[TextRules | None, Observation] = field(default_factory=dict)
     content_hash: str | None = None
     etag: str | None = None
     last_modified: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
+class _Unparsed:
+    """A fetched page still to be read, with the rules to read it by and its content hash."""
+
+    raw: RawPage
+    rules: tuple[TextRules | None, ...]
+    digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Known:
-    """A product's last real observation and what identifies the page it came from.
+    """A product's last real observations (per reading rules) and what identifies their page.
 
     The validators sent and the hash compared are this page's, so a 304 or an equal hash always
-    means "the page this observation was read from".
+    means "the page these observations were read from".
     """
 
-    observation: Observation
+    by_rules: Mapping[TextRules | None, Observation]
     content_hash: str | None
     etag: str | None
     last_modified: str | None
+
+    def covers(self, rules: tuple[TextRules | None, ...]) -> bool:
+        return all(r in self.by_rules for r in rules)
 
 
 class Engine:
@@ -174,8 +201,12 @@ class Engine:
         owner: str,
         settings: EngineSettings = EngineSettings(),
         chat_guard: URLGuard | None = None,
-        on_deliveries: Callable[[], None] = lambda: None,
+        # Called after a check wrote deliveries, with those claimed for `claim_for` (maybe none).
+        on_deliveries: Callable[[Sequence[ClaimedDelivery]], None] = lambda claimed: None,
+        # The dispatcher's request to claim a check's new deliveries as they are written.
+        claim_for: Callable[[], DeliveryClaim | None] = lambda: None,
         metrics: Metrics | None = None,
+        reader: PageReader | None = None,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
     ) -> None:
@@ -186,7 +217,10 @@ class Engine:
         self.settings = settings
         self.chat_guard = chat_guard
         self.on_deliveries = on_deliveries
+        self.claim_for = claim_for
         self.metrics = metrics or Metrics()
+        # Parses pages (in worker processes when configured); the loop only fetches and decides.
+        self.reader = reader or InlineReader()
         self.clock = clock
         self.rng = rng or random.Random()
         self.detector = Detector(settings.debounce)
@@ -279,29 +313,33 @@ class Engine:
         if not watches:
             await self.repository.release_product(product.id, self.clock() + timedelta(hours=1))
             return
-        states = {w.id: WatchState.from_json(w.state) for w in watches}
+        states = {w.id: state_from_text(w.state_text) for w in watches}
         confirming = any(s.phase is Phase.CONFIRMING for s in states.values())
         host = _host_of(product.target)
         try:
             async with self.politeness.slot(host):
-                read = await self._read(product, watches, cache_bust=confirming)
+                fetched = await self._fetch(product, watches, cache_bust=confirming)
         except HostBackingOff as backing_off:
             retry = self.clock() + timedelta(seconds=backing_off.retry_in)
             await self.repository.release_product(product.id, retry)
             self._scheduled(retry)
             return
-        observation = read.reading.observation
-        self.politeness.report(
-            host, blocked=observation.blocked, retry_after=observation.retry_after
-        )
+        if isinstance(fetched, _Unparsed) and fetched.raw.head.status in BLOCK_STATUSES:
+            # The shop said no before any parse could: the host backs off now, not after it.
+            head = fetched.raw.head
+            self.politeness.report(host, blocked=True, retry_after=head.retry_after)
+        # Parsed outside the host's slot: parsing takes no request from the shop.
+        read = fetched if isinstance(fetched, _Read) else await self._parse(product, fetched)
+        observation = read.observation
+        if not (isinstance(fetched, _Unparsed) and fetched.raw.head.status in BLOCK_STATUSES):
+            self.politeness.report(
+                host, blocked=observation.blocked, retry_after=observation.retry_after
+            )
         now = self.clock()
-        seen = _as_each_watch_reads(product, read.reading, watches)
-        decisions = [
-            (w, self.detector.observe(w.watch, states[w.id], seen.get(w.id, observation), now))
-            for w in watches
-        ]
+        seen = _as_each_watch_reads(read, watches)
+        decisions = self._decide(watches, states, seen, observation, now)
         outcome = await self._outcome(product, read, observation, decisions, now)
-        writes = [_watch_decision(w, d) for w, d in decisions if _worth_writing(w, states[w.id], d)]
+        writes = _watch_decisions(decisions, states)
         # A check with events does not queue behind quiet checks: its wait is hand-off latency.
         turn = _NO_WAIT if any(w.events for w in writes) else self._db_turn
         async with turn:
@@ -312,24 +350,56 @@ class Engine:
             log.warning("check of %s outlived its lease; another check decides", product.target)
             return
         if recorded.deliveries:
-            self.on_deliveries()
+            self.on_deliveries(recorded.claimed)
         self._scheduled(outcome.next_due_at)
         self._count(product, observation, decisions, recorded.events)
         await self._after_check(product, host, observation)
 
-    async def _read(
+    def _decide(
+        self,
+        watches: list[StoredWatch],
+        states: dict[int, WatchState],
+        seen: dict[int, Observation],
+        observation: Observation,
+        now: datetime,
+    ) -> list[tuple[StoredWatch, Decision]]:
+        """Every watch's decision; watches that would decide alike share one quiet decision.
+
+        A decision depends only on the watch's conditions, `notify_on_first` and `once`, its
+        state and the observation it reads, so a product's many subscribers with default
+        conditions cost one detector step. A decision with events is made per watch: its events
+        name the watch.
+        """
+        shared: dict[tuple[object, ...], Decision] = {}
+        decisions: list[tuple[StoredWatch, Decision]] = []
+        for stored in watches:
+            obs = seen.get(stored.id, observation)
+            watch = stored.watch
+            key = (watch.conditions, watch.notify_on_first, watch.once, stored.state_text, id(obs))
+            decision = shared.get(key)
+            if decision is None:
+                decision = self.detector.observe(watch, states[stored.id], obs, now)
+                if not decision.events:
+                    shared[key] = decision
+            decisions.append((stored, decision))
+        return decisions
+
+    async def _fetch(
         self, product: DueProduct, watches: list[StoredWatch], *, cache_bust: bool
-    ) -> _Read:
-        first = watches[0].watch
+    ) -> _Read | _Unparsed:
+        """The page, fetched; read already when it needs no parse (unchanged, a JAN search)."""
         if product.target.startswith("jan:"):
             jan = product.target.removeprefix("jan:")
             reading = await read_jan(
                 self.fetcher, jan, stores=_stores_wanted(watches), setup=self.settings.search,
                 cache_bust=cache_bust,
             )  # fmt: skip
-            return _Read(reading)
+            return _Read(reading.observation)
         guard = self.chat_guard if any(w.origin is Origin.CHAT for w in watches) else None
+        rules = _distinct_rules(watches)
         known = self._last.get(product.id)
+        if known is not None and not known.covers(rules):
+            known = None  # a watch with new rules joined: read the page afresh
         validators = known if known is not None and not cache_bust else None
         adapter = self._adapter(product)
         raw = await self.fetcher.fetch_raw(
@@ -342,16 +412,24 @@ class Engine:
         head = raw.head
         digest = _content_hash(raw) if head.ok else None
         if known is not None and (head.not_modified or digest == known.content_hash):
-            # The same bytes decode to the same text: decoded only for watches that re-read it.
-            page = raw.decoded() if _rules_differ(watches) else head
-            return _Read(Reading(self._unchanged(known.observation, head), page))
-        page = raw.decoded()
-        observation = read_page(page, store=product.store, rules=first.rules)
+            # The same page reads the same way: its observations stand, with this fetch's facts.
+            self.counters.unchanged += 1
+            unchanged = {r: _unchanged(known.by_rules[r], head) for r in rules}
+            return _Read(unchanged[rules[0]], unchanged)
+        return _Unparsed(raw, rules, digest)
+
+    async def _parse(self, product: DueProduct, fetched: _Unparsed) -> _Read:
+        """Read a fetched page once per distinct rules (in the reader's workers, if any)."""
+        head, rules = fetched.raw.head, fetched.rules
+        observations = await self.reader.read(fetched.raw, product.store, rules)
+        by_rules = dict(zip(rules, observations, strict=True))
+        observation = observations[0]
         if observation.state is Availability.UNKNOWN:
-            return _Read(Reading(observation, page))
+            return _Read(observation, by_rules)
         # Only a page that said something is remembered, with what identifies it.
-        self._remember(product.id, _Known(observation, digest, page.etag, page.last_modified))
-        return _Read(Reading(observation, page), digest, page.etag, page.last_modified)
+        known = _Known(by_rules, fetched.digest, head.etag, head.last_modified)
+        self._remember(product.id, known)
+        return _Read(observation, by_rules, fetched.digest, head.etag, head.last_modified)
 
     def _adapter(self, product: DueProduct) -> StoreAdapter:
         """The product's store adapter (looked up once per target and store)."""
@@ -369,11 +447,6 @@ class Engine:
         if product.target.startswith("jan:"):
             return "jan"
         return self._adapter(product).name
-
-    def _unchanged(self, cached: Observation, page: Page) -> Observation:
-        """The last observation again, for a page that did not change (not parsed again)."""
-        self.counters.unchanged += 1
-        return replace(cached, reason=f"unchanged: {cached.reason}", fetch=FetchFacts.of(page))
 
     def _remember(self, product_id: int, known: _Known) -> None:
         self._last[product_id] = known
@@ -397,6 +470,7 @@ class Engine:
             content_hash=read.content_hash,
             error=observation.state is Availability.UNKNOWN,
             lease_owner=self.owner,
+            claim_for=self.claim_for(),
         )
 
     async def _next_due(
@@ -516,23 +590,26 @@ class Engine:
             await self.repository.save_host_state(HostState(host=STORE_ROW_PREFIX + store))
 
 
-def _as_each_watch_reads(
-    product: DueProduct, reading: Reading, watches: list[StoredWatch]
-) -> dict[int, Observation]:
+def _as_each_watch_reads(read: _Read, watches: list[StoredWatch]) -> dict[int, Observation]:
     """Observations of watches whose own `rules` read the page differently from the first's.
 
-    The page is fetched once, with the first watch's rules; a watch with other rules re-reads
-    the same page its own way (no second fetch).
+    The page is fetched once and read once per distinct rules; a page the first watch's rules
+    read as `unknown` (a block, an error) is unknown for every watch.
     """
-    page = reading.page
     first_rules = watches[0].watch.rules
-    if page is None or reading.observation.state is Availability.UNKNOWN:
+    if read.observation.state is Availability.UNKNOWN or len(read.by_rules) < 2:
         return {}
-    return {
-        w.id: read_page(page, store=product.store, rules=w.watch.rules)
-        for w in watches[1:]
-        if w.watch.rules != first_rules
-    }
+    return {w.id: read.by_rules[w.watch.rules] for w in watches[1:] if w.watch.rules != first_rules}
+
+
+def _distinct_rules(watches: list[StoredWatch]) -> tuple[TextRules | None, ...]:
+    """Every distinct reading rules among a product's watches, the first watch's first."""
+    return tuple(dict.fromkeys(w.watch.rules for w in watches))
+
+
+def _unchanged(cached: Observation, page: Page) -> Observation:
+    """The last observation again, for a page that did not change (not parsed again)."""
+    return replace(cached, reason=f"unchanged: {cached.reason}", fetch=FetchFacts.of(page))
 
 
 def _forget(in_flight: set[int], product_id: int, _task: object) -> None:
@@ -558,27 +635,33 @@ def _worth_writing(stored: StoredWatch, before: WatchState, decision: Decision) 
     Most checks change nothing (the same stock as last time): skipping those rows saves
     serialising and writing every watch's state on every check.
     """
-    return stored.state is None or bool(decision.events) or decision.state != before
+    return stored.state_text is None or bool(decision.events) or decision.state != before
 
 
-def _watch_decision(stored: StoredWatch, decision: Decision) -> WatchDecision:
-    finished = stored.watch.once and bool(decision.events) and decision.state.phase is Phase.DONE
-    return WatchDecision(
-        watch_id=stored.id,
-        state=decision.state.to_json(),
-        events=decision.events,
-        finished=finished,
-    )
-
-
-def _rules_differ(watches: list[StoredWatch]) -> bool:
-    first_rules = watches[0].watch.rules
-    return any(w.watch.rules != first_rules for w in watches[1:])
+def _watch_decisions(
+    decisions: list[tuple[StoredWatch, Decision]], states: dict[int, WatchState]
+) -> list[WatchDecision]:
+    """The rows to write: each distinct new state is serialised once for the watches sharing it."""
+    texts: dict[WatchState, dict[str, object]] = {}
+    writes: list[WatchDecision] = []
+    for stored, decision in decisions:
+        if not _worth_writing(stored, states[stored.id], decision):
+            continue
+        state = decision.state
+        finished = stored.watch.once and bool(decision.events) and state.phase is Phase.DONE
+        if state not in texts:
+            texts[state] = state.to_json()
+        writes.append(
+            WatchDecision(
+                watch_id=stored.id, state=texts[state], events=decision.events, finished=finished
+            )
+        )
+    return writes
 
 
 def _content_hash(raw: RawPage) -> str:
     """What identifies a page's content: its bytes and the media type they are decoded by."""
-    digest = hashlib.blake2b(digest_size=16)
+    digest = hashlib.sha256()  # the fastest of hashlib's on most CPUs (hardware SHA)
     digest.update((raw.head.content_type or "").encode("latin-1", "replace"))
     digest.update(b"\0")
     digest.update(raw.body or b"")

@@ -4,6 +4,12 @@ It never raises for network trouble: timeouts, refused connections, TLS failures
 redirects, oversized bodies and undecodable bytes all come back as a `Page` with `error` set, so
 the adapter can turn it into an `unknown` observation. Redirects are followed by hand, a bounded
 number of times, so an untrusted URL's guard judges every hop.
+
+Each hop is an `httpx.Request` handed straight to the client's transport: the client's own layers
+(header and cookie merging, auth and redirect handling, stream wrappers) cost more CPU than the
+transport itself, and the fetcher does the little of their work it needs (default headers,
+timeouts, content decoding). No cookie outlives a fetch: one that a redirect sets goes with the
+rest of that redirect chain, never with a later fetch or to another shop.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import codecs
 import re
 import ssl
 import time
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -30,6 +37,7 @@ DEFAULT_USER_AGENT = (
 )
 DEFAULT_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 DEFAULT_ACCEPT_LANGUAGE = "ja,en;q=0.8"
+ACCEPT_ENCODING = "gzip, deflate"  # exactly the encodings `_BodyDecoder` undoes
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
 DEFAULT_DEADLINE = 60.0  # seconds for the whole fetch, redirects included (slow-drip servers)
 MAX_RETRY_AFTER = 86_400.0  # a shop asking for more than a day is not taken literally
@@ -56,8 +64,23 @@ def build_client(
     return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
 
 
+def _transport_of(client: httpx.AsyncClient) -> httpx.AsyncBaseTransport:
+    """The transport `client` sends through; the client still owns it (and closes it).
+
+    httpx offers no public way to read it; the pin on httpx 0.28 keeps the attribute stable.
+    A client with mounted transports (proxies) would route some URLs elsewhere: refused.
+    """
+    if client._mounts:
+        raise ValueError("the fetcher needs a client without mounted transports")
+    return client._transport
+
+
 class Fetcher:
-    """Sends `FetchPlan`s and returns `Page`s; never raises for what the network does."""
+    """Sends `FetchPlan`s and returns `Page`s; never raises for what the network does.
+
+    `client` and `guarded_client` lend their transports; they keep owning them, so callers close
+    the clients as before.
+    """
 
     def __init__(
         self,
@@ -72,14 +95,22 @@ class Fetcher:
         clock: Callable[[], float] = time.perf_counter,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._client = client
-        # Untrusted (guarded) fetches need a client whose transport re-checks each connection's
-        # address; trusted ones may use a faster transport. One client serves both by default.
-        self._guarded_client = guarded_client or client
-        self._user_agent = user_agent or DEFAULT_USER_AGENT
+        self._transport = _transport_of(client)
+        # Untrusted (guarded) fetches need a transport that re-checks each connection's address;
+        # trusted ones may use a faster one. One client serves both by default.
+        self._guarded_transport = _transport_of(guarded_client or client)
+        # In the order httpx's client sent them (its defaults first), lower-case.
+        self._default_headers = {
+            "accept-encoding": ACCEPT_ENCODING,
+            "connection": "keep-alive",
+            "user-agent": user_agent or DEFAULT_USER_AGENT,
+            "accept": DEFAULT_ACCEPT,
+            "accept-language": DEFAULT_ACCEPT_LANGUAGE,
+        }
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._timeouts = timeout.as_dict()  # the request extension httpx's transports read
         self._deadline = deadline
         self._clock = clock
         self._now = now
@@ -112,30 +143,36 @@ class Fetcher:
 
         A caller that recognises a page it already read by its bytes skips decoding it.
         """
-        started = self._clock()
-        headers = self._headers(plan, etag, last_modified, cache_bust)
-        attempt = _Attempt(url=plan.url, method=plan.method.upper(), headers=headers)
+        attempt = _Attempt(
+            url=plan.url,
+            method=plan.method.upper(),
+            headers=self._headers(plan, etag, last_modified, cache_bust),
+            started=self._clock(),
+        )
         try:
             async with asyncio.timeout(self._deadline):
-                raw = await self._follow(attempt, plan, guard)
+                return await self._follow(attempt, plan, guard)
         except TimeoutError:
-            raw = RawPage(attempt.failed(plan.url, "timeout"))
+            error = "timeout"
         except UnsafeURL as exc:
-            label = "blocked redirect" if attempt.hops else "blocked"
-            raw = RawPage(attempt.failed(plan.url, f"{label}: {exc}"))
+            error = f"{'blocked redirect' if attempt.hops else 'blocked'}: {exc}"
         except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-            raw = RawPage(attempt.failed(plan.url, _describe(exc)))
-        return raw.with_elapsed((self._clock() - started) * 1000.0)
+            error = _describe(exc)
+        failed = Page(
+            url=plan.url,
+            status=attempt.status,
+            error=error,
+            final_url=attempt.url,
+            elapsed_ms=self._elapsed_ms(attempt),
+        )
+        return RawPage(failed)
 
     def _headers(
         self, plan: FetchPlan, etag: str | None, last_modified: str | None, cache_bust: bool
     ) -> dict[str, str]:
-        headers = {
-            "user-agent": self._user_agent,
-            "accept": DEFAULT_ACCEPT,
-            "accept-language": DEFAULT_ACCEPT_LANGUAGE,
-        }
-        headers.update({name.lower(): value for name, value in plan.headers.items()})
+        headers = self._default_headers.copy()
+        for name, value in plan.headers.items():
+            headers[name.lower()] = value
         if etag:
             headers["if-none-match"] = etag
         if last_modified:
@@ -146,56 +183,134 @@ class Fetcher:
             headers["pragma"] = "no-cache"
         return headers
 
+    def _elapsed_ms(self, attempt: _Attempt) -> float:
+        return round((self._clock() - attempt.started) * 1000.0, 1)
+
     async def _follow(self, attempt: _Attempt, plan: FetchPlan, guard: URLGuard | None) -> RawPage:
-        url = httpx.URL(plan.url)
+        target = httpx.URL(plan.url)
         if plan.params:
-            url = url.copy_merge_params(dict(plan.params))
-        attempt.url = str(url)
-        client = self._client if guard is None else self._guarded_client
+            target = target.copy_merge_params(dict(plan.params))
+        attempt.url = str(target)
+        transport = self._transport if guard is None else self._guarded_transport
         while True:
             if guard is not None:
                 attempt.url = await guard.check_resolved(attempt.url)
-            request = client.build_request(
-                attempt.method, attempt.url, headers=attempt.headers, timeout=self._timeout
-            )
+                target = httpx.URL(attempt.url)
             attempt.status = None
-            with guarding_connections(guard):
-                response = await client.send(request, stream=True)
+            response = await self._send(transport, attempt, target, guard)
             attempt.status = response.status_code
             try:
-                next_url = _redirect_target(response)
+                next_url = _redirect_target(response, target)
                 if next_url is None:
-                    return await self._read(plan.url, response)
+                    return await self._read(attempt, plan.url, target, response)
+                attempt.keep_cookies(response)
             finally:
                 await response.aclose()
             if attempt.hops >= self._max_redirects:
-                return RawPage(replace(_page_head(plan.url, response), error="too many redirects"))
-            attempt.follow(response.status_code, next_url)
+                head = self._page(attempt, plan.url, target, response, error="too many redirects")
+                return RawPage(head)
+            attempt.follow(response.status_code, target, next_url)
+            target = next_url
 
-    async def _read(self, original_url: str, response: httpx.Response) -> RawPage:
-        head = _page_head(original_url, response)
-        if response.status_code == 304:
-            return RawPage(replace(head, not_modified=True))
-        body, truncated = await self._read_capped(response)
-        error = f"body over {self._max_bytes} bytes" if truncated else None
+    async def _send(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        attempt: _Attempt,
+        target: httpx.URL,
+        guard: URLGuard | None,
+    ) -> httpx.Response:
+        if not target.is_absolute_url:
+            # httpx's client made these path-only URLs, which transports refuse; aiohttp's fails
+            # on "//host/path" with an assertion instead of an httpx error.
+            raise httpx.UnsupportedProtocol(
+                "Request URL is missing an 'http://' or 'https://' protocol."
+            )
+        # httpx.Request adds Host (and Content-Length: 0 to a body-less POST) by itself.
+        request = httpx.Request(
+            attempt.method, target, headers=attempt.headers, extensions={"timeout": self._timeouts}
+        )
+        if attempt.cookies is not None:
+            attempt.cookies.set_cookie_header(request)
+        # The guarded transport reads the guard from a context variable when it connects.
+        with guarding_connections(guard):
+            response = await transport.handle_async_request(request)
+        response.request = request
+        return response
+
+    async def _read(
+        self, attempt: _Attempt, original_url: str, target: httpx.URL, response: httpx.Response
+    ) -> RawPage:
+        status = response.status_code
+        if status == 304:
+            return RawPage(self._page(attempt, original_url, target, response, not_modified=True))
+        encoding = response.headers.get("content-encoding")
+        body, truncated = await self._read_capped(response, _BodyDecoder.for_encoding(encoding))
         retry_after = None
-        if response.status_code in _RETRY_AFTER_CODES:
+        if status in _RETRY_AFTER_CODES:
             retry_after = parse_retry_after(response.headers.get("retry-after"), self._now())
-        head = replace(
-            head, bytes=len(body), truncated=truncated, error=error, retry_after=retry_after
+        head = self._page(
+            attempt,
+            original_url,
+            target,
+            response,
+            size=len(body),
+            truncated=truncated,
+            error=f"body over {self._max_bytes} bytes" if truncated else None,
+            retry_after=retry_after,
         )
         return RawPage(head, body)
 
-    async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
+    async def _read_capped(
+        self, response: httpx.Response, decoder: _BodyDecoder | None
+    ) -> tuple[bytes, bool]:
         """The decompressed body, cut at `max_bytes` (and True when it was cut)."""
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_bytes():
+        async for chunk in _body_of(response):
+            if decoder is not None:
+                chunk = decoder.decode(chunk)
             chunks.append(chunk)
             size += len(chunk)
             if size > self._max_bytes:
                 return b"".join(chunks)[: self._max_bytes], True
+        if decoder is not None:
+            tail = decoder.flush()
+            chunks.append(tail)
+            size += len(tail)
+            if size > self._max_bytes:
+                return b"".join(chunks)[: self._max_bytes], True
         return b"".join(chunks), False
+
+    def _page(
+        self,
+        attempt: _Attempt,
+        original_url: str,
+        target: httpx.URL,
+        response: httpx.Response,
+        *,
+        size: int = 0,
+        truncated: bool = False,
+        error: str | None = None,
+        retry_after: float | None = None,
+        not_modified: bool = False,
+    ) -> Page:
+        """The page of `response` without its body: status, final URL, headers and the rest."""
+        headers = dict(response.headers.items())  # httpx gives the names in lower case
+        return Page(
+            url=original_url,
+            status=response.status_code,
+            final_url=str(target),
+            headers=headers,
+            content_type=headers.get("content-type"),
+            etag=headers.get("etag"),
+            last_modified=headers.get("last-modified"),
+            bytes=size,
+            truncated=truncated,
+            error=error,
+            retry_after=retry_after,
+            not_modified=not_modified,
+            elapsed_ms=self._elapsed_ms(attempt),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +327,6 @@ class RawPage:
         text, encoding = decode_body(self.body, self.head.content_type)
         return replace(self.head, text=text, encoding=encoding)
 
-    def with_elapsed(self, elapsed_ms: float) -> RawPage:
-        return RawPage(replace(self.head, elapsed_ms=round(elapsed_ms, 1)), self.body)
-
 
 @dataclass(slots=True)
 class _Attempt:
@@ -223,14 +335,19 @@ class _Attempt:
     url: str
     method: str
     headers: dict[str, str]
+    started: float  # on the fetcher's clock
     hops: int = 0
     status: int | None = None  # of the response being read, if one arrived
+    cookies: httpx.Cookies | None = None  # set by this fetch's redirects, for its next hops
 
-    def failed(self, original_url: str, error: str) -> Page:
-        return Page(url=original_url, status=self.status, error=error, final_url=self.url)
+    def keep_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            if self.cookies is None:
+                self.cookies = httpx.Cookies()
+            self.cookies.extract_cookies(response)
 
-    def follow(self, status: int, target: httpx.URL) -> None:
-        if _origin(httpx.URL(self.url)) != _origin(target):
+    def follow(self, status: int, current: httpx.URL, target: httpx.URL) -> None:
+        if _origin(current) != _origin(target):
             for name in _CREDENTIAL_HEADERS:
                 self.headers.pop(name, None)
         if status == 303 or (status in (301, 302) and self.method == "POST"):
@@ -243,27 +360,84 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
 
-def _redirect_target(response: httpx.Response) -> httpx.URL | None:
+def _redirect_target(response: httpx.Response, current: httpx.URL) -> httpx.URL | None:
     if response.status_code not in _REDIRECT_CODES:
         return None
     location = response.headers.get("location")
     if not location:
         return None
-    return response.url.join(location)
+    return current.join(location)
 
 
-def _page_head(original_url: str, response: httpx.Response) -> Page:
-    """A body-less page carrying the response's status, final URL and headers."""
-    headers = {name.lower(): value for name, value in response.headers.items()}
-    return Page(
-        url=original_url,
-        status=response.status_code,
-        final_url=str(response.url),
-        headers=headers,
-        content_type=headers.get("content-type"),
-        etag=headers.get("etag"),
-        last_modified=headers.get("last-modified"),
-    )
+def _body_of(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The response's body as the transport delivers it (still content-encoded)."""
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError("the transport answered with a synchronous body")
+    return aiter(stream)
+
+
+class _BodyDecoder:
+    """Undoes a response's Content-Encoding chunk by chunk, as httpx's `aiter_bytes` would.
+
+    gzip and deflate, in any stack ("gzip, deflate" was gzipped first); names we cannot undo
+    (and "identity") pass the bytes through. Broken data raises `httpx.DecodingError`.
+    """
+
+    def __init__(self, layers: list[_Inflater]) -> None:
+        self._layers = layers  # outermost (last applied) first
+
+    @classmethod
+    def for_encoding(cls, content_encoding: str | None) -> _BodyDecoder | None:
+        if not content_encoding:
+            return None
+        names = [name.strip().lower() for name in content_encoding.split(",")]
+        layers = [_Inflater(name) for name in reversed(names) if name in _INFLATERS]
+        return cls(layers) if layers else None
+
+    def decode(self, data: bytes) -> bytes:
+        for layer in self._layers:
+            data = layer.decompress(data)
+        return data
+
+    def flush(self) -> bytes:
+        data = b""
+        for layer in self._layers:
+            data = layer.decompress(data) + layer.flush()
+        return data
+
+
+_INFLATERS = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+
+
+class _Inflater:
+    """One gzip or deflate layer."""
+
+    __slots__ = ("_inflate", "_may_be_raw")
+
+    def __init__(self, name: str) -> None:
+        self._inflate = zlib.decompressobj(_INFLATERS[name])
+        # "deflate" means zlib-wrapped data, but some servers send raw deflate: a bad start
+        # switches to that, once.
+        self._may_be_raw = name == "deflate"
+
+    def decompress(self, data: bytes) -> bytes:
+        try:
+            out = self._inflate.decompress(data)
+        except zlib.error as exc:
+            if not self._may_be_raw:
+                raise httpx.DecodingError(str(exc)) from exc
+            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+            self._may_be_raw = False
+            return self.decompress(data)
+        self._may_be_raw = False
+        return out
+
+    def flush(self) -> bytes:
+        try:
+            return self._inflate.flush()
+        except zlib.error as exc:
+            raise httpx.DecodingError(str(exc)) from exc
 
 
 def _describe(exc: Exception) -> str:

@@ -10,13 +10,15 @@ Conventions every implementation keeps:
   in one atomic statement, so two workers never get the same row, and a crashed worker's rows come
   back by themselves once its leases expire.
 - `record_check` is the transactional outbox: the observation, the detector states, the events and
-  their deliveries are written together or not at all.
+  their deliveries are written together or not at all. It may also lease the new deliveries to a
+  dispatcher in that transaction (`DeliveryClaim`), which then sends them without a claim.
 - A detector state is an opaque JSON-able dict: the storage keeps it, never reads it.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -78,8 +80,14 @@ class StoredWatch:
     product_id: int
     origin: Origin
     watch: Watch
-    state: JSONDict | None
+    # The detector state as stored (JSON text): watches that share a state share its text, so
+    # the engine reads each distinct text once.
+    state_text: str | None
     paused: bool = False
+
+    @property
+    def state(self) -> JSONDict | None:
+        return None if self.state_text is None else dict(json.loads(self.state_text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,20 @@ class WatchDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryClaim:
+    """A dispatcher asking for a check's new deliveries as they are written.
+
+    `record_check` leases the deliveries it creates on `channels` to `owner` for `lease`, in the
+    check's own transaction, so the dispatcher gets them from the engine in memory instead of
+    claiming them from the database after a wake-up.
+    """
+
+    owner: str
+    lease: timedelta
+    channels: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class CheckOutcome:
     """The product-level facts written by `record_check` besides the observation."""
 
@@ -108,15 +130,21 @@ class CheckOutcome:
     # When set, the check is stored only if the product's lease is still this worker's: a check
     # whose lease expired and passed to another worker is dropped whole (that one decides).
     lease_owner: str | None = None
+    # When set, the deliveries this check creates are claimed for that dispatcher at once.
+    claim_for: DeliveryClaim | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RecordedCheck:
-    """What `record_check` stored: the events with their ids, and how many deliveries."""
+    """What `record_check` stored: the events with their ids, and how many deliveries.
+
+    `claimed` are the new deliveries leased to `CheckOutcome.claim_for` (empty without one).
+    """
 
     events: tuple[Event, ...]
     deliveries: int
     lease_lost: bool = False  # nothing was stored: the lease had passed to another check
+    claimed: tuple[ClaimedDelivery, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +354,11 @@ class Repository(Protocol):
         the same transaction when a `restock` or `preorder_open` delivery is created for it (so it
         never gets a second "it is back" message, even if the first is still queued). A restock
         or preorder event also records the restock time for adaptive polling.
+
+        With `outcome.claim_for`, the new deliveries on its channels that `claim_deliveries`
+        would claim at `now` are leased to its owner in the same transaction (an attempt counted,
+        as a claim counts it) and returned in `RecordedCheck.claimed`. If the process dies before
+        sending them, their lease expires and any dispatcher claims them as usual.
         """
 
     async def record_restock(self, product_id: int, store: str | None, at: datetime) -> None:
@@ -396,6 +429,12 @@ class Repository(Protocol):
 
     async def release_leases(self, owner: str) -> None:
         """Give back every product and delivery `owner` holds (graceful stop)."""
+
+    async def release_deliveries(self, owner: str, delivery_ids: Sequence[int]) -> None:
+        """Give back these pending deliveries if `owner` still holds them, uncounting the attempt.
+
+        For deliveries claimed but never sent: a stopping dispatcher's, or a removed channel's.
+        """
 
     async def lease_owners(self, now: datetime) -> list[str]:
         """Workers holding unexpired leases on products or pending deliveries, sorted.

@@ -11,6 +11,7 @@ from typing import Any
 from watcher.app import run_config
 from watcher.config import load_config
 from watcher.errors import UsageError
+from watcher.runtime import tune_gc
 
 
 def add_parser(sub: Any) -> None:
@@ -40,4 +41,5 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {args.config}: {exc.strerror}") from exc
     for warning in config.warnings:
         logging.getLogger("restock.config").warning("%s", warning)
+    tune_gc()
     return asyncio.run(run_config(config))

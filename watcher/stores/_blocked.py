@@ -70,7 +70,8 @@ _WEAK_MARKERS: tuple[tuple[str, str], ...] = (
     ("ページを表示できません", UNAVAILABLE),
 )
 
-_STATUS_REASONS = {429: RATE_LIMITED, 503: UNAVAILABLE, 403: ACCESS_DENIED}
+# Statuses that mean a block whatever the body says (the engine backs off on them at once).
+STATUS_BLOCKS = {429: RATE_LIMITED, 503: UNAVAILABLE, 403: ACCESS_DENIED}
 
 
 def detect_block(page: Page, tree: LexborHTMLParser | None = None) -> str | None:
@@ -82,7 +83,7 @@ def detect_block(page: Page, tree: LexborHTMLParser | None = None) -> str | None
     if reason:
         return reason
     if page.status is not None:
-        return _STATUS_REASONS.get(page.status)
+        return STATUS_BLOCKS.get(page.status)
     return None
 
 

@@ -1,0 +1,150 @@
+"""The fetcher's cost per request: `Fetcher.fetch_raw` against a loopback shop of ~100 KB pages.
+
+The shop (`watcher.demo_shop.DemoShop`) runs in its own process (the second core); this process
+runs `--requests` fetches through `Fetcher.fetch_raw`, `--concurrency` at a time, over the app's
+transport (aiohttp's, as `restock run` uses when installed) or httpx's own pool. A warm-up of
+`--warmup` fetches opens the connections first and is not measured. Each of `--rounds` rounds
+prints requests/s and this process's CPU time per request (user + system, from getrusage), so the
+figure is the fetcher's own cost and not the shop's; the shop's share of a core shows whether the
+shop, not the fetcher, set the pace. Asserts nothing.
+
+Run from the project root: `python bench/fetch.py [--requests 5000] [--concurrency 48]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import multiprocessing
+import os
+import resource
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from watcher.app import Overrides, fast_transport  # noqa: E402
+from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
+from watcher.fetch import Fetcher, build_client  # noqa: E402
+from watcher.model import FetchPlan  # noqa: E402
+
+
+def serve_shop(products: int, page_kb: int, pipe: Connection) -> None:
+    """The shop's process: serve until terminated; send the port through `pipe` once bound."""
+
+    async def main() -> None:
+        shop = DemoShop(etags=False, record_arrivals=False)
+        for i in range(products):
+            script = timeline((0, Shows.OUT_OF_STOCK))
+            shop.add(ShopProduct(f"p{i}", f"商品 {i}", 1000 + i, script, padding=page_kb * 1024))
+        await shop.start()
+        pipe.send(shop.port)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def transport_for(name: str) -> httpx.AsyncBaseTransport | None:
+    """The transport: `restock run`'s choice (aiohttp's when installed), or httpx's own pool."""
+    if name == "httpx":
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    return fast_transport(Overrides())
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def fetch_many(
+    fetcher: Fetcher, plans: list[FetchPlan], count: int, concurrency: int
+) -> tuple[int, int]:
+    """Fetch `count` pages (cycling through `plans`); (bytes read, failed fetches)."""
+    next_index = 0
+    totals = [0, 0]
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            plan = plans[next_index % len(plans)]
+            next_index += 1
+            raw = await fetcher.fetch_raw(plan)
+            if raw.head.error is not None or raw.body is None:
+                totals[1] += 1
+            else:
+                totals[0] += len(raw.body)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return totals[0], totals[1]
+
+
+def process_cpu(pid: int | None) -> float:
+    """A process's CPU seconds (user + system) from /proc; NaN where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run(args: argparse.Namespace, port: int, shop_pid: int | None) -> None:
+    plans = [FetchPlan(f"http://127.0.0.1:{port}/items/p{i}") for i in range(args.products)]
+    transport = transport_for(args.transport)
+    print(f"transport: {type(transport).__name__}, concurrency {args.concurrency}")
+    async with build_client(transport=transport) as client:
+        fetcher = Fetcher(client)
+        await fetch_many(fetcher, plans, args.warmup, args.concurrency)
+        profiler = cProfile.Profile() if args.profile else None
+        for round_number in range(1, args.rounds + 1):
+            cpu0, shop0, t0 = cpu_seconds(), process_cpu(shop_pid), time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
+            received, failed = await fetch_many(fetcher, plans, args.requests, args.concurrency)
+            if profiler is not None:
+                profiler.disable()
+            elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+            shop = process_cpu(shop_pid) - shop0
+            print(
+                f"round {round_number}: {args.requests / elapsed:,.0f} requests/s, "
+                f"{cpu / args.requests * 1e6:,.0f} µs CPU per request "
+                f"({cpu / elapsed:.0%} of a core; shop {shop / elapsed:.0%}), "
+                f"{received / args.requests / 1024:,.0f} KB per page, {failed} failed"
+            )
+        if profiler is not None:
+            profiler.dump_stats(args.profile)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=5_000, help="fetches per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=48)
+    parser.add_argument("--products", type=int, default=100)
+    parser.add_argument("--page-kb", type=int, default=100)
+    parser.add_argument("--transport", choices=["app", "httpx"], default="app")
+    parser.add_argument("--profile", metavar="PATH", help="cProfile the measured rounds into PATH")
+    args = parser.parse_args()
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()
+    shop = context.Process(
+        target=serve_shop, args=(args.products, args.page_kb, theirs), daemon=True
+    )
+    shop.start()
+    try:
+        port = ours.recv()
+        asyncio.run(run(args, port, shop.pid))
+    finally:
+        shop.terminate()
+        shop.join(5)
+
+
+if __name__ == "__main__":
+    main()
