@@ -265,7 +265,7 @@ class Settings(_Section):
     """Most fetches in flight over all hosts."""
     parse_workers: Workers = "auto"
     """Processes that parse fetched pages beside the main one; 0 parses in the main process;
-    auto: none on one core, else one fewer than the cores, at most 4."""
+    auto: none on one core, else one fewer than the cores, at most 2."""
     language: Literal["ja", "en"] = "ja"
     """Language of messages."""
     x: XPosting = XPosting()

@@ -42,7 +42,7 @@ Observations = tuple[Observation, ...]
 DEFAULT_TIMEOUT = 30.0  # seconds one page may take in a worker before the worker is killed
 START_TIMEOUT = 60.0  # seconds a new worker may take to start before it is given up
 CLOSE_GRACE = 1.0  # seconds workers get to exit on `aclose` before they are killed
-MAX_AUTO_WORKERS = 4
+MAX_AUTO_WORKERS = 2  # each worker holds its own interpreter (~35-70 MB); more is a choice
 _REASON_MAX = 300
 
 # A frame is (meta length, body length), the pickled meta, then the raw body (requests only).
