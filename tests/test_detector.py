@@ -191,9 +191,13 @@ def test_held_back_restock_is_dropped_when_it_sells_out_inside_the_cooldown() ->
 @pytest.mark.parametrize(
     ("sequence", "cooldown", "expected"),
     [
-        ("O B:5000 B:5000 B:4800", timedelta(0), ["2:restock", "3:price_drop"]),
+        ("O B:5000 B:5000 B:4800 B:4800", timedelta(0), ["2:restock", "4:price_drop"]),
+        # one check at a lower price is no news: a stale page may show an old price
+        ("O B:5000 B:5000 B:4800", timedelta(0), ["2:restock"]),
+        ("O B:5000 B:5000 B:4800 B:5000 B:4800 B:5000", timedelta(0), ["2:restock"]),
+        ("O B:5000 B:5000 B:4800 U B:4800", timedelta(0), ["2:restock", "5:price_drop"]),
         ("O B:5000 B:5000 B:5200 B:5000", timedelta(0), ["2:restock"]),
-        ("O B B B:4800", timedelta(0), ["2:restock"]),
+        ("O B B B:4800 B:4800", timedelta(0), ["2:restock"]),
         ("O B:5000 B:5000 B B:5000", timedelta(0), ["2:restock"]),
         # a drop inside the cooldown waits; a later observation still below the told price fires
         (
@@ -208,14 +212,16 @@ def test_held_back_restock_is_dropped_when_it_sells_out_inside_the_cooldown() ->
             ["2:restock", "4:price_drop"],
         ),
         (
-            "O B:5000 B:5000 B:4800 B:4500",
+            "O B:5000 B:5000 B:4800 B:4500 B:4000 B:4000",
             timedelta(0),
-            ["2:restock", "3:price_drop", "4:price_drop"],
+            ["2:restock", "4:price_drop", "6:price_drop"],
         ),
         # no price drop while nobody was told the product is buyable
-        ("B:5000 B:5000 B:4000", timedelta(0), []),
+        ("B:5000 B:5000 B:4000 B:4000", timedelta(0), []),
         # a drop during a not-yet-confirmed gone spell still counts: the product is buyable
-        ("O B:5000 B:5000 O B:4000", timedelta(0), ["2:restock", "4:price_drop"]),
+        ("O B:5000 B:5000 O B:4000 B:4000", timedelta(0), ["2:restock", "5:price_drop"]),
+        # a not-buyable observation breaks the run of lower prices
+        ("O B:5000 B:5000 B:4000 O B:4000", timedelta(0), ["2:restock"]),
     ],
 )
 def test_price_drop(sequence: str, cooldown: timedelta, expected: list[str]) -> None:
@@ -224,10 +230,19 @@ def test_price_drop(sequence: str, cooldown: timedelta, expected: list[str]) -> 
 
 
 def test_price_drop_event_carries_the_previous_price() -> None:
-    _, decisions = run("O B:5000 B:5000 B:4800")
-    (event,) = decisions[3].events
-    assert (event.kind, event.price, event.previous_price) == (EventKind.PRICE_DROP, 4800, 5000)
-    assert decisions[3].state.notified_price == 4800
+    _, decisions = run("O B:5000 B:5000 B:4800 B:4700")
+    (event,) = decisions[4].events
+    assert (event.kind, event.price, event.previous_price) == (EventKind.PRICE_DROP, 4700, 5000)
+    assert decisions[4].state.notified_price == 4700
+
+
+def test_a_lower_price_is_confirmed_at_once() -> None:
+    settings = DebounceSettings(confirm=3, rearm=2, cooldown=timedelta(0))
+    fired, decisions = run("O B:5000 B:5000 B:5000 B:4800 B:4800 B:4800 B:4800", settings)
+    assert fired == ["3:restock", "6:price_drop"]
+    assert [d.recheck_now for d in decisions] == [
+        False, True, True, False, True, True, False, False,
+    ]  # fmt: skip
 
 
 def test_recheck_now_while_confirming_only() -> None:

@@ -223,3 +223,22 @@ def test_the_harness_sees_repeated_restocks() -> None:
         EventKind.OUT_OF_STOCK,
         EventKind.RESTOCK,
     ]
+
+
+@given(debounce, watches, timed_sequences)
+def test_a_price_drop_follows_confirm_buyable_observations_below_the_told_price(
+    debounce: DebounceSettings, watch: Watch, timed: list[Timed]
+) -> None:
+    """A single cheaper check (a stale page) never fires: the drop is seen `confirm` times in
+    a row (unknowns aside), each buyable and below the price the previous event told."""
+    sequence = clocked(timed)
+    events, _ = feed(Detector(debounce), watch, sequence)
+    for index, event in events:
+        if event.kind is not EventKind.PRICE_DROP:
+            continue
+        assert event.previous_price is not None and event.price is not None
+        assert event.price < event.previous_price
+        seen = [s for s in sequence[: index + 1] if s[0] is not Availability.UNKNOWN]
+        for availability, price, _ in seen[-debounce.confirm :]:
+            assert availability in BUYABLE
+            assert price is not None and price < event.previous_price

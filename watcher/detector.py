@@ -16,9 +16,11 @@ observations. `unknown` observations are no evidence of anything: they leave the
 
 A restock fires only on the step CONFIRMING → BUYABLE, CONFIRMING is entered only from ARMED (or
 the baseline), and ARMED only through REARMING's `rearm` not-buyable observations: two restocks
-always have a confirmed not-buyable spell between them. `cooldown` is the least time between two
-restocks (a confirmed restock inside it waits, still buyable, until it has passed) and between
-two price drops.
+always have a confirmed not-buyable spell between them. A price drop (for subscribers who heard
+of the current buyable spell) is confirmed the same way: `confirm` buyable observations in a row
+below the price they last heard, the re-checks again at once. `cooldown` is the least time
+between two restocks (a confirmed restock inside it waits, still buyable, until it has passed)
+and between two price drops.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class WatchState:
     last_event_at: datetime | None = None
     last_restock_at: datetime | None = None
     fired_once: bool = False
+    drop_streak: int = 0  # buyable observations in a row below the price subscribers last heard
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,7 @@ class WatchState:
             "last_event_at": _iso(self.last_event_at),
             "last_restock_at": _iso(self.last_restock_at),
             "fired_once": self.fired_once,
+            "drop_streak": self.drop_streak,
         }
 
     @classmethod
@@ -219,28 +223,44 @@ class Detector:
     def _count_gone(self, state: WatchState) -> _Step:
         streak = state.not_buyable_streak + 1
         if streak < self.settings.rearm:
-            return _Step(replace(state, phase=Phase.REARMING, not_buyable_streak=streak))
+            gone = replace(state, phase=Phase.REARMING, not_buyable_streak=streak, drop_streak=0)
+            return _Step(gone)
         kinds = (EventKind.OUT_OF_STOCK,) if state.announced else ()
         return _Step(_armed(state), kinds)
 
     def _price_drop(self, state: WatchState, r: _Reading, now: datetime) -> _Step:
+        """A lower price is news once it is confirmed like a restock: `confirm` buyable
+        observations in a row below the price subscribers last heard (a stale cached page may
+        show an old price for one check)."""
         was = state.notified_price
-        dropped = state.announced and r.price is not None and was is not None and r.price < was
-        if not dropped or not self._cooled(state.last_event_at, now):
-            return _Step(state)
-        told = replace(state, notified_price=r.price, last_event_at=now)
+        below = state.announced and r.price is not None and was is not None and r.price < was
+        if not below:
+            return _Step(replace(state, drop_streak=0) if state.drop_streak else state)
+        streak = state.drop_streak + 1
+        if streak < self.settings.confirm or not self._cooled(state.last_event_at, now):
+            return _Step(replace(state, drop_streak=streak))
+        told = replace(state, notified_price=r.price, last_event_at=now, drop_streak=0)
         return _Step(told, (EventKind.PRICE_DROP,), previous_price=was)
 
     def _cooled(self, since: datetime | None, now: datetime) -> bool:
         return since is None or now - since >= self.settings.cooldown
 
     def _wants_recheck(self, state: WatchState) -> bool:
-        return state.phase is Phase.CONFIRMING and state.buyable_streak < self.settings.confirm
+        """A confirmation is due at once: of a restock, or of a lower price."""
+        confirm = self.settings.confirm
+        if state.phase is Phase.CONFIRMING:
+            return state.buyable_streak < confirm
+        return state.phase is Phase.BUYABLE and 0 < state.drop_streak < confirm
 
 
 def _armed(state: WatchState) -> WatchState:
     return replace(
-        state, phase=Phase.ARMED, buyable_streak=0, not_buyable_streak=0, announced=False
+        state,
+        phase=Phase.ARMED,
+        buyable_streak=0,
+        not_buyable_streak=0,
+        announced=False,
+        drop_streak=0,
     )
 
 
@@ -308,6 +328,7 @@ def _parse_state(data: Mapping[str, Any]) -> WatchState:
         last_event_at=_moment(data.get("last_event_at")),
         last_restock_at=_moment(data.get("last_restock_at")),
         fired_once=_flag(data.get("fired_once", False)),
+        drop_streak=_count(data.get("drop_streak", 0)),
     )
 
 
