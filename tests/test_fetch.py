@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from watcher.fetch import (
     DEFAULT_ACCEPT,
     DEFAULT_USER_AGENT,
     Fetcher,
+    _BodyDecoder,
     build_client,
     decode_body,
     normalise_charset,
@@ -364,6 +366,47 @@ async def test_gzip_bomb_is_capped_after_decompression(
     page = await fetcher(client, max_bytes=100_000).fetch(FetchPlan(url=server.url("/bomb")))
     assert page.truncated
     assert page.bytes == 100_000
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("gzip, deflate", lambda data: zlib.compress(gzip.compress(data))),
+    ],
+)
+def test_a_bomb_never_inflates_past_the_limit_in_one_call(
+    encoding: str, compress: Callable[[bytes], bytes]
+) -> None:
+    """A few hundred kilobytes that inflate to 300 MB, arriving as one chunk: the decoder hands
+    out no more than asked for, so memory stays bounded whatever the transport's chunk size."""
+    bomb = compress(b"\0" * 300_000_000)
+    decoder = _BodyDecoder.for_encoding(encoding)
+    assert decoder is not None and len(bomb) < 1_000_000
+    tracemalloc.start()
+    try:
+        out = decoder.decode(bomb, 100_001)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(out) == 100_001 and set(out) == {0}
+    assert peak < 5_000_000  # not the 300 MB the bomb holds
+
+
+def test_bounded_decoding_still_gives_every_byte_of_a_normal_body() -> None:
+    raw = html(STOCK).encode() * 2_000
+    for encoding, body in (
+        ("gzip", gzip.compress(raw)),
+        ("gzip, deflate", zlib.compress(gzip.compress(raw))),
+    ):
+        decoder = _BodyDecoder.for_encoding(encoding)
+        assert decoder is not None
+        # Small chunks and a small limit per call: pieces are carried over, nothing is lost.
+        out = b"".join(
+            decoder.decode(body[i : i + 997], len(raw) + 1) for i in range(0, len(body), 997)
+        )
+        out += decoder.flush(len(raw) + 1)
+        assert out == raw, encoding
 
 
 @pytest.mark.parametrize(

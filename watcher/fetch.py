@@ -268,13 +268,13 @@ class Fetcher:
         size = 0
         async for chunk in _body_of(response):
             if decoder is not None:
-                chunk = decoder.decode(chunk)
+                chunk = decoder.decode(chunk, self._max_bytes - size + 1)
             chunks.append(chunk)
             size += len(chunk)
             if size > self._max_bytes:
                 return b"".join(chunks)[: self._max_bytes], True
         if decoder is not None:
-            tail = decoder.flush()
+            tail = decoder.flush(self._max_bytes - size + 1)
             chunks.append(tail)
             size += len(tail)
             if size > self._max_bytes:
@@ -381,7 +381,9 @@ class _BodyDecoder:
     """Undoes a response's Content-Encoding chunk by chunk, as httpx's `aiter_bytes` would.
 
     gzip and deflate, in any stack ("gzip, deflate" was gzipped first); names we cannot undo
-    (and "identity") pass the bytes through. Broken data raises `httpx.DecodingError`.
+    (and "identity") pass the bytes through. Broken data raises `httpx.DecodingError`. No call
+    gives more than the `limit` it is asked for, however small the compressed input (a bomb of
+    a few kilobytes may inflate to gigabytes): the reader stops at its cap anyway.
     """
 
     def __init__(self, layers: list[_Inflater]) -> None:
@@ -395,23 +397,35 @@ class _BodyDecoder:
         layers = [_Inflater(name) for name in reversed(names) if name in _INFLATERS]
         return cls(layers) if layers else None
 
-    def decode(self, data: bytes) -> bytes:
-        for layer in self._layers:
-            data = layer.decompress(data)
-        return data
+    def decode(self, data: bytes, limit: int) -> bytes:
+        """`data` through every layer: at most `limit` bytes."""
+        return self._through(0, data, limit, final=False)
 
-    def flush(self) -> bytes:
-        data = b""
-        for layer in self._layers:
-            data = layer.decompress(data) + layer.flush()
-        return data
+    def flush(self, limit: int) -> bytes:
+        """What the layers still hold once the body has ended: at most `limit` bytes."""
+        return self._through(0, b"", limit, final=True)
+
+    def _through(self, index: int, data: bytes, limit: int, *, final: bool) -> bytes:
+        if index == len(self._layers) or limit <= 0:
+            return data[: max(limit, 0)]
+        layer = self._layers[index]
+        out = bytearray()
+        piece = layer.decompress(data, limit)
+        while True:  # in bounded pieces, each passed on before the next is made
+            out += self._through(index + 1, piece, limit - len(out), final=False)
+            if len(out) >= limit or not layer.pending:
+                break
+            piece = layer.decompress(b"", limit)
+        if final and len(out) < limit:
+            out += self._through(index + 1, layer.flush(), limit - len(out), final=True)
+        return bytes(out)
 
 
 _INFLATERS = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
 
 
 class _Inflater:
-    """One gzip or deflate layer."""
+    """One gzip or deflate layer, inflating at most as much as it is asked for per call."""
 
     __slots__ = ("_inflate", "_may_be_raw")
 
@@ -421,19 +435,26 @@ class _Inflater:
         # switches to that, once.
         self._may_be_raw = name == "deflate"
 
-    def decompress(self, data: bytes) -> bytes:
+    @property
+    def pending(self) -> bool:
+        """Input is left that a bounded call did not get to."""
+        return bool(self._inflate.unconsumed_tail)
+
+    def decompress(self, data: bytes, limit: int) -> bytes:
+        source = self._inflate.unconsumed_tail + data
         try:
-            out = self._inflate.decompress(data)
+            out = self._inflate.decompress(source, limit)
         except zlib.error as exc:
             if not self._may_be_raw:
                 raise httpx.DecodingError(str(exc)) from exc
             self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
             self._may_be_raw = False
-            return self.decompress(data)
+            return self.decompress(source, limit)
         self._may_be_raw = False
         return out
 
     def flush(self) -> bytes:
+        # Only called with no input left over, so this is what zlib still buffers: small.
         try:
             return self._inflate.flush()
         except zlib.error as exc:
