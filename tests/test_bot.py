@@ -42,6 +42,8 @@ ADMIN = 999
 ALICE = 1001
 BOB = 1002
 PRODUCT = "https://www.amazon.co.jp/dp/B0DX000000"
+GROUP = -100123456
+ANONYMOUS_ADMIN_BOT = 1087968824  # the "from" Telegram shows for an admin writing as the group
 
 
 class FakeClock:
@@ -97,12 +99,31 @@ class Call:
         return [(b["text"], b["callback_data"]) for row in rows for b in row]
 
 
+ADMIN_RIGHTS = (
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+)
+
+
 class FakeBotApi:
-    """Answers every Bot API method the bot uses and records what was asked."""
+    """Answers every Bot API method the bot uses and records what was asked.
+
+    getChatMember answers from `members` ((chat, user) -> status), "member" for anyone not in it.
+    """
 
     def __init__(self, router: respx.MockRouter) -> None:
         self.calls: list[Call] = []
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self.unreachable: set[str] = set()  # methods whose requests fail to connect
+        self.members: dict[tuple[int, int], str] = {}
         self.updates: list[dict[str, Any]] = []  # what the next getUpdates hands out
         self.delivered = asyncio.Event()  # set when a sendMessage arrives
         self._ids = itertools.count(100)
@@ -113,6 +134,8 @@ class FakeBotApi:
         self.calls.append(Call(method, form))
         if method == "sendMessage":
             self.delivered.set()
+        if method in self.unreachable:
+            raise httpx.ConnectError("connection refused", request=request)
         scripted = self.failures.get(method)
         if scripted:
             status, body = scripted.pop(0)
@@ -132,7 +155,28 @@ class FakeBotApi:
         if method == "getUpdates":
             updates, self.updates = self.updates, []
             return updates
+        if method == "getChatMember":
+            return self._member(int(form["chat_id"]), int(form["user_id"]))
         return True
+
+    def _member(self, chat_id: int, user_id: int) -> dict[str, Any]:
+        status = self.members.get((chat_id, user_id), "member")
+        member: dict[str, Any] = {
+            "user": {"id": user_id, "is_bot": False, "first_name": "U"},
+            "status": status,
+        }
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            member |= dict.fromkeys(ADMIN_RIGHTS, True)
+            member |= {"can_be_edited": False, "is_anonymous": False}
+        return member
+
+    def member_checks(self) -> list[tuple[int, int]]:
+        """(chat, user) of every getChatMember asked, in order."""
+        return [
+            (int(c.form["chat_id"]), int(c.form["user_id"])) for c in self.sent("getChatMember")
+        ]
 
     def sent(self, method: str = "sendMessage") -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -166,27 +210,47 @@ class Harness:
         language: str | None = "ja",
         chat: int | None = None,
         chat_type: str = "private",
+        as_group: bool = False,
     ) -> list[Call]:
-        """Send `text` as `user`; returns the messages the bot sent in answer."""
+        """Send `text` as `user` (or, `as_group`, as an anonymous admin of the group `chat`);
+        returns the messages the bot sent in answer."""
         before = len(self.api.calls)
         sender: dict[str, Any] = {"id": user, "is_bot": False, "first_name": "U"}
         if language is not None:
             sender["language_code"] = language
-        message = {
+        where = {"id": chat or user, "type": chat_type}
+        message: dict[str, Any] = {
             "message_id": next(self._ids),
             "date": 1_700_000_000,
-            "chat": {"id": chat or user, "type": chat_type},
+            "chat": where,
             "from": sender,
             "text": text,
         }
+        if as_group:
+            where["title"] = "Restock fans"
+            message["sender_chat"] = where
+            message["from"] = {
+                "id": ANONYMOUS_ADMIN_BOT,
+                "is_bot": True,
+                "first_name": "Group",
+                "username": "GroupAnonymousBot",
+            }
         if text.startswith("/"):
             length = len(text.split()[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
         await self.feed({"update_id": next(self._ids), "message": message})
         return [c for c in self.api.calls[before:] if c.method == "sendMessage"]
 
-    async def press(self, data: str, user: int = ALICE, message_id: int = 100) -> list[Call]:
-        """Press an inline button carrying `data` under message `message_id`."""
+    async def press(
+        self,
+        data: str,
+        user: int = ALICE,
+        message_id: int = 100,
+        *,
+        chat: int | None = None,
+        chat_type: str = "private",
+    ) -> list[Call]:
+        """Press an inline button carrying `data` under message `message_id` in `chat`."""
         before = len(self.api.calls)
         sender = {"id": user, "is_bot": False, "first_name": "U", "language_code": "ja"}
         query = {
@@ -197,7 +261,7 @@ class Harness:
             "message": {
                 "message_id": message_id,
                 "date": 1_700_000_000,
-                "chat": {"id": user, "type": "private"},
+                "chat": {"id": chat or user, "type": chat_type},
                 "from": {"id": 654321, "is_bot": True, "first_name": "Restock"},
                 "text": "list",
             },

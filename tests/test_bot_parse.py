@@ -6,7 +6,7 @@ from datetime import time
 
 import pytest
 
-from watcher.bot_limits import CommandRateLimiter, Verdict
+from watcher.bot_limits import AdminCache, CommandRateLimiter, Verdict
 from watcher.bot_parse import (
     ButtonAction,
     ButtonPress,
@@ -275,3 +275,40 @@ def test_rate_limit_forgets_idle_users() -> None:
 def test_rate_limit_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         CommandRateLimiter(limit=0, seconds=60)
+
+
+def test_admin_cache_keeps_answers_per_group_and_user_until_they_expire() -> None:
+    cache = AdminCache(seconds=300, max_entries=10)
+    assert cache.get(-100, 1, 0.0) is None
+    cache.put(-100, 1, True, 0.0)
+    cache.put(-100, 2, False, 0.0)
+    assert cache.get(-100, 1, 299.0) is True
+    assert cache.get(-100, 2, 299.0) is False  # a "no" is remembered too
+    assert cache.get(-200, 1, 299.0) is None  # admin of one group is nobody in another
+    assert cache.get(-100, 1, 300.0) is None  # expired: Telegram is asked again
+    assert len(cache) == 1
+
+
+def test_admin_cache_is_bounded_and_drops_expired_answers_first() -> None:
+    cache = AdminCache(seconds=10, max_entries=3)
+    cache.put(-1, 1, True, 0.0)
+    cache.put(-1, 2, True, 5.0)
+    cache.put(-1, 3, True, 6.0)
+    cache.put(-1, 4, True, 11.0)  # full: the expired (-1, 1) goes
+    assert len(cache) == 3
+    assert cache.get(-1, 2, 11.0) is True
+    cache.put(-1, 5, False, 12.0)  # full, nothing expired: the oldest (-1, 2) goes
+    assert len(cache) == 3
+    assert cache.get(-1, 2, 12.0) is None
+    assert [cache.get(-1, u, 12.0) for u in (3, 4, 5)] == [True, True, False]
+    cache.put(-1, 3, False, 13.0)  # a fresh answer replaces the old one and its place
+    cache.put(-1, 6, True, 14.0)
+    assert cache.get(-1, 4, 14.0) is None
+    assert cache.get(-1, 3, 14.0) is False
+
+
+def test_admin_cache_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        AdminCache(seconds=0, max_entries=10)
+    with pytest.raises(ValueError):
+        AdminCache(seconds=300, max_entries=0)

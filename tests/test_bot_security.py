@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
-from test_bot import ADMIN, ALICE, BOB, PRODUCT, Call, Harness, bot_harness
+from test_bot import (
+    ADMIN,
+    ALICE,
+    BOB,
+    GROUP,
+    PRODUCT,
+    TOKEN,
+    Call,
+    Harness,
+    bot_harness,
+    record_restock,
+)
 
 # Tags the bot's own texts use; anything else in a reply would be injected markup.
 _OWN_TAGS = re.compile(r"</?(b|i|code)>")
@@ -202,10 +214,233 @@ async def test_admin_commands_look_unknown_to_others(tmp_path: Path) -> None:
 
 
 async def test_token_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from test_bot import TOKEN
-
     caplog.set_level("DEBUG")
     async with bot_harness(tmp_path) as h:
         h.api.failures["sendMessage"] = [(400, {"ok": False, "description": f"bad {TOKEN}"})]
         await h.say("/help")
     assert TOKEN not in caplog.text
+
+
+# --- groups: only the group's administrators change what it watches ---------------------------
+
+REFUSED = "グループの登録を変更できるのは、このグループの管理者だけです。"
+TRY_AGAIN = "管理者かどうかを確認できませんでした。少し待ってからもう一度お試しください。"
+
+
+async def in_group(h: Harness, text: str, user: int = BOB, **options: Any) -> list[Call]:
+    return await h.say(text, user, chat=GROUP, chat_type="supergroup", **options)
+
+
+async def group_with_one_watch(h: Harness) -> int:
+    """Alice, the group's creator, subscribes it to PRODUCT; returns the subscription id."""
+    h.api.members[(GROUP, ALICE)] = "creator"
+    [reply] = await in_group(h, f"/watch {PRODUCT}", user=ALICE)
+    assert "登録しました" in reply.text
+    [sub] = await h.repo.list_subscriptions(GROUP)
+    h.api.clear()
+    return sub.id
+
+
+async def test_a_members_watch_in_a_group_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path) as h:
+        for chat_type in ("group", "supergroup"):
+            [reply] = await h.say(f"/watch {PRODUCT}", BOB, chat=GROUP, chat_type=chat_type)
+            assert reply.chat_id == GROUP and reply.text == REFUSED
+        [english] = await in_group(h, f"/watch@RestockBot {PRODUCT}", language="en")
+        assert english.text == "Only this group's admins can change its watches."
+        assert h.api.member_checks() == [(GROUP, BOB)]  # asked once, then remembered
+        assert h.resolver.asked == []  # refused before the URL was even looked at
+        assert await h.repo.list_subscriptions(GROUP) == []
+        assert (await h.repo.stats()).users == 0  # not even the chat was recorded
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["/unwatch 1", "/pause", "/pause 1", "/resume", "/quiet 23:00-07:00", "/stop", "/start w_w1"],
+)
+async def test_every_change_to_a_groups_watches_needs_an_admin(
+    tmp_path: Path, command: str
+) -> None:
+    from watcher.model import Watch
+
+    async with bot_harness(tmp_path) as h:
+        await h.repo.sync_yaml_watches([Watch(key="w1", name="w1", url=PRODUCT)], h.clock.now())
+        await group_with_one_watch(h)
+        if command == "/resume":
+            await in_group(h, "/pause", user=ALICE)
+        before = await h.repo.list_subscriptions(GROUP)
+        [reply] = await in_group(h, command)
+        assert reply.text == REFUSED
+        assert await h.repo.list_subscriptions(GROUP) == before
+        assert (GROUP, BOB) in h.api.member_checks()
+
+
+@pytest.mark.parametrize("status", ["creator", "administrator"])
+async def test_a_group_admin_changes_the_groups_watches(tmp_path: Path, status: str) -> None:
+    async with bot_harness(tmp_path) as h:
+        h.api.members[(GROUP, BOB)] = status
+        [reply] = await in_group(h, f"/watch {PRODUCT}")
+        assert "登録しました" in reply.text
+        [sub] = await h.repo.list_subscriptions(GROUP)
+        assert sub.target == PRODUCT
+        [reply] = await in_group(h, "/pause 1")
+        assert "一時停止しました" in reply.text
+        [reply] = await in_group(h, "/stop")
+        assert "1件の登録を終了" in reply.text
+        assert h.api.member_checks() == [(GROUP, BOB)]  # three changes, one question
+
+
+async def test_an_anonymous_admin_writing_as_the_group_is_an_admin(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path) as h:
+        [reply] = await in_group(h, f"/watch {PRODUCT}", as_group=True, language=None)
+        assert "登録しました" in reply.text
+        assert len(await h.repo.list_subscriptions(GROUP)) == 1
+        [reply] = await in_group(h, "/unwatch 1", as_group=True, language=None)
+        assert "削除しました" in reply.text
+        assert await h.repo.list_subscriptions(GROUP) == []
+        assert h.api.member_checks() == []  # only an admin can write as the group
+
+
+async def test_a_bot_posing_as_someone_else_in_a_group_is_still_ignored(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path) as h:
+        from test_bot import ANONYMOUS_ADMIN_BOT
+
+        sender = {"id": ANONYMOUS_ADMIN_BOT, "is_bot": True, "first_name": "Group"}
+        channel = {"id": -100999, "type": "channel", "title": "Other"}
+        message = {
+            "message_id": 1,
+            "date": 1_700_000_000,
+            "chat": {"id": GROUP, "type": "supergroup"},
+            "sender_chat": channel,  # a linked channel's post: not the group's own admins
+            "from": sender,
+            "text": f"/watch {PRODUCT}",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        }
+        await h.feed({"update_id": 1, "message": message})
+        assert h.api.sent() == []
+        assert await h.repo.list_subscriptions(GROUP) == []
+
+
+async def test_members_still_read_the_groups_list_and_help(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path) as h:
+        await group_with_one_watch(h)
+        [listing] = await in_group(h, "/list")
+        assert "（1件）" in listing.text and listing.buttons()
+        [helping] = await in_group(h, "/help", language="en")
+        assert "Restock alert bot" in helping.text
+        [start] = await in_group(h, "/start", language="en")
+        assert "Restock alert bot" in start.text
+        assert h.api.member_checks() == []  # reading never asks who is an admin
+        # A member's /start does not switch the group's alerts to their language.
+        assert (await h.repo.ensure_chat_user(GROUP, h.clock.now())).language == "ja"
+
+
+async def test_a_members_button_press_on_the_groups_list_is_refused_with_an_alert(
+    tmp_path: Path,
+) -> None:
+    async with bot_harness(tmp_path) as h:
+        sub_id = await group_with_one_watch(h)
+        for data in (f"p:{sub_id}", f"r:{sub_id}"):
+            calls = await h.press(data, user=BOB, chat=GROUP, chat_type="supergroup")
+            assert [c.method for c in calls] in (
+                ["getChatMember", "answerCallbackQuery"],
+                ["answerCallbackQuery"],  # the second press: the answer is remembered
+            )
+            answer = calls[-1]
+            assert answer.form["text"] == REFUSED
+            assert answer.form["show_alert"] == "true"
+        [sub] = await h.repo.list_subscriptions(GROUP)
+        assert sub.active and not sub.paused
+        assert h.api.member_checks() == [(GROUP, BOB)]
+        # Alice, the creator (known since her /watch), may press it.
+        calls = await h.press(f"p:{sub_id}", user=ALICE, chat=GROUP, chat_type="supergroup")
+        assert [c.method for c in calls] == ["answerCallbackQuery", "editMessageText"]
+        assert calls[0].form["text"] == "一時停止しました"
+        assert calls[0].form.get("show_alert") != "true"
+        assert (await h.repo.list_subscriptions(GROUP))[0].paused
+
+
+async def test_forged_buttons_in_a_group_do_not_ask_telegram(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path) as h:
+        calls = await h.press("x:1", user=BOB, chat=GROUP, chat_type="supergroup")
+        assert [c.method for c in calls] == ["answerCallbackQuery"]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        (400, {"ok": False, "error_code": 400, "description": "Bad Request: user not found"}),
+        (403, {"ok": False, "error_code": 403, "description": f"Forbidden: {TOKEN}"}),
+        "unreachable",
+    ],
+)
+async def test_a_failed_admin_check_refuses_and_asks_to_try_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: Any
+) -> None:
+    caplog.set_level("INFO")
+    async with bot_harness(tmp_path) as h:
+        h.api.members[(GROUP, BOB)] = "administrator"
+        if failure == "unreachable":
+            h.api.unreachable.add("getChatMember")
+        else:
+            h.api.failures["getChatMember"] = [failure, failure]
+        [reply] = await in_group(h, f"/watch {PRODUCT}")
+        assert reply.text == TRY_AGAIN
+        assert await h.repo.list_subscriptions(GROUP) == []
+        calls = await h.press("p:1", user=BOB, chat=GROUP, chat_type="supergroup")
+        assert calls[-1].form["text"] == TRY_AGAIN and calls[-1].form["show_alert"] == "true"
+        assert "bot: admin check failed" in caplog.text
+        assert TOKEN not in caplog.text
+        # A failure is not remembered: once Telegram answers, the admin gets through.
+        h.api.unreachable.clear()
+        h.api.failures.clear()
+        [reply] = await in_group(h, f"/watch {PRODUCT}")
+        assert "登録しました" in reply.text
+        assert len(h.api.member_checks()) == 3
+
+
+async def test_admin_answers_are_remembered_for_five_minutes(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path, command_limit=100) as h:
+        h.api.members[(GROUP, BOB)] = "administrator"
+        await in_group(h, f"/watch {PRODUCT}")
+        h.clock.t += 299
+        await in_group(h, "/pause")
+        assert h.api.member_checks() == [(GROUP, BOB)]
+        # Five minutes on, Telegram is asked again and a demotion takes effect.
+        h.api.members[(GROUP, BOB)] = "member"
+        h.clock.t += 2
+        [reply] = await in_group(h, "/resume")
+        assert reply.text == REFUSED
+        assert h.api.member_checks() == [(GROUP, BOB), (GROUP, BOB)]
+        # Each user of each group is asked about separately.
+        await in_group(h, "/resume", user=ALICE)
+        await h.say("/resume", BOB, chat=GROUP - 1, chat_type="group")
+        assert h.api.member_checks()[2:] == [(GROUP, ALICE), (GROUP - 1, BOB)]
+
+
+async def test_private_chats_never_ask_who_is_an_admin(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path) as h:
+        await h.say(f"/watch {PRODUCT}")
+        await h.say("/watch 4901234567894")
+        [sub, _] = await h.repo.list_subscriptions(ALICE)
+        await h.say("/pause 1")
+        await h.say("/resume")
+        await h.say("/quiet 23:00-07:00")
+        await h.say("/list")
+        await h.press(f"p:{sub.id}")
+        await h.press(f"r:{sub.id}")
+        await h.say("/unwatch 1")
+        await h.say("/stop")
+        assert [c.method for c in h.api.calls if c.method == "getChatMember"] == []
+        assert await h.repo.list_subscriptions(ALICE) == []
+
+
+async def test_bot_wide_admin_commands_work_in_a_group_without_an_admin_check(
+    tmp_path: Path,
+) -> None:
+    async with bot_harness(tmp_path) as h:
+        await group_with_one_watch(h)
+        assert await record_restock(h, GROUP) == 1
+        [stats] = await in_group(h, "/stats", user=ADMIN)
+        assert "統計" in stats.text
+        assert h.api.member_checks() == []

@@ -314,9 +314,7 @@ def test_the_parse_function_must_be_sendable_by_name() -> None:
 # -- choosing a reader -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("cpus", "workers"), [(1, 0), (2, 1), (3, 2), (5, 2), (64, 2)], ids=str
-)
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 0), (2, 1), (3, 2), (5, 2), (64, 2)], ids=str)
 def test_auto_workers_leave_a_core_for_the_loop(cpus: int, workers: int) -> None:
     assert default_parse_workers(cpus) == workers
 

@@ -6,7 +6,10 @@ The bot is open to anyone, so every input is hostile until checked:
 - each user gets `command_limit` commands per `command_window` seconds: the first refused
   command gets one short answer, the rest get silence, so a flood costs one message;
 - overlong messages and control characters get a short answer and are not read further;
-- every dynamic text in a reply is escaped for Telegram's HTML mode (`bot_texts.say`).
+- every dynamic text in a reply is escaped for Telegram's HTML mode (`bot_texts.say`);
+- in a group, only its creator and administrators (asked with getChatMember, answers cached for a
+  few minutes; an anonymous admin writing as the group counts) change what the group watches;
+  members may still read /list and /help. When Telegram cannot say, the change is refused.
 A user who blocks the bot (my_chat_member "kicked", or 403 on a reply) has their subscriptions
 ended, and nothing else is touched.
 
@@ -24,7 +27,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram import (
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import (
@@ -51,7 +61,7 @@ from notifiers.pacing import (
 )
 from notifiers.render import canonical_url, escape_html, shorten
 from notifiers.telegram import retry_after_seconds
-from watcher.bot_limits import CommandRateLimiter, Verdict
+from watcher.bot_limits import AdminCache, CommandRateLimiter, Verdict
 from watcher.bot_parse import (
     ButtonAction,
     ButtonPress,
@@ -100,6 +110,13 @@ ECHO_MAX = 80  # characters of a user's own input quoted back in an error
 RESOLVE_TIMEOUT = 10.0  # seconds a user's URL may take to resolve before it is refused
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 GONE_STATUSES = frozenset({ChatMemberStatus.BANNED, ChatMemberStatus.LEFT})
+GROUP_TYPES = frozenset({ChatType.GROUP, ChatType.SUPERGROUP})
+ADMIN_STATUSES = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
+ADMIN_CACHE_SECONDS = 300.0
+ADMIN_CACHE_SIZE = 4096  # (group, user) answers remembered at most
+# Commands that change a chat's subscriptions or their settings; /start does when it carries a
+# shared watch's deep link (`_changes_subscriptions`), and the /list buttons always do.
+CHANGING_COMMANDS = frozenset({"watch", "unwatch", "pause", "resume", "quiet", "stop"})
 
 BotApplication = Application[Any, Any, Any, Any, Any, Any]
 Context = CallbackContext[Any, Any, Any, Any]
@@ -127,11 +144,12 @@ class Incoming:
     """One command from one user in one chat, already admitted (rate limit, size, characters)."""
 
     chat_id: int
-    user_id: int
+    user_id: int | None  # None for an anonymous group admin (Telegram hides who it is)
     language: Language
     args: tuple[str, ...] = ()
     rest: str = ""
-    admin: bool = False
+    admin: bool = False  # a bot-wide admin (settings.admins), not a group's administrator
+    group: bool = False
 
 
 Handler = Callable[[Incoming], Awaitable[None]]
@@ -159,6 +177,7 @@ class ChatBot:
         self.pacer = pacer
         self._stores = stores_text(settings.allowed_hosts)
         self.limiter = CommandRateLimiter(settings.command_limit, settings.command_window)
+        self.group_admins = AdminCache(ADMIN_CACHE_SECONDS, ADMIN_CACHE_SIZE)
         self._redactor = SecretRedactor([settings.token.reveal()])
         # Before PTB logs its first URL (it holds the token).
         install_redactor(self._redactor, REDACTED_LOGGERS)
@@ -263,7 +282,10 @@ class ChatBot:
 
     async def _on_message(self, update: Update, context: Context) -> None:
         message, chat, user = update.message, update.effective_chat, update.effective_user
-        if message is None or message.text is None or chat is None or user is None or user.is_bot:
+        if message is None or message.text is None or chat is None or user is None:
+            return
+        anonymous = _anonymous_admin(message, chat)
+        if user.is_bot and not anonymous:  # an anonymous admin's "from" is a stand-in bot
             return
         text = message.text
         private = chat.type == ChatType.PRIVATE
@@ -273,22 +295,29 @@ class ChatBot:
         if command is not None and not command.for_bot(self.application.bot.username):
             return  # "/list@OtherBot" in a group
         language = language_for(user.language_code)
-        if not await self._admit(user.id, chat.id, language):
+        # Every anonymous admin shares one stand-in user: they are limited per group instead.
+        if not await self._admit(chat.id if anonymous else user.id, chat.id, language):
             return
-        admin = user.id in self.settings.admins
+        admin = not anonymous and user.id in self.settings.admins
         problem = input_problem(text, self._max_chars(command, admin))
         if problem is not None:
             await self._send(chat.id, say(language, problem))
             return
         incoming = Incoming(
             chat_id=chat.id,
-            user_id=user.id,
+            user_id=None if anonymous else user.id,
             language=language,
             args=command.args if command else (text.strip(),),
             rest=command.rest if command else text.strip(),
             admin=admin,
+            group=chat.type in GROUP_TYPES,
         )
         async with self._chat_lock(chat.id):
+            if incoming.group and not anonymous and _changes_subscriptions(command):
+                refusal = await self._group_refusal(chat.id, user.id)
+                if refusal is not None:
+                    await self._send(chat.id, say(language, refusal))
+                    return
             try:
                 await self._dispatch(incoming, command)
             except InputError as exc:
@@ -342,6 +371,12 @@ class ChatBot:
             return
         press = parse_callback(query.data)
         async with self._chat_lock(chat_id):
+            chat = query.message.chat if query.message is not None else None
+            if press is not None and chat is not None and chat.type in GROUP_TYPES:
+                refusal = await self._group_refusal(chat.id, user.id)
+                if refusal is not None:
+                    await self._answer(query.id, plain(language, refusal), alert=True)
+                    return
             done = press is not None and await self._apply_press(press, chat_id)
             await self._answer(query.id, plain(language, _toast_key(press, done)))
             if done and query.message is not None:
@@ -375,11 +410,16 @@ class ChatBot:
     # --- commands ----------------------------------------------------------------------------
 
     async def _cmd_start(self, incoming: Incoming) -> None:
-        await self._remember(incoming)
         key = watch_key_from_payload(incoming.args[0]) if incoming.args else None
         if key is not None:
+            await self._remember(incoming)
             await self._subscribe_shared(incoming, key)
             return
+        if incoming.group:
+            # Anyone may read the help; only a change by an admin sets the group's language.
+            await self.repository.ensure_chat_user(incoming.chat_id, self.clock.now())
+        else:
+            await self._remember(incoming)
         await self._send(incoming.chat_id, help_text(incoming.language, self._stores))
 
     async def _cmd_help(self, incoming: Incoming) -> None:
@@ -486,6 +526,35 @@ class ChatBot:
 
     # --- helpers -----------------------------------------------------------------------------
 
+    async def _group_refusal(self, chat_id: int, user_id: int) -> str | None:
+        """None when `user_id` administers the group, else the text key of the refusal."""
+        admin = await self._administers(chat_id, user_id)
+        if admin is None:
+            return "admin_check_failed"
+        return None if admin else "admins_only"
+
+    async def _administers(self, chat_id: int, user_id: int) -> bool | None:
+        """Whether the user is the group's creator or an administrator; None if Telegram failed.
+
+        A failure is not cached: the user is asked to try again, and the next try asks again.
+        """
+        now = self.clock.monotonic()
+        cached = self.group_admins.get(chat_id, user_id, now)
+        if cached is not None:
+            return cached
+        try:
+            member = await self.application.bot.get_chat_member(chat_id, user_id)
+        except TelegramError as exc:
+            LOG.warning(
+                "bot: admin check failed in chat %s: %s",
+                recipient_hash(str(chat_id)),
+                self._redactor.redact(str(exc)),
+            )
+            return None
+        admin = member.status in ADMIN_STATUSES
+        self.group_admins.put(chat_id, user_id, admin, self.clock.monotonic())
+        return admin
+
     async def _remember(self, incoming: Incoming) -> None:
         """Create or refresh the chat user, keeping the language its alerts will use."""
         await self.repository.ensure_chat_user(
@@ -572,9 +641,9 @@ class ChatBot:
         except TelegramError as exc:  # too old to edit, unchanged...: the toast already told
             LOG.info("bot: list not refreshed: %s", self._redactor.redact(str(exc)))
 
-    async def _answer(self, query_id: str, text: str | None) -> None:
+    async def _answer(self, query_id: str, text: str | None, *, alert: bool = False) -> None:
         try:
-            await self.application.bot.answer_callback_query(query_id, text=text)
+            await self.application.bot.answer_callback_query(query_id, text=text, show_alert=alert)
         except TelegramError as exc:  # an expired query: nothing to tell anyone
             LOG.info("bot: callback not answered: %s", self._redactor.redact(str(exc)))
 
@@ -625,6 +694,20 @@ class ChatBot:
         """The user blocked the bot or removed it: end the chat's subscriptions, keep the rest."""
         ended = await self.repository.deactivate_chat(chat_id, self.clock.now(), blocked=True)
         LOG.info("bot: chat %s gone, %d subscriptions ended", recipient_hash(str(chat_id)), ended)
+
+
+def _anonymous_admin(message: Message, chat: Chat) -> bool:
+    """A message a group admin sent as the group itself: only admins can write that way."""
+    return message.sender_chat is not None and message.sender_chat.id == chat.id
+
+
+def _changes_subscriptions(command: Command | None) -> bool:
+    """Whether the message changes what the chat watches (a plain link is a /watch)."""
+    if command is None:
+        return True
+    if command.name == "start":
+        return bool(command.args) and watch_key_from_payload(command.args[0]) is not None
+    return command.name in CHANGING_COMMANDS
 
 
 def _error_text(language: Language, error: InputError) -> str:

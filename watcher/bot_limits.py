@@ -1,4 +1,7 @@
-"""The chat bot's per-user command rate limit: pure, driven by the times the caller passes in."""
+"""The chat bot's limits: per-user command rate, and the memory of who administers a group.
+
+Both are pure, driven by the monotonic times the caller passes in.
+"""
 
 from __future__ import annotations
 
@@ -60,3 +63,49 @@ class CommandRateLimiter:
     def _forget_before(window: _UserWindow, cutoff: float) -> None:
         while window.times and window.times[0] <= cutoff:
             window.times.popleft()
+
+
+class AdminCache:
+    """Recent answers to "does this user administer this group?", each kept for `seconds`.
+
+    A busy group would otherwise cost a getChatMember per command. A promotion or demotion is
+    seen once the cached answer expires. At most `max_entries` answers are kept: when full, the
+    expired ones go first, then the oldest.
+    """
+
+    def __init__(self, seconds: float, max_entries: int) -> None:
+        if seconds <= 0 or max_entries < 1:
+            raise ValueError("an admin cache needs seconds > 0 and max_entries >= 1")
+        self.seconds = seconds
+        self.max_entries = max_entries
+        # Insertion order is expiry order, since every answer lives equally long.
+        self._answers: dict[tuple[int, int], tuple[float, bool]] = {}
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def get(self, chat_id: int, user_id: int, now: float) -> bool | None:
+        """The cached answer, or None when there is none still fresh at monotonic time `now`."""
+        entry = self._answers.get((chat_id, user_id))
+        if entry is None:
+            return None
+        expires, admin = entry
+        if expires <= now:
+            del self._answers[(chat_id, user_id)]
+            return None
+        return admin
+
+    def put(self, chat_id: int, user_id: int, admin: bool, now: float) -> None:
+        """Remember an answer Telegram gave at monotonic time `now`."""
+        key = (chat_id, user_id)
+        self._answers.pop(key, None)  # re-inserted at the end: its expiry is now the latest
+        self._make_room(now)
+        self._answers[key] = (now + self.seconds, admin)
+
+    def _make_room(self, now: float) -> None:
+        while self._answers:
+            oldest = next(iter(self._answers))
+            expired = self._answers[oldest][0] <= now
+            if not expired and len(self._answers) < self.max_entries:
+                return
+            del self._answers[oldest]

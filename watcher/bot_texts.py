@@ -100,6 +100,9 @@ TEXTS: dict[Language, dict[str, str]] = {
         "stopped": "通知を停止しました（{count}件の登録を終了）。"
         "また使うときは /watch で登録してください。",
         "link_unknown": "このリンクの商品は現在登録できません。",
+        "admins_only": "グループの登録を変更できるのは、このグループの管理者だけです。",
+        "admin_check_failed": "管理者かどうかを確認できませんでした。"
+        "少し待ってからもう一度お試しください。",
         "broadcast_usage": "使い方: /broadcast 本文",
         "broadcast_started": "{count}件のチャットに送信します。",
         "broadcast_done": "送信完了: {sent}件成功、{failed}件失敗。",
@@ -158,6 +161,9 @@ TEXTS: dict[Language, dict[str, str]] = {
         "quiet_off": "Quiet hours are off.",
         "stopped": "Stopped ({count} watches ended). Use /watch to start again.",
         "link_unknown": "This link's product cannot be watched right now.",
+        "admins_only": "Only this group's admins can change its watches.",
+        "admin_check_failed": "I could not check that you are an admin here. Please try again "
+        "in a moment.",
         "broadcast_usage": "Usage: /broadcast text",
         "broadcast_started": "Sending to {count} chats.",
         "broadcast_done": "Broadcast done: {sent} sent, {failed} failed.",
