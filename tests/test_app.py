@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from httpserver import LoopbackServer, Reply
 from test_engine import (
+    HOST,
     IN,
     OUT,
     Harness,
@@ -26,29 +28,39 @@ from test_engine import (
 
 from watcher import miniserver
 from watcher.app import (
+    CHANNEL_SETTINGS,
+    LIVE_SETTINGS,
     RELOAD_POLL_SECONDS,
+    RESTART_SETTINGS,
     App,
     Overrides,
     fast_transport,
+    held_for_restart,
     is_dead_local_worker,
     release_dead_local_leases,
     tuned,
 )
-from watcher.config import load_config
+from watcher.config import Server, Settings, load_config
 from watcher.db import open_repository
-from watcher.demo_shop import DemoShop, ShopProduct
+from watcher.demo_shop import DemoShop, ShopProduct, Shows
 from watcher.engine import EngineSettings
 from watcher.fetch import Fetcher, build_client
-from watcher.model import FetchPlan, Watch
+from watcher.model import EventKind, FetchPlan, Watch
 
 __all__ = ["start"]  # the fixture, shared with the engine tests
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def rewrite(h: Harness, watches: list[str]) -> None:
+def rewrite(
+    h: Harness,
+    watches: list[str],
+    *,
+    hosts: dict[str, str] | None = None,
+    settings: dict[str, str] | None = None,
+) -> None:
     database = h.app.config.settings.database
-    h.config_path.write_text(watchlist(Path(database), watches))
+    h.config_path.write_text(watchlist(Path(database), watches, hosts=hosts, settings=settings))
 
 
 async def statuses(h: Harness) -> dict[str, dict[str, object]]:
@@ -272,3 +284,234 @@ async def test_the_fast_transport_keeps_no_cookies_between_checks() -> None:
     await client.aclose()
     assert first.status == second.status == 200
     assert [r.headers.get("cookie") for r in server.requests] == [None, None]
+
+
+# --- settings on reload -----------------------------------------------------------------------
+
+ALL_DAY = (
+    "[{days: mon-sun, from: '00:00', to: '12:00', interval: 1s},"
+    " {days: mon-sun, from: '12:00', to: '24:00', interval: 1s}]"
+)
+
+
+def reload_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == "restock.app" and r.levelno == level
+    ]
+
+
+async def settings_reloaded(caplog: pytest.LogCaptureFixture) -> str:
+    await eventually(
+        lambda: any(m.startswith("settings reloaded") for m in reload_lines(caplog, logging.INFO)),
+        what="the settings reload",
+    )
+    [line] = [m for m in reload_lines(caplog, logging.INFO) if m.startswith("settings reloaded")]
+    return line
+
+
+async def test_a_new_host_delay_spaces_the_shops_requests_without_a_restart(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="restock.app")
+    levers = {f"p{i}": Lever(OUT) for i in range(3)}
+    shop = await start.shop(**levers)
+    watches = [url_watch(slug, shop.url(slug)) for slug in levers]
+    h = await start(watches, shop=shop)  # no delay: three products at 1 s come ~3 a second
+    await eventually(lambda: shop.total_requests >= 3, what="the first checks")
+
+    rewrite(h, watches, hosts={HOST: "{concurrency: 4, min_delay: 1s, min_interval: 0s}"})
+    assert await settings_reloaded(caplog) == "settings reloaded: politeness"
+    reloaded_at = shop.clock()
+    await eventually(
+        lambda: sum(1 for t, _ in shop.arrivals if t > reloaded_at) >= 3, what="three requests"
+    )
+
+    times = [t for t, _ in shop.arrivals if t > reloaded_at][:3]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.95, gaps  # a second apart, as the edited watchlist asks
+    assert h.app.politeness.policy(HOST).min_delay == 1.0
+
+
+async def test_a_raised_global_concurrency_lets_more_checks_run_at_once(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="restock.app")
+    levers = {f"p{i}": Lever(OUT) for i in range(8)}
+    shop = await start.shop(**levers)
+    # Eight products every second, each check 0.4 s: one at a time, they fall behind.
+    shop.latency = 0.4
+    watches = [url_watch(slug, shop.url(slug)) for slug in levers]
+    h = await start(watches, shop=shop, settings={"global_concurrency": "1"})
+    await eventually(lambda: shop.total_requests >= 3, what="the first checks")
+    assert shop.max_in_flight == 1
+
+    rewrite(h, watches, settings={"global_concurrency": "4"})
+    assert await settings_reloaded(caplog) == "settings reloaded: global_concurrency"
+    await eventually(lambda: shop.max_in_flight >= 2, what="checks side by side")
+    assert h.app.engine.settings.concurrency == 4
+
+
+async def test_a_lowered_global_concurrency_lets_running_checks_finish_and_claims_no_more(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="restock.app")
+    levers = {f"p{i}": Lever(OUT) for i in range(12)}
+    shop = await start.shop(**levers)
+    shop.latency = 0.5  # twelve checks a second of half a second each: products wait their turn
+    watches = [url_watch(slug, shop.url(slug)) for slug in levers]
+    h = await start(watches, shop=shop, settings={"global_concurrency": "4"})
+    checking = h.app.engine._in_flight  # products this engine has claimed and is checking
+    await eventually(lambda: shop.in_flight >= 3, what="checks side by side")
+
+    rewrite(h, watches, settings={"global_concurrency": "1"})
+    assert await settings_reloaded(caplog) == "settings reloaded: global_concurrency"
+    most = 0
+    for _ in range(60):  # 1.2 s: the checks in flight end, and one at a time follow
+        most = max(most, len(checking))
+        await asyncio.sleep(0.02)
+    assert most <= 4  # nothing more was claimed while the old checks ran
+    assert len(checking) <= 1 and shop.in_flight <= 1
+
+
+async def test_a_stricter_confirm_applies_to_the_next_restock(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="restock.app")
+    box = Lever(OUT)
+    shop = await start.shop(box=box)
+    watches = [url_watch("box", shop.url("box"))]
+    h = await start(watches, shop=shop)  # confirm: 2
+    await eventually(lambda: h.requests("box") >= 1, what="the baseline")
+
+    rewrite(h, watches, settings={"debounce": "{confirm: 3, rearm: 2, cooldown: 0s}"})
+    assert await settings_reloaded(caplog) == "settings reloaded: debounce"
+    seen = h.requests("box")
+    box.shows = IN
+    await eventually(lambda: bool(h.recorder.notices), what="the restock")
+
+    # Three buyable answers in a row (two confirming re-checks), not two.
+    assert h.requests("box") - seen == 3
+    assert h.recorder.kinds("box") == [EventKind.RESTOCK]
+
+
+async def test_new_hot_windows_and_default_interval_set_the_next_due_times(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="restock.app")
+    shop = await start.shop(box=Lever(OUT))
+    watches = [url_watch("box", shop.url("box"), "interval: 1h")]
+    h = await start(watches, shop=shop, settings={"hot_windows": ALL_DAY})
+    # The all-day window polls the hourly watch every second.
+    await eventually(lambda: h.requests("box") >= 2, what="two checks inside the hot window")
+
+    rewrite(h, watches, settings={"hot_windows": "[]", "default_interval": "2s"})
+    line = await settings_reloaded(caplog)
+    assert line == "settings reloaded: default_interval, hot_windows"
+    assert h.app.engine.settings.default_interval == timedelta(seconds=2)
+    seen = h.requests("box")
+    await eventually(lambda: h.requests("box") > seen, what="the check due before the reload")
+
+    async def due_in_an_hour() -> bool:
+        [status] = await h.repo.watch_statuses()
+        due = status.next_check_at
+        return due is not None and due - datetime.now(UTC) > timedelta(minutes=50)
+
+    await eventually(due_in_an_hour, what="the next check an hour away")
+    # The quick re-check interval did not come back through the tuned test timings.
+    assert h.app.engine.settings.idle_poll == 0.05
+
+
+async def test_a_new_user_agent_goes_out_with_the_next_checks(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="restock.app")
+    page = Reply(body="<p>在庫あり</p>".encode(), headers={"content-type": "text/html"})
+    with LoopbackServer() as server:
+        server.add("/item", page)
+        watches = [url_watch("item", server.url("/item"))]
+        h = await start(watches, settings={"user_agent": "restock-test/1"})
+        await eventually(lambda: bool(server.requests), what="the first check")
+
+        rewrite(h, watches, settings={"user_agent": "restock-test/2"})
+        assert await settings_reloaded(caplog) == "settings reloaded: user_agent"
+        await eventually(
+            lambda: server.requests[-1].headers.get("user-agent") == "restock-test/2",
+            what="a check with the new User-Agent",
+        )
+    agents = [r.headers.get("user-agent") for r in server.requests]
+    assert agents[0] == "restock-test/1"
+
+
+async def test_restart_only_settings_say_so_and_keep_their_running_value(
+    start: Start, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.INFO, logger="restock.app")
+    shop = await start.shop(box=Lever(OUT))
+    watches = [url_watch("box", shop.url("box"))]
+    h = await start(watches, shop=shop)
+    await eventually(lambda: h.requests("box") >= 1, what="the first check")
+    running_database = h.app.config.settings.database
+    moved = tmp_path / "elsewhere.sqlite3"
+
+    edited = {
+        "database": str(moved),
+        "parse_workers": "1",
+        "debounce": "{confirm: 3, rearm: 2, cooldown: 0s}",
+    }
+    h.config_path.write_text(watchlist(moved, watches, settings=edited))
+    assert await settings_reloaded(caplog) == "settings reloaded: debounce"
+
+    assert reload_lines(caplog, logging.ERROR) == [
+        "settings.database, settings.parse_workers changed: restart `restock run` to apply them"
+    ]
+    assert h.app.config.settings.database == running_database
+    assert h.app.config.settings.parse_workers == "auto"
+    assert h.app.engine.detector.settings.confirm == 3  # the live one in the same edit applies
+    seen = h.requests("box")
+    await eventually(lambda: h.requests("box") > seen, what="checks going on")
+    assert not moved.exists()
+    assert [s.key for s in await h.repo.watch_statuses()] == ["box"]
+
+
+async def test_a_hosts_backoff_survives_a_politeness_reload(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="restock.app")
+    sick = Lever(OUT)
+    shop = await start.shop(sick=sick)
+    shop.retry_after = "2"
+    watches = [url_watch("sick", shop.url("sick"))]
+    h = await start(watches, shop=shop)
+    await eventually(lambda: h.requests("sick") >= 1, what="the baseline")
+    sick.queue = [Shows.UNAVAILABLE]  # one 503 with Retry-After: 2
+    await eventually(lambda: h.app.politeness.retry_in(HOST) > 0, what="the host backing off")
+    politeness = h.app.politeness
+    blocked_at = shop.arrivals[-1][0]
+
+    rewrite(h, watches, hosts={HOST: "{concurrency: 2, min_delay: 0s, min_interval: 0s}"})
+    assert await settings_reloaded(caplog) == "settings reloaded: politeness"
+
+    assert h.app.politeness is politeness
+    state = politeness.snapshot()[HOST]
+    assert state.concurrency == 2 and state.consecutive_blocks == 1
+    assert state.backoff_remaining > 0
+    await eventually(lambda: h.requests("sick") >= 3, what="checks after the backoff")
+    after = [t for t, _ in shop.arrivals if t > blocked_at]
+    assert after[0] - blocked_at >= 1.9  # the shop was left alone for its Retry-After
+
+
+def test_every_setting_is_live_a_channels_or_restart_only() -> None:
+    groups = [*LIVE_SETTINGS, *CHANNEL_SETTINGS, *RESTART_SETTINGS]
+    assert sorted(groups) == sorted(Settings.model_fields)
+    assert len(groups) == len(set(groups))
+
+
+def test_a_new_public_url_applies_but_a_moved_endpoint_waits() -> None:
+    running = Settings(server=Server(listen="127.0.0.1:8787"))
+    new = Settings(server=Server(listen="0.0.0.0:9000", public_url="https://shop.example/"))
+    held, kept = held_for_restart(running, new)
+    assert held == ["server"]
+    assert kept.server is not None and kept.server.listen == running.server.listen
+    assert str(kept.server.public_url) == "https://shop.example/"
+    assert held_for_restart(Settings(), new)[1].server is None  # no endpoint until a restart
+    assert held_for_restart(running, running) == ([], running)

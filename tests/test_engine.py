@@ -11,8 +11,9 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 import httpx
@@ -25,11 +26,14 @@ from watcher.app import App, Overrides
 from watcher.config import load_config
 from watcher.db import SQLiteRepository, open_repository
 from watcher.demo_shop import DemoShop, ShopProduct, Shows
-from watcher.engine import STORE_ROW_PREFIX, LayoutDrift, is_layout_miss
+from watcher.detector import DebounceSettings
+from watcher.engine import STORE_ROW_PREFIX, Engine, EngineSettings, LayoutDrift, is_layout_miss
+from watcher.fetch import Fetcher
 from watcher.model import Availability, EventKind, Observation
 from watcher.observe import read_page
-from watcher.politeness import Backoff
-from watcher.repository import ObservationRecord
+from watcher.politeness import Backoff, Politeness
+from watcher.repository import DueProduct, ObservationRecord
+from watcher.schedule import HotWindow
 from watcher.stores.sources import RAKUTEN_SEARCH_URL
 
 IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER
@@ -113,14 +117,20 @@ def watchlist(
     *,
     hosts: dict[str, str] | None = None,
     sources: str = "",
+    settings: dict[str, str] | None = None,
 ) -> str:
+    """A watchlist for the loopback shop; `settings` replaces or adds `settings` keys."""
     hosts = hosts or {HOST: FAST}
+    given = {
+        "database": str(database),
+        "default_interval": "1s",
+        "hot_windows": "[]",
+        "debounce": "{confirm: 2, rearm: 2, cooldown: 0s}",
+        **(settings or {}),
+    }
     lines = [
         "settings:",
-        f"  database: {database}",
-        "  default_interval: 1s",
-        "  hot_windows: []",
-        "  debounce: {confirm: 2, rearm: 2, cooldown: 0s}",
+        *(f"  {key}: {value}" for key, value in given.items()),
         "  politeness:",
         "    hosts:",
         *(f"      {host}: {limits}" for host, limits in hosts.items()),
@@ -155,10 +165,13 @@ class Start:
         hosts: dict[str, str] | None = None,
         sources: str = "",
         parse_workers: int | None = None,
+        settings: dict[str, str] | None = None,
     ) -> Harness:
         path = self.folder / "watchlist.yaml"
         database = self.folder / "restock.sqlite3"
-        path.write_text(watchlist(database, watches, hosts=hosts, sources=sources))
+        path.write_text(
+            watchlist(database, watches, hosts=hosts, sources=sources, settings=settings)
+        )
         config = load_config(path)
         repo = await open_repository(config.settings.database)
         recorder = Recorder()
@@ -580,3 +593,40 @@ async def test_unchanged_pages_are_not_read_again_for_watches_with_their_own_rul
     assert statuses["own-rules"].state["last_buyable"] is True  # its own rules, still applied
     assert statuses["plain"].state is not None
     assert statuses["plain"].state["last_buyable"] is False
+
+
+async def test_applied_settings_set_the_next_intervals(tmp_path: Path) -> None:
+    """A reload's interval settings, time zone and debounce reach the running engine."""
+    url = "https://shop.example/item"
+    now = datetime(2025, 3, 4, 18, 30, tzinfo=UTC)  # 03:30 in Tokyo, 13:30 in New York
+    repo = await open_repository(tmp_path / "restock.sqlite3")
+    client = httpx.AsyncClient()
+    try:
+        product_id = await repo.ensure_product(url, None, now)
+        for days in (1, 2, 3):  # restocks at this hour: adaptive polling speeds up now
+            await repo.record_restock(product_id, None, now - timedelta(days=days))
+        settings = EngineSettings(default_interval=timedelta(minutes=4), adaptive=True)
+        engine = Engine(repo, Fetcher(client), Politeness(), owner="me", settings=settings)
+        product = DueProduct(product_id, url, None, now, now, interval=None, subscribers=1)
+        tokyo = await engine._interval(product, timedelta(0), now)
+        assert tokyo < timedelta(minutes=4)
+        detector = engine.detector
+
+        engine.apply_settings(
+            replace(settings, timezone="America/New_York", default_interval=timedelta(minutes=10))
+        )
+        # The restock hours are counted again in New York's hours, where they fell now too.
+        new_york = await engine._interval(product, timedelta(0), now)
+        assert abs(new_york - tokyo * 10 / 4) < timedelta(milliseconds=1)
+        assert engine.detector is detector  # debounce unchanged
+
+        every_minute = HotWindow(frozenset(range(7)), dtime(0), dtime(0), timedelta(minutes=1))
+        stricter = DebounceSettings(confirm=3)
+        engine.apply_settings(
+            replace(engine.settings, hot_windows=(every_minute,), adaptive=False, debounce=stricter)
+        )
+        assert await engine._interval(product, timedelta(0), now) == timedelta(minutes=1)
+        assert engine.detector.settings == stricter
+    finally:
+        await client.aclose()
+        await repo.close()

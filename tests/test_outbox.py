@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.db import SQLiteRepository, open_repository
+from watcher.db import SQLiteRepository, open_repository, to_epoch
 from watcher.errors import StorageError
 from watcher.model import Availability, Event, EventKind, Notify, Observation, Watch
 from watcher.repository import (
@@ -229,6 +229,88 @@ async def test_a_batch_of_results_is_recorded_at_once_with_each_status(
     assert (again.id, again.attempts) == (retried.id, 2)
     [dead] = await repo.dead_letters()
     assert (dead.id, dead.last_error) == (failed.id, "chat not found")
+
+
+async def test_a_large_batch_records_alike_results_together_and_each_its_own_time(
+    repo: SQLiteRepository, db_path: Path
+) -> None:
+    await repo.sync_yaml_watches([watch(Notify(telegram=tuple(range(1, 301))))], NOW)
+    await record(repo, [event()])
+    claimed = await repo.claim_deliveries("dispatcher", NOW, 300, LEASE)
+    retry_at = {
+        d.id: NOW + timedelta(seconds=i, microseconds=i * 7919) for i, d in enumerate(claimed)
+    }
+    results = [
+        DeliveryResult(d.id, "retry", "HTTP 429", retry_at[d.id])
+        if i % 10 == 0
+        else DeliveryResult(d.id, "failed", f"chat {d.recipient} not found")
+        if i % 10 == 1
+        else DeliveryResult(d.id, "sent")
+        for i, d in enumerate(claimed)
+    ]
+    statuses = await repo.record_results(results, NOW, max_attempts=3)
+
+    expected = {"retry": "pending", "failed": "failed", "sent": "sent"}
+    assert statuses == [expected[r.outcome] for r in results]
+    with sqlite3.connect(db_path) as conn:
+        written = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT id, status, next_attempt_at, last_error, sent_at, lease_owner"
+                " FROM deliveries"
+            )
+        }
+    for r in results:
+        status, next_at, error, sent_at, owner = written[r.delivery_id]
+        assert owner is None
+        if r.outcome == "retry":
+            assert (status, next_at, error) == (
+                "pending",
+                to_epoch(retry_at[r.delivery_id]),
+                r.detail,
+            )
+        elif r.outcome == "failed":
+            assert (status, error, sent_at) == ("failed", r.detail, None)
+        else:
+            assert (status, error, sent_at) == ("sent", None, to_epoch(NOW))
+
+
+async def test_a_batch_naming_a_delivery_twice_records_its_first_result(
+    repo: SQLiteRepository,
+) -> None:
+    """As if written one by one: the later result finds the delivery no longer pending, and each
+    is reported with the status its delivery ends with."""
+    await repo.sync_yaml_watches([watch(Notify(telegram=(1, 2)))], NOW)
+    await record(repo, [event()])
+    first, second = await claim_all(repo)
+    results = [
+        DeliveryResult(second.id, "failed", "chat not found"),
+        DeliveryResult(first.id, "sent"),
+        DeliveryResult(first.id, "failed", "chat not found"),
+    ]
+    assert await repo.record_results(results, NOW, max_attempts=3) == ["failed", "sent", "sent"]
+    assert [d.id for d in await repo.dead_letters()] == [second.id]
+
+
+async def test_postpone_many_holds_each_delivery_until_its_own_time(
+    repo: SQLiteRepository,
+) -> None:
+    await repo.sync_yaml_watches([watch(Notify(telegram=(1, 2, 3)))], NOW)
+    await record(repo, [event()])
+    one, two, three = await claim_all(repo)
+    await repo.mark_sent(three.id, NOW)
+    morning = NOW + timedelta(hours=8)
+    await repo.postpone_many(
+        [(one.id, morning), (two.id, morning + timedelta(hours=1)), (three.id, morning)], NOW
+    )
+    await repo.postpone_many([], NOW)
+    assert await claim_all(repo, morning - timedelta(minutes=1)) == []
+    [first] = await claim_all(repo, morning)
+    assert (first.id, first.attempts) == (one.id, 1)  # the held attempt was not spent
+    await repo.mark_sent(first.id, morning)
+    [second] = await claim_all(repo, morning + timedelta(hours=1))
+    assert second.id == two.id
+    assert (await repo.outbox_depth())["sent"] == 2  # a sent one stays sent
 
 
 async def test_a_batch_retry_dead_letters_once_its_attempts_are_spent(

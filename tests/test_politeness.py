@@ -362,3 +362,109 @@ async def test_snapshot_and_forgetting_idle_hosts() -> None:
     assert snapshot["blocked.example"].consecutive_blocks == 1
     assert snapshot["new.example"].in_flight == 1
     assert snapshot["new.example"].concurrency == 3
+
+
+# --- reconfiguring (a watchlist reload) -------------------------------------------------------
+
+
+async def test_reconfiguring_keeps_each_hosts_backoff_and_breaker() -> None:
+    clock = FakeClock()
+    politeness = gate(clock, HostPolicy(concurrency=2, min_delay=0.0))
+    for _ in range(3):
+        politeness.report("shop.example", blocked=True)
+    before = politeness.snapshot()["shop.example"]
+    assert before.breaker is Breaker.OPEN
+
+    politeness.reconfigure(
+        lambda host: HostPolicy(concurrency=8, min_delay=0.0), global_concurrency=4
+    )
+
+    after = politeness.snapshot()["shop.example"]
+    assert (after.consecutive_blocks, after.breaker) == (3, Breaker.OPEN)
+    assert after.backoff_remaining == before.backoff_remaining > 0
+    assert after.concurrency == 8  # the new policy
+    with pytest.raises(HostBackingOff):
+        async with politeness.slot("shop.example"):
+            pass
+
+
+async def test_a_lowered_limit_lets_held_slots_finish_and_new_ones_obey_it() -> None:
+    clock = FakeClock()
+    politeness = gate(clock, HostPolicy(concurrency=2, min_delay=0.0))
+    release = [asyncio.Event(), asyncio.Event()]
+    started: list[str] = []
+
+    async def request(name: str, done: asyncio.Event) -> None:
+        async with politeness.slot("shop.example"):
+            started.append(name)
+            await done.wait()
+
+    held = [asyncio.create_task(request(f"held{i}", release[i])) for i in range(2)]
+    await settle()
+    politeness.reconfigure(
+        lambda host: HostPolicy(concurrency=1, min_delay=0.0), global_concurrency=16
+    )
+    late_done = asyncio.Event()
+    late = asyncio.create_task(request("late", late_done))
+    await settle()
+    assert started == ["held0", "held1"]  # both held slots go on
+
+    release[0].set()
+    await settle()
+    assert "late" not in started  # one slot still held: the new limit of one is reached
+    release[1].set()
+    await settle()
+    assert started[-1] == "late"
+    assert politeness.snapshot()["shop.example"].in_flight == 1
+    late_done.set()
+    await asyncio.gather(*held, late)
+
+
+async def test_a_raised_limit_frees_a_waiting_request_at_once() -> None:
+    clock = FakeClock()
+    politeness = gate(clock, HostPolicy(concurrency=1, min_delay=0.0), global_concurrency=1)
+    done = asyncio.Event()
+    started: list[str] = []
+
+    async def request(name: str, host: str) -> None:
+        async with politeness.slot(host):
+            started.append(name)
+            await done.wait()
+
+    tasks = [asyncio.create_task(request("first", "a.example"))]
+    await settle()
+    tasks.append(asyncio.create_task(request("second", "b.example")))  # waits on the global cap
+    await settle()
+    assert started == ["first"]
+
+    politeness.reconfigure(
+        lambda host: HostPolicy(concurrency=1, min_delay=0.0), global_concurrency=2
+    )
+    await settle()
+    assert started == ["first", "second"]
+    done.set()
+    await asyncio.gather(*tasks)
+
+
+async def test_a_longer_delay_applies_to_the_next_request() -> None:
+    clock = FakeClock()
+    politeness = gate(clock, HostPolicy(concurrency=4, min_delay=1.0))
+    async with politeness.slot("shop.example"):
+        pass
+    politeness.reconfigure(
+        lambda host: HostPolicy(concurrency=4, min_delay=5.0), global_concurrency=16
+    )
+    async with politeness.slot("shop.example"):
+        assert clock() == 5.0  # spaced by the new delay from the start before the reload
+
+
+def test_reconfiguring_refuses_a_global_cap_below_one() -> None:
+    politeness = gate(FakeClock(), HostPolicy())
+    with pytest.raises(ValueError, match="global concurrency"):
+        politeness.reconfigure(lambda host: HostPolicy(), global_concurrency=0)
+
+
+async def settle() -> None:
+    """Let every ready task run until it waits."""
+    for _ in range(5):
+        await asyncio.sleep(0)

@@ -27,7 +27,7 @@ from telegram.error import InvalidToken
 from notifiers import NOTIFIERS
 from notifiers.base import Notifier
 from watcher.bot import BotSettings, ChatBot
-from watcher.config import DEFAULT_ALLOWED_HOSTS, Config, load_config
+from watcher.config import DEFAULT_ALLOWED_HOSTS, Config, Server, Settings, load_config
 from watcher.detector import DebounceSettings
 from watcher.dispatch import Dispatcher, DispatchSettings
 from watcher.engine import Engine, EngineSettings
@@ -37,7 +37,7 @@ from watcher.metrics import Metrics
 from watcher.netguard import URLGuard
 from watcher.observe import SearchSetup
 from watcher.parsepool import page_reader
-from watcher.politeness import Backoff, PolicyBook, Politeness
+from watcher.politeness import Backoff, HostPolicy, PolicyBook, Politeness
 from watcher.repository import Repository
 from watcher.schedule import HotWindow, stable_phase
 from watcher.server import StatusServer, unsubscribe_secret_from_env
@@ -159,15 +159,26 @@ def search_setup(config: Config) -> SearchSetup:
     return SearchSetup(credentials=credentials)
 
 
-def politeness_for(config: Config, backoff: Backoff | None = None) -> Politeness:
+def dispatch_settings(config: Config) -> DispatchSettings:
+    return DispatchSettings(
+        max_attempts=config.settings.dispatch.max_attempts, timezone=config.settings.timezone
+    )
+
+
+def host_policies(config: Config) -> Callable[[str], HostPolicy]:
+    """Each host's limits under the watchlist's `politeness` (a fresh cache per watchlist)."""
     p = config.settings.politeness
     book = PolicyBook(
         default=p.default.model_dump(),
         hosts={host: o.model_dump(exclude_none=True) for host, o in p.hosts.items()},
         store_limits=store_limits,
     )
+    return functools.lru_cache(maxsize=4096)(book.policy)  # a policy is asked for every request
+
+
+def politeness_for(config: Config, backoff: Backoff | None = None) -> Politeness:
     return Politeness(
-        functools.lru_cache(maxsize=4096)(book.policy),  # a policy is asked for every request
+        host_policies(config),
         global_concurrency=config.settings.global_concurrency,
         backoff=backoff or Backoff(),
     )
@@ -241,10 +252,7 @@ class App:
             repository,
             self.notifiers,
             owner=self.owner,
-            settings=DispatchSettings(
-                max_attempts=config.settings.dispatch.max_attempts,
-                timezone=config.settings.timezone,
-            ),
+            settings=dispatch_settings(config),
             metrics=self.metrics,
         )
         self.politeness = politeness_for(config, overrides.host_backoff)
@@ -257,11 +265,7 @@ class App:
         self.guarded_client = self.client if overrides.transport is not None else build_client()
         self.engine = Engine(
             repository,
-            Fetcher(
-                self.client,
-                guarded_client=self.guarded_client,
-                user_agent=config.settings.user_agent,
-            ),
+            self._fetcher(config),
             self.politeness,
             owner=self.owner,
             settings=settings,
@@ -278,6 +282,12 @@ class App:
             ),
         )
         self.bot = self._chat_bot(config)
+
+    def _fetcher(self, config: Config) -> Fetcher:
+        # It only borrows the clients' transports: a new one per User-Agent costs nothing.
+        return Fetcher(
+            self.client, guarded_client=self.guarded_client, user_agent=config.settings.user_agent
+        )
 
     def _chat_bot(self, config: Config) -> ChatBot | None:
         telegram = config.notifiers.telegram
@@ -394,11 +404,50 @@ class App:
             return
         if config.fingerprint == self.config.fingerprint:
             return
+        config = self._hold_for_restart(config)
         # Channels first: deliveries the new watches cause need a notifier to claim them.
         await self._reload_channels(config)
+        self._reload_settings(config)
         await self.sync_watches(config)
         self.config = config
         log.info("watchlist %s reloaded: %d watches", path, len(config.watches))
+
+    def _hold_for_restart(self, config: Config) -> Config:
+        """The new watchlist with the running values of settings only a restart can change."""
+        held, settings = held_for_restart(self.config.settings, config.settings)
+        if not held:
+            return config
+        names = ", ".join(f"settings.{name}" for name in held)
+        them = "it" if len(held) == 1 else "them"
+        log.error("%s changed: restart `restock run` to apply %s", names, them)
+        return replace(config, settings=settings)
+
+    def _reload_settings(self, config: Config) -> None:
+        """Apply the settings a reload changes to the running parts; their state is kept."""
+        changed = changed_settings(self.config, config)
+        if not changed:
+            return
+        if {"politeness", "global_concurrency"} & changed:
+            self.politeness.reconfigure(
+                host_policies(config), global_concurrency=config.settings.global_concurrency
+            )
+        if "user_agent" in changed:
+            self.engine.fetcher = self._fetcher(config)
+        # Built as at the start, with the overrides' timings (tests and the demo) kept.
+        self.engine.apply_settings(tuned(engine_settings(config), self.overrides))
+        # The dispatcher's other settings are not the watchlist's: they stay as they were built.
+        dispatch = config.settings.dispatch
+        self.dispatcher.apply_settings(
+            replace(
+                self.dispatcher.settings,
+                max_attempts=dispatch.max_attempts,
+                timezone=config.settings.timezone,
+            )
+        )
+        if self.bot is not None and "sources" in changed:
+            jan_search = bool(search_setup(config).credentials)
+            self.bot.settings = replace(self.bot.settings, jan_search=jan_search)
+        log.info("settings reloaded: %s", ", ".join(sorted(changed)))
 
     async def _reload_channels(self, config: Config) -> None:
         """Build the channels a reload adds or changes; Telegram changes need a restart."""
@@ -428,6 +477,52 @@ def changed_channels(old: Config, new: Config) -> set[str]:
     if any(getattr(old.settings, k) != getattr(new.settings, k) for k in shared):
         return names
     return {n for n in names if getattr(old.notifiers, n) != getattr(new.notifiers, n)}
+
+
+# Settings a reload applies to the running engine, politeness and dispatcher.
+LIVE_SETTINGS = (
+    "timezone",
+    "default_interval",
+    "user_agent",
+    "debounce",
+    "politeness",
+    "adaptive",
+    "hot_windows",
+    "global_concurrency",
+    "dispatch",
+)
+# Settings of the channels: a reload rebuilds the channels they shape (`changed_channels`).
+CHANNEL_SETTINGS = ("language", "x")
+# Settings that only a restart applies (`server.public_url` alone is a channel setting).
+RESTART_SETTINGS = ("database", "parse_workers", "server")
+
+
+def changed_settings(old: Config, new: Config) -> set[str]:
+    """The live settings a reload changes; `sources` when the JAN search credentials change."""
+    changed = {k for k in LIVE_SETTINGS if getattr(old.settings, k) != getattr(new.settings, k)}
+    if search_setup(old) != search_setup(new):
+        changed.add("sources")
+    return changed
+
+
+def held_for_restart(running: Settings, new: Settings) -> tuple[list[str], Settings]:
+    """The restart-only settings `new` changes, and `new` with their running values kept."""
+    kept: dict[str, object] = {}
+    for name in ("database", "parse_workers"):
+        if getattr(running, name) != getattr(new, name):
+            kept[name] = getattr(running, name)
+    server = running_server(running.server, new.server)
+    if server != new.server:
+        kept["server"] = server
+    return sorted(kept), new.model_copy(update=kept)
+
+
+def running_server(running: Server | None, new: Server | None) -> Server | None:
+    """The `server` section that holds until a restart: the endpoint starts, stops and moves
+    only then; a new `public_url` (a channel setting: e-mail links) applies at once."""
+    if running is None or new is None:
+        return running
+    return new.model_copy(update={"listen": running.listen})
 
 
 def _mtime(path: Path) -> float | None:

@@ -2,9 +2,13 @@
 
 One worker per channel, so a slow or failing channel never delays another. A worker claims a
 batch of its channel's due deliveries with a lease (two dispatchers never send the same one),
-hands them to the notifier, and writes the batch's results back in one transaction: sent, retry
-later (with backoff), permanent failure, or skipped. A delivery whose lease expires (the process
-died mid-send) comes back by itself; only such an in-flight send can ever go out twice.
+hands them to the notifier, and queues the batch's results: sent, retry later (with backoff),
+permanent failure, or skipped. A recorder writes what is queued, several batches (of every
+channel) in one transaction, while the workers go on sending: one event's thousands of deliveries
+then cost a few writes, not one per batch, each waiting for the write lock. A worker waits for it
+only when a whole group is queued, so few results are ever unwritten. A delivery whose lease
+expires (the process died mid-send, or before its result was written) comes back by itself; only
+such a delivery can ever go out twice.
 
 New deliveries mostly skip the claim: the engine's check leases them to this dispatcher in the
 transaction that writes them (`claim_request`) and hands them over in memory (`hand`); a worker
@@ -57,6 +61,18 @@ class DispatchSettings:
     # would be claimed again at once and burn every attempt in a tight loop.
     retry_floor: timedelta = timedelta(seconds=1)
     timezone: str = "Asia/Tokyo"  # quiet hours are read in this zone
+    # Most results written in one transaction; also how many may wait to be written before a
+    # worker waits for them.
+    record_group: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Unrecorded:
+    """A sent batch's result waiting for the recorder."""
+
+    channel: str
+    item: ClaimedDelivery
+    result: SendResult
 
 
 @dataclass(slots=True)
@@ -96,6 +112,16 @@ class Dispatcher:
         self._releasing: set[asyncio.Task[None]] = set()
         self._look: set[str] = set()  # channels woken to look in the outbox
         self._request = self._claim_request()
+        # Plain results of sent batches, waiting to be written together; see _queue_results.
+        self._unrecorded: list[_Unrecorded] = []
+        self._recorder: asyncio.Task[None] | None = None
+        self._room = asyncio.Event()  # the recorder took a group off the queue
+
+    def apply_settings(self, settings: DispatchSettings) -> None:
+        """Use `settings` from the next batch on (a watchlist reload: attempts, time zone)."""
+        self.settings = settings
+        self._zone = ZoneInfo(settings.timezone)
+        self._request = self._claim_request()
 
     def wake(self) -> None:
         """New deliveries were written: look now instead of at the next poll."""
@@ -117,12 +143,14 @@ class Dispatcher:
             self.wake()
             return
         orphans = []
-        for item in claimed:
-            if self._stopped or item.channel not in self.notifiers:
-                orphans.append(item)  # no worker will send it: give it back at once
+        # Channel by channel: a fan-out hands thousands of deliveries on one or two channels.
+        for channel in {item.channel for item in claimed}:
+            items = [item for item in claimed if item.channel == channel]
+            if self._stopped or channel not in self.notifiers:
+                orphans += items  # no worker will send them: give them back at once
                 continue
-            self._handed.setdefault(item.channel, deque()).append(item)
-            self._wake[item.channel].set()
+            self._handed.setdefault(channel, deque()).extend(items)
+            self._wake[channel].set()
         self._release_soon(orphans)
 
     def _take_handed(
@@ -175,6 +203,7 @@ class Dispatcher:
         finally:
             self._group = None
             self._stopped = True
+            await self._flush_results()  # what went out is recorded before run() returns
             # Handed over but never sent: back to the outbox now, not when the lease expires.
             await self._release_all_handed()
 
@@ -209,6 +238,7 @@ class Dispatcher:
         total = 0
         for name, notifier in self.notifiers.items():
             total += await self._send_batch(name, notifier)
+        await self._flush_results()
         return total
 
     async def _channel_loop(self, name: str, stop: asyncio.Event) -> None:
@@ -224,6 +254,10 @@ class Dispatcher:
                 turns.look_at = moment()
             try:
                 if await self._send_next(name, self.notifiers[name], turns, moment):
+                    # A notifier that accepts at once never suspends, and results are written
+                    # in the background: without this, thousands of handed deliveries would
+                    # hold the event loop (and every check) until the last batch.
+                    await asyncio.sleep(0)
                     continue
             except Exception:  # a database hiccup must not end the worker
                 log.exception("dispatch %s: batch failed", name)
@@ -282,7 +316,7 @@ class Dispatcher:
         if ready:
             self._observe_handoff(name, ready)
             results = await _send_safely(notifier, [_notice(item) for item in ready])
-            await self._record_all(name, list(zip(ready, results, strict=True)))
+            await self._record_all(name, zip(ready, results, strict=True))
 
     def _observe_handoff(self, channel: str, ready: Sequence[ClaimedDelivery]) -> None:
         """Time from the event to its first hand-off (a retry's wait is not hand-off latency)."""
@@ -295,51 +329,105 @@ class Dispatcher:
     async def _apply_quiet_hours(
         self, channel: str, claimed: Sequence[ClaimedDelivery], now: datetime
     ) -> list[ClaimedDelivery]:
-        """The deliveries to send now; the others are held (not an attempt) or dropped."""
+        """The deliveries to send now; the others are held (not an attempt) or dropped.
+
+        Not one write each: a restock at night may find thousands of recipients inside their
+        quiet hours. Held ones are written in one go, dropped ones with the sent results.
+        """
         ready = []
+        held = []
+        dropped = []
         for item in claimed:
             quiet_until = _quiet_until(item.quiet, now, self._zone)
             if quiet_until is None:
                 ready.append(item)
             elif item.quiet is not None and item.quiet.mode is QuietMode.DROP:
-                await self.repository.mark_skipped(item.id, "quiet hours", now)
-                self.metrics.deliveries.inc(channel=channel, result=Outcome.SKIPPED.value)
+                dropped.append(_Unrecorded(channel, item, SendResult.skipped("quiet hours")))
             else:
-                await self.repository.postpone(item.id, quiet_until, now)
+                held.append((item.id, quiet_until))
+        if held:
+            await self.repository.postpone_many(held, now)
+        if dropped:
+            await self._queue_results(dropped)
         return ready
 
     async def _record_all(
-        self, channel: str, handed: Sequence[tuple[ClaimedDelivery, SendResult]]
+        self, channel: str, handed: Iterable[tuple[ClaimedDelivery, SendResult]]
     ) -> None:
-        """Record a batch's results: the plain ones in one write, then those with side effects.
+        """Record a batch's results: the plain ones queued for the recorder, then those with
+        side effects, each in its own write.
 
-        The plain ones go first: a recipient deactivated by a later result skips its pending
-        deliveries, and one of them that already went out must be recorded as sent, not skipped.
+        The plain ones are written first, every one queued so far: a recipient deactivated by a
+        later result skips its pending deliveries, and one of them that already went out must be
+        recorded as sent, not skipped.
         """
-        plain = [(item, result) for item, result in handed if not _has_side_effects(result)]
-        if plain:
-            await self._record_plain_safely(channel, plain)
+        plain: list[tuple[ClaimedDelivery, SendResult]] = []
+        special: list[tuple[ClaimedDelivery, SendResult]] = []
         for item, result in handed:
-            if _has_side_effects(result):
-                await self._record_safely(channel, item, result)
+            (special if _has_side_effects(result) else plain).append((item, result))
+        if plain:
+            await self._queue_results([_Unrecorded(channel, i, r) for i, r in plain])
+        if special:
+            await self._flush_results()
+        for item, result in special:
+            await self._record_safely(channel, item, result)
 
-    async def _record_plain_safely(
-        self, channel: str, plain: Sequence[tuple[ClaimedDelivery, SendResult]]
-    ) -> None:
-        """One transaction for the whole batch; if it fails, each result gets its own chance."""
+    async def _queue_results(self, results: Sequence[_Unrecorded]) -> None:
+        """Queue results for the recorder; wait while a whole group already waits for it."""
+        self._unrecorded += results
+        while len(self._unrecorded) >= self.settings.record_group:
+            self._room.clear()
+            recorder = self._start_recorder()
+            room = asyncio.ensure_future(self._room.wait())
+            try:
+                await asyncio.wait([room, recorder], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                room.cancel()
+        self._start_recorder()
+
+    def _start_recorder(self) -> asyncio.Task[None]:
+        if self._recorder is None:
+            self._recorder = asyncio.create_task(self._record_queued())
+        return self._recorder
+
+    async def _record_queued(self) -> None:
+        """Write the queued results, a group per transaction, until none is left."""
+        try:
+            while self._unrecorded:
+                group = self._unrecorded[: self.settings.record_group]
+                del self._unrecorded[: len(group)]
+                self._room.set()
+                await self._record_plain_safely(group)
+        finally:
+            self._recorder = None
+            self._room.set()
+
+    async def _flush_results(self) -> None:
+        """Wait until every queued result is written (or failed to be, and was logged)."""
+        while self._unrecorded or self._recorder is not None:
+            await asyncio.wait([self._start_recorder()])
+
+    async def _record_plain_safely(self, plain: Sequence[_Unrecorded]) -> None:
+        """One transaction for the whole group; if it fails, each result gets its own chance."""
         now = self.clock()
-        batch = [self._delivery_result(item, result, now) for item, result in plain]
+        batch = [self._delivery_result(u.item, u.result, now) for u in plain]
         try:
             statuses = await self.repository.record_results(batch, now, self.settings.max_attempts)
         except Exception:
-            log.exception("dispatch %s: recording %d results failed", channel, len(batch))
-            for item, result in plain:
-                await self._record_safely(channel, item, result)
+            log.exception("dispatch: recording %d results failed", len(batch))
+            for u in plain:
+                await self._record_safely(u.channel, u.item, u.result)
             return
-        for (item, result), status in zip(plain, statuses, strict=True):
-            self.metrics.deliveries.inc(channel=channel, result=result.outcome.value)
-            if result.outcome is Outcome.RETRY and status == "dead":
-                log.warning("delivery %s on %s dead-lettered: %s", item.id, channel, result.detail)
+        counts: dict[tuple[str, str], int] = {}
+        for u, status in zip(plain, statuses, strict=True):
+            key = (u.channel, u.result.outcome.value)
+            counts[key] = counts.get(key, 0) + 1
+            if u.result.outcome is Outcome.RETRY and status == "dead":
+                log.warning(
+                    "delivery %s on %s dead-lettered: %s", u.item.id, u.channel, u.result.detail
+                )
+        for (channel, outcome), count in counts.items():
+            self.metrics.deliveries.inc(count, channel=channel, result=outcome)
 
     def _delivery_result(
         self, item: ClaimedDelivery, result: SendResult, now: datetime

@@ -239,15 +239,32 @@ class Engine:
         self._db_turn = asyncio.Semaphore(settings.db_writers)
         self._in_flight: set[int] = set()  # product ids being checked by this engine
 
+    def apply_settings(self, settings: EngineSettings) -> None:
+        """Run on `settings` from now on (a watchlist reload); checks in flight finish as they are.
+
+        Watch states live in the database, so they carry over: a stricter `debounce.confirm`
+        applies from the next observation. The run loop reads the concurrency at every turn.
+        """
+        old, self.settings = self.settings, settings
+        if settings.debounce != old.debounce:
+            self.detector = Detector(settings.debounce)
+        if settings.timezone != old.timezone:
+            self._zone = ZoneInfo(settings.timezone)
+            self._histograms.clear()  # their hours were counted in the old zone
+        self._nudge.set()  # look for due products now, under the new settings
+
     # --- the loop ------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event, grace: float = 8.0) -> None:
         """Check due products until `stop` is set; then finish in-flight checks within `grace`."""
         running: set[asyncio.Task[None]] = set()
-        concurrency = self.settings.concurrency
-        refill = max(1, concurrency // 4)  # claim in batches: one query serves many checks
         while not stop.is_set():
+            concurrency = self.settings.concurrency  # read each turn: a reload may change it
+            refill = max(1, concurrency // 4)  # claim in batches: one query serves many checks
             free = concurrency - len(running)
+            if free <= 0:  # the concurrency was lowered below the checks in flight
+                await _wait_for_room(stop, running, concurrency - 1)
+                continue
             batch = await self._claim(free)
             for product, watches in batch:
                 if product.id in self._in_flight:

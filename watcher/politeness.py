@@ -242,6 +242,22 @@ class Politeness:
         book = PolicyBook(default=default, hosts=hosts, store_limits=store_limits)
         return cls(book.policy, **options)
 
+    def reconfigure(
+        self, policy_for: Callable[[str], HostPolicy], *, global_concurrency: int
+    ) -> None:
+        """Replace the policies and the global cap (a watchlist reload); every host's state stays.
+
+        Backoffs, breakers and slots already held are kept: a slot held above a lowered limit
+        finishes, and new slots wait until the hosts' counts are back under the new limits. A
+        raised limit frees waiting requests at once; a request sleeping out a host's delay wakes
+        at the old delay's end and then follows the new one.
+        """
+        if global_concurrency < 1:
+            raise ValueError(f"global concurrency must be >= 1, got {global_concurrency}")
+        self._policy_for = policy_for
+        self._global_concurrency = global_concurrency
+        self._notify()  # waiters re-check their hosts against the new limits
+
     @contextlib.asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
         """Hold one request slot on `host`; raises HostBackingOff if the host is backing off."""

@@ -392,6 +392,9 @@ class Repository(Protocol):
     async def postpone(self, delivery_id: int, until: datetime, now: datetime) -> None:
         """Hold a delivery until `until` without counting the attempt (quiet hours, rate limit)."""
 
+    async def postpone_many(self, held: Sequence[tuple[int, datetime]], now: datetime) -> None:
+        """`postpone` for (delivery id, until) pairs, in ONE transaction."""
+
     async def mark_failed(self, delivery_id: int, error: str, now: datetime) -> None:
         """A permanent failure: never retried, listed with the dead letters."""
 
