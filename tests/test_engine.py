@@ -630,3 +630,35 @@ async def test_applied_settings_set_the_next_intervals(tmp_path: Path) -> None:
     finally:
         await client.aclose()
         await repo.close()
+
+
+class GatedReader:
+    """Parses inline, but holds every page until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.statuses: list[int | None] = []
+
+    async def read(self, raw, store, rules):  # type: ignore[no-untyped-def]
+        self.statuses.append(raw.head.status)
+        await self.gate.wait()
+        return await parsepool.InlineReader().read(raw, store, rules)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_503_backs_the_host_off_before_its_page_is_parsed(start: Start) -> None:
+    sick = Lever(OUT)
+    shop = await shop_with(start, sick=sick)
+    h = await start([url_watch("sick", shop.url("sick"))], shop=shop, parse_workers=0)
+    await eventually(lambda: h.counters.checks >= 1, what="the baseline check")
+    reader = GatedReader()
+    h.app.engine.reader = reader
+    sick.queue = [Shows.UNAVAILABLE]
+    await eventually(lambda: 503 in reader.statuses, what="the 503 waiting to be parsed")
+    # The page is not parsed yet, and the host already waits out its Retry-After.
+    assert h.app.politeness.retry_in(HOST) > 0
+    reader.gate.set()
+    await eventually(lambda: h.counters.blocked >= 1, what="the block counted once parsed")
+    assert h.app.politeness.snapshot()[HOST].consecutive_blocks == 1  # reported once, not twice

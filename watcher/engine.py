@@ -341,14 +341,14 @@ class Engine:
             await self.repository.release_product(product.id, retry)
             self._scheduled(retry)
             return
-        if isinstance(fetched, _Unparsed) and fetched.raw.head.status in BLOCK_STATUSES:
+        refusal = _refusal(fetched)
+        if refusal is not None:
             # The shop said no before any parse could: the host backs off now, not after it.
-            head = fetched.raw.head
-            self.politeness.report(host, blocked=True, retry_after=head.retry_after)
+            self.politeness.report(host, blocked=True, retry_after=refusal.retry_after)
         # Parsed outside the host's slot: parsing takes no request from the shop.
         read = fetched if isinstance(fetched, _Read) else await self._parse(product, fetched)
         observation = read.observation
-        if not (isinstance(fetched, _Unparsed) and fetched.raw.head.status in BLOCK_STATUSES):
+        if refusal is None:
             self.politeness.report(
                 host, blocked=observation.blocked, retry_after=observation.retry_after
             )
@@ -617,6 +617,13 @@ def _as_each_watch_reads(read: _Read, watches: list[StoredWatch]) -> dict[int, O
     if read.observation.state is Availability.UNKNOWN or len(read.by_rules) < 2:
         return {}
     return {w.id: read.by_rules[w.watch.rules] for w in watches[1:] if w.watch.rules != first_rules}
+
+
+def _refusal(fetched: _Read | _Unparsed) -> Page | None:
+    """The head of an answer every adapter reads as a block (403, 429, 503), if it is one."""
+    if isinstance(fetched, _Unparsed) and fetched.raw.head.status in BLOCK_STATUSES:
+        return fetched.raw.head
+    return None
 
 
 def _distinct_rules(watches: list[StoredWatch]) -> tuple[TextRules | None, ...]:
