@@ -662,3 +662,27 @@ async def test_a_503_backs_the_host_off_before_its_page_is_parsed(start: Start) 
     reader.gate.set()
     await eventually(lambda: h.counters.blocked >= 1, what="the block counted once parsed")
     assert h.app.politeness.snapshot()[HOST].consecutive_blocks == 1  # reported once, not twice
+
+
+class FailingReader:
+    """A reader whose every parse fails, as a crashed or hung parse worker's pages do."""
+
+    async def read(self, raw, store, rules):  # type: ignore[no-untyped-def]
+        return parsepool.failed(raw.head, store, "worker died", len(rules))
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_failed_parses_are_counted_and_never_fire(start: Start) -> None:
+    lever = Lever(IN)
+    shop = await shop_with(start, box=lever)
+    h = await start(
+        [url_watch("box", shop.url("box"), "notify_on_first: true")], shop=shop, parse_workers=0
+    )
+    h.app.engine.reader = FailingReader()
+    await eventually(
+        lambda: h.app.metrics.parse_failures.get(store="generic") >= 3, what="failed parses"
+    )
+    assert h.recorder.notices == []  # an unparsed page is no evidence of stock
+    assert "restock_parse_failures_total" in h.app.metrics.render()

@@ -210,7 +210,9 @@ async def test_a_parse_that_raises_gives_unknown_and_the_worker_lives_on(
 
 
 @module_loop
-async def test_a_killed_worker_fails_only_its_current_page(scripted: ProcessReader) -> None:
+async def test_a_killed_worker_fails_only_its_current_page(
+    scripted: ProcessReader, caplog: pytest.LogCaptureFixture
+) -> None:
     await warm(scripted)
     (pid,) = scripted.pids()
     lost = scripted.lost_workers
@@ -226,6 +228,8 @@ async def test_a_killed_worker_fails_only_its_current_page(scripted: ProcessRead
         assert [obs.price for obs in answer] == [100 + i, 100 + i]
     assert scripted.lost_workers == lost + 1
     assert len(scripted.pids()) == 1 and scripted.pids() != (pid,)
+    # The operator hears of it: which worker, why, and how many pages went to a fresh one.
+    assert f"parse worker {pid} lost (it died); 5 page(s)" in caplog.text
 
 
 @module_loop

@@ -38,7 +38,7 @@ from watcher.metrics import Metrics
 from watcher.model import Availability, FetchFacts, Observation, Page, TextRules
 from watcher.netguard import URLGuard
 from watcher.observe import SearchSetup, read_jan
-from watcher.parsepool import InlineReader, PageReader
+from watcher.parsepool import FAILED_PREFIX, InlineReader, PageReader
 from watcher.politeness import HostBackingOff, Politeness
 from watcher.repository import (
     CheckOutcome,
@@ -441,6 +441,8 @@ class Engine:
         observations = await self.reader.read(fetched.raw, product.store, rules)
         by_rules = dict(zip(rules, observations, strict=True))
         observation = observations[0]
+        if observation.reason.startswith(FAILED_PREFIX):
+            self.metrics.parse_failures.inc(store=observation.store or self._store_of(product))
         if observation.state is Availability.UNKNOWN:
             return _Read(observation, by_rules)
         # Only a page that said something is remembered, with what identifies it.

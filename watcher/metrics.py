@@ -116,6 +116,12 @@ class Metrics:
             "restock_deliveries_total", "Delivery attempts by channel and result"
         )
     )
+    parse_failures: Counter = field(
+        default_factory=lambda: Counter(
+            "restock_parse_failures_total",
+            "Pages whose parse failed (an error, a parse worker that died or timed out), by store",
+        )
+    )
     fetch_seconds: Histogram = field(
         default_factory=lambda: Histogram("restock_fetch_seconds", "Fetch latency by store")
     )
@@ -135,6 +141,7 @@ class Metrics:
             self.events,
             self.flaps,
             self.deliveries,
+            self.parse_failures,
             self.fetch_seconds,
             self.handoff_seconds,
             self.outbox,

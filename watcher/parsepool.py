@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import multiprocessing
 import os
 import pickle
@@ -35,6 +36,8 @@ from watcher.model import Observation, Page, TextRules
 from watcher.observe import read_page
 from watcher.stores import adapter_for
 
+log = logging.getLogger("restock.parse")
+
 ParseFn = Callable[[Page, str | None, TextRules | None], Observation]
 Rules = tuple[TextRules | None, ...]
 Observations = tuple[Observation, ...]
@@ -42,6 +45,7 @@ Observations = tuple[Observation, ...]
 DEFAULT_TIMEOUT = 30.0  # seconds one page may take in a worker before the worker is killed
 START_TIMEOUT = 60.0  # seconds a new worker may take to start before it is given up
 CLOSE_GRACE = 1.0  # seconds workers get to exit on `aclose` before they are killed
+FAILED_PREFIX = "parse failed:"  # how an observation says its page could not be parsed
 MAX_AUTO_WORKERS = 2  # each worker holds its own interpreter (~35-70 MB); more is a choice
 _REASON_MAX = 300
 
@@ -97,7 +101,7 @@ def _describe(exc: Exception) -> str:
 
 def failed(head: Page, store: str | None, why: str, count: int) -> Observations:
     """`count` unknown observations saying the parse failed, carrying the fetch facts."""
-    reason = f"parse failed: {why}"[:_REASON_MAX]
+    reason = f"{FAILED_PREFIX} {why}"[:_REASON_MAX]
     observation = Observation.unknown(reason, store=_store_name(head, store)).with_fetch(head)
     return (observation,) * count
 
@@ -294,6 +298,12 @@ class ProcessReader:
             return
         self._workers.remove(worker)
         self.lost_workers += 1
+        log.warning(
+            "parse worker %s lost (%s); %d page(s) it held go to a fresh worker",
+            worker.process.pid,
+            worker.fault or "it died",
+            max(0, len(worker.pending) - 1) if worker.ready else 0,
+        )
         worker.disconnect()
         worker.process.kill()  # if it still runs (a hang, a broken pipe), it must not linger
         self._dying.append(worker.process)
