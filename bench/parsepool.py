@@ -6,7 +6,9 @@ flight. Prints, per reader:
   (this counts the loop's sleeps and wake-ups between answers, which a busy loop mostly skips);
 - "busy loop": the main process's CPU µs per page while the loop also runs other CPU-bound work
   (as the engine's loop does under load), that work's own CPU taken off;
-- the round trip of one read at a time.
+- the round trip of one read at a time;
+- for a ProcessReader, what one worker costs to start: the first read of a fresh reader (the
+  worker's start included) and the worker's peak RSS (VmHWM).
 
 Asserts nothing.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -126,6 +129,28 @@ async def round_trip(read: Read, raw: RawPage, count: int) -> float:
     return sorted(samples)[len(samples) // 2]
 
 
+async def worker_start(raw: RawPage, count: int = 7) -> tuple[float, float]:
+    """(median ms of a fresh one-worker reader's first read, median worker peak RSS in MB)."""
+    times, peaks = [], []
+    for _ in range(count):
+        reader = ProcessReader(1)
+        try:
+            start = time.perf_counter()
+            await reader.read(raw, None, RULES)
+            times.append((time.perf_counter() - start) * 1000)
+            peaks.append(statistics.fmean(peak_mb(pid) for pid in reader.pids()))
+        finally:
+            await reader.aclose()
+    return statistics.median(times), statistics.median(peaks)
+
+
+def peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 async def measure(label: str, reader: PageReader, raw: RawPage, count: int) -> None:
     async def read(page: RawPage) -> tuple[Observation, ...]:
         return await reader.read(page, None, RULES)
@@ -152,6 +177,9 @@ async def main() -> None:
     await measure("inline", InlineReader(), raw, count)
     for workers in (1, 2):
         await measure(f"ProcessReader({workers})", ProcessReader(workers), raw, count)
+    started, peak = await worker_start(raw)
+    label = "one ProcessReader worker"
+    print(f"{label:<26} started and read in {started:.0f} ms, peak RSS {peak:.0f} MB")
     for workers in (1, 2):
         await measure(f"ProcessPoolExecutor({workers})", ExecutorReader(workers), raw, count)
 

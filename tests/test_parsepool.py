@@ -1,6 +1,6 @@
 """Parsing in worker processes: the same observations as parsing inline, each answer to its own
 request, and `unknown` (never an exception) when a parse raises, a worker dies or hangs, or the
-reader is closed. Real spawned workers; two pools are shared by the module to keep it fast."""
+reader is closed. Real worker processes; two pools are shared by the module to keep it fast."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -49,6 +53,8 @@ def scripted_parse(page: Page, store: str | None, rules: TextRules | None) -> Ob
         time.sleep(float(command[1]))
     if command[:1] == ["RAISE"]:
         raise ValueError("boom")
+    if command[:1] == ["ENVIRON"]:  # the worker's environment, as the observation's reason
+        return Observation.unknown(" ".join(sorted(os.environ)))
     return parse_one(page, store, rules)
 
 
@@ -315,6 +321,133 @@ def test_the_parse_function_must_be_sendable_by_name() -> None:
     assert "lambda" in str(caught.value)
 
 
+def nested_parse() -> Callable[[Page, str | None, TextRules | None], Observation]:
+    def parse(page: Page, store: str | None, rules: TextRules | None) -> Observation:
+        return parse_one(page, store, rules)
+
+    return parse
+
+
+def main_parse(page: Page, store: str | None, rules: TextRules | None) -> Observation:
+    return parse_one(page, store, rules)
+
+
+main_parse.__module__ = "__main__"  # as if defined in a script: a worker's __main__ differs
+
+
+@pytest.mark.parametrize(
+    ("parse", "named"),
+    [(nested_parse(), "nested_parse.<locals>.parse"), (main_parse, "__main__:main_parse")],
+    ids=["nested", "in-main"],
+)
+def test_a_parse_function_the_workers_cannot_import_is_refused_at_once(
+    parse: Callable[[Page, str | None, TextRules | None], Observation], named: str
+) -> None:
+    with pytest.raises(ValueError, match="module-level function") as caught:
+        ProcessReader(1, parse=parse)
+    assert named in str(caught.value)
+
+
+async def test_a_sigint_while_a_worker_starts_does_not_kill_it() -> None:
+    """Ctrl-C reaches the whole process group, workers that are still starting included."""
+    reader = ProcessReader(1)
+    try:
+        task = asyncio.create_task(reader.read(shop_page(11), None, [None]))
+        await asyncio.sleep(0)  # the worker process exists, its interpreter is starting
+        (pid,) = reader.pids()
+        os.kill(pid, signal.SIGINT)
+        assert await task == (read_page(shop_page(11).decoded()),)
+        assert reader.pids() == (pid,) and reader.lost_workers == 0
+    finally:
+        await reader.aclose()
+
+
+# -- a worker's process, seen from the outside ---------------------------------------------------
+
+PROBE = """
+import json, os, sys
+from watcher.model import Observation
+
+HEAVY = ("watcher.cli", "watcher.app", "watcher.bot", "telegram", "tweepy")
+
+
+def probe(page, store, rules):
+    # What the worker's interpreter holds, told back as the observation's reason.
+    return Observation.unknown(json.dumps({
+        "heavy": [name for name in HEAVY if name in sys.modules],
+        "main": getattr(sys.modules["__main__"], "__file__", None),
+        "stdin_is_null": os.path.samestat(os.fstat(0), os.stat(os.devnull)),
+    }))
+"""
+
+# A main module like the `restock` console script's: the whole command line imported.
+MAIN = """
+import asyncio, json
+import watcher.cli
+from probe import probe
+from watcher.fetch import RawPage
+from watcher.model import Page
+from watcher.parsepool import ProcessReader
+
+
+async def main():
+    reader = ProcessReader(1, parse=probe)
+    body = b"<html><h1>x</h1></html>"
+    raw = RawPage(Page(url="https://shop.example/x", status=200, bytes=len(body)), body)
+    (seen,) = await reader.read(raw, None, [None])
+    print(json.dumps({"pid": reader.pids()[0], "seen": json.loads(seen.reason)}), flush=True)
+    await asyncio.sleep(60)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def ended(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")  # exited; its new parent has not reaped it yet
+
+
+def test_a_worker_imports_only_parsing_and_ends_when_its_main_process_is_killed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "probe.py").write_text(textwrap.dedent(PROBE))
+    (tmp_path / "main.py").write_text(textwrap.dedent(MAIN))
+    # The probe module is found only on the main process's path (its script's folder).
+    main = subprocess.Popen(
+        [sys.executable, str(tmp_path / "main.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent,
+    )
+    try:
+        assert main.stdout is not None
+        told = json.loads(main.stdout.readline())
+        seen = told["seen"]
+        assert seen["heavy"] == [] and seen["main"] != str(tmp_path / "main.py")
+        assert seen["stdin_is_null"]  # not the main process's stdin (here a pipe)
+        pid = told["pid"]
+        assert not ended(pid)
+        main.kill()  # no aclose, no atexit: the worker must notice on its own
+        main.wait()
+        deadline = time.monotonic() + 5.0
+        while not ended(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ended(pid)
+    finally:
+        main.kill()
+        main.wait()
+        if main.stdin is not None:
+            main.stdin.close()
+        if main.stdout is not None:
+            main.stdout.close()
+
+
 # -- choosing a reader -------------------------------------------------------------------------
 
 
@@ -358,3 +491,16 @@ def test_parse_workers_rejects_other_values(written: str) -> None:
     (problem,) = caught.value.problems
     assert (problem.line, problem.path) == (2, "settings.parse_workers")
     assert problem.message.startswith('must be a whole number of at least 0 or "auto", got ')
+
+
+async def test_a_worker_holds_none_of_the_parents_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:secret")
+    monkeypatch.setenv("RESTOCK_UNSUBSCRIBE_SECRET", "hush")
+    reader = ProcessReader(1, parse=scripted_parse)
+    try:
+        (seen,) = await reader.read(shop_page(1, text="ENVIRON <html></html>"), None, [None])
+    finally:
+        await reader.aclose()
+    names = set(seen.reason.split())
+    assert "PYTHONPATH" in names  # the worker did report its environment
+    assert not names & {"TELEGRAM_BOT_TOKEN", "RESTOCK_UNSUBSCRIBE_SECRET"}

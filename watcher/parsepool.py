@@ -2,9 +2,11 @@
 
 Decoding and parsing a page costs 0.5-8 ms of CPU; the event loop that fetches, schedules and
 writes the database has one core. A `ProcessReader` hands the raw body bytes to a worker process
-and gets back only the observations. The workers are spawned interpreters, each joined to the loop
-by a socket pair that the loop reads and writes itself (`add_reader` / `add_writer`: no extra
-threads, no executor); a request goes to the worker with the fewest outstanding.
+and gets back only the observations. Each worker is a fresh interpreter (`watcher.parseworker`)
+that imports only what parsing needs, joined to the loop by a socket pair that the loop reads and
+writes itself (`add_reader` / `add_writer`: no extra threads, no executor); a request goes to the
+worker with the fewest outstanding. A worker ends when its socket does, so workers outlive neither
+`aclose` nor a killed main process.
 
 A reader never raises: a parse that raises, a worker that dies or hangs past the timeout, and a
 reader that is closed all answer `unknown` (``parse failed: ...``) with the fetch facts attached.
@@ -14,20 +16,21 @@ A worker that died is replaced when the next request needs it.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import inspect
 import itertools
 import logging
-import multiprocessing
 import os
 import pickle
 import signal
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from multiprocessing import resource_tracker
-from multiprocessing.process import BaseProcess
 from operator import attrgetter
 from typing import Literal, Protocol
 
@@ -46,7 +49,7 @@ DEFAULT_TIMEOUT = 30.0  # seconds one page may take in a worker before the worke
 START_TIMEOUT = 60.0  # seconds a new worker may take to start before it is given up
 CLOSE_GRACE = 1.0  # seconds workers get to exit on `aclose` before they are killed
 FAILED_PREFIX = "parse failed:"  # how an observation says its page could not be parsed
-MAX_AUTO_WORKERS = 2  # each worker holds its own interpreter (~35-70 MB); more is a choice
+MAX_AUTO_WORKERS = 2  # each worker holds its own interpreter (~35 MB); more is a choice
 _REASON_MAX = 300
 
 # A frame is (meta length, body length), the pickled meta, then the raw body (requests only).
@@ -56,6 +59,12 @@ _READ_SIZE = 64 * 1024  # answers are small; a larger buffer is an mmap and page
 _MAX_PARTS = 512  # buffers per sendmsg call, well under the kernel's IOV_MAX
 _PAGE_FIELDS = tuple(f.name for f in fields(Page))
 _page_values = attrgetter(*_PAGE_FIELDS)  # a Page as a plain tuple: cheaper to pickle
+_WORKER_MODULE = "watcher.parseworker"
+# All of its environment a worker gets: it reads hostile pages, so it holds no secrets (tokens,
+# passwords) that a parser exploit could take.
+_WORKER_ENVIRONMENT = frozenset(
+    {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT", "PYTHONUTF8"}
+)
 
 
 class PageReader(Protocol):
@@ -175,11 +184,11 @@ class _Request:
 
 
 class ProcessReader:
-    """Parses in `workers` spawned processes, started on the first request that needs one.
+    """Parses in `workers` worker processes, started on the first request that needs one.
 
     `timeout` bounds one page's parse in a worker (that worker is then killed and replaced);
-    `parse` replaces the parse function (tests), and must be a module-level function so that it
-    can be sent to the workers by name.
+    `parse` replaces the parse function (tests), and must be a module-level function of an
+    importable module (not `__main__`) so that the workers can find it by name.
     """
 
     def __init__(
@@ -195,15 +204,13 @@ class ProcessReader:
         self._size = workers
         self._timeout = timeout
         self._start_timeout = start_timeout
-        _check_sendable(parse)
         self._parse = parse
-        # Never fork: the event loop's process has threads (aiosqlite) a fork would copy mid-lock.
-        self._context = multiprocessing.get_context("spawn")
+        self._parse_name = parse_name(parse)
         self._workers: list[_Worker] = []
         self._ids = itertools.count(_READY + 1)
         self._closed = False
         self._watchdog: asyncio.TimerHandle | None = None
-        self._dying: list[BaseProcess] = []
+        self._dying: list[subprocess.Popen[bytes]] = []
         self._reaper: asyncio.TimerHandle | None = None
         self.lost_workers = 0  # workers that died, hung or broke the protocol (then replaced)
 
@@ -224,7 +231,7 @@ class ProcessReader:
 
     def pids(self) -> tuple[int, ...]:
         """Process ids of the workers running now (started or starting)."""
-        return tuple(w.process.pid for w in self._workers if w.process.pid is not None)
+        return tuple(w.process.pid for w in self._workers)
 
     async def aclose(self) -> None:
         """Stop every worker; requests still in flight answer ``parse failed: reader closed``."""
@@ -266,16 +273,13 @@ class ProcessReader:
     def _start(self) -> _Worker:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
-        process = self._context.Process(
-            target=serve, args=(theirs, self._parse), name="restock-parse", daemon=True
-        )
         try:
-            _start_quietly(process)
+            process = _start_quietly(theirs.fileno(), self._parse_name)
         except BaseException:
             ours.close()
             raise
         finally:
-            theirs.close()
+            theirs.close()  # the worker has its copy: the pool must not keep the socket open
         return _Worker(self, loop, process, ours)
 
     # -- a worker's life --
@@ -355,17 +359,38 @@ class ProcessReader:
                 await asyncio.sleep(0.01)
         for process in self._dying:
             process.kill()
-            process.join(1.0)  # SIGKILL cannot be ignored: this ends at once
-            _reaped(process)
+            try:
+                process.wait(1.0)  # SIGKILL cannot be ignored: this ends at once
+            except subprocess.TimeoutExpired:  # a process stuck in the kernel: leave it be
+                log.warning("parse worker %s did not end after SIGKILL", process.pid)
         self._dying = []
 
 
-def _check_sendable(parse: ParseFn) -> None:
-    """Fail at construction, not in a worker, if `parse` cannot be sent to one by name."""
+def parse_name(parse: ParseFn) -> str:
+    """``module:qualname`` of `parse`, by which a worker finds it; ValueError if it cannot.
+
+    Checked at construction, so a wrong function fails here rather than in every worker.
+    """
+    if not inspect.isfunction(parse):
+        raise ValueError(f"parse must be a module-level function, not {parse!r}")
+    name = f"{parse.__module__}:{parse.__qualname__}"
+    # A worker's __main__ is the worker itself, and a nested function has no importable name.
+    if parse.__module__ == "__main__" or "." in parse.__qualname__:
+        raise ValueError(f"parse must be a module-level function of an importable module: {name}")
     try:
-        pickle.dumps(parse)
-    except (pickle.PicklingError, AttributeError, TypeError) as exc:
-        raise ValueError(f"parse must be a module-level function: {exc}") from None
+        found = find_parse(name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"parse must be a module-level function: {name} ({exc})") from None
+    if found is not parse:
+        raise ValueError(f"parse must be a module-level function: {name} names something else")
+    return name
+
+
+def find_parse(name: str) -> ParseFn:
+    """The function a ``module:qualname`` from `parse_name` names."""
+    module, _, qualname = name.partition(":")
+    found: ParseFn = getattr(importlib.import_module(module), qualname)
+    return found
 
 
 def _load(worker: _Worker) -> int:
@@ -373,23 +398,26 @@ def _load(worker: _Worker) -> int:
     return len(worker.pending) + (0 if worker.ready else 4)
 
 
-def _reaped(process: BaseProcess) -> bool:
-    if process.exitcode is None:  # polls without blocking
-        return False
-    process.close()
-    return True
+def _reaped(process: subprocess.Popen[bytes]) -> bool:
+    return process.poll() is not None  # reaps it when it has exited, without blocking
 
 
-def _start_quietly(process: BaseProcess) -> None:
-    """Start `process` with SIGINT blocked, which it inherits until it ignores SIGINT itself.
+def _start_quietly(fd: int, parse: str) -> subprocess.Popen[bytes]:
+    """Start a worker on socket `fd` with SIGINT blocked, which it inherits until it ignores it.
 
     A Ctrl-C reaches every process of the terminal's group; the main process stops the workers,
-    so one caught starting must not die of it with a traceback.
+    so one caught starting must not die of it with a traceback. The worker is a fresh interpreter,
+    never a fork left running: the event loop's process has threads (aiosqlite) whose locks a
+    fork would copy mid-hold.
     """
-    resource_tracker.ensure_running()  # starting it later would unblock SIGINT under us
+    # -P and PYTHONPATH: the worker finds `watcher` (and `parse`'s module) on the same path as
+    # this process, whether it runs from a source tree, a test run or an installed package.
+    env = {name: value for name, value in os.environ.items() if name in _WORKER_ENVIRONMENT}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    command = [sys.executable, "-P", "-m", _WORKER_MODULE, str(fd), parse]
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        process.start()
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, pass_fds=(fd,), env=env)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
@@ -401,7 +429,7 @@ class _Worker:
         self,
         pool: ProcessReader,
         loop: asyncio.AbstractEventLoop,
-        process: BaseProcess,
+        process: subprocess.Popen[bytes],
         sock: socket.socket,
     ) -> None:
         self.pool = pool
@@ -501,7 +529,7 @@ def _after(parts: Sequence[bytes], sent: int) -> list[memoryview]:
     return rest
 
 
-# -- the worker (runs in each spawned process) --------------------------------------------------
+# -- the worker (runs in each worker process, see watcher.parseworker) ---------------------------
 
 
 def serve(sock: socket.socket, parse: ParseFn) -> None:
