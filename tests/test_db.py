@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
@@ -40,18 +39,6 @@ LEASE = timedelta(seconds=60)
 SWITCH = "https://www.amazon.co.jp/dp/B0DX000000"
 MUG = "https://example.base.shop/items/12345678"
 CARDS = "jan:4521329400006"
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "restock.sqlite3"
-
-
-@pytest.fixture
-async def repo(db_path: Path) -> AsyncIterator[SQLiteRepository]:
-    repository = await open_repository(db_path)
-    yield repository
-    await repository.close()
 
 
 def yaml_watch(key: str, url: str | None = SWITCH, **kw: object) -> Watch:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,18 +48,6 @@ class BulkNotifier(FakeNotifier):
     """A channel that takes batches as large as the dispatcher's (Telegram's take 100)."""
 
     batch_size = 100
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "restock.sqlite3"
-
-
-@pytest.fixture
-async def repo(db_path: Path) -> AsyncIterator[SQLiteRepository]:
-    repository = await open_repository(db_path)
-    yield repository
-    await repository.close()
 
 
 @pytest.fixture

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import datetime, time
 from pathlib import Path
 
-import pytest
 from test_dispatch import (
     LEASE,
     NOW,
@@ -45,18 +44,6 @@ from watcher.repository import (
 )
 
 TELEGRAM_ONLY = frozenset({"telegram"})
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "restock.sqlite3"
-
-
-@pytest.fixture
-async def repo(db_path: Path) -> AsyncIterator[SQLiteRepository]:
-    repository = await open_repository(db_path)
-    yield repository
-    await repository.close()
 
 
 def claim_for(

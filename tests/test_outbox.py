@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -30,18 +30,6 @@ URL = "https://www.amazon.co.jp/dp/B0DX000000"
 EVERYONE = Notify(
     telegram=(111, 222), email=("me@example.com",), x=True, console=True, webhook=True
 )
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "restock.sqlite3"
-
-
-@pytest.fixture
-async def repo(db_path: Path) -> AsyncIterator[SQLiteRepository]:
-    repository = await open_repository(db_path)
-    yield repository
-    await repository.close()
 
 
 def watch(notify: Notify = EVERYONE, **kw: object) -> Watch:
