@@ -44,6 +44,7 @@ _STATES: dict[Language, dict[Availability, str]] = {
         Availability.PREORDER: "予約受付中",
         Availability.OUT_OF_STOCK: "在庫切れ",
         Availability.DISCONTINUED: "販売終了",
+        Availability.LOTTERY: "抽選受付中",
         Availability.UNKNOWN: "不明",
     },
     "en": {
@@ -52,6 +53,7 @@ _STATES: dict[Language, dict[Availability, str]] = {
         Availability.PREORDER: "Pre-order",
         Availability.OUT_OF_STOCK: "Out of stock",
         Availability.DISCONTINUED: "Discontinued",
+        Availability.LOTTERY: "Lottery open",
         Availability.UNKNOWN: "Unknown",
     },
 }

@@ -21,6 +21,8 @@ class Availability(enum.StrEnum):
     PREORDER = "preorder"
     OUT_OF_STOCK = "out_of_stock"
     DISCONTINUED = "discontinued"
+    # A lottery (抽選販売) application window is open: not orderable, but worth telling.
+    LOTTERY = "lottery"
     UNKNOWN = "unknown"
 
     @property

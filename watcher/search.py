@@ -19,6 +19,7 @@ STATE_RANK: tuple[Availability, ...] = (
     Availability.IN_STOCK,
     Availability.BACKORDER,
     Availability.PREORDER,
+    Availability.LOTTERY,
     Availability.OUT_OF_STOCK,
     Availability.DISCONTINUED,
     Availability.UNKNOWN,
