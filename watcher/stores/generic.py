@@ -54,14 +54,19 @@ the first amount labelled as a price (販売価格, 価格, 特価...) in the pr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.model import Availability, Observation, Page, TextRules
+from watcher.model import Availability, Observation, Offer, Page, TextRules
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._controls import CONTROLS as _CONTROLS
+from watcher.stores._controls import LABEL_MAX as _LABEL_MAX
+from watcher.stores._controls import control_label, control_state
+from watcher.stores._dates import lottery_deadline
+from watcher.stores._reconcile import Evidence, reconcile
 from watcher.stores._schema_org import ProductData, Structured, read_structured
 from watcher.stores._text import (
     PriceCandidate,
@@ -74,6 +79,8 @@ from watcher.stores._text import (
     price_candidates,
     quantity_hint,
 )
+from watcher.stores._variations import Rows, variation_rows
+from watcher.stores._wording import Strength
 
 NAME = "generic"
 
@@ -118,11 +125,6 @@ _CART_FORMS = (
     "form[action*=cart i], form[action*=basket i], form[action*=kago i], form[action*=buy i],"
     " form[id*=cart i], form[class*=cart i]"
 )
-_CONTROLS = (
-    "button, input[type=submit i], input[type=button i], input[type=image i],"
-    " a[class*=cart i], a[id*=cart i], a[class*=buy i], a[id*=buy i], [role=button]"
-)
-_DISABLED_CLASS = re.compile(r"(?:^|[\s_-])disabled(?:$|[\s_-])", re.IGNORECASE)
 _PRICE_ZONES = "[itemprop=price], [id*=price i], [class*=price i]"
 _PRICE_REFERENCE_PARTS = "s, del, strike"
 # Words in a price element's id/class: not the price (points, shipping), or a reference price.
@@ -135,7 +137,6 @@ _PRICE_REFERENCE_WORDS = frozenset(
 _CLASS_WORD = re.compile(r"[a-z]+")
 _BLOCK_DEPTH = 6  # how far above the h1 the product block may start
 _BLOCK_TEXT_MAX = 1_000  # a product block's text read as a statement only up to this size
-_LABEL_MAX = 200  # a "label" longer than this is a container, not a stock label
 _FORM_MAX = 600
 _PRICE_ZONE_MAX = 120
 _PRICE_TEXT_MAX = 20_000  # characters of product text searched for a labelled price
@@ -144,17 +145,9 @@ _LISTING_PRICES = 12
 _LISTING_HINT = re.compile(
     r"検索|search|一覧|results?|カテゴリ|category|ランキング|[?&](?:q|k|keyword)=", re.I
 )
+# A stock label about picking up in a shop, not about ordering online (家電量販店の店舗在庫).
+_STORE_STOCK = re.compile(r"店舗|店頭|実店舗|受け?取り|pick ?up|in[ -]store|nearby store", re.I)
 _YEN = re.compile(r"[¥￥]\s*[\d,，０-９]+|[\d,，０-９]+\s*円")
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """A state read from visible wording, where it was read, and the text around it."""
-
-    state: Availability
-    reason: str
-    phrase: str
-    context: str = ""
 
 
 def parse_product(page: Page) -> Observation:
@@ -237,52 +230,85 @@ def read_tree(page: Page, tree: LexborHTMLParser) -> Observation:
     structured = read_structured(tree, page.final_url or page.url)
     facts = structured.facts()
     decided = structured.decided()
+    stated = decided if decided is not None and decided.state is not None else None
     _strip_invisible(tree)
     title = _title(tree, structured)
-    undecided = decided is None or decided.state is None
-    if undecided and not structured.is_product and looks_like_listing(tree, page.url, title):
+    if stated is None and not structured.is_product and looks_like_listing(tree, page.url, title):
         return Observation.unknown("not a product page", store=NAME, title=title)
-    if decided is not None and decided.state is not None:
-        # Only the product's own labels and controls are worth a conflict note: the whole text
-        # is not read, and neither are recommendations (so they need not be removed).
-        view = ProductView.of(tree)
-        near = _label_signal(view, block_only=True) or _control_signal(view, first_only=True)
-        return _from_structured(decided, near, title)
     _strip_recommendations(tree)
     view = ProductView.of(tree)
-    signal = visible_signal(tree, view)
+    control = _main_control(view, search_page=stated is None)
+    default = control.state if control else (stated.state if stated else None)
+    rows = variation_rows(view.page(), view.form, default)
+    text = _area_text(view, rows, read_body=stated is None and control is None and rows is None)
+    if rows is not None:
+        control = Evidence("variations", rows.state, rows.summary, f"variations:{rows.summary}")
+    verdict = reconcile(_structured_evidence(stated), text, control)
     price = _price(view, facts)
-    if signal is None:
+    if verdict is None:
         return Observation.unknown("no signal", store=NAME, title=title, price=price)
+    data = stated or facts
+    offers = _row_offers(rows, page.url, title, data.currency if data else None)
     return Observation(
-        state=signal.state,
-        reason=signal.reason,
-        price=price,
-        currency=(facts.currency if facts else None) or "JPY",
+        state=verdict.state,
+        reason=verdict.reason,
+        price=_verdict_price(stated, rows, price),
+        currency=(data.currency if data else None) or "JPY",
         title=title,
-        seller=facts.seller if facts else None,
-        condition=facts.condition if facts else None,
-        quantity=quantity_hint(signal.context),
+        seller=data.seller if data else None,
+        condition=data.condition if data else None,
+        quantity=_quantity(view) if verdict.state is Availability.IN_STOCK else None,
+        offers=offers,
         store=NAME,
+        lottery_deadline=_deadline(view, page) if verdict.state is Availability.LOTTERY else None,
     )
 
 
-def _from_structured(data: ProductData, signal: Signal | None, title: str | None) -> Observation:
-    assert data.state is not None
-    reason = data.reason
-    if signal is not None and signal.state.orderable != data.state.orderable:
-        reason += f"; conflict: text said {signal.phrase}"
-    return Observation(
-        state=data.state,
-        reason=reason,
-        price=data.price,
-        currency=data.currency or "JPY",
-        title=title,
-        seller=data.seller,
-        condition=data.condition,
-        quantity=quantity_hint(signal.context) if signal else None,
-        store=NAME,
+def _quantity(view: ProductView) -> int | None:
+    """残りN点 / "Only N left" in the product block (or a flat page's short text)."""
+    text = view.area().text(separator=" ")
+    return quantity_hint(text[: _BLOCK_TEXT_MAX * 4])
+
+
+def _structured_evidence(data: ProductData | None) -> Evidence | None:
+    if data is None or data.state is None:
+        return None
+    return Evidence(data.source, data.state, data.token or "", data.reason)
+
+
+def _verdict_price(stated: ProductData | None, rows: Rows | None, price: int | None) -> int | None:
+    """Structured price first; with variation rows, the cheapest orderable row's when the page
+    states none."""
+    if stated is not None and stated.price is not None:
+        return stated.price
+    if price is None and rows is not None:
+        priced = [r.price for r in rows.rows if r.state.orderable and r.price is not None]
+        return min(priced) if priced else None
+    return price
+
+
+def _row_offers(
+    rows: Rows | None, url: str, title: str | None, currency: str | None
+) -> tuple[Offer, ...]:
+    if rows is None:
+        return ()
+    return tuple(
+        Offer(
+            store=NAME,
+            url=url,
+            state=row.state,
+            price=row.price,
+            currency=currency or "JPY",
+            title=f"{title} {row.name}" if title and row.name else row.name or title,
+            sku=row.sku,
+        )
+        for row in rows.rows
     )
+
+
+def _deadline(view: ProductView, page: Page) -> datetime | None:
+    scope = view.area()
+    return lottery_deadline(scope.text(separator=" ")[:_PRICE_TEXT_MAX], page.headers)
 
 
 # --- what is read ------------------------------------------------------------------------------
@@ -370,6 +396,16 @@ class ProductView:
         found = [n for n in (self.block, root) if n is not None]
         return found
 
+    def page(self) -> LexborNode:
+        """The whole page (recommendations already removed)."""
+        root = self.tree.body or self.tree.root
+        assert root is not None  # a parsed document always has a root
+        return root
+
+    def area(self) -> LexborNode:
+        """The main product area: the block, else the whole page."""
+        return self.block if self.block is not None else self.page()
+
 
 def _product_block(tree: LexborHTMLParser) -> LexborNode | None:
     heading = tree.css_first("h1")
@@ -386,7 +422,7 @@ def _product_block(tree: LexborHTMLParser) -> LexborNode | None:
 
 
 def _stock_control(node: LexborNode) -> bool:
-    label = _control_label(node)
+    label = control_label(node)
     return len(label) <= _LABEL_MAX * 4 and classify_wording(label) is not None
 
 
@@ -398,97 +434,105 @@ def _body_text(tree: LexborHTMLParser) -> str:
 # --- visible wording ---------------------------------------------------------------------------
 
 
-def visible_signal(tree: LexborHTMLParser, view: ProductView | None = None) -> Signal | None:
-    """Stock wording from the visible page, in the order the module docstring states."""
-    view = view or ProductView.of(tree)
-    return _label_signal(view) or _control_signal(view) or _text_signal(_body_text(tree), "text")
-
-
-def _label_signal(view: ProductView, block_only: bool = False) -> Signal | None:
-    """Stock labels, the product block's first; `block_only`: not the rest of the page when
-    there is a block."""
-    for node, limit in _labels(view, block_only):
-        text = node.text(separator=" ")
-        if len(text) > limit * 4 or len(normalise(text)) > limit:
+def _main_control(view: ProductView, search_page: bool) -> Evidence | None:
+    """The main product's buy control: the cart form's, then the product block's; with
+    `search_page` (no structured state to go by) the first stating control anywhere. An
+    enabled control's caption states the state; a disabled buy control says out of stock."""
+    scopes: list[LexborNode | None] = [view.form, view.block]
+    if search_page:
+        scopes.append(view.page())
+    for scope in scopes:
+        if scope is None:
             continue
-        found = _text_signal(text, "text")
-        if found:
+        found = _first_control(scope.css(_CONTROLS))
+        if found is not None:
             return found
     return None
 
 
-def _labels(view: ProductView, block_only: bool) -> Iterator[tuple[LexborNode, int]]:
-    scopes = view.scopes()
-    for scope in scopes[:1] if block_only else scopes:
+def _first_control(nodes: list[LexborNode]) -> Evidence | None:
+    """The first enabled control stating a state; else the first disabled buy control."""
+    disabled_buy: Evidence | None = None
+    for node in nodes:
+        found = control_state(node)
+        if found is None:
+            continue
+        state, phrase = found
+        if not phrase.startswith("disabled:"):
+            return Evidence("button", state, phrase, f"button:{phrase}")
+        if disabled_buy is None:
+            disabled_buy = Evidence("button", state, phrase, f"button:{phrase}")
+    return disabled_buy
+
+
+def _area_text(view: ProductView, rows: Rows | None, read_body: bool) -> Evidence | None:
+    """What the main product area's wording states: its stock labels (the block's, then the
+    page's; not a variation row's, not a store-pickup widget's), then the cart form's and the
+    block's own text without the controls' captions; with `read_body`, the whole page's text."""
+    skip = rows.zone if rows is not None else None
+    for scope in view.scopes():
         for node in scope.css(_STOCK_LABELS):
-            yield node, _LABEL_MAX
-    if view.form is not None:
-        yield view.form, _FORM_MAX
+            found = _label_evidence(node, skip)
+            if found is not None:
+                return found
+    for zone in (view.form, view.block):
+        if zone is None:
+            continue
+        text = zone.text(separator=" ")
+        if len(text) <= _BLOCK_TEXT_MAX * 4 and len(normalise(text)) <= _BLOCK_TEXT_MAX:
+            own = _without_captions(zone, text)
+            if skip is not None:  # the rows' wording is the rows', not the product's
+                own = own.replace(normalise(skip.text(separator=" ")), " ", 1)
+            found = _text_evidence(own, Strength.STRONG)
+            if found is not None:
+                return found
+    if read_body:
+        return _text_evidence(_body_text(view.tree), Strength.STRONG)
+    return None
 
 
-def _text_signal(text: str, kind: str) -> Signal | None:
-    found = classify_wording(text)
+def _label_evidence(node: LexborNode, skip: LexborNode | None) -> Evidence | None:
+    text = node.text(separator=" ")
+    if len(text) > _LABEL_MAX * 4 or len(normalise(text)) > _LABEL_MAX:
+        return None
+    if _STORE_STOCK.search(text) or (skip is not None and _within(node, skip)):
+        return None
+    return _text_evidence(text, Strength.WEAK)
+
+
+def _within(node: LexborNode, outer: LexborNode) -> bool:
+    current: LexborNode | None = node
+    while current is not None:
+        if current.mem_id == outer.mem_id:
+            return True
+        current = current.parent
+    return False
+
+
+def _text_evidence(text: str, strength: Strength) -> Evidence | None:
+    found = classify_wording(text, strength)
     if found is None:
         return None
     state, phrase = found
-    return Signal(state, f"{kind}:{phrase}", phrase, normalise(text)[:500])
+    return Evidence("text", state, phrase, f"text:{phrase}")
 
 
-def _control_label(node: LexborNode) -> str:
-    attrs = node.attributes
-    if node.tag == "input":
-        return attrs.get("value") or attrs.get("alt") or ""
-    return node.text(separator=" ") or attrs.get("aria-label") or attrs.get("title") or ""
-
-
-def _disabled(node: LexborNode) -> bool:
-    attrs = node.attributes
-    return (
-        "disabled" in attrs
-        or (attrs.get("aria-disabled") or "").strip().lower() == "true"
-        or _DISABLED_CLASS.search(attrs.get("class") or "") is not None
-    )
-
-
-def _control_signal(view: ProductView, first_only: bool = False) -> Signal | None:
-    """Buy controls: the main cart form's, the product block's, the block's own text, then every
-    other control (`first_only`: the first two steps only, for a conflict note)."""
-    for scope in (view.form, view.block):
-        if scope is not None and (found := _first_control(scope.css(_CONTROLS))):
-            return found
-    if first_only:
-        return None
-    if view.block is not None:
-        text = view.block.text(separator=" ")
-        if len(text) <= _BLOCK_TEXT_MAX * 4 and len(normalise(text)) <= _BLOCK_TEXT_MAX:
-            found = _text_signal(text, "text")
-            if found is not None:
-                return found
-    return _first_control(view.tree.css(_CONTROLS))
-
-
-def _first_control(nodes: list[LexborNode]) -> Signal | None:
-    disabled_buy: Signal | None = None
-    for node in nodes:
-        label = _control_label(node)
-        if len(label) > _LABEL_MAX * 4:
-            continue
-        found = _text_signal(label, "button")
-        if found is None:
-            continue
-        if not _disabled(node) or not found.state.orderable:
-            return found
-        if disabled_buy is None:
-            why = f"button:disabled:{found.phrase}"
-            disabled_buy = Signal(Availability.OUT_OF_STOCK, why, found.phrase, found.context)
-    return disabled_buy
+def _without_captions(scope: LexborNode, text: str) -> str:
+    """`text` without the captions of the controls inside `scope` (a button is a control, not
+    wording about the product)."""
+    norm = normalise(text)
+    for node in scope.css(_CONTROLS):
+        caption = normalise(control_label(node))
+        if caption:
+            norm = norm.replace(caption, " ", 1)
+    return norm
 
 
 def _live_buy_controls(tree: LexborHTMLParser) -> int:
     count = 0
     for node in tree.css(_CONTROLS):
-        found = classify_wording(_control_label(node)[: _LABEL_MAX * 4])
-        if found and found[0] is Availability.IN_STOCK and not _disabled(node):
+        found = control_state(node)
+        if found and found[0] is Availability.IN_STOCK:
             count += 1
     return count
 

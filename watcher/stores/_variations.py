@@ -1,0 +1,226 @@
+"""Variation (SKU) tables: pages that list a product's colours, sizes or editions as rows, each
+with its own state, price and buy button.
+
+One sold-out row must not decide for the product: each row becomes an `Offer` (title, SKU,
+price, state) and the product is orderable when any row is (a watch's `variant`, `max_price` and
+other conditions then pick among the rows). A table of rows is found in the main product area:
+
+- rows (`tr`, `li`, or children whose class says item/row/sku) of a container whose class or id
+  says sku, variation, variant, option, lineup, type, kind, size, color (or any table inside the
+  main cart form), when at least two rows state something (wording or a buy control);
+- or the options of a select in the cart form when at least one option states a state
+  (レッド（在庫なし）): the others are orderable when the page's main buy control is.
+
+A row's state is its buy control's (a disabled one is out of stock) reconciled with its own
+wording (the short row text: weak phrases count), so "在庫なし" beside a leftover button is out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from selectolax.lexbor import LexborNode
+
+from watcher.model import Availability
+from watcher.stores._controls import CONTROLS, control_state, disabled
+from watcher.stores._schema_org import best_state
+from watcher.stores._text import (
+    choose_price,
+    classify_wording,
+    clean_title,
+    normalise,
+    price_candidates,
+)
+
+_ZONE_WORDS = re.compile(
+    r"sku|variation|variant|option|lineup|line-up|type-?list|kind|size|color|colour|model-?list"
+    r"|edition|bariation|shurui|iro",
+    re.IGNORECASE,
+)
+_ZONES = "table, ul, ol, div, dl, section"
+_ROWS = "[class*=row i], [class*=item i], [class*=sku i]"
+_ROW_TEXT_MAX = 300
+_ROW_LIMIT = 200  # rows read per table: a hostile page cannot make this slow
+_ZONE_LIMIT = 60
+_SKU = re.compile(
+    r"(?:品番|型番|SKU|JAN|商品コード|商品番号|品目コード|item (?:no|code)\.?)\s*[:：]?\s*"
+    r"([A-Za-z0-9][A-Za-z0-9\-_./]{2,29})",
+    re.IGNORECASE,
+)
+_NAME_NOISE = re.compile(r"[¥￥]\s*[\d,]+|[\d,]+\s*円|\(?税込\)?|\(?税抜\)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One variation: its name (option text), SKU, price and state."""
+
+    name: str | None
+    sku: str | None
+    price: int | None
+    state: Availability
+    phrase: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    rows: tuple[Row, ...]
+    zone: (
+        LexborNode  # where the rows were read: stock labels in it are the rows', not the product's
+    )
+
+    @property
+    def state(self) -> Availability:
+        return best_state(r.state for r in self.rows) or Availability.UNKNOWN
+
+    @property
+    def summary(self) -> str:
+        orderable = [r for r in self.rows if r.state.orderable]
+        return f"{len(orderable)} of {len(self.rows)} orderable"
+
+
+def variation_rows(
+    scope: LexborNode, form: LexborNode | None, default: Availability | None
+) -> Rows | None:
+    """The variation rows of the main product area, None when it has no such table.
+
+    `default` is what the rest of the page says (the main buy control, else structured data):
+    a row that states nothing itself is orderable when `default` is.
+    """
+    fallback = default if default is not None and default.orderable else None
+    zones = [z for z in scope.css(_ZONES)[: _ZONE_LIMIT * 20] if _is_zone(z, form)]
+    for zone in zones[:_ZONE_LIMIT]:
+        rows = _table_rows(zone, fallback)
+        if rows is not None:
+            return Rows(rows, zone)
+    select = form.css_first("select") if form is not None else None
+    if select is not None:
+        options = _option_rows(select, fallback)
+        if options is not None:
+            return Rows(options, select)
+    return None
+
+
+def _is_zone(node: LexborNode, form: LexborNode | None) -> bool:
+    attrs = node.attributes
+    words = f"{attrs.get('class') or ''} {attrs.get('id') or ''}"
+    if _ZONE_WORDS.search(words):
+        return True
+    return node.tag == "table" and form is not None and _inside(node, form)
+
+
+def _inside(node: LexborNode, outer: LexborNode) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.mem_id == outer.mem_id:
+            return True
+        parent = parent.parent
+    return False
+
+
+def _table_rows(zone: LexborNode, default: Availability | None) -> tuple[Row, ...] | None:
+    """Rows of one zone: its table rows (not a header row), else its list items, else its
+    innermost row-like children. At least one must state something itself, and at least two
+    must have a state (a silent row takes `default`)."""
+    for selector in ("tr", "li", _ROWS):
+        nodes = zone.css(selector)[:_ROW_LIMIT]
+        if selector == _ROWS:
+            nodes = [n for n in nodes if n.css_first(_ROWS) is None]
+        nodes = [n for n in nodes if not (n.tag == "tr" and n.css_first("td") is None)]
+        if len(nodes) < 2:
+            continue
+        stated = [_row(node) for node in nodes]
+        if not any(stated):
+            return None
+        found = [r or _silent_row(n, default) for r, n in zip(stated, nodes, strict=True)]
+        rows = tuple(r for r in found if r is not None)
+        return rows if len(rows) >= 2 else None
+    return None
+
+
+def _silent_row(node: LexborNode, default: Availability | None) -> Row | None:
+    text = normalise(node.text(separator=" "))
+    if default is None or not text or len(text) > _ROW_TEXT_MAX:
+        return None
+    price = choose_price(price_candidates(text))
+    return Row(_name(node, text), _sku(node, text), price, default, "row beside the buy button")
+
+
+def _row(node: LexborNode) -> Row | None:
+    text = normalise(node.text(separator=" "))
+    if not text or len(text) > _ROW_TEXT_MAX:
+        return None
+    control = next((s for c in node.css(CONTROLS) if (s := control_state(c)) is not None), None)
+    worded = classify_wording(_without_controls(node, text))
+    decided = _row_state(worded, control)
+    if decided is None:
+        return None
+    state, phrase = decided
+    return Row(
+        _name(node, text), _sku(node, text), choose_price(price_candidates(text)), state, phrase
+    )
+
+
+def _row_state(
+    worded: tuple[Availability, str] | None, control: tuple[Availability, str] | None
+) -> tuple[Availability, str] | None:
+    """The row's own wording and control; when they disagree the row is not orderable."""
+    if worded is None or control is None:
+        return worded or control
+    if worded[0].orderable and control[0].orderable:
+        return worded if worded[0] is not Availability.IN_STOCK else control
+    return worded if not worded[0].orderable else control
+
+
+def _without_controls(node: LexborNode, text: str) -> str:
+    for control in node.css(CONTROLS):
+        caption = normalise(control.text(separator=" ") or control.attributes.get("value") or "")
+        if caption:
+            text = text.replace(caption, " ", 1)
+    return text
+
+
+def _name(node: LexborNode, text: str) -> str | None:
+    cell = node.css_first("th, td, .name, [class*=name i], label, [class*=option i]")
+    source = normalise(cell.text(separator=" ")) if cell is not None else text
+    return clean_title(_NAME_NOISE.sub(" ", source), limit=120)
+
+
+def _sku(node: LexborNode, text: str) -> str | None:
+    for attr in ("data-sku", "data-item-code", "data-code", "data-jan"):
+        value = node.attributes.get(attr)
+        if value and value.strip():
+            return value.strip()[:40]
+    match = _SKU.search(text)
+    return match.group(1) if match else None
+
+
+def _option_rows(select: LexborNode, default: Availability | None) -> tuple[Row, ...] | None:
+    """A select's options as rows (see the module docstring)."""
+    options = [o for o in select.css("option")[:_ROW_LIMIT] if (o.attributes.get("value") or "")]
+    stated = 0
+    rows: list[Row] = []
+    for option in options:
+        text = normalise(option.text(separator=" "))
+        worded = classify_wording(text)
+        if disabled(option):
+            worded = (
+                worded
+                if worded and not worded[0].orderable
+                else (
+                    Availability.OUT_OF_STOCK,
+                    "disabled option",
+                )
+            )
+        if worded is not None:
+            stated += 1
+            state, phrase = worded
+        elif default is not None:
+            state, phrase = default, "option beside the buy button"
+        else:
+            continue
+        price = choose_price(price_candidates(text))
+        rows.append(
+            Row(clean_title(_NAME_NOISE.sub(" ", text), limit=120), None, price, state, phrase)
+        )
+    return tuple(rows) if stated and len(rows) >= 2 else None
