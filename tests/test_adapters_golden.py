@@ -16,7 +16,15 @@ from watcher.stores import ADAPTERS, parse_page
 PAGES = FIXTURES / "pages"
 MIN_CASES = 25  # the golden test must never pass on an empty or half-found folder
 COMPARED = ("state", "price", "currency", "title", "seller", "quantity", "blocked")
-KNOWN_KEYS = {*COMPARED, "reason_prefix", "condition", "page"}
+KNOWN_KEYS = {
+    *COMPARED,
+    "reason_prefix",
+    "condition",
+    "page",
+    "lottery_deadline",
+    "offer_states",
+    "seen",
+}
 
 
 def _cases() -> list[Path]:
@@ -46,6 +54,7 @@ def load_page(path: Path, spec: dict[str, Any]) -> Page:
         url=fetched.get("url", f"https://shop.example/{path.parent.name}/{path.stem}"),
         text=_decode(raw),
         status=fetched.get("status", 200),
+        headers={k.lower(): v for k, v in fetched.get("headers", {}).items()},
         retry_after=fetched.get("retry_after"),
         bytes=len(raw),
     )
@@ -74,6 +83,12 @@ def test_saved_page_reads_as_expected(path: Path) -> None:
         assert (obs.condition.value if obs.condition else None) == expected["condition"]
     if "reason_prefix" in expected:
         assert obs.reason.startswith(expected["reason_prefix"]), obs.reason
+    if "lottery_deadline" in expected:
+        deadline = obs.lottery_deadline.isoformat() if obs.lottery_deadline else None
+        assert deadline == expected["lottery_deadline"], obs.reason
+    if "offer_states" in expected:
+        states = [o.state.value for o in obs.offers if not o.summary]
+        assert states == expected["offer_states"], obs.reason
     assert obs.fetch is not None  # the registry attaches fetch facts to every reading
 
 

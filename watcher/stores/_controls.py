@@ -9,9 +9,11 @@ from selectolax.lexbor import LexborNode
 from watcher.model import Availability
 from watcher.stores._text import classify_wording
 
+# Image buttons count by their alt text (EC-CUBE's <a><img alt="カゴに入れる"></a>).
 CONTROLS = (
     "button, input[type=submit i], input[type=button i], input[type=image i],"
-    " a[class*=cart i], a[id*=cart i], a[class*=buy i], a[id*=buy i], [role=button]"
+    " a[class*=cart i], a[id*=cart i], a[class*=buy i], a[id*=buy i], [role=button],"
+    " a img[alt], button img[alt]"
 )
 LABEL_MAX = 200  # a "label" longer than this is a container, not a control's caption
 _DISABLED_CLASS = re.compile(r"(?:^|[\s_-])disabled(?:$|[\s_-])", re.IGNORECASE)
@@ -22,11 +24,16 @@ def control_label(node: LexborNode) -> str:
     attrs = node.attributes
     if node.tag == "input":
         return attrs.get("value") or attrs.get("alt") or ""
+    if node.tag == "img":
+        return attrs.get("alt") or ""
     return node.text(separator=" ") or attrs.get("aria-label") or attrs.get("title") or ""
 
 
 def disabled(node: LexborNode) -> bool:
-    """Disabled by the attribute, aria-disabled="true", or a class holding the word disabled."""
+    """Disabled by the attribute, aria-disabled="true", or a class holding the word disabled
+    (an image button: on its link or button)."""
+    if node.tag == "img" and node.parent is not None:
+        node = node.parent
     attrs = node.attributes
     return (
         "disabled" in attrs

@@ -32,6 +32,7 @@ _WINDOW_WORDS = re.compile(
     r"抽選受付期間|受付期間|応募期間|申込期間|申し込み期間|エントリー期間|応募締切|応募締め切り"
     r"|申込締切|締切|締め切り|〆切|受付終了"
 )
+_RANGE_JOIN = re.compile(r"\s*(?:[~～〜\-–—]|から)?\s*")
 _UNTIL = re.compile(r"\s*(?:まで|迄|締切|締め切り|〆切)")
 _WINDOW_REACH = 120  # characters after a window word where its dates are read
 _YEARS = re.compile(r"(20\d{2})\s*年")
@@ -54,10 +55,16 @@ def lottery_deadline(text: str, headers: Mapping[str, str] | None = None) -> dat
 
 
 def _dates(text: str, fetched: date | None, years: list[int]) -> Iterator[datetime]:
+    """The date-times of one window: the first, and those joined to it by range marks only
+    (a later 当選発表 date is another fact)."""
+    end: int | None = None
     for match in _DATE_TIME.finditer(text):
+        if end is not None and not _RANGE_JOIN.fullmatch(text[end : match.start()]):
+            return
         found = _as_datetime(match, fetched, years)
         if found is not None:
             yield found
+        end = match.end()
 
 
 def _as_datetime(match: re.Match[str], fetched: date | None, years: list[int]) -> datetime | None:

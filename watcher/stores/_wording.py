@@ -109,10 +109,11 @@ JAPANESE: tuple[Phrase, ...] = (
     Phrase(r"当日(?:発送|出荷)|翌日(?:発送|出荷)|翌営業日(?:発送|出荷)", _A.IN_STOCK),
     Phrase(r"(?:[1-3]|24時間)\s*(?:営業日|日)?以内(?:に)?(?:発送|出荷)", _A.IN_STOCK),
     Phrase(
-        r"カートに(?:入れる|追加)|買い物かごに入れる|かごに入れる|バスケットに入れる", _A.IN_STOCK
+        r"カートに(?:入れる|追加)|買い物(?:かご|カゴ)に入れる|(?:かご|カゴ)に入れる|バスケットに入れる",
+        _A.IN_STOCK,
     ),
     Phrase(r"購入手続きへ|今すぐ購入|ご購入手続きへ", _A.IN_STOCK),
-    Phrase(r"注文する|購入する|買い物かごへ|カートへ", _A.IN_STOCK, _W),
+    Phrase(r"注文する|購入する|ご購入はこちら", _A.IN_STOCK, _W),
     Phrase(r"出荷目安|お届け予定", _A.IN_STOCK, _W),
 )
 
@@ -133,13 +134,13 @@ ENGLISH: tuple[Phrase, ...] = (
     Phrase(r"usually ships within \d+\s*(?:-|to)\s*\d+ (?:weeks|months)", _A.BACKORDER),
     Phrase(r"\bin stock\b|only \d+ left|ready to ship|ships today", _A.IN_STOCK),
     Phrase(r"add to (?:cart|bag|basket)|buy (?:it )?now", _A.IN_STOCK),
-    Phrase(r"\bcheckout\b|\border now\b", _A.IN_STOCK, _W),
+    Phrase(r"\border now\b", _A.IN_STOCK, _W),
 )
 
 # Amazon's other European locales and shops writing like them.
 EUROPEAN: tuple[Phrase, ...] = (
     Phrase(r"derzeit nicht verfügbar|nicht auf lager|ausverkauft", _A.OUT_OF_STOCK),
-    Phrase(r"actuellement indisponible|en rupture de stock|épuisé", _A.OUT_OF_STOCK),
+    Phrase(r"actuellement indisponible|en rupture de stock|épuisé|plus en stock", _A.OUT_OF_STOCK),
     Phrase(r"attualmente non disponibile|esaurito|non disponibile", _A.OUT_OF_STOCK),
     Phrase(r"no disponible|agotado|sin stock", _A.OUT_OF_STOCK),
     Phrase(r"fora de estoque|indisponível|esgotado", _A.OUT_OF_STOCK),

@@ -59,6 +59,20 @@ LIMITS = HostLimits(
 )
 
 _A = Availability
+# "No featured offers", in any locale: Amazon picked no seller for the buy box, so there is no
+# offer to buy here, only other sellers' (kept as the summary).
+_NO_FEATURED_WORDING = (
+    r"available from these sellers|こちらからご購入いただけます|see all buying options"
+    r"|no featured offers|おすすめ出品(?:が|は)?ありません|すべての出品を見る"
+    r"|すべての購入オプションを見る"
+    r"|keine empfohlenen angebote|alle kaufoptionen anzeigen|aucune offre en vedette"
+    r"|voir toutes les options d'achat|nessuna offerta in evidenza"
+    r"|visualizza tutte le opzioni di acquisto|ninguna oferta destacada"
+    r"|ver todas las opciones de compra|nenhuma oferta em destaque|ver todas as opções de compra"
+)
+_NO_FEATURED = re.compile(_NO_FEATURED_WORDING, re.IGNORECASE)
+# The buy box in today's and older layouts: "no featured offer" anywhere in it decides.
+_BUY_BOX = ("#buybox", "#desktop_buybox", "#buyBoxAccordion", "#exports_desktop_buybox")
 _TEMPORARILY_OUT = "temporarily_out"  # orderable (backorder) only when a cart button is there
 _NO_FEATURED_OFFER = "no_featured_offer"
 
@@ -69,7 +83,9 @@ _AMAZON_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     for pattern, verdict in (
         (
             r"一時的に在庫切れ|temporarily out of stock"
-            r"|temporariamente (?:fora de estoque|indisponível)",
+            r"|temporariamente (?:fora de estoque|indisponível)|derzeit nicht auf lager"
+            r"|momentanément en rupture de stock|temporaneamente non disponibile"
+            r"|temporalmente sin stock|tijdelijk niet op voorraad",
             _TEMPORARILY_OUT,
         ),
         (r"お取り扱いできません", _A.DISCONTINUED.value),
@@ -79,17 +95,16 @@ _AMAZON_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"|no disponible|غير متوفر",
             _A.OUT_OF_STOCK.value,
         ),
-        (
-            r"available from these sellers|こちらからご購入いただけます|see all buying options",
-            _NO_FEATURED_OFFER,
-        ),
+        (_NO_FEATURED_WORDING, _NO_FEATURED_OFFER),
         (
             r"予約受付中|予約注文|発売予定日|pre-?order|will be released on|pré-venda",
             _A.PREORDER.value,
         ),
         (
             r"通常\s*\d+\s*(?:[～〜~\-]\s*\d+\s*)?(?:営業日|日|週間|か月|ヶ月)以内に発送"
-            r"|usually (?:ships|dispatched) within|in stock on ",
+            r"|usually (?:ships|dispatched) within|in stock on "
+            r"|gewöhnlich versandfertig in|habituellement expédié sous|di solito spedito entro"
+            r"|normalmente se envía en|geralmente enviado em|meestal verzonden binnen",
             _A.BACKORDER.value,
         ),
         (
@@ -204,6 +219,7 @@ class BuyBox:
     has_buy_now: bool
     out_of_stock_box: bool
     used_only: bool
+    no_featured_offer: str | None = None  # the phrase, when the buy box says so anywhere
 
 
 def product_request(url: str) -> FetchPlan:
@@ -271,6 +287,8 @@ def _read_product(page: Page, tree: LexborHTMLParser) -> Observation:
 
 def decide(box: BuyBox) -> tuple[Availability, str]:
     """The buy box's verdict and the rule that gave it."""
+    if box.no_featured_offer is not None:
+        return _A.OUT_OF_STOCK, f"amazon:no featured offer ({box.no_featured_offer})"
     worded = _classify(box.availability)
     orderable = box.has_cart or box.has_buy_now
     if worded is not None:
@@ -311,7 +329,21 @@ def _read_buy_box(tree: LexborHTMLParser) -> BuyBox:
         has_buy_now=_has_any(tree, _BUY_NOW_BUTTONS),
         out_of_stock_box=tree.css_first("#outOfStock") is not None,
         used_only=used_section and not new_offer,
+        no_featured_offer=_no_featured_offer(tree),
     )
+
+
+def _no_featured_offer(tree: LexborHTMLParser) -> str | None:
+    """The "no featured offers" phrase anywhere in the buy box (its other-sellers summary is
+    still read apart, by `_other_sellers`)."""
+    for selector in _BUY_BOX:
+        node = tree.css_first(selector)
+        if node is None:
+            continue
+        found = _NO_FEATURED.search(_clean(node))
+        if found is not None:
+            return found.group(0)
+    return None
 
 
 def _condition(box: BuyBox, title: str | None) -> ItemCondition:

@@ -115,6 +115,7 @@ _RECOMMENDATION_HEADING = re.compile(
     r"|frequently bought together|similar (?:products|items))",
     re.IGNORECASE,
 )
+_NOT_ZONES = frozenset({"a", "button", "input", "form", "select", "option", "img", "span"})
 _HEADINGS = "h2, h3, h4, h5, h6, [role=heading]"
 _HEADING_MAX = 40
 _STOCK_LABELS = (
@@ -135,6 +136,12 @@ _PRICE_REFERENCE_WORDS = frozenset(
     {"compare", "regular", "original", "old", "was", "list", "reference", "teika", "msrp", "before"}
 )
 _CLASS_WORD = re.compile(r"[a-z]+")
+# Reference prices named inside one class word: EC-CUBE's price01 (通常価格), "priceRegularPrice",
+# "normal_price", "listPrice", and the romanised 定価 / 希望小売 / 参考.
+_REFERENCE_CLASS = re.compile(
+    r"price0?1(?![0-9])|regular|normal-?_?price|list-?_?price|teika|kibou|sankou|ref-?_?price"
+    r"|retail|compare|msrp|strike"
+)
 _BLOCK_DEPTH = 6  # how far above the h1 the product block may start
 _BLOCK_TEXT_MAX = 1_000  # a product block's text read as a statement only up to this size
 _FORM_MAX = 600
@@ -147,6 +154,11 @@ _LISTING_HINT = re.compile(
 )
 # A stock label about picking up in a shop, not about ordering online (家電量販店の店舗在庫).
 _STORE_STOCK = re.compile(r"店舗|店頭|実店舗|受け?取り|pick ?up|in[ -]store|nearby store", re.I)
+_STORE_WIDGET = re.compile(
+    r"store-?_?stock|shop-?_?stock|stock-?_?store|tenpo|pickup|uketori|store-?_?list|shop-?_?list"
+    r"|realshop|real-?_?store|nearby"
+)
+_STORE_WIDGET_DEPTH = 5
 _YEN = re.compile(r"[¥￥]\s*[\d,，０-９]+|[\d,，０-９]+\s*円")
 
 
@@ -277,13 +289,14 @@ def _structured_evidence(data: ProductData | None) -> Evidence | None:
 
 
 def _verdict_price(stated: ProductData | None, rows: Rows | None, price: int | None) -> int | None:
-    """Structured price first; with variation rows, the cheapest orderable row's when the page
-    states none."""
+    """The cheapest orderable variation row's price, else the structured price, else the
+    page's."""
+    if rows is not None:
+        priced = [r.price for r in rows.rows if r.state.orderable and r.price is not None]
+        if priced:
+            return min(priced)
     if stated is not None and stated.price is not None:
         return stated.price
-    if price is None and rows is not None:
-        priced = [r.price for r in rows.rows if r.state.orderable and r.price is not None]
-        return min(priced) if priced else None
     return price
 
 
@@ -336,9 +349,12 @@ def _is_hidden(node: LexborNode) -> bool:
 
 
 def _strip_recommendations(tree: LexborHTMLParser) -> None:
-    """Remove other products' blocks (see the module docstring); never the one holding the h1."""
+    """Remove other products' blocks (see the module docstring); never the one holding the h1,
+    and never a control or a form (a cart button's id may say "submitRelated")."""
     for node in tree.css(_RECOMMENDATION_ZONES):
-        if node.tag not in _NEVER_HIDDEN and node.css_first("h1") is None:
+        if node.tag in _NEVER_HIDDEN or node.tag in _NOT_ZONES:
+            continue
+        if node.css_first("h1") is None:
             node.decompose()
     for heading in tree.css(_HEADINGS):
         text = heading.text(separator=" ")
@@ -480,10 +496,8 @@ def _area_text(view: ProductView, rows: Rows | None, read_body: bool) -> Evidenc
             continue
         text = zone.text(separator=" ")
         if len(text) <= _BLOCK_TEXT_MAX * 4 and len(normalise(text)) <= _BLOCK_TEXT_MAX:
-            own = _without_captions(zone, text)
-            if skip is not None:  # the rows' wording is the rows', not the product's
-                own = own.replace(normalise(skip.text(separator=" ")), " ", 1)
-            found = _text_evidence(own, Strength.STRONG)
+            own = _without_asides(zone, normalise(text), skip)
+            found = _text_evidence(_without_captions(zone, own), Strength.STRONG)
             if found is not None:
                 return found
     if read_body:
@@ -497,7 +511,32 @@ def _label_evidence(node: LexborNode, skip: LexborNode | None) -> Evidence | Non
         return None
     if _STORE_STOCK.search(text) or (skip is not None and _within(node, skip)):
         return None
+    if _in_store_widget(node):
+        return None
     return _text_evidence(text, Strength.WEAK)
+
+
+def _without_asides(zone: LexborNode, text: str, rows: LexborNode | None) -> str:
+    """A zone's text without what is not about ordering the product online: the variation rows
+    (their wording is the rows') and store-pickup widgets."""
+    asides = [n for n in zone.css("[class], [id]") if _STORE_WIDGET.search(_class_and_id(n))]
+    if rows is not None:
+        asides.append(rows)
+    for node in asides:
+        text = text.replace(normalise(node.text(separator=" ")), " ", 1)
+    return text
+
+
+def _in_store_widget(node: LexborNode) -> bool:
+    """Inside a store-pickup / shop-stock widget (stock in a physical shop, not online)."""
+    current: LexborNode | None = node
+    for _ in range(_STORE_WIDGET_DEPTH):
+        if current is None or current.tag in _NEVER_HIDDEN:
+            return False
+        if _STORE_WIDGET.search(_class_and_id(current)):
+            return True
+        current = current.parent
+    return False
 
 
 def _within(node: LexborNode, outer: LexborNode) -> bool:
@@ -607,6 +646,8 @@ def _price_zone_kind(node: LexborNode) -> str:
     if words & _PRICE_SKIP_WORDS:
         return "skip"
     if words & _PRICE_REFERENCE_WORDS or node.tag in ("s", "del", "strike"):
+        return "reference"
+    if _REFERENCE_CLASS.search(_class_and_id(node)):
         return "reference"
     return "sale"
 
