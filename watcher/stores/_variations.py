@@ -39,6 +39,7 @@ _ZONE_WORDS = re.compile(
     re.IGNORECASE,
 )
 _ZONES = "table, ul, ol, div, dl, section"
+_LISTS = "table, ul, ol"  # unnamed: rows count only when each states a state beside a price
 _ROWS = "[class*=row i], [class*=item i], [class*=sku i]"
 _ROW_TEXT_MAX = 300
 _ROW_LIMIT = 200  # rows read per table: a hostile page cannot make this slow
@@ -88,9 +89,13 @@ def variation_rows(
     a row that states nothing itself is orderable when `default` is.
     """
     fallback = default if default is not None and default.orderable else None
-    zones = [z for z in scope.css(_ZONES)[: _ZONE_LIMIT * 20] if _is_zone(z, form)]
-    for zone in zones[:_ZONE_LIMIT]:
+    named = [z for z in scope.css(_ZONES)[: _ZONE_LIMIT * 20] if _is_zone(z, form)]
+    for zone in named[:_ZONE_LIMIT]:
         rows = _table_rows(zone, fallback)
+        if rows is not None:
+            return Rows(rows, zone)
+    for zone in scope.css(_LISTS)[:_ZONE_LIMIT]:
+        rows = _table_rows(zone, None, priced=True)
         if rows is not None:
             return Rows(rows, zone)
     select = form.css_first("select") if form is not None else None
@@ -118,11 +123,16 @@ def _inside(node: LexborNode, outer: LexborNode) -> bool:
     return False
 
 
-def _table_rows(zone: LexborNode, default: Availability | None) -> tuple[Row, ...] | None:
+def _table_rows(
+    zone: LexborNode, default: Availability | None, priced: bool = False
+) -> tuple[Row, ...] | None:
     """Rows of one zone: its table rows (not a header row), else its list items, else its
     innermost row-like children. At least one must state something itself, and at least two
-    must have a state (a silent row takes `default`)."""
+    must have a state (a silent row takes `default`). `priced`: only rows stating a state and a
+    price count (a list not named as variations must look like one)."""
     for selector in ("tr", "li", _ROWS):
+        if priced and selector == _ROWS:
+            return None
         nodes = zone.css(selector)[:_ROW_LIMIT]
         if selector == _ROWS:
             nodes = [n for n in nodes if n.css_first(_ROWS) is None]
@@ -130,6 +140,8 @@ def _table_rows(zone: LexborNode, default: Availability | None) -> tuple[Row, ..
         if len(nodes) < 2:
             continue
         stated = [_row(node) for node in nodes]
+        if priced:
+            stated = [r if r is not None and r.price is not None else None for r in stated]
         if not any(stated):
             return None
         found = [r or _silent_row(n, default) for r, n in zip(stated, nodes, strict=True)]

@@ -85,6 +85,7 @@ JAPANESE: tuple[Phrase, ...] = (
         _A.OUT_OF_STOCK,
     ),
     Phrase(r"予定数の販売を終了|販売休止|販売を一時停止|予約受付終了|予約終了", _A.OUT_OF_STOCK),
+    Phrase(r"受付(?:は|を)?終了(?!日|予定|時刻|日時)|受付を締め?切|受付期間外", _A.OUT_OF_STOCK),
     Phrase(r"抽選(?:販売|受付|応募|申込)?(?:の受付)?(?:は)?(?:終了|締め?切)", _A.OUT_OF_STOCK),
     Phrase(r"ご注文いただけません|購入できません|販売期間外|販売開始前", _A.OUT_OF_STOCK),
     Phrase(r"再?入荷(?:お知らせ|通知)|入荷したらお知らせ|入荷連絡", _A.OUT_OF_STOCK, _W),
