@@ -62,7 +62,8 @@ _LATER_DAYS = r"(?:[4-9]|\d{2})\s*(?:[～〜~\-ー]\s*\d{1,3}\s*)?営?業?日"  
 JAPANESE: tuple[Phrase, ...] = (
     # discontinued
     Phrase(
-        r"販売終了|(?<!予定数の)販売を終了|生産終了|製造終了|生産完了|取扱終了", _A.DISCONTINUED
+        r"販売終了(?!日|予定|時刻|日時)|(?<!予定数の)販売を終了|生産終了|製造終了|生産完了|取扱終了",
+        _A.DISCONTINUED,
     ),
     Phrase(
         r"取り?扱い?終了|取り扱いを終了|お取り?扱いできません|取り扱っておりません", _A.DISCONTINUED
