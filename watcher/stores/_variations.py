@@ -49,6 +49,11 @@ _SKU = re.compile(
     r"([A-Za-z0-9][A-Za-z0-9\-_./]{2,29})",
     re.IGNORECASE,
 )
+_PROMPT = re.compile(
+    r"[-=\s]*(?:選択(?:して(?:ください|下さい))?|お選びください|選んでください|choose.*|select.*"
+    r"|please (?:choose|select).*)[-=\s]*",
+    re.IGNORECASE,
+)
 _NAME_NOISE = re.compile(r"[¥￥]\s*[\d,]+|[\d,]+\s*円|\(?税込\)?|\(?税抜\)?")
 
 
@@ -207,9 +212,17 @@ def _sku(node: LexborNode, text: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _is_prompt(option: LexborNode) -> bool:
+    """"選択してください" and the like: a prompt, not a variation."""
+    value = (option.attributes.get("value") or "").strip()
+    if not value or value.startswith("_") or value in ("0", "-1"):
+        return True
+    return _PROMPT.fullmatch(normalise(option.text(separator=" "))) is not None
+
+
 def _option_rows(select: LexborNode, default: Availability | None) -> tuple[Row, ...] | None:
     """A select's options as rows (see the module docstring)."""
-    options = [o for o in select.css("option")[:_ROW_LIMIT] if (o.attributes.get("value") or "")]
+    options = [o for o in select.css("option")[:_ROW_LIMIT] if not _is_prompt(o)]
     stated = 0
     rows: list[Row] = []
     for option in options:
