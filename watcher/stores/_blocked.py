@@ -136,8 +136,6 @@ _WEAK_MARKERS: tuple[tuple[str, str], ...] = (
     ("to discuss automated access", CAPTCHA),
     ("automated access", CAPTCHA),
     ("not a robot", CAPTCHA),
-    ("g-recaptcha", CAPTCHA),  # also used on ordinary contact forms, so weak
-    ("h-captcha", CAPTCHA),
     ("ロボットではありません", CAPTCHA),
     ("画像に表示されている文字を入力", CAPTCHA),
     ("just a moment...", CHALLENGE),
