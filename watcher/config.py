@@ -508,6 +508,9 @@ class WatchEntry(_Section):
     """Sellers (or shops) whose offers never count; matched as case-insensitive parts."""
     buyable: list[BuyableState] = Field(default=[Availability.IN_STOCK], min_length=1)
     """States that count as buyable: in_stock, backorder, preorder."""
+    variant: Text | None = None
+    """Only this variation of the page (colour, size, SKU): matched against each variation row's
+    name, option text or SKU (full-width and half-width alike, any letter case)."""
     interval: PositiveDuration | None = None
     """Check interval; absent: settings.default_interval."""
     once: bool = False
@@ -610,6 +613,7 @@ def watch_from_entry(entry: WatchEntry, default_interval: timedelta) -> Watch:
         exclude_sellers=tuple(entry.exclude_sellers),
         buyable=frozenset(entry.buyable),
         stores=frozenset(entry.stores),
+        variant=entry.variant,
     )
     notify = entry.notify.to_model() if entry.notify else Notify(console=True)
     return Watch(

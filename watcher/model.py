@@ -238,8 +238,10 @@ class WatchConditions:
         return sorted(hits, key=lambda o: (o.price is None, o.price or 0))
 
     def is_buyable(self, obs: Observation) -> bool:
-        """The verdict the detector debounces. An `unknown` observation is never buyable."""
-        if obs.state is Availability.UNKNOWN:
+        """The verdict the detector debounces. An observation whose own state cannot be ordered
+        (`unknown` included) is never buyable, whatever its offers say: a page whose product
+        reads sold out overall does not turn buyable through one of its rows."""
+        if not obs.state.orderable:
             return False
         if any(not offer.summary for offer in obs.offers):
             return bool(self.buyable_offers(obs))

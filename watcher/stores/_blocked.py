@@ -12,8 +12,8 @@ whatever stock wording it carries. Markers come in four kinds, from the most spe
 2. a captcha widget (reCAPTCHA, hCaptcha, Turnstile) on the page itself, unless it sits in a
    login, sign-up, contact, review or newsletter form or dialog: a product page may load a
    captcha for those (a bare captcha script loads for them too and is no marker);
-3. a block notice as the page's title or h1: the notice alone ("Access Denied", "429 Too Many
-   Requests", "アクセスが集中しています"), give or take a site name after a separator, so a
+3. a block notice as the page's title or one of its h1s: the notice alone ("Access Denied",
+   "429 Too Many Requests", "アクセスが集中しています"), give or take a site name after a separator, so a
    product named "Access Denied [Blu-ray]" is still a product; and block sentences ("you don't
    have permission to access", "ただいまアクセスが集中しております", "verify you are human") in
    the visible text of a small page (block pages are a few kilobytes);
@@ -94,6 +94,7 @@ _NOTICE_HEADINGS = re.compile(
     r"(?:\s*(?:[|｜:\-–—]|\s-\s)\s*[^|｜]{0,40})?$",
     re.IGNORECASE,
 )
+_HEADINGS_READ = 5  # h1s looked at: a block page may put the product's name in one first
 _NOTICE_HEADINGS_RATE = re.compile(r"too many|集中|混雑", re.IGNORECASE)
 _NOTICE_HEADINGS_CHALLENGE = re.compile(
     r"just a moment|attention required|security check|one more step|verify you are human"
@@ -229,8 +230,8 @@ def _in_own_form(node: LexborNode) -> bool:
 
 def _notice_heading(tree: LexborHTMLParser) -> str | None:
     """A title or h1 that is a block notice (see the module docstring)."""
-    for selector in ("title", "h1"):
-        node = tree.css_first(selector)
+    nodes = [tree.css_first("title"), *tree.css("h1")[:_HEADINGS_READ]]
+    for node in nodes:
         if node is None:
             continue
         text = normalise(node.text(separator=" "))

@@ -213,7 +213,7 @@ def _sku(node: LexborNode, text: str) -> str | None:
 
 
 def _is_prompt(option: LexborNode) -> bool:
-    """"選択してください" and the like: a prompt, not a variation."""
+    """ "選択してください" and the like: a prompt, not a variation."""
     value = (option.attributes.get("value") or "").strip()
     if not value or value.startswith("_") or value in ("0", "-1"):
         return True
