@@ -14,9 +14,9 @@ whatever stock wording it carries. Markers come in four kinds, from the most spe
    captcha for those (a bare captcha script loads for them too and is no marker);
 3. a block notice as the page's title or one of its h1s: the notice alone ("Access Denied",
    "429 Too Many Requests", "アクセスが集中しています"), give or take a site name after a
-   separator, so a product named "Access Denied [Blu-ray]" is still a product; and block sentences ("you don't
-   have permission to access", "ただいまアクセスが集中しております", "verify you are human") in
-   the visible text of a small page (block pages are a few kilobytes);
+   separator, so a product named "Access Denied [Blu-ray]" is still a product; and block
+   sentences ("you don't have permission to access", "ただいまアクセスが集中しております",
+   "verify you are human") in the visible text of a small page (block pages are a few KB);
 4. weak markers, ordinary words a product description may use ("発売日はアクセスが集中します";
    "orders placed by automated access will be cancelled"), which count only
 
