@@ -57,14 +57,12 @@ _STRONG_MARKERS: tuple[tuple[str, str], ...] = (
     ("/dogsofamazon", UNAVAILABLE),
 )
 
-# Bot-wall vendors' block pages (DataDome, PerimeterX, Incapsula, Akamai): never on a shop page.
-_VENDOR_MARKERS: tuple[tuple[str, str], ...] = (
+# Bot-wall vendors' block pages (DataDome, PerimeterX, Incapsula): never on a shop page.
+_VENDOR_CAPTCHAS: tuple[tuple[str, str], ...] = (
     ("captcha-delivery.com", CAPTCHA),
     ('id="px-captcha"', CAPTCHA),
-    ("Incapsula incident ID", ACCESS_DENIED),
-    ("_Incapsula_Resource?SWJIYLWA", ACCESS_DENIED),
-    ("errors.edgesuite.net", ACCESS_DENIED),
 )
+_INCAPSULA = ("Incapsula incident ID", "_Incapsula_Resource?SWJIYLWA")
 
 # A captcha widget's markup, and the words of the containers a shop puts one in for its own
 # forms (login, sign-up, contact, reviews, newsletter), where it says nothing about a block.
@@ -170,7 +168,9 @@ def detect_block(page: Page, tree: LexborHTMLParser | None = None) -> str | None
         if tree is None and small:
             tree = LexborHTMLParser(page.text)
         if tree is not None:
-            reason = _widget(tree) or _notice_heading(tree)
+            reason = _notice_heading(tree)
+            if reason is None and _widget_possible(page.text):
+                reason = _widget(tree)
         if reason is None and small:
             reason = _block_sentence(page.text)
         if reason is None:
@@ -199,10 +199,18 @@ def _strong_marker(text: str) -> str | None:
     for marker, reason in _STRONG_MARKERS:
         if (reason != CAPTCHA or captcha_possible) and marker in text:
             return reason
-    for marker, reason in _VENDOR_MARKERS:
-        if marker in text:
+    for marker, reason in _VENDOR_CAPTCHAS:
+        if captcha_possible and marker in text:
             return reason
+    if "ncapsula" in text and any(marker in text for marker in _INCAPSULA):
+        return ACCESS_DENIED
     return None
+
+
+def _widget_possible(text: str) -> bool:
+    """A captcha widget's markup needs one of these words (a plain scan spares a tree search;
+    Turnstile's iframe path holds "turnstile" too)."""
+    return "aptcha" in text or "turnstile" in text
 
 
 def _widget(tree: LexborHTMLParser) -> str | None:

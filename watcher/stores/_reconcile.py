@@ -38,6 +38,7 @@ class Evidence:
     state: Availability
     detail: str
     reason: str
+    context: str = ""  # the text it was read in (for a quantity hint such as 残り2点)
 
     @property
     def label(self) -> str:

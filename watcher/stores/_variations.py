@@ -33,13 +33,24 @@ from watcher.stores._text import (
     price_candidates,
 )
 
+# Class or id words naming a variation table (a list or table, or its wrapper).
 _ZONE_WORDS = re.compile(
-    r"sku|variation|variant|option|lineup|line-up|type-?list|kind|size|color|colour|model-?list"
-    r"|edition|bariation|shurui|iro",
+    r"sku|variation|variant|bariation|option|lineup|line-up|type-?list|kind|size|colou?r"
+    r"|model-?list|edition|shurui",
     re.IGNORECASE,
 )
-_ZONES = "table, ul, ol, div, dl, section"
-_LISTS = "table, ul, ol"  # unnamed: rows count only when each states a state beside a price
+_LIST_TAGS = "table, ul, ol, dl"
+# Rows drawn as divs: only under a container whose class says so plainly.
+_NAMED_DIVS = (
+    "div[class*=sku i], div[id*=sku i], div[class*=variation i], div[id*=variation i],"
+    " div[class*=variant i], div[id*=variant i]"
+)
+_ZONE_SCAN = 400
+_LISTS = "table, ul, ol"
+# Controls whose caption is not part of the row's text (an input's value, an image's alt).
+_SILENT_CONTROLS = (
+    "input, img[alt]"  # unnamed: rows count only when each states a state beside a price
+)
 _ROWS = "[class*=row i], [class*=item i], [class*=sku i]"
 _ROW_TEXT_MAX = 300
 _ROW_LIMIT = 200  # rows read per table: a hostile page cannot make this slow
@@ -86,20 +97,28 @@ class Rows:
 
 
 def variation_rows(
-    scope: LexborNode, form: LexborNode | None, default: Availability | None
+    scope: LexborNode,
+    form: LexborNode | None,
+    default: Availability | None,
+    block: LexborNode | None = None,
 ) -> Rows | None:
     """The variation rows of the main product area, None when it has no such table.
 
-    `default` is what the rest of the page says (the main buy control, else structured data):
-    a row that states nothing itself is orderable when `default` is.
+    `scope` is searched for named tables, `block` (the product block, when there is one) for
+    unnamed price lists. `default` is what the rest of the page says (the main buy control,
+    else structured data): a row that states nothing itself is orderable when `default` is.
     """
     fallback = default if default is not None and default.orderable else None
-    named = [z for z in scope.css(_ZONES)[: _ZONE_LIMIT * 20] if _is_zone(z, form)]
+    named = [z for z in scope.css(_LIST_TAGS)[:_ZONE_SCAN] if _named(z) or _named(z.parent)]
+    named.extend(scope.css(_NAMED_DIVS)[:_ZONE_LIMIT])
+    if form is not None:
+        named.extend(form.css("table")[:_ZONE_LIMIT])
     for zone in named[:_ZONE_LIMIT]:
         rows = _table_rows(zone, fallback)
         if rows is not None:
             return Rows(rows, zone)
-    for zone in scope.css(_LISTS)[:_ZONE_LIMIT]:
+    lists = block.css(_LISTS)[:_ZONE_LIMIT] if block is not None else []
+    for zone in lists:
         rows = _table_rows(zone, None, priced=True)
         if rows is not None:
             return Rows(rows, zone)
@@ -111,12 +130,11 @@ def variation_rows(
     return None
 
 
-def _is_zone(node: LexborNode, form: LexborNode | None) -> bool:
+def _named(node: LexborNode | None) -> bool:
+    if node is None:
+        return False
     attrs = node.attributes
-    words = f"{attrs.get('class') or ''} {attrs.get('id') or ''}"
-    if _ZONE_WORDS.search(words):
-        return True
-    return node.tag == "table" and form is not None and _inside(node, form)
+    return _ZONE_WORDS.search(f"{attrs.get('class') or ''} {attrs.get('id') or ''}") is not None
 
 
 def _inside(node: LexborNode, outer: LexborNode) -> bool:
@@ -164,9 +182,14 @@ def _silent_row(node: LexborNode, default: Availability | None) -> Row | None:
 
 
 def _row(node: LexborNode) -> Row | None:
-    text = normalise(node.text(separator=" "))
+    raw = node.text(separator=" ")
+    if not raw or len(raw) > _ROW_TEXT_MAX * 4:
+        return None
+    text = normalise(raw)
     if not text or len(text) > _ROW_TEXT_MAX:
         return None
+    if classify_wording(text) is None and node.css_first(_SILENT_CONTROLS) is None:
+        return None  # says nothing, and no control whose caption is not in its text
     control = next((s for c in node.css(CONTROLS) if (s := control_state(c)) is not None), None)
     worded = classify_wording(_without_controls(node, text))
     decided = _row_state(worded, control)

@@ -251,7 +251,7 @@ def read_tree(page: Page, tree: LexborHTMLParser) -> Observation:
     view = ProductView.of(tree)
     control = _main_control(view, search_page=stated is None)
     default = control.state if control else (stated.state if stated else None)
-    rows = variation_rows(view.page(), view.form, default)
+    rows = variation_rows(view.page(), view.form, default, view.block)
     text = _area_text(view, rows, read_body=stated is None and control is None and rows is None)
     if rows is not None:
         control = Evidence("variations", rows.state, rows.summary, f"variations:{rows.summary}")
@@ -269,17 +269,19 @@ def read_tree(page: Page, tree: LexborHTMLParser) -> Observation:
         title=title,
         seller=data.seller if data else None,
         condition=data.condition if data else None,
-        quantity=_quantity(view) if verdict.state is Availability.IN_STOCK else None,
+        quantity=_quantity(view, text) if verdict.state is Availability.IN_STOCK else None,
         offers=offers,
         store=NAME,
         lottery_deadline=_deadline(view, page) if verdict.state is Availability.LOTTERY else None,
     )
 
 
-def _quantity(view: ProductView) -> int | None:
-    """残りN点 / "Only N left" in the product block (or a flat page's short text)."""
-    text = view.area().text(separator=" ")
-    return quantity_hint(text[: _BLOCK_TEXT_MAX * 4])
+def _quantity(view: ProductView, text: Evidence | None) -> int | None:
+    """残りN点 / "Only N left" in the stock wording read, else in the product block."""
+    found = quantity_hint(text.context) if text is not None else None
+    if found is None and view.block is not None:
+        found = quantity_hint(view.block.text(separator=" ")[: _BLOCK_TEXT_MAX * 4])
+    return found
 
 
 def _structured_evidence(data: ProductData | None) -> Evidence | None:
@@ -553,7 +555,7 @@ def _text_evidence(text: str, strength: Strength) -> Evidence | None:
     if found is None:
         return None
     state, phrase = found
-    return Evidence("text", state, phrase, f"text:{phrase}")
+    return Evidence("text", state, phrase, f"text:{phrase}", normalise(text[: _LABEL_MAX * 4]))
 
 
 def _without_captions(scope: LexborNode, text: str) -> str:
