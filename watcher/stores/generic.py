@@ -1,30 +1,30 @@
-"""Any shop without its own adapter: read what the page states, most trustworthy source first.
+"""Any shop without its own adapter: the page's witnesses, reconciled.
 
-Precedence (the first rule that gives a state decides; `reason` names it):
-
-1. a watch's own `TextRules` (`rules:<phrase>`), applied by `apply_rules` / `parse_with_rules`
-   (the registry's `parse_page` applies them over every adapter);
-2. a block page (captcha, robot check, 429/503/403) -> unknown, `blocked:<why>`;
-3. JSON-LD Product/Offer of the page's main product (`jsonld:InStock`);
-4. microdata and OpenGraph, read together, the more orderable wins (`microdata:OutOfStock`,
-   `og:instock`); see `_schema_org.Structured.decided`;
-5. a page with no product markup that looks like a listing (many buy buttons, or many prices on a
-   search/category page) -> unknown, `not a product page`;
-6. visible wording of the main product (see "What is read" below), in this order:
-   a. stock labels (elements whose id/class says stock/availability/zaiko/soldout), those in the
-      product block first, then the text of the main cart form (`text:在庫切れ`);
-   b. buy controls of the main cart form, then those in the product block
-      (`button:カートに入れる`);
-   c. the product block's own text (so "この商品は売り切れました" beside the title beats a cart
-      button elsewhere on the page);
-   d. every other buy control, in document order;
-   e. the whole visible text (`text:<phrase>`);
-   a disabled control never counts as buyable, and a page whose first buy control is disabled
-   reads out of stock (`button:disabled:<label>`);
-7. nothing -> unknown, `no signal`.
-
-When structured data and visible wording disagree about whether the product can be ordered,
-structured data still decides and the reason ends with `; conflict: text said <phrase>`.
+1. A block page (captcha, robot check, access denied, rate limit, アクセス集中) is `unknown`
+   (`blocked:<why>`) whatever else it shows; nothing else is read.
+2. A page with no product markup that looks like a listing (many buy buttons, or many prices on
+   a search/category page) is `unknown` (`not a product page`).
+3. Three witnesses are read about the main product:
+   - structured data: JSON-LD Product/Offer of the main product, else microdata and OpenGraph
+     read together (`_schema_org.Structured.decided`);
+   - the wording of the main product area (see "What is read"): its stock labels (elements
+     whose id/class says stock/availability/zaiko/soldout; the product block's first, then the
+     page's, never a store-pickup widget's or a variation row's), then the cart form's and the
+     product block's own text without the buttons' captions; with neither structured data nor
+     a buy control, the whole visible text;
+   - its buy control: the main cart form's, then the product block's (without structured data,
+     the first stating control anywhere); a disabled buy control says out of stock;
+     a variation table (`_variations`) takes the control's place: one row per variation,
+     the product as orderable as its most orderable row.
+4. `_reconcile.reconcile` decides: a buyable state needs a positive buy signal no other
+   witness contradicts; on disagreement the state is not buyable and the reason names both sides
+   (`conflict: jsonld InStock vs text 売り切れ`), except that visible wording and an enabled buy
+   control agreeing that the product can be ordered outvote stale structured data
+   (`text:お取り寄せ; jsonld OutOfStock disagreed`). Ship-later wording beside an enabled cart is a
+   backorder; lottery wording (抽選受付中, 応募受付中) is `lottery`, with the deadline the page
+   states (`_dates`).
+5. No witness: `unknown`, `no signal`. A watch's own `TextRules` (`rules:<phrase>`) are applied
+   over any adapter's reading by `apply_rules` (the registry's `parse_page` does).
 
 What is read. Scripts, styles, templates and hidden elements are removed first: the `hidden`
 attribute, `aria-hidden="true"`, inline `display: none` / `visibility: hidden` (any spacing or
