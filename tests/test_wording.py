@@ -78,6 +78,14 @@ ROWS = [
     ("Auf Lager", A.IN_STOCK),
     ("Derzeit nicht verfügbar", A.OUT_OF_STOCK),
     ("Plus en stock", A.OUT_OF_STOCK),
+    ("Op voorraad", A.IN_STOCK),
+    ("Niet op voorraad", A.OUT_OF_STOCK),
+    ("Tillfälligt slut", A.OUT_OF_STOCK),
+    ("Stokta yok", A.OUT_OF_STOCK),
+    # stock marks
+    ("在庫：○", A.IN_STOCK),
+    ("在庫状況：△", A.IN_STOCK),
+    ("在庫：×", A.OUT_OF_STOCK),
 ]
 
 

@@ -40,6 +40,11 @@ _ZONE_WORDS = re.compile(
     re.IGNORECASE,
 )
 _LIST_TAGS = "table, ul, ol, dl"
+CART_FORMS = (
+    "form[action*=cart i], form[action*=basket i], form[action*=kago i], form[action*=buy i],"
+    " form[id*=cart i], form[class*=cart i]"
+)
+_ROW_DEPTH = 4  # a row's cart form sits at most this deep inside it
 # Rows drawn as divs: only under a container whose class says so plainly.
 _NAMED_DIVS = (
     "div[class*=sku i], div[id*=sku i], div[class*=variation i], div[id*=variation i],"
@@ -109,6 +114,11 @@ def variation_rows(
     else structured data): a row that states nothing itself is orderable when `default` is.
     """
     fallback = default if default is not None and default.orderable else None
+    per_row = _cart_form_rows(scope)
+    if per_row is not None:
+        rows = _table_rows(per_row, None)
+        if rows is not None:
+            return Rows(rows, per_row)
     named = [z for z in scope.css(_LIST_TAGS)[:_ZONE_SCAN] if _named(z) or _named(z.parent)]
     named.extend(scope.css(_NAMED_DIVS)[:_ZONE_LIMIT])
     if form is not None:
@@ -127,6 +137,31 @@ def variation_rows(
         options = _option_rows(select, fallback)
         if options is not None:
             return Rows(options, select)
+    return None
+
+
+def _cart_form_rows(scope: LexborNode) -> LexborNode | None:
+    """The table or list whose rows each hold their own cart form (a SKU table with a cart
+    button per row), None when the page has no such thing."""
+    rows: dict[int, LexborNode] = {}
+    for form in scope.css(CART_FORMS)[:_ROW_LIMIT]:
+        row = _ancestor(form, ("tr", "li"))
+        if row is not None:
+            rows.setdefault(row.mem_id, row)
+    parents = {r.parent.mem_id: r.parent for r in rows.values() if r.parent is not None}
+    if len(rows) < 2 or len(parents) != 1:
+        return None
+    return next(iter(parents.values()))
+
+
+def _ancestor(node: LexborNode, tags: tuple[str, ...]) -> LexborNode | None:
+    current = node.parent
+    for _ in range(_ROW_DEPTH):
+        if current is None:
+            return None
+        if current.tag in tags:
+            return current
+        current = current.parent
     return None
 
 

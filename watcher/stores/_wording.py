@@ -89,6 +89,7 @@ JAPANESE: tuple[Phrase, ...] = (
     Phrase(r"受付(?:は|を)?終了(?!日|予定|時刻|日時)|受付を締め?切|受付期間外", _A.OUT_OF_STOCK),
     Phrase(r"抽選(?:販売|受付|応募|申込)?(?:の受付)?(?:は)?(?:終了|締め?切)", _A.OUT_OF_STOCK),
     Phrase(r"ご注文いただけません|購入できません|販売期間外|販売開始前", _A.OUT_OF_STOCK),
+    Phrase(r"在庫\s*(?:状況)?\s*[:：]?\s*[×✕✖]", _A.OUT_OF_STOCK),  # 在庫：× (parts shops' marks)
     Phrase(r"再?入荷(?:お知らせ|通知)|入荷したらお知らせ|入荷連絡", _A.OUT_OF_STOCK, _W),
     Phrase(r"在庫確認中|ただいま準備中", _A.OUT_OF_STOCK, _W),
     # preorder
@@ -109,6 +110,7 @@ JAPANESE: tuple[Phrase, ...] = (
     ),
     Phrase(r"残り\s*\d+\s*(?:点|個|枚|本|セット|台|着)|即納|即日(?:発送|出荷)", _A.IN_STOCK),
     Phrase(r"当日(?:発送|出荷)|翌日(?:発送|出荷)|翌営業日(?:発送|出荷)", _A.IN_STOCK),
+    Phrase(r"在庫\s*(?:状況)?\s*[:：]?\s*[○◯◎△]", _A.IN_STOCK),  # 在庫：○ / △ (few left)
     Phrase(r"(?:[1-3]|24時間)\s*(?:営業日|日)?以内(?:に)?(?:発送|出荷)", _A.IN_STOCK),
     Phrase(
         r"カートに(?:入れる|追加)|買い物(?:かご|カゴ)に入れる|(?:かご|カゴ)に入れる|バスケットに入れる",
@@ -142,6 +144,11 @@ ENGLISH: tuple[Phrase, ...] = (
 # Amazon's other European locales and shops writing like them.
 EUROPEAN: tuple[Phrase, ...] = (
     Phrase(r"derzeit nicht verfügbar|nicht auf lager|ausverkauft", _A.OUT_OF_STOCK),
+    Phrase(r"niet op voorraad|momenteel niet verkrijgbaar|niet beschikbaar", _A.OUT_OF_STOCK),
+    Phrase(
+        r"obecnie niedostępny|niedostępny|tillfälligt slut|inte i lager|stokta yok", _A.OUT_OF_STOCK
+    ),
+    Phrase(r"şu anda mevcut değil|tükendi", _A.OUT_OF_STOCK),
     Phrase(r"actuellement indisponible|en rupture de stock|épuisé|plus en stock", _A.OUT_OF_STOCK),
     Phrase(r"attualmente non disponibile|esaurito|non disponibile", _A.OUT_OF_STOCK),
     Phrase(r"no disponible|agotado|sin stock", _A.OUT_OF_STOCK),
@@ -155,7 +162,8 @@ EUROPEAN: tuple[Phrase, ...] = (
     ),
     Phrase(r"normalmente se envía en \d+ (?:a|-) ?\d+ (?:días|semanas)", _A.BACKORDER),
     Phrase(r"geralmente enviado em \d+ (?:a|-) ?\d+ (?:dias|semanas)", _A.BACKORDER),
-    Phrase(r"auf lager|en stock|disponibilità immediata|em estoque", _A.IN_STOCK),
+    Phrase(r"auf lager|en stock|disponibilità immediata|em estoque|op voorraad", _A.IN_STOCK),
+    Phrase(r"\bdostępny\b|\bi lager\b|stokta var|stokta", _A.IN_STOCK),
     Phrase(
         r"in den einkaufswagen|ajouter au panier|aggiungi al carrello|añadir a la cesta",
         _A.IN_STOCK,

@@ -51,6 +51,11 @@ HOSTS = (
     "*.amazon.sa",
     "*.amazon.ae",
     "*.amazon.sg",
+    "*.amazon.pl",
+    "*.amazon.se",
+    "*.amazon.com.tr",
+    "*.amazon.com.be",
+    "*.amazon.eg",
 )
 
 # Amazon blocks eager clients quickly: one request at a time, a pause between them.
@@ -85,14 +90,15 @@ _AMAZON_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"一時的に在庫切れ|temporarily out of stock"
             r"|temporariamente (?:fora de estoque|indisponível)|derzeit nicht auf lager"
             r"|momentanément en rupture de stock|temporaneamente non disponibile"
-            r"|temporalmente sin stock|tijdelijk niet op voorraad",
+            r"|temporalmente sin stock|tijdelijk niet op voorraad|tymczasowo niedostępny",
             _TEMPORARILY_OUT,
         ),
         (r"お取り扱いできません", _A.DISCONTINUED.value),
         (
             r"現在在庫切れ|在庫切れ|currently unavailable|out of stock|fora de estoque|indisponível"
             r"|não disponível|actuellement indisponible|derzeit nicht verfügbar|non disponibile"
-            r"|no disponible|غير متوفر",
+            r"|no disponible|غير متوفر|niet op voorraad|momenteel niet verkrijgbaar"
+            r"|obecnie niedostępny|tillfälligt slut|inte i lager|stokta yok|şu anda mevcut değil",
             _A.OUT_OF_STOCK.value,
         ),
         (_NO_FEATURED_WORDING, _NO_FEATURED_OFFER),
@@ -109,7 +115,7 @@ _AMAZON_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (
             r"在庫あり|残り\s*\d+\s*点|in stock|only \d+ left|em estoque|en stock|auf lager"
-            r"|disponibile|disponible|متوفر",
+            r"|disponibile|disponible|متوفر|op voorraad|\bdostępny\b|\bi lager\b|stokta",
             _A.IN_STOCK.value,
         ),
     )
@@ -202,6 +208,11 @@ _HOST_CURRENCY = {
     "sa": "SAR",
     "ae": "AED",
     "sg": "SGD",
+    "pl": "PLN",
+    "se": "SEK",
+    "com.tr": "TRY",
+    "com.be": "EUR",
+    "eg": "EGP",
 }
 
 _SHIPS_LABEL = re.compile(

@@ -79,7 +79,7 @@ from watcher.stores._text import (
     price_candidates,
     quantity_hint,
 )
-from watcher.stores._variations import Rows, variation_rows
+from watcher.stores._variations import CART_FORMS, Rows, variation_rows
 from watcher.stores._wording import Strength
 
 NAME = "generic"
@@ -122,10 +122,7 @@ _STOCK_LABELS = (
     "[id*=stock i], [class*=stock i], [id*=availability i], [class*=availability i],"
     " [id*=zaiko i], [class*=zaiko i], [id*=sold i], [class*=sold i], [itemprop=availability]"
 )
-_CART_FORMS = (
-    "form[action*=cart i], form[action*=basket i], form[action*=kago i], form[action*=buy i],"
-    " form[id*=cart i], form[class*=cart i]"
-)
+_CART_FORMS = CART_FORMS
 _PRICE_ZONES = "[itemprop=price], [id*=price i], [class*=price i]"
 _PRICE_REFERENCE_PARTS = "s, del, strike"
 # Words in a price element's id/class: not the price (points, shipping), or a reference price.
@@ -494,8 +491,8 @@ def _area_text(view: ProductView, rows: Rows | None, read_body: bool) -> Evidenc
             if found is not None:
                 return found
     for zone in (view.form, view.block):
-        if zone is None:
-            continue
+        if zone is None or (skip is not None and _within(zone, skip)):
+            continue  # a form inside the variation table is one row's
         text = zone.text(separator=" ")
         if len(text) <= _BLOCK_TEXT_MAX * 4 and len(normalise(text)) <= _BLOCK_TEXT_MAX:
             own = _without_asides(zone, normalise(text), skip)
