@@ -132,11 +132,12 @@ def variation_rows(
         rows = _table_rows(zone, None, priced=True)
         if rows is not None:
             return Rows(rows, zone)
-    select = form.css_first("select") if form is not None else None
-    if select is not None:
-        options = _option_rows(select, fallback)
-        if options is not None:
-            return Rows(options, select)
+    for holder in (form, block):
+        select = holder.css_first("select") if holder is not None else None
+        if select is not None:
+            options = _option_rows(select, fallback)
+            if options is not None:
+                return Rows(options, select)
     return None
 
 

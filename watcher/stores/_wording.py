@@ -180,7 +180,8 @@ CONDITIONAL = re.compile(
     r"|の節|の商品は|商品は|の表示|表示|について)"
     r"|(?:if|when|once) (?:an? |the )?(?:item |product )?(?:is |goes |becomes )?"
     r"(?:sold out|out of stock)"
-    r"|(?:在庫|販売)状況(?:により|によって)",
+    r"|(?:在庫|販売)状況(?:により|によって)"
+    r"|variant sold out or unavailable|sold out or unavailable",  # a theme's per-option note
     re.IGNORECASE,
 )
 

@@ -156,6 +156,8 @@ _STORE_WIDGET = re.compile(
     r"|realshop|real-?_?store|nearby"
 )
 _STORE_WIDGET_DEPTH = 5
+_SOLD_OUT_CLASS = re.compile(r"sold-?_?out|soldout|out-?_?of-?_?stock|unavailable")
+_BADGE_DEPTH = 4
 _YEN = re.compile(r"[¥￥]\s*[\d,，０-９]+|[\d,，０-９]+\s*円")
 
 
@@ -510,20 +512,41 @@ def _label_evidence(node: LexborNode, skip: LexborNode | None) -> Evidence | Non
         return None
     if _STORE_STOCK.search(text) or (skip is not None and _within(node, skip)):
         return None
-    if _in_store_widget(node):
+    if _in_store_widget(node) or _template_badge(node):
         return None
     return _text_evidence(text, Strength.WEAK)
 
 
 def _without_asides(zone: LexborNode, text: str, rows: LexborNode | None) -> str:
     """A zone's text without what is not about ordering the product online: the variation rows
-    (their wording is the rows') and store-pickup widgets."""
-    asides = [n for n in zone.css("[class], [id]") if _STORE_WIDGET.search(_class_and_id(n))]
+    (their wording is the rows'), store-pickup widgets and template badges."""
+    asides = [
+        n
+        for n in zone.css("[class], [id]")
+        if _STORE_WIDGET.search(_class_and_id(n)) or _template_badge(n)
+    ]
     if rows is not None:
         asides.append(rows)
     for node in asides:
         text = text.replace(normalise(node.text(separator=" ")), " ", 1)
     return text
+
+
+def _template_badge(node: LexborNode) -> bool:
+    """A sold-out badge that shop themes print on every page and show by a class on its
+    container (Shopify's `price__badge-sold-out` inside `price--sold-out`): it counts only when
+    a container says sold out too."""
+    own = _class_and_id(node)
+    if "badge" not in own or not _SOLD_OUT_CLASS.search(own):
+        return False
+    current = node.parent
+    for _ in range(_BADGE_DEPTH):
+        if current is None or current.tag in _NEVER_HIDDEN:
+            return True
+        if _SOLD_OUT_CLASS.search(_class_and_id(current)):
+            return False
+        current = current.parent
+    return True
 
 
 def _in_store_widget(node: LexborNode) -> bool:
