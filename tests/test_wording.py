@@ -103,6 +103,9 @@ def test_each_phrase_states_its_state(text: str, state: Availability) -> None:
         "品切れの際はご容赦ください",
         "If an item is sold out we refund the payment.",
         "在庫状況によりお届けが遅れる場合があります",
+        "予約商品と通常商品を同時にご注文の場合は分けてお届けします",
+        "お取り寄せ商品はキャンセルできません",
+        "Variant sold out or unavailable",
     ],
 )
 def test_conditional_sentences_state_nothing(text: str) -> None:
@@ -119,6 +122,8 @@ def test_conditional_sentences_state_nothing(text: str) -> None:
         ("抽選受付中 在庫なし", A.LOTTERY),
         ("予約受付中 受付終了日 12/10", A.PREORDER),
         ("販売終了日：2026年12月31日 在庫あり", A.IN_STOCK),
+        ("予約商品は発売日以降の発送です 在庫あり", A.IN_STOCK),
+        ("この商品はお取り寄せとなります", A.BACKORDER),
     ],
 )
 def test_which_state_wins_in_one_text(text: str, state: Availability) -> None:

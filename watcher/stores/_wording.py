@@ -172,8 +172,9 @@ EUROPEAN: tuple[Phrase, ...] = (
 
 TABLES: tuple[tuple[Phrase, ...], ...] = (JAPANESE, ENGLISH, EUROPEAN)
 
-# Sentences that only say what would happen: "在庫切れの場合はメールでご連絡します",
-# "売り切れ次第終了", "if sold out we refund". Cut before reading (bounded, linear).
+# Sentences that only say what would happen, or speak of a kind of item in general:
+# "在庫切れの場合はメールでご連絡します", "売り切れ次第終了", "予約商品と通常商品を同時にご注文の場合",
+# "if sold out we refund". Cut before reading (bounded, linear).
 CONDITIONAL = re.compile(
     r"(?:在庫切れ|品切れ|売り?切れ|完売|欠品|在庫(?:が|は)?(?:ない|なし|無い|ありません)|在庫あり)"
     r"\s*(?:の場合|の際|時は|時には|場合|となる場合|となった場合|になり次第|となり次第|次第|しだい"
@@ -181,6 +182,7 @@ CONDITIONAL = re.compile(
     r"|(?:if|when|once) (?:an? |the )?(?:item |product )?(?:is |goes |becomes )?"
     r"(?:sold out|out of stock)"
     r"|(?:在庫|販売)状況(?:により|によって)"
+    r"|(?:予約|お?取り?寄せ|受注生産)商品(?:と|は|を|の場合|の際|について|につき|に関して)"
     r"|variant sold out or unavailable|sold out or unavailable",  # a theme's per-option note
     re.IGNORECASE,
 )
