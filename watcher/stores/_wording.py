@@ -173,8 +173,9 @@ EUROPEAN: tuple[Phrase, ...] = (
 TABLES: tuple[tuple[Phrase, ...], ...] = (JAPANESE, ENGLISH, EUROPEAN)
 
 # Sentences that only say what would happen, or speak of a kind of item in general:
-# "在庫切れの場合はメールでご連絡します", "売り切れ次第終了", "予約商品と通常商品を同時にご注文の場合",
-# "if sold out we refund". Cut before reading (bounded, linear).
+# "在庫切れの場合はメールでご連絡します", "売り切れ次第終了",
+# "予約商品と通常商品を同時にご注文の場合", "if sold out we refund". Cut before reading (bounded,
+# linear).
 CONDITIONAL = re.compile(
     r"(?:在庫切れ|品切れ|売り?切れ|完売|欠品|在庫(?:が|は)?(?:ない|なし|無い|ありません)|在庫あり)"
     r"\s*(?:の場合|の際|時は|時には|場合|となる場合|となった場合|になり次第|となり次第|次第|しだい"
