@@ -131,3 +131,17 @@ def test_an_empty_variant_is_a_config_error() -> None:
     text = 'watches:\n  - name: mug\n    url: https://example.base.shop/items/1\n    variant: ""\n'
     with pytest.raises(ConfigError):
         parse_config(text)
+
+
+def test_rows_without_their_own_price_carry_the_page_price() -> None:
+    path = PAGES / "generic" / "eccube4-select-one-option-sold-out.html"
+    obs = read(path.read_text("utf-8"))
+    assert {o.price for o in obs.offers} == {5500}
+    assert WatchConditions(variant="生成り", max_price=6000).is_buyable(obs)
+    assert not WatchConditions(variant="生成り", max_price=5000).is_buyable(obs)
+
+
+def test_the_variant_is_matched_against_the_row_not_the_product_title() -> None:
+    html = ROWS_PAGE.replace("<h1>Tシャツ</h1>", "<h1>Tシャツ レッド柄</h1>")
+    obs = read(html)
+    assert not WatchConditions(variant="レッド").is_buyable(obs)

@@ -146,6 +146,7 @@ class Offer:
     # A "from ¥N" summary of other sellers (Amazon's 新品 (5)点：￥89,800より): shown, never bought.
     summary: bool = False
     sku: str | None = None  # a variation row's SKU / item code (what a watch's `variant` may name)
+    variant: str | None = None  # a variation row's own name or option text (ブルー / M)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,8 @@ class WatchConditions:
         """True when this offer alone would satisfy the watch."""
         if offer.summary or offer.state not in self.buyable:
             return False
-        if self.variant and not variant_matches(self.variant, offer.title, offer.sku):
+        name = offer.variant if offer.variant is not None else offer.title
+        if self.variant and not variant_matches(self.variant, name, offer.sku):
             return False
         if self.stores and offer.store not in self.stores:
             return False

@@ -259,7 +259,8 @@ def read_tree(page: Page, tree: LexborHTMLParser) -> Observation:
     if verdict is None:
         return Observation.unknown("no signal", store=NAME, title=title, price=price)
     data = stated or facts
-    offers = _row_offers(rows, page.url, title, data.currency if data else None)
+    page_price = (stated.price if stated else None) or price
+    offers = _row_offers(rows, page.url, title, data.currency if data else None, page_price)
     return Observation(
         state=verdict.state,
         reason=verdict.reason,
@@ -302,8 +303,9 @@ def _verdict_price(stated: ProductData | None, rows: Rows | None, price: int | N
 
 
 def _row_offers(
-    rows: Rows | None, url: str, title: str | None, currency: str | None
+    rows: Rows | None, url: str, title: str | None, currency: str | None, price: int | None
 ) -> tuple[Offer, ...]:
+    """One offer per variation row; a row that shows no price of its own has the page's."""
     if rows is None:
         return ()
     return tuple(
@@ -311,10 +313,11 @@ def _row_offers(
             store=NAME,
             url=url,
             state=row.state,
-            price=row.price,
+            price=row.price if row.price is not None else price,
             currency=currency or "JPY",
             title=f"{title} {row.name}" if title and row.name else row.name or title,
             sku=row.sku,
+            variant=row.name or "",
         )
         for row in rows.rows
     )
