@@ -369,7 +369,7 @@ def _price(tree: LexborHTMLParser, url: str) -> tuple[int | None, str | None]:
     host_currency = _host_currency(url)
     for selector in _PRICE_SELECTORS:
         for node in tree.css(selector):
-            if _in_summary(node):
+            if _in_summary(node) or _is_reference_price(node):
                 continue
             text = _price_text(node)
             currency = _currency_of(text, host_currency)
@@ -377,6 +377,22 @@ def _price(tree: LexborHTMLParser, url: str) -> tuple[int | None, str | None]:
             if amount:
                 return amount, currency
     return None, host_currency or "JPY"
+
+
+def _is_reference_price(node: LexborNode) -> bool:
+    """A struck list price (参考価格, "List Price", "Was"): `a-text-price` / `data-a-strike`,
+    or inside the basis-price line."""
+    attrs = node.attributes
+    if "a-text-price" in (attrs.get("class") or "") or attrs.get("data-a-strike") == "true":
+        return True
+    parent = node.parent
+    for _ in range(3):
+        if parent is None:
+            return False
+        if "basisPrice" in (parent.attributes.get("class") or ""):
+            return True
+        parent = parent.parent
+    return False
 
 
 def _in_summary(node: LexborNode) -> bool:
