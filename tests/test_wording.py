@@ -68,6 +68,8 @@ ROWS = [
     ("Notify when available", A.OUT_OF_STOCK),
     ("Auto Notify", A.OUT_OF_STOCK),
     ("Currently unavailable", A.OUT_OF_STOCK),
+    ("Notify me when it's back in stock", A.OUT_OF_STOCK),
+    ("Unavailable online", A.OUT_OF_STOCK),
     ("Not in stock", A.OUT_OF_STOCK),
     ("Temporarily on backorder", A.BACKORDER),
     ("Pre-order", A.PREORDER),

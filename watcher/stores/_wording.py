@@ -132,6 +132,10 @@ ENGLISH: tuple[Phrase, ...] = (
         r"notify me when (?:available|in stock)|notify when available|auto notify", _A.OUT_OF_STOCK
     ),
     Phrase(r"email (?:me )?when (?:available|back in stock)|back in stock alert", _A.OUT_OF_STOCK),
+    Phrase(
+        r"when (?:it(?:'s| is) )?back in stock|(?:unavailable|not available) online",
+        _A.OUT_OF_STOCK,
+    ),
     Phrase(r"notify me|join (?:the )?wait ?list|coming soon|unavailable", _A.OUT_OF_STOCK, _W),
     Phrase(r"pre[ -]?order|pre[ -]?sale", _A.PREORDER),
     Phrase(r"back[ -]?order|ships in \d+\s*(?:-|to)\s*\d+ (?:days|weeks)", _A.BACKORDER),
