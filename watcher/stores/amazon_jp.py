@@ -5,6 +5,14 @@ other variations and other offers in scripts and side widgets, so this adapter r
 elements (#availability, #outOfStock, the cart and buy-now buttons, the seller features and the
 buy box price) and never searches the page's whole text.
 
+The buy box's witnesses are reconciled like any page's: "No featured offers" / "See all buying
+options" (おすすめ出品がありません, すべての出品を見る, in any locale) anywhere in the buy box
+means no offer is featured, so the page is not buyable even beside a leftover cart button;
+一時的に在庫切れ is a backorder only next to a cart or buy-now button; ship-later wording of any
+locale (通常2～3日以内に発送, "Gewöhnlich versandfertig in 2 bis 3 Tagen") is a backorder. A block
+page (captcha, dogs, access denied) is `unknown` before anything is read. A struck list price
+(参考価格) is never the price.
+
 The other-sellers summary ("新品 (5)点：￥89,800より", "Used (3) from $20.00") is kept as offers
 marked `summary=True`: shown to people, never bought. It is a "from" price of sellers one has not
 chosen, so it must never make a sold-out buy box buyable nor keep a watch from re-arming; the
