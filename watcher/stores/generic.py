@@ -141,6 +141,7 @@ _REFERENCE_CLASS = re.compile(
 )
 _BLOCK_DEPTH = 6  # how far above the h1 the product block may start
 _BLOCK_TEXT_MAX = 1_000  # a product block's text read as a statement only up to this size
+_BODY_TEXT_MAX = 4_000  # characters of a flat page's text read from its h1 on
 _FORM_MAX = 600
 _PRICE_ZONE_MAX = 120
 _PRICE_TEXT_MAX = 20_000  # characters of product text searched for a labelled price
@@ -505,8 +506,19 @@ def _area_text(view: ProductView, rows: Rows | None, read_body: bool) -> Evidenc
             if found is not None:
                 return found
     if read_body:
-        return _text_evidence(_body_text(view.tree), Strength.STRONG)
+        return _text_evidence(_text_from_h1(view.tree), Strength.STRONG)
     return None
+
+
+def _text_from_h1(tree: LexborHTMLParser) -> str:
+    """The page's visible text from its h1 on, `_BODY_TEXT_MAX` characters of it: the product
+    states itself beside its name, and reading a whole megabyte of text costs more than the
+    parse (and mostly reads other things)."""
+    text = normalise(_body_text(tree))
+    heading = tree.css_first("h1")
+    start = text.find(normalise(heading.text(separator=" "))) if heading is not None else -1
+    start = max(start, 0)
+    return text[start : start + _BODY_TEXT_MAX]
 
 
 def _label_evidence(node: LexborNode, skip: LexborNode | None) -> Evidence | None:
