@@ -162,14 +162,17 @@ def detect_block(page: Page, tree: LexborHTMLParser | None = None) -> str | None
 
     `tree` is the parsed page when the caller has one; the title then also counts as a marker.
     """
-    reason = _strong_marker(page.text)
+    small = len(page.text) <= SMALL_PAGE_CHARS
+    # Several markers share "aptcha": one scan of a big page rules them all out.
+    captcha_possible = "aptcha" in page.text
+    reason = _strong_marker(page.text, captcha_possible, small)
     if reason is None and not _is_json(page):
-        small = len(page.text) <= SMALL_PAGE_CHARS
         if tree is None and small:
             tree = LexborHTMLParser(page.text)
         if tree is not None:
             reason = _notice_heading(tree)
-            if reason is None and _widget_possible(page.text):
+            # Turnstile's markup says "turnstile"; its challenge pages are small.
+            if reason is None and (captcha_possible or (small and "turnstile" in page.text)):
                 reason = _widget(tree)
         if reason is None and small:
             reason = _block_sentence(page.text)
@@ -193,24 +196,16 @@ def blocked_observation(page: Page, reason: str, *, store: str | None = None) ->
     )
 
 
-def _strong_marker(text: str) -> str | None:
-    # Three markers share "aptcha": one scan of a big page rules them all out.
-    captcha_possible = "aptcha" in text
+def _strong_marker(text: str, captcha_possible: bool, small: bool) -> str | None:
     for marker, reason in _STRONG_MARKERS:
         if (reason != CAPTCHA or captcha_possible) and marker in text:
             return reason
     for marker, reason in _VENDOR_CAPTCHAS:
         if captcha_possible and marker in text:
             return reason
-    if "ncapsula" in text and any(marker in text for marker in _INCAPSULA):
+    if small and any(marker in text for marker in _INCAPSULA):  # its block pages are small
         return ACCESS_DENIED
     return None
-
-
-def _widget_possible(text: str) -> bool:
-    """A captcha widget's markup needs one of these words (a plain scan spares a tree search;
-    Turnstile's iframe path holds "turnstile" too)."""
-    return "aptcha" in text or "turnstile" in text
 
 
 def _widget(tree: LexborHTMLParser) -> str | None:

@@ -18,6 +18,7 @@ wording (the short row text: weak phrases count), so "在庫なし" beside a lef
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from selectolax.lexbor import LexborNode
@@ -106,16 +107,18 @@ def variation_rows(
     form: LexborNode | None,
     default: Availability | None,
     block: LexborNode | None = None,
+    aside: Callable[[LexborNode], bool] = lambda node: False,
 ) -> Rows | None:
     """The variation rows of the main product area, None when it has no such table.
 
     `scope` is searched for named tables, `block` (the product block, when there is one) for
     unnamed price lists. `default` is what the rest of the page says (the main buy control,
     else structured data): a row that states nothing itself is orderable when `default` is.
+    `aside` says which nodes are other products' (their tables are never read).
     """
     fallback = default if default is not None and default.orderable else None
     per_row = _cart_form_rows(scope)
-    if per_row is not None:
+    if per_row is not None and not aside(per_row):
         rows = _table_rows(per_row, None)
         if rows is not None:
             return Rows(rows, per_row)
@@ -125,12 +128,12 @@ def variation_rows(
         named.extend(form.css("table")[:_ZONE_LIMIT])
     for zone in named[:_ZONE_LIMIT]:
         rows = _table_rows(zone, fallback)
-        if rows is not None:
+        if rows is not None and not aside(zone):
             return Rows(rows, zone)
     lists = block.css(_LISTS)[:_ZONE_LIMIT] if block is not None else []
     for zone in lists:
         rows = _table_rows(zone, None, priced=True)
-        if rows is not None:
+        if rows is not None and not aside(zone):
             return Rows(rows, zone)
     for holder in (form, block):
         select = holder.css_first("select") if holder is not None else None

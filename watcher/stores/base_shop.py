@@ -18,6 +18,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.model import Availability, Observation, Page
 from watcher.stores import generic
+from watcher.stores._asides import strip_recommendations
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
 from watcher.stores._text import classify_wording, clean_title, normalise
@@ -59,6 +60,7 @@ def parse_product(page: Page) -> Observation:
         return Observation.unknown(f"http:{page.status}", store=NAME, url=page.url)
     shop = _shop_name(tree)
     observation = generic.read_tree(page, tree)  # also drops hidden elements from the tree
+    strip_recommendations(tree)  # other products' sold-out marks are not this item's
     decided = _purchase_box(tree)
     if decided is not None:
         state, reason = _reconciled(decided, observation)

@@ -60,6 +60,7 @@ from datetime import datetime
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.model import Availability, Observation, Offer, Page, TextRules
+from watcher.stores._asides import Asides
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
 from watcher.stores._controls import CONTROLS as _CONTROLS
@@ -100,24 +101,6 @@ _SHOWN_AGAIN = re.compile(
 )
 _NEVER_HIDDEN = frozenset({"html", "body"})
 _NOT_TEXT = ", ".join((*sorted(_CODE_TAGS), "input[type=hidden i]", _MAYBE_HIDDEN))
-_RECOMMENDATION_ZONES = (
-    "[itemtype*=ItemList i], [aria-roledescription=carousel i], [class*=carousel i],"
-    " [class*=swiper i], [class*=slider i], [class*=recommend i], [id*=recommend i],"
-    " [class*=related i], [id*=related i], [class*=upsell i], [class*=cross-sell i],"
-    " [class*=recently i], [class*=osusume i], [class*=kanren i]"
-)
-_RECOMMENDATION_HEADING = re.compile(
-    r"(?:関連商品|関連アイテム|関連する商品|おすすめ商品|おすすめアイテム|おすすめ|オススメ"
-    r"|こちらもおすすめ|この商品を(?:見た|買った|チェックした)人は.*|よく一緒に購入.*"
-    r"|最近(?:チェック|見た|閲覧)した商品|閲覧履歴|ランキング|人気商品"
-    r"|recommended.*|recommendations?|you may also like|you might also like"
-    r"|related (?:products?|items)|customers (?:also|who) .*|recently viewed.*"
-    r"|frequently bought together|similar (?:products|items))",
-    re.IGNORECASE,
-)
-_NOT_ZONES = frozenset({"a", "button", "input", "form", "select", "option", "img", "span"})
-_HEADINGS = "h2, h3, h4, h5, h6, [role=heading]"
-_HEADING_MAX = 40
 _STOCK_LABELS = (
     "[id*=stock i], [class*=stock i], [id*=availability i], [class*=availability i],"
     " [id*=zaiko i], [class*=zaiko i], [id*=sold i], [class*=sold i], [itemprop=availability]"
@@ -140,6 +123,7 @@ _REFERENCE_CLASS = re.compile(
     r"|retail|compare|msrp|strike"
 )
 _BLOCK_DEPTH = 6  # how far above the h1 the product block may start
+_OWN_CHECKS = 20  # candidates looked at when asking whether a container holds its own price
 _BLOCK_TEXT_MAX = 1_000  # a product block's text read as a statement only up to this size
 _BODY_TEXT_MAX = 4_000  # characters of a flat page's text read from its h1 on
 _FORM_MAX = 600
@@ -247,11 +231,10 @@ def read_tree(page: Page, tree: LexborHTMLParser) -> Observation:
     title = _title(tree, structured)
     if stated is None and not structured.is_product and looks_like_listing(tree, page.url, title):
         return Observation.unknown("not a product page", store=NAME, title=title)
-    _strip_recommendations(tree)
     view = ProductView.of(tree)
     control = _main_control(view, search_page=stated is None)
     default = control.state if control else (stated.state if stated else None)
-    rows = variation_rows(view.page(), view.form, default, view.block)
+    rows = variation_rows(view.page(), view.form, default, view.block, view.asides.holds)
     text = _area_text(view, rows, read_body=stated is None and control is None and rows is None)
     if rows is not None:
         control = Evidence("variations", rows.state, rows.summary, f"variations:{rows.summary}")
@@ -353,51 +336,6 @@ def _is_hidden(node: LexborNode) -> bool:
     return not any(_SHOWN_AGAIN.match(c) for c in classes)
 
 
-def _strip_recommendations(tree: LexborHTMLParser) -> None:
-    """Remove other products' blocks (see the module docstring); never the one holding the h1,
-    and never a control or a form (a cart button's id may say "submitRelated")."""
-    for node in tree.css(_RECOMMENDATION_ZONES):
-        if node.tag in _NEVER_HIDDEN or node.tag in _NOT_ZONES:
-            continue
-        if node.css_first("h1") is None:
-            node.decompose()
-    for heading in tree.css(_HEADINGS):
-        text = heading.text(separator=" ")
-        if len(text) <= _HEADING_MAX * 4 and _is_recommendation_heading(text):
-            _strip_section_after(heading)
-
-
-def _is_recommendation_heading(text: str) -> bool:
-    words = normalise(text).strip(" :：・-■□●◆◇★☆【】[]「」")
-    return len(words) <= _HEADING_MAX and _RECOMMENDATION_HEADING.fullmatch(words) is not None
-
-
-def _strip_section_after(heading: LexborNode) -> None:
-    """Remove a recommendation heading and what follows it in its section, stopping at the h1."""
-    start = heading
-    while start.next is None or _next_element(start) is None:
-        parent = start.parent
-        if parent is None or parent.tag in _NEVER_HIDDEN:
-            break
-        start = parent
-    doomed = [start]
-    sibling = _next_element(start)
-    while sibling is not None:
-        if sibling.tag == "h1" or sibling.css_first("h1") is not None:
-            break
-        doomed.append(sibling)
-        sibling = _next_element(sibling)
-    for node in doomed:
-        node.decompose()
-
-
-def _next_element(node: LexborNode) -> LexborNode | None:
-    sibling = node.next
-    while sibling is not None and not sibling.is_element_node:
-        sibling = sibling.next
-    return sibling
-
-
 @dataclass(frozen=True, slots=True)
 class ProductView:
     """Where the main product is stated: its cart form and the block around its h1 (None when
@@ -406,10 +344,13 @@ class ProductView:
     tree: LexborHTMLParser
     form: LexborNode | None
     block: LexborNode | None
+    asides: Asides  # other products' blocks: nothing in them is read
 
     @classmethod
     def of(cls, tree: LexborHTMLParser) -> ProductView:
-        return cls(tree, tree.css_first(_CART_FORMS), _product_block(tree))
+        asides = Asides.of(tree)
+        form = next((f for f in tree.css(_CART_FORMS) if not asides.holds(f)), None)
+        return cls(tree, form, _product_block(tree, asides), asides)
 
     def scopes(self) -> list[LexborNode]:
         """The block (when there is one), then the whole page."""
@@ -428,18 +369,23 @@ class ProductView:
         return self.block if self.block is not None else self.page()
 
 
-def _product_block(tree: LexborHTMLParser) -> LexborNode | None:
+def _product_block(tree: LexborHTMLParser, asides: Asides) -> LexborNode | None:
     heading = tree.css_first("h1")
     node = heading.parent if heading is not None else None
     for _ in range(_BLOCK_DEPTH):
         if node is None or node.tag in _NEVER_HIDDEN:
             return None
-        if node.css_first(_PRICE_ZONES) is not None or node.css_first(_CART_FORMS) is not None:
+        if _holds_own(node, f"{_PRICE_ZONES}, {_CART_FORMS}", asides):
             return node
-        if any(_stock_control(c) for c in node.css(_CONTROLS)):
+        if any(_stock_control(c) and not asides.holds(c) for c in node.css(_CONTROLS)):
             return node
         node = node.parent
     return None
+
+
+def _holds_own(node: LexborNode, selector: str, asides: Asides) -> bool:
+    """`node` holds an element matching `selector` that is not another product's."""
+    return any(not asides.holds(found) for found in node.css(selector)[:_OWN_CHECKS])
 
 
 def _stock_control(node: LexborNode) -> bool:
@@ -465,18 +411,19 @@ def _main_control(view: ProductView, search_page: bool) -> Evidence | None:
     for scope in scopes:
         if scope is None:
             continue
-        found = _first_control(scope.css(_CONTROLS))
+        found = _first_control(scope.css(_CONTROLS), view.asides)
         if found is not None:
             return found
     return None
 
 
-def _first_control(nodes: list[LexborNode]) -> Evidence | None:
-    """The first enabled control stating a state; else the first disabled buy control."""
+def _first_control(nodes: list[LexborNode], asides: Asides) -> Evidence | None:
+    """The first enabled control stating a state; else the first disabled buy control (other
+    products' controls left out)."""
     disabled_buy: Evidence | None = None
     for node in nodes:
         found = control_state(node)
-        if found is None:
+        if found is None or asides.holds(node):
             continue
         state, phrase = found
         if not phrase.startswith("disabled:"):
@@ -494,14 +441,14 @@ def _area_text(view: ProductView, rows: Rows | None, read_body: bool) -> Evidenc
     for scope in view.scopes():
         for node in scope.css(_STOCK_LABELS):
             found = _label_evidence(node, skip)
-            if found is not None:
+            if found is not None and not view.asides.holds(node):
                 return found
     for zone in (view.form, view.block):
         if zone is None or (skip is not None and _within(zone, skip)):
             continue  # a form inside the variation table is one row's
         text = zone.text(separator=" ")
         if len(text) <= _BLOCK_TEXT_MAX * 4 and len(normalise(text)) <= _BLOCK_TEXT_MAX:
-            own = _without_asides(zone, normalise(text), skip)
+            own = _without_asides(zone, normalise(text), skip, view.asides)
             found = _text_evidence(_without_captions(zone, own), Strength.STRONG)
             if found is not None:
                 return found
@@ -532,13 +479,15 @@ def _label_evidence(node: LexborNode, skip: LexborNode | None) -> Evidence | Non
     return _text_evidence(text, Strength.WEAK)
 
 
-def _without_asides(zone: LexborNode, text: str, rows: LexborNode | None) -> str:
+def _without_asides(
+    zone: LexborNode, text: str, rows: LexborNode | None, view_asides: Asides
+) -> str:
     """A zone's text without what is not about ordering the product online: the variation rows
     (their wording is the rows'), store-pickup widgets and template badges."""
     asides = [
         n
         for n in zone.css("[class], [id]")
-        if _STORE_WIDGET.search(_class_and_id(n)) or _template_badge(n)
+        if _STORE_WIDGET.search(_class_and_id(n)) or _template_badge(n) or view_asides.holds(n)
     ]
     if rows is not None:
         asides.append(rows)
@@ -651,7 +600,7 @@ def _price(view: ProductView, facts: ProductData | None) -> int | None:
     for scope in view.scopes():
         for node in scope.css(_PRICE_ZONES):
             candidates = _zone_candidates(node)
-            if candidates is None:
+            if candidates is None or view.asides.holds(node):
                 continue
             price = choose_price(candidates)
             if any(c.kind == "sale" for c in candidates):
@@ -738,7 +687,7 @@ def _labelled_price(view: ProductView) -> int | None:
 def _foreign_price(view: ProductView, currency: str) -> int | None:
     for scope in view.scopes():
         for node in scope.css(_PRICE_ZONES):
-            if _price_zone_kind(node) != "sale":
+            if _price_zone_kind(node) != "sale" or view.asides.holds(node):
                 continue
             text = node.text(separator=" ")
             if len(text) <= _PRICE_ZONE_MAX * 4 and len(normalise(text)) <= _PRICE_ZONE_MAX:
