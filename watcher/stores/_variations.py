@@ -18,8 +18,8 @@ wording (the short row text: weak phrases count), so "在庫なし" beside a lef
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from selectolax.lexbor import LexborNode
 
@@ -102,38 +102,55 @@ class Rows:
         return f"{len(orderable)} of {len(self.rows)} orderable"
 
 
-def variation_rows(
-    scope: LexborNode,
-    form: LexborNode | None,
-    default: Availability | None,
-    block: LexborNode | None = None,
-    aside: Callable[[LexborNode], bool] = lambda node: False,
-) -> Rows | None:
-    """The variation rows of the main product area, None when it has no such table.
+class RowsPlace(Protocol):
+    """Where a page's variation tables may be: what `generic.ProductView` knows."""
 
-    `scope` is searched for named tables, `block` (the product block, when there is one) for
-    unnamed price lists. `default` is what the rest of the page says (the main buy control,
-    else structured data): a row that states nothing itself is orderable when `default` is.
-    `aside` says which nodes are other products' (their tables are never read).
+    @property
+    def form(self) -> LexborNode | None: ...
+
+    @property
+    def block(self) -> LexborNode | None: ...
+
+    @property
+    def forms(self) -> tuple[LexborNode, ...]: ...
+
+    def page(self) -> LexborNode: ...
+
+    def aside(self, node: LexborNode) -> bool: ...
+
+
+def variation_rows(place: RowsPlace, default: Availability | None) -> Rows | None:
+    """The variation rows of the main product, None when it has no such table.
+
+    Looked for, in order: a table whose rows each hold a cart form; tables and lists named as
+    variations (anywhere on the page; div rows under a named div in the product block or cart
+    form); the cart form's tables; unnamed price lists of the product block; the options of a
+    select in the cart form or block. Other products' blocks (`place.aside`) are never read.
+    `default` is what the rest of the page says (the main buy control, else structured data):
+    a row that states nothing itself is orderable when `default` is.
     """
     fallback = default if default is not None and default.orderable else None
-    per_row = _cart_form_rows(scope)
-    if per_row is not None and not aside(per_row):
+    form, block = place.form, place.block
+    per_row = _cart_form_rows(place.forms)
+    if per_row is not None and not place.aside(per_row):
         rows = _table_rows(per_row, None)
         if rows is not None:
             return Rows(rows, per_row)
-    named = [z for z in scope.css(_LIST_TAGS)[:_ZONE_SCAN] if _named(z) or _named(z.parent)]
-    named.extend(scope.css(_NAMED_DIVS)[:_ZONE_LIMIT])
+    page = place.page()
+    named = [z for z in page.css(_LIST_TAGS)[:_ZONE_SCAN] if _named(z) or _named(z.parent)]
+    for holder in (block, form):
+        if holder is not None:
+            named.extend(holder.css(_NAMED_DIVS)[:_ZONE_LIMIT])
     if form is not None:
         named.extend(form.css("table")[:_ZONE_LIMIT])
     for zone in named[:_ZONE_LIMIT]:
         rows = _table_rows(zone, fallback)
-        if rows is not None and not aside(zone):
+        if rows is not None and not place.aside(zone):
             return Rows(rows, zone)
     lists = block.css(_LISTS)[:_ZONE_LIMIT] if block is not None else []
     for zone in lists:
         rows = _table_rows(zone, None, priced=True)
-        if rows is not None and not aside(zone):
+        if rows is not None and not place.aside(zone):
             return Rows(rows, zone)
     for holder in (form, block):
         select = holder.css_first("select") if holder is not None else None
@@ -144,11 +161,11 @@ def variation_rows(
     return None
 
 
-def _cart_form_rows(scope: LexborNode) -> LexborNode | None:
+def _cart_form_rows(forms: tuple[LexborNode, ...]) -> LexborNode | None:
     """The table or list whose rows each hold their own cart form (a SKU table with a cart
     button per row), None when the page has no such thing."""
     rows: dict[int, LexborNode] = {}
-    for form in scope.css(CART_FORMS)[:_ROW_LIMIT]:
+    for form in forms[:_ROW_LIMIT]:
         row = _ancestor(form, ("tr", "li"))
         if row is not None:
             rows.setdefault(row.mem_id, row)

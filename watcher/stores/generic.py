@@ -234,7 +234,7 @@ def read_tree(page: Page, tree: LexborHTMLParser) -> Observation:
     view = ProductView.of(tree)
     control = _main_control(view, search_page=stated is None)
     default = control.state if control else (stated.state if stated else None)
-    rows = variation_rows(view.page(), view.form, default, view.block, view.asides.holds)
+    rows = variation_rows(view, default)
     text = _area_text(view, rows, read_body=stated is None and control is None and rows is None)
     if rows is not None:
         control = Evidence("variations", rows.state, rows.summary, f"variations:{rows.summary}")
@@ -345,12 +345,14 @@ class ProductView:
     form: LexborNode | None
     block: LexborNode | None
     asides: Asides  # other products' blocks: nothing in them is read
+    forms: tuple[LexborNode, ...] = ()  # every cart form of the page
 
     @classmethod
     def of(cls, tree: LexborHTMLParser) -> ProductView:
         asides = Asides.of(tree)
-        form = next((f for f in tree.css(_CART_FORMS) if not asides.holds(f)), None)
-        return cls(tree, form, _product_block(tree, asides), asides)
+        forms = tuple(tree.css(_CART_FORMS))
+        form = next((f for f in forms if not asides.holds(f)), None)
+        return cls(tree, form, _product_block(tree, asides), asides, forms)
 
     def scopes(self) -> list[LexborNode]:
         """The block (when there is one), then the whole page."""
@@ -367,6 +369,9 @@ class ProductView:
     def area(self) -> LexborNode:
         """The main product area: the block, else the whole page."""
         return self.block if self.block is not None else self.page()
+
+    def aside(self, node: LexborNode) -> bool:
+        return self.asides.holds(node)
 
 
 def _product_block(tree: LexborHTMLParser, asides: Asides) -> LexborNode | None:
