@@ -50,24 +50,31 @@ _DEPTH = 40  # ancestors walked up from a node
 class Asides:
     """The recommendation blocks of one parsed page (see the module docstring)."""
 
-    def __init__(self, headed: frozenset[int]) -> None:
-        self._headed = headed
+    def __init__(self, tree: LexborHTMLParser) -> None:
+        self._tree = tree
+        self._headed: frozenset[int] | None = None  # found on the first question
 
     @classmethod
     def of(cls, tree: LexborHTMLParser) -> Asides:
-        headed: set[int] = set()
-        for heading in tree.css(_HEADINGS):
-            if is_recommendation_heading(heading.text(separator=" ")):
-                headed.update(node.mem_id for node in _section_after(heading))
-        return cls(frozenset(headed))
+        return cls(tree)
+
+    def _sections(self) -> frozenset[int]:
+        if self._headed is None:
+            headed: set[int] = set()
+            for heading in self._tree.css(_HEADINGS):
+                if is_recommendation_heading(heading.text(separator=" ")):
+                    headed.update(node.mem_id for node in _section_after(heading))
+            self._headed = frozenset(headed)
+        return self._headed
 
     def holds(self, node: LexborNode) -> bool:
         """True when `node` is inside (or is) another product's block."""
+        headed = self._sections()
         current: LexborNode | None = node
         for _ in range(_DEPTH):
             if current is None or current.tag in _PAGE:
                 return False
-            if current.mem_id in self._headed or _is_zone(current):
+            if current.mem_id in headed or _is_zone(current):
                 return True
             current = current.parent
         return False

@@ -51,7 +51,7 @@ _NAMED_DIVS = (
     "div[class*=sku i], div[id*=sku i], div[class*=variation i], div[id*=variation i],"
     " div[class*=variant i], div[id*=variant i]"
 )
-_ZONE_SCAN = 400
+_ZONE_SCAN = 250
 _LISTS = "table, ul, ol"
 # Controls whose caption is not part of the row's text (an input's value, an image's alt).
 _SILENT_CONTROLS = (
@@ -123,9 +123,9 @@ def variation_rows(place: RowsPlace, default: Availability | None) -> Rows | Non
     """The variation rows of the main product, None when it has no such table.
 
     Looked for, in order: a table whose rows each hold a cart form; tables and lists named as
-    variations (anywhere on the page; div rows under a named div in the product block or cart
-    form); the cart form's tables; unnamed price lists of the product block; the options of a
-    select in the cart form or block. Other products' blocks (`place.aside`) are never read.
+    variations (anywhere on the page, the first 250; div rows under a div named sku / variation
+    / variant in the product block or cart form); the cart form's tables; unnamed price lists of
+    the product block; the options of a select in the cart form or block. Other products' blocks (`place.aside`) are never read.
     `default` is what the rest of the page says (the main buy control, else structured data):
     a row that states nothing itself is orderable when `default` is.
     """
@@ -137,7 +137,7 @@ def variation_rows(place: RowsPlace, default: Availability | None) -> Rows | Non
         if rows is not None:
             return Rows(rows, per_row)
     page = place.page()
-    named = [z for z in page.css(_LIST_TAGS)[:_ZONE_SCAN] if _named(z) or _named(z.parent)]
+    named = [z for z in page.css(_LIST_TAGS)[:_ZONE_SCAN] if _named(z)]
     for holder in (block, form):
         if holder is not None:
             named.extend(holder.css(_NAMED_DIVS)[:_ZONE_LIMIT])
