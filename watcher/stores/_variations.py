@@ -125,7 +125,8 @@ def variation_rows(place: RowsPlace, default: Availability | None) -> Rows | Non
     Looked for, in order: a table whose rows each hold a cart form; tables and lists named as
     variations (anywhere on the page, the first 250; div rows under a div named sku / variation
     / variant in the product block or cart form); the cart form's tables; unnamed price lists of
-    the product block; the options of a select in the cart form or block. Other products' blocks (`place.aside`) are never read.
+    the product block; the options of a select in the cart form or block. Other products'
+    blocks (`place.aside`) are never read.
     `default` is what the rest of the page says (the main buy control, else structured data):
     a row that states nothing itself is orderable when `default` is.
     """
