@@ -108,6 +108,8 @@ def test_each_phrase_states_its_state(text: str, state: Availability) -> None:
         "予約商品と通常商品を同時にご注文の場合は分けてお届けします",
         "お取り寄せ商品はキャンセルできません",
         "Variant sold out or unavailable",
+        "※在庫切れのサイズは選択できません",
+        "Sold out sizes are shown in grey.",
     ],
 )
 def test_conditional_sentences_state_nothing(text: str) -> None:

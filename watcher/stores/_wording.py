@@ -188,6 +188,8 @@ CONDITIONAL = re.compile(
     r"(?:sold out|out of stock)"
     r"|(?:在庫|販売)状況(?:により|によって)"
     r"|(?:予約|お?取り?寄せ|受注生産)商品(?:と|は|を|の場合|の際|について|につき|に関して)"
+    r"|(?:在庫切れ|品切れ|売り?切れ|完売)(?:の|した)(?:サイズ|カラー|色|商品|アイテム|オプション)"
+    r"|(?:sold out|out of stock) (?:sizes|colou?rs|items|options|variants)"
     r"|variant sold out or unavailable|sold out or unavailable",  # a theme's per-option note
     re.IGNORECASE,
 )
