@@ -109,6 +109,7 @@ def test_each_phrase_states_its_state(text: str, state: Availability) -> None:
         "お取り寄せ商品はキャンセルできません",
         "Variant sold out or unavailable",
         "※在庫切れのサイズは選択できません",
+        "SOLD OUTの場合、再販の予定はありません。",
         "Sold out sizes are shown in grey.",
     ],
 )

@@ -181,7 +181,8 @@ TABLES: tuple[tuple[Phrase, ...], ...] = (JAPANESE, ENGLISH, EUROPEAN)
 # "予約商品と通常商品を同時にご注文の場合", "if sold out we refund". Cut before reading (bounded,
 # linear).
 CONDITIONAL = re.compile(
-    r"(?:在庫切れ|品切れ|売り?切れ|完売|欠品|在庫(?:が|は)?(?:ない|なし|無い|ありません)|在庫あり)"
+    r"(?:在庫切れ|品切れ|売り?切れ|完売|欠品|在庫(?:が|は)?(?:ない|なし|無い|ありません)|在庫あり"
+    r"|sold ?out|out of stock)"
     r"\s*(?:の場合|の際|時は|時には|場合|となる場合|となった場合|になり次第|となり次第|次第|しだい"
     r"|の節|の商品は|商品は|の表示|表示|について)"
     r"|(?:if|when|once) (?:an? |the )?(?:item |product )?(?:is |goes |becomes )?"

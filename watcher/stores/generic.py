@@ -103,7 +103,8 @@ _NEVER_HIDDEN = frozenset({"html", "body"})
 _NOT_TEXT = ", ".join((*sorted(_CODE_TAGS), "input[type=hidden i]", _MAYBE_HIDDEN))
 _STOCK_LABELS = (
     "[id*=stock i], [class*=stock i], [id*=availability i], [class*=availability i],"
-    " [id*=zaiko i], [class*=zaiko i], [id*=sold i], [class*=sold i], [itemprop=availability]"
+    " [id*=zaiko i], [class*=zaiko i], [id*=sold i], [class*=sold i], [itemprop=availability],"
+    " [class*=inventory i]"
 )
 _CART_FORMS = CART_FORMS
 _PRICE_ZONES = "[itemprop=price], [id*=price i], [class*=price i]"
@@ -440,16 +441,18 @@ def _first_control(nodes: list[LexborNode], asides: Asides) -> Evidence | None:
 
 def _area_text(view: ProductView, rows: Rows | None, read_body: bool) -> Evidence | None:
     """What the main product area's wording states: its stock labels (the block's, then the
-    page's; not a variation row's, not a store-pickup widget's), then the cart form's and the
-    block's own text without the controls' captions; with `read_body`, the whole page's text."""
+    page's; not a variation row's, not a store-pickup widget's), then the own text (without the
+    controls' captions) of the cart form, of the element around it, and of the product block;
+    with `read_body`, the page's text from its h1 on."""
     skip = rows.zone if rows is not None else None
     for scope in view.scopes():
         for node in scope.css(_STOCK_LABELS):
             found = _label_evidence(node, skip)
             if found is not None and not view.asides.holds(node):
                 return found
-    for zone in (view.form, view.block):
-        if zone is None or (skip is not None and _within(zone, skip)):
+    around_form = view.form.parent if view.form is not None else None
+    for zone in (view.form, around_form, view.block):
+        if zone is None or zone.tag in _NEVER_HIDDEN or (skip is not None and _within(zone, skip)):
             continue  # a form inside the variation table is one row's
         text = zone.text(separator=" ")
         if len(text) <= _BLOCK_TEXT_MAX * 4 and len(normalise(text)) <= _BLOCK_TEXT_MAX:
