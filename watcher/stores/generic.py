@@ -31,12 +31,12 @@ attribute, `aria-hidden="true"`, inline `display: none` / `visibility: hidden` (
 case), and the hiding classes `hidden`, `d-none`, `is-hidden`, `hide`, `u-hidden`, `invisible`
 (unless a responsive class shows the element again, as in `d-none d-md-block`). Screen-reader
 text (`visually-hidden`, `sr-only`) is kept: it is written for people who cannot see the page and
-states what the page states. Then recommendations are removed: item lists (`ItemList`
-microdata), carousels and sliders, elements whose class or id says related / recommend / upsell /
-recently viewed, and what follows a heading such as 関連商品, おすすめ, "Recommended" or "You may
-also like" in its section. Their cart buttons and sold-out badges are other products'.
+states what the page states. Recommendations (`_asides`: item lists, carousels, related /
+recommend / upsell blocks, what follows 関連商品 or "You may also like") are never read: their
+cart buttons, prices and sold-out badges are other products'.
 
-The main cart form is the first form whose action (or id/class) says cart, basket, kago or buy.
+The main cart form is the first form whose action (or id/class) says cart, basket, kago or buy,
+outside recommendations.
 The product block is the nearest element around the h1 that also holds a price, a cart form or a
 buy control (none on a flat page, whose body is the block).
 
@@ -222,8 +222,8 @@ def rules_signal(tree: LexborHTMLParser, rules: TextRules) -> tuple[Availability
 
 
 def read_tree(page: Page, tree: LexborHTMLParser) -> Observation:
-    """Read an already parsed, not blocked page. Mutates `tree` (invisible nodes and
-    recommendations are removed)."""
+    """Read an already parsed, not blocked page. Mutates `tree` (invisible nodes are removed;
+    recommendations stay, and are skipped as `Asides`)."""
     structured = read_structured(tree, page.final_url or page.url)
     facts = structured.facts()
     decided = structured.decided()
