@@ -176,6 +176,11 @@ def _cart_form_rows(forms: tuple[LexborNode, ...]) -> LexborNode | None:
     return next(iter(parents.values()))
 
 
+def in_row(form: LexborNode) -> bool:
+    """The form sits in a table row or list item (as a SKU table's per-row cart forms do)."""
+    return _ancestor(form, ("tr", "li")) is not None
+
+
 def _ancestor(node: LexborNode, tags: tuple[str, ...]) -> LexborNode | None:
     current = node.parent
     for _ in range(_ROW_DEPTH):

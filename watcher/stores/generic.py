@@ -80,7 +80,7 @@ from watcher.stores._text import (
     price_candidates,
     quantity_hint,
 )
-from watcher.stores._variations import CART_FORMS, Rows, variation_rows
+from watcher.stores._variations import CART_FORMS, Rows, in_row, variation_rows
 from watcher.stores._wording import Strength
 
 NAME = "generic"
@@ -351,7 +351,11 @@ class ProductView:
     @classmethod
     def of(cls, tree: LexborHTMLParser) -> ProductView:
         asides = Asides.of(tree)
-        forms = tuple(tree.css(_CART_FORMS))
+        first = tree.css_first(_CART_FORMS)
+        # Every cart form is looked up only when the first could be one row's of a SKU table
+        # (a page's one cart form, the usual case, spares a second search of the whole page).
+        many = first is not None and (asides.holds(first) or in_row(first))
+        forms = tuple(tree.css(_CART_FORMS)) if many else (first,) if first is not None else ()
         form = next((f for f in forms if not asides.holds(f)), None)
         return cls(tree, form, _product_block(tree, asides), asides, forms)
 
