@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watcher.stores._dates import TOKYO, lottery_deadline
 
@@ -57,3 +59,35 @@ def test_no_deadline(text: str, headers: dict[str, str] | None) -> None:
 def test_a_hostile_text_is_read_quickly_and_safely() -> None:
     text = "受付期間" + "2026年12月1日(火)" * 2000 + "まで" + "1/" * 50_000
     assert lottery_deadline(text) is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "受付期間",
+                "応募締切",
+                "まで",
+                "～",
+                "2026年",
+                "12月",
+                "10日",
+                "(木)",
+                "23:59",
+                "12/10",
+                "1/8(金)",
+                " ",
+                "24:00",
+                "2月30日",
+                "年",
+                "時",
+                "抽選",
+            ]
+        ),
+        max_size=30,
+    )
+)
+def test_any_text_gives_an_aware_deadline_or_none(parts: list[str]) -> None:
+    found = lottery_deadline("".join(parts), {"date": "Fri, 04 Dec 2026 03:00:00 GMT"})
+    assert found is None or found.utcoffset() is not None
