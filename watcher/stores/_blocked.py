@@ -170,7 +170,7 @@ def detect_block(page: Page, tree: LexborHTMLParser | None = None) -> str | None
         if tree is None and small:
             tree = LexborHTMLParser(page.text)
         if tree is not None:
-            reason = _notice_heading(tree)
+            reason = _notice_heading(tree, small)
             # Turnstile's markup says "turnstile"; its challenge pages are small.
             if reason is None and (captcha_possible or (small and "turnstile" in page.text)):
                 reason = _widget(tree)
@@ -231,9 +231,11 @@ def _in_own_form(node: LexborNode) -> bool:
     return False
 
 
-def _notice_heading(tree: LexborHTMLParser) -> str | None:
-    """A title or h1 that is a block notice (see the module docstring)."""
-    nodes = [tree.css_first("title"), *tree.css("h1")[:_HEADINGS_READ]]
+def _notice_heading(tree: LexborHTMLParser, small: bool) -> str | None:
+    """A title or h1 that is a block notice (see the module docstring). A big page's first h1
+    only: block pages are small, and every h1 of a megabyte page costs a search of it."""
+    h1s = tree.css("h1")[:_HEADINGS_READ] if small else [tree.css_first("h1")]
+    nodes = [tree.css_first("title"), *h1s]
     for node in nodes:
         if node is None:
             continue
