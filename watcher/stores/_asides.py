@@ -67,6 +67,10 @@ class Asides:
             self._headed = frozenset(headed)
         return self._headed
 
+    def starts(self, node: LexborNode) -> bool:
+        """True when `node` itself is a recommendation block (not merely inside one)."""
+        return node.mem_id in self._sections() or _is_zone(node)
+
     def holds(self, node: LexborNode) -> bool:
         """True when `node` is inside (or is) another product's block."""
         headed = self._sections()

@@ -260,6 +260,9 @@ def _notice_reason(text: str) -> str:
 def _block_sentence(html: str) -> str | None:
     """A block sentence in a small page's visible text (scripts are no notice: a shop's script
     may hold an error message it never shows)."""
+    lowered = html.casefold()
+    if not any(sentence in lowered for sentence, _ in _BLOCK_SENTENCES):
+        return None  # the usual case: no need to read the visible text
     tree = LexborHTMLParser(html)
     tree.strip_tags(["script", "style", "noscript", "template"])
     root = tree.body or tree.root

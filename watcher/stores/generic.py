@@ -499,7 +499,7 @@ def _without_asides(
     asides = [
         n
         for n in zone.css("[class], [id]")
-        if _STORE_WIDGET.search(_class_and_id(n)) or _template_badge(n) or view_asides.holds(n)
+        if _STORE_WIDGET.search(_class_and_id(n)) or _template_badge(n) or view_asides.starts(n)
     ]
     if rows is not None:
         asides.append(rows)
