@@ -42,7 +42,7 @@ _HEADING = re.compile(
 )
 _NOT_ZONES = frozenset({"a", "button", "input", "form", "select", "option", "img", "span"})
 _PAGE = frozenset({"html", "body"})
-_HEADINGS = "h2, h3, h4, h5, h6, [role=heading]"
+_HEADINGS = "h2, h3, h4"  # recommendation headings (h5, h6 would cost a search for little)
 _HEADING_MAX = 40
 _DEPTH = 40  # ancestors walked up from a node
 
