@@ -495,7 +495,8 @@ def _without_asides(
     zone: LexborNode, text: str, rows: LexborNode | None, view_asides: Asides
 ) -> str:
     """A zone's text without what is not about ordering the product online: the variation rows
-    (their wording is the rows'), store-pickup widgets and template badges."""
+    (their wording is the rows'), store-pickup widgets, template badges and other products'
+    blocks."""
     asides = [
         n
         for n in zone.css("[class], [id]")
