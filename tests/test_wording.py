@@ -110,6 +110,8 @@ def test_each_phrase_states_its_state(text: str, state: Availability) -> None:
         "Variant sold out or unavailable",
         "※在庫切れのサイズは選択できません",
         "SOLD OUTの場合、再販の予定はありません。",
+        "入荷待ちの場合はメールでお知らせします",
+        "お取り寄せの場合は1週間ほどかかります",
         "Sold out sizes are shown in grey.",
     ],
 )

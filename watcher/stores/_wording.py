@@ -182,7 +182,7 @@ TABLES: tuple[tuple[Phrase, ...], ...] = (JAPANESE, ENGLISH, EUROPEAN)
 # linear).
 CONDITIONAL = re.compile(
     r"(?:在庫切れ|品切れ|売り?切れ|完売|欠品|在庫(?:が|は)?(?:ない|なし|無い|ありません)|在庫あり"
-    r"|sold ?out|out of stock)"
+    r"|再?入荷待ち|入荷未定|お?取り?寄せ|予約|sold ?out|out of stock)"
     r"\s*(?:の場合|の際|時は|時には|場合|となる場合|となった場合|になり次第|となり次第|次第|しだい"
     r"|の節|の商品は|商品は|の表示|表示|について)"
     r"|(?:if|when|once) (?:an? |the )?(?:item |product )?(?:is |goes |becomes )?"
