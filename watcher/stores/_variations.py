@@ -311,7 +311,7 @@ def _option_rows(select: LexborNode, default: Availability | None) -> tuple[Row,
     stated = 0
     rows: list[Row] = []
     for option in options:
-        text = normalise(option.text(separator=" "))
+        text = normalise(option.text(separator=" ")[: _ROW_TEXT_MAX * 4])[:_ROW_TEXT_MAX]
         worded = classify_wording(text)
         if disabled(option):
             worded = (

@@ -87,6 +87,8 @@ _NO_FEATURED = re.compile(_NO_FEATURED_WORDING, re.IGNORECASE)
 # The buy box in today's and older layouts: "no featured offer" anywhere in it decides.
 _BUY_BOX = ("#buybox", "#desktop_buybox", "#buyBoxAccordion", "#exports_desktop_buybox")
 _TEMPORARILY_OUT = "temporarily_out"  # orderable (backorder) only when a cart button is there
+_AVAILABILITY_MAX = 2_000  # characters of #availability read (a real one says a sentence)
+_BUY_BOX_MAX = 20_000  # characters of the buy box searched for "no featured offers"
 _NO_FEATURED_OFFER = "no_featured_offer"
 
 # Amazon's own buy-box wording, tried before the shared rules. Order matters: a negative phrase
@@ -330,6 +332,7 @@ def decide(box: BuyBox) -> tuple[Availability, str]:
 def _classify(text: str) -> tuple[str, str] | None:
     if not text:
         return None
+    text = text[:_AVAILABILITY_MAX]  # a hostile page's giant #availability reads no slower
     for pattern, verdict in _AMAZON_RULES:
         match = pattern.search(text)
         if match:
@@ -359,7 +362,7 @@ def _no_featured_offer(tree: LexborHTMLParser) -> str | None:
         node = tree.css_first(selector)
         if node is None:
             continue
-        found = _NO_FEATURED.search(_clean(node))
+        found = _NO_FEATURED.search(_clean(node)[:_BUY_BOX_MAX])
         if found is not None:
             return found.group(0)
     return None

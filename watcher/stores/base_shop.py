@@ -36,6 +36,7 @@ HOSTS = (
 )
 
 _A = Availability
+_LABEL_MAX = 200
 _ASSET_MARKERS = ("static.thebase.in", "baseec-img-mng.akamaized.net", "thebase.in/js/")
 _ITEM_PATH = re.compile(r"/items/\d+")
 _SOLD_OUT_MARKS = "#soldOut, .soldOut, [class*=soldOut], [class*=sold-out i], [class*=sold_out i]"
@@ -119,8 +120,9 @@ def _disabled(node: LexborNode) -> bool:
 
 
 def _label(node: LexborNode) -> str:
-    text = normalise(node.text(separator=" "))
-    return text or normalise(node.attributes.get("value") or "")
+    """A control's or mark's words (at most `_LABEL_MAX` characters: a caption is short)."""
+    text = normalise(node.text(separator=" ")[: _LABEL_MAX * 4])
+    return (text or normalise(node.attributes.get("value") or ""))[:_LABEL_MAX]
 
 
 def _shop_name(tree: LexborHTMLParser) -> str | None:
