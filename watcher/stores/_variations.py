@@ -131,29 +131,47 @@ def variation_rows(place: RowsPlace, default: Availability | None) -> Rows | Non
     a row that states nothing itself is orderable when `default` is.
     """
     fallback = default if default is not None and default.orderable else None
-    form, block = place.form, place.block
-    per_row = _cart_form_rows(place.forms)
-    if per_row is not None and not place.aside(per_row):
-        rows = _table_rows(per_row, None)
-        if rows is not None:
-            return Rows(rows, per_row)
-    page = place.page()
-    named = [z for z in page.css(_LIST_TAGS)[:_ZONE_SCAN] if _named(z)]
-    for holder in (block, form):
+    return (
+        _per_row_forms(place)
+        or _named_tables(place, fallback)
+        or _price_lists(place)
+        or _select_options(place, fallback)
+    )
+
+
+def _per_row_forms(place: RowsPlace) -> Rows | None:
+    zone = _cart_form_rows(place.forms)
+    if zone is None or place.aside(zone):
+        return None
+    rows = _table_rows(zone, None)
+    return Rows(rows, zone) if rows is not None else None
+
+
+def _named_tables(place: RowsPlace, fallback: Availability | None) -> Rows | None:
+    named = [z for z in place.page().css(_LIST_TAGS)[:_ZONE_SCAN] if _named(z)]
+    for holder in (place.block, place.form):
         if holder is not None:
             named.extend(holder.css(_NAMED_DIVS)[:_ZONE_LIMIT])
-    if form is not None:
-        named.extend(form.css("table")[:_ZONE_LIMIT])
+    if place.form is not None:
+        named.extend(place.form.css("table")[:_ZONE_LIMIT])
     for zone in named[:_ZONE_LIMIT]:
         rows = _table_rows(zone, fallback)
         if rows is not None and not place.aside(zone):
             return Rows(rows, zone)
-    lists = block.css(_LISTS)[:_ZONE_LIMIT] if block is not None else []
+    return None
+
+
+def _price_lists(place: RowsPlace) -> Rows | None:
+    lists = place.block.css(_LISTS)[:_ZONE_LIMIT] if place.block is not None else []
     for zone in lists:
         rows = _table_rows(zone, None, priced=True)
         if rows is not None and not place.aside(zone):
             return Rows(rows, zone)
-    for holder in (form, block):
+    return None
+
+
+def _select_options(place: RowsPlace, fallback: Availability | None) -> Rows | None:
+    for holder in (place.form, place.block):
         select = holder.css_first("select") if holder is not None else None
         if select is not None:
             options = _option_rows(select, fallback)
