@@ -142,6 +142,8 @@ _STORE_WIDGET = re.compile(
     r"|realshop|real-?_?store|nearby"
 )
 _STORE_WIDGET_DEPTH = 5
+# Option pickers: a select, a fieldset of swatches, a theme's variant picker element.
+_OPTION_PICKERS = "select, fieldset, [class*=swatch i], variant-radios, variant-selects"
 _SOLD_OUT_CLASS = re.compile(r"sold-?_?out|soldout|out-?_?of-?_?stock|unavailable")
 _BADGE_DEPTH = 4
 _YEN = re.compile(r"[¥￥]\s*[\d,，０-９]+|[\d,，０-９]+\s*円")
@@ -495,13 +497,14 @@ def _without_asides(
     zone: LexborNode, text: str, rows: LexborNode | None, view_asides: Asides
 ) -> str:
     """A zone's text without what is not about ordering the product online: the variation rows
-    (their wording is the rows'), store-pickup widgets, template badges and other products'
-    blocks."""
+    and option pickers (their wording is one option's: "M - Sold out"), store-pickup widgets,
+    template badges and other products' blocks."""
     asides = [
         n
         for n in zone.css("[class], [id]")
         if _STORE_WIDGET.search(_class_and_id(n)) or _template_badge(n) or view_asides.starts(n)
     ]
+    asides.extend(zone.css(_OPTION_PICKERS))
     if rows is not None:
         asides.append(rows)
     for node in asides:
