@@ -66,11 +66,12 @@ from notifiers.base import Notice, Notifier, SendResult  # noqa: E402
 from notifiers.telegram import TelegramNotifier  # noqa: E402
 from watcher.app import App, Overrides  # noqa: E402
 from watcher.config import parse_config  # noqa: E402
-from watcher.db import SQLiteRepository, open_repository  # noqa: E402
 from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
 from watcher.engine import EngineCounters  # noqa: E402
 from watcher.model import Notify, Watch  # noqa: E402
 from watcher.runtime import tune_gc  # noqa: E402
+from watcher.storage import open_repository  # noqa: E402
+from watcher.storage.sqlite import SQLiteRepository  # noqa: E402
 
 MODES = {
     "changed": "every page changed (a per-request token: every page is parsed)",

@@ -41,11 +41,11 @@ from watcher.app import (
     tuned,
 )
 from watcher.config import Server, Settings, load_config
-from watcher.db import open_repository
 from watcher.demo_shop import DemoShop, ShopProduct, Shows
 from watcher.engine import EngineSettings
 from watcher.fetch import Fetcher, build_client
 from watcher.model import EventKind, FetchPlan, Watch
+from watcher.storage import open_repository
 
 __all__ = ["start"]  # the fixture, shared with the engine tests
 

@@ -11,8 +11,8 @@ import pytest
 from notifiers.console import ConsoleNotifier
 from watcher.app import App, Overrides
 from watcher.config import load_config
-from watcher.db import open_repository
 from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline
+from watcher.storage import open_repository
 
 TOKEN = "123456:SECRET-token-value"
 

@@ -20,18 +20,19 @@ import respx
 
 from notifiers.pacing import Pacer
 from watcher.bot import BotSettings, ChatBot
-from watcher.db import open_repository
 from watcher.model import (
     Availability,
     ConditionFilter,
     Event,
     EventKind,
     Observation,
+    QuietMode,
     Watch,
 )
 from watcher.netguard import URLGuard
-from watcher.repository import CheckOutcome, QuietMode, Repository, WatchDecision
 from watcher.secret import Secret
+from watcher.storage import open_repository
+from watcher.storage.interface import CheckOutcome, Repository, WatchDecision
 
 TOKEN = "654321:AAH-chat-bot-secret_token"
 API = "https://tg.example.test"

@@ -26,8 +26,7 @@ from watcher.bot_parse import (
     start_payload,
     watch_key_from_payload,
 )
-from watcher.model import ConditionFilter
-from watcher.repository import QuietHours, QuietMode
+from watcher.model import ConditionFilter, QuietHours, QuietMode
 
 
 @pytest.mark.parametrize(

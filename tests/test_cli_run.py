@@ -24,11 +24,11 @@ from test_engine import IN, OUT, Lever, eventually
 
 from watcher import miniserver
 from watcher.cli import main
-from watcher.db import open_repository
 from watcher.demo_shop import DemoShop, ShopProduct
 from watcher.engine import STORE_ROW_PREFIX
 from watcher.miniserver import Request, Response
-from watcher.repository import HostState
+from watcher.storage import open_repository
+from watcher.storage.interface import HostState
 
 ROOT = Path(__file__).resolve().parents[1]
 

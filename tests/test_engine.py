@@ -24,7 +24,6 @@ from watcher import engine as engine_module
 from watcher import parsepool
 from watcher.app import App, Overrides
 from watcher.config import load_config
-from watcher.db import SQLiteRepository, open_repository
 from watcher.demo_shop import DemoShop, ShopProduct, Shows
 from watcher.detector import DebounceSettings
 from watcher.engine import STORE_ROW_PREFIX, Engine, EngineSettings, LayoutDrift, is_layout_miss
@@ -32,8 +31,10 @@ from watcher.fetch import Fetcher
 from watcher.model import Availability, EventKind, Observation
 from watcher.observe import read_page
 from watcher.politeness import Backoff, Politeness
-from watcher.repository import DueProduct, ObservationRecord
 from watcher.schedule import HotWindow
+from watcher.storage import open_repository
+from watcher.storage.interface import DueProduct, ObservationRecord
+from watcher.storage.sqlite import SQLiteRepository
 from watcher.stores.sources import RAKUTEN_SEARCH_URL
 
 IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER

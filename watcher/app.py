@@ -38,9 +38,9 @@ from watcher.netguard import URLGuard
 from watcher.observe import SearchSetup
 from watcher.parsepool import page_reader
 from watcher.politeness import Backoff, HostPolicy, PolicyBook, Politeness
-from watcher.repository import Repository
 from watcher.schedule import HotWindow, stable_phase
 from watcher.server import StatusServer, unsubscribe_secret_from_env
+from watcher.storage.interface import Repository
 from watcher.stores import ADAPTERS
 from watcher.stores._base import HostLimits
 
@@ -534,7 +534,7 @@ def _mtime(path: Path) -> float | None:
 
 async def run_config(config: Config, overrides: Overrides | None = None) -> int:
     """Run until SIGINT/SIGTERM (or the override's stop event). Returns the exit code."""
-    from watcher.db import open_repository
+    from watcher.storage import open_repository
 
     overrides = overrides or Overrides()
     stop = overrides.stop or asyncio.Event()

@@ -97,8 +97,8 @@ from watcher.config import DEFAULT_ALLOWED_HOSTS
 from watcher.errors import UnsafeURL
 from watcher.model import WatchConditions
 from watcher.netguard import URLGuard
-from watcher.repository import Repository, Subscription
 from watcher.secret import Secret
+from watcher.storage.interface import Repository, Subscription
 from watcher.stores import adapter_for
 
 LOG = logging.getLogger("restock.bot")

@@ -17,8 +17,7 @@ from typing import Literal
 
 from watcher.errors import InvalidJAN, UsageError
 from watcher.jan import looks_like_jan, parse_jan
-from watcher.model import ConditionFilter
-from watcher.repository import QuietHours, QuietMode
+from watcher.model import ConditionFilter, QuietHours, QuietMode
 
 Language = Literal["ja", "en"]
 

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 from notifiers.render import clean_text, escape_html, format_price, shorten, store_name
 from watcher.bot_parse import Language
-from watcher.model import ConditionFilter
-from watcher.repository import AwaitedProduct, QuietHours, QuietMode, Stats, Subscription
+from watcher.model import ConditionFilter, QuietHours, QuietMode
+from watcher.storage.interface import AwaitedProduct, Stats, Subscription
 from watcher.stores import adapter_for
 
 LIST_MAX = 25  # subscriptions shown in one /list message at most

@@ -70,6 +70,7 @@ from watcher.model import (
     WatchConditions,
 )
 from watcher.secret import Secret
+from watcher.storage.url import resolve_database
 from watcher.stores._base import HostLimits
 
 
@@ -242,8 +243,9 @@ class Dispatch(_Section):
 class Settings(_Section):
     """How the watcher runs."""
 
-    database: Path = Path("restock.sqlite3")
-    """SQLite file; a relative path is relative to the watchlist file's folder."""
+    database: str = "restock.sqlite3"
+    """SQLite file path (relative: to the watchlist file's folder), or a database URL
+    (`sqlite:///path`, `postgresql://user@host/db`)."""
     timezone: Timezone = "Asia/Tokyo"
     """IANA time zone of hot windows and message times."""
     default_interval: PositiveDuration = timedelta(minutes=5)
@@ -719,9 +721,7 @@ def _with_origin(finding: Finding, report: Report) -> str:
 
 def _resolve_database(settings: Settings, directory: Path, override: str | None) -> Settings:
     # A container keeps its database on a volume whatever the mounted watchlist says.
-    database = Path(override) if override else settings.database
-    if str(database) != ":memory:" and not database.is_absolute():
-        database = directory / database
+    database = resolve_database(override or settings.database, directory)
     return settings.model_copy(update={"database": database})
 
 

@@ -18,9 +18,9 @@ from typing import TextIO
 from notifiers.console import ConsoleNotifier
 from watcher.app import App, Overrides
 from watcher.config import Config, load_config
-from watcher.db import open_repository
 from watcher.demo_shop import DemoShop, ShopProduct, Shows, ghost_once, timeline
 from watcher.politeness import Backoff
+from watcher.storage import open_repository
 
 IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER
 

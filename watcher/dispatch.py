@@ -29,16 +29,15 @@ from zoneinfo import ZoneInfo
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
 from watcher.metrics import Metrics
-from watcher.repository import (
+from watcher.model import QuietHours, QuietMode
+from watcher.schedule import backoff
+from watcher.storage.interface import (
     ClaimedDelivery,
     DeliveryClaim,
     DeliveryOutcome,
     DeliveryResult,
-    QuietHours,
-    QuietMode,
     Repository,
 )
-from watcher.schedule import backoff
 
 log = logging.getLogger("restock.dispatch")
 

@@ -35,22 +35,11 @@ from watcher.detector import (
 )
 from watcher.fetch import Fetcher, RawPage
 from watcher.metrics import Metrics
-from watcher.model import Availability, FetchFacts, Observation, Page, TextRules
+from watcher.model import Availability, FetchFacts, Observation, Origin, Page, TextRules
 from watcher.netguard import URLGuard
 from watcher.observe import SearchSetup, read_jan
 from watcher.parsepool import FAILED_PREFIX, InlineReader, PageReader
 from watcher.politeness import HostBackingOff, Politeness
-from watcher.repository import (
-    CheckOutcome,
-    ClaimedDelivery,
-    DeliveryClaim,
-    DueProduct,
-    HostState,
-    Origin,
-    Repository,
-    StoredWatch,
-    WatchDecision,
-)
 from watcher.schedule import (
     HotWindow,
     RestockHistogram,
@@ -60,6 +49,16 @@ from watcher.schedule import (
     effective_interval,
     next_due,
     stable_phase,
+)
+from watcher.storage.interface import (
+    CheckOutcome,
+    ClaimedDelivery,
+    DeliveryClaim,
+    DueProduct,
+    HostState,
+    Repository,
+    StoredWatch,
+    WatchDecision,
 )
 from watcher.stores import adapter_for
 from watcher.stores._base import StoreAdapter

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 
@@ -352,6 +352,31 @@ class Event:
             "shop": self.shop,
             "observed_at": self.observed_at.isoformat(),
         }
+
+
+# Event kinds after which a one-shot subscription has had its message ("it is back").
+ENDING_EVENT_KINDS = frozenset({EventKind.RESTOCK, EventKind.PREORDER_OPEN})
+
+
+class Origin(enum.StrEnum):
+    """Where a watch or subscription came from: the operator's YAML, or a chat user."""
+
+    YAML = "yaml"
+    CHAT = "chat"
+
+
+class QuietMode(enum.StrEnum):
+    HOLD = "hold"  # keep messages and send them when the quiet hours end
+    DROP = "drop"  # skip messages that fall into the quiet hours
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A recipient's quiet hours, in the recipient's local time (`start` may be after `end`)."""
+
+    start: time
+    end: time
+    mode: QuietMode = QuietMode.HOLD
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -30,7 +30,7 @@ from watcher import miniserver
 from watcher.metrics import Metrics
 from watcher.miniserver import Request, Response
 from watcher.politeness import Politeness
-from watcher.repository import Repository
+from watcher.storage.interface import Repository
 
 log = logging.getLogger("restock.server")
 

@@ -17,8 +17,8 @@ from typing import Any
 from notifiers.base import Notice, Notifier, Outcome, SendResult
 from watcher.app import build_notifiers
 from watcher.config import Config, load_config
-from watcher.db import notify_recipients
 from watcher.errors import UsageError
+from watcher.keys import notify_recipients
 from watcher.model import Availability, Event, EventKind
 
 EXIT_ALL_SENT = 0

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from watcher.config import load_config
-from watcher.db import open_repository
 from watcher.engine import STORE_ROW_PREFIX
 from watcher.errors import UsageError
-from watcher.repository import HostState, Repository
+from watcher.storage import open_repository
+from watcher.storage.interface import HostState, Repository
+from watcher.storage.url import local_file
 
 
 def add_parser(sub: Any) -> None:
@@ -31,26 +32,30 @@ def add_parser(sub: Any) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", type=Path, help="the watchlist (to find the database)")
-    parser.add_argument("--database", type=Path, help="the SQLite file (instead of --config)")
+    parser.add_argument(
+        "--database",
+        help="a SQLite file or a database URL such as postgresql://host/db (instead of --config)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _database(args: argparse.Namespace) -> Path:
+def _database(args: argparse.Namespace) -> str:
     if args.database is not None:
-        return Path(args.database)
+        return str(args.database)
     if args.config is not None:
         try:
-            return Path(load_config(args.config).settings.database)
+            return load_config(args.config).settings.database
         except OSError as exc:
             raise UsageError(f"cannot read {args.config}: {exc.strerror}") from exc
-    return Path("restock.sqlite3")
+    return "restock.sqlite3"
 
 
 async def _open(args: argparse.Namespace) -> Repository:
-    path = _database(args)
-    if not path.exists():
+    database = _database(args)
+    path = local_file(database)
+    if path is not None and not path.exists():
         raise UsageError(f"no database at {path} (run `restock run` first, or pass --database)")
-    return await open_repository(path)
+    return await open_repository(database)
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -1,7 +1,10 @@
 """The storage interface: what the engine, the dispatcher and the chat bot may ask of the database.
 
-Callers never see SQL. `watcher.db` implements this Protocol on SQLite; a PostgreSQL backend can
-implement the same Protocol for several workers on one database.
+Callers never see SQL. The interface is split by role (the watchlist, the checks, the outbox,
+leases, hosts, status reads, the chats), so a caller can ask for the part it needs; `Repository`
+is all of them. `watcher.storage.sqlite` implements it on SQLite; a PostgreSQL backend implements
+the same Protocols for several workers on one database. `watcher.storage.open_repository` picks
+the backend from the database URL.
 
 Conventions every implementation keeps:
 - Every datetime crossing this interface is timezone-aware UTC; a naive datetime is a bug and is
@@ -17,40 +20,22 @@ Conventions every implementation keeps:
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
-from typing import Any, Literal, Protocol
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
-from watcher.model import Availability, Event, EventKind, Observation, Watch, WatchConditions
-
-JSONDict = dict[str, Any]
-
-# Event kinds after which a one-shot subscription has had its message ("it is back").
-ENDING_EVENT_KINDS = frozenset({EventKind.RESTOCK, EventKind.PREORDER_OPEN})
-
-
-class Origin(enum.StrEnum):
-    """Where a watch or subscription came from: the operator's YAML, or a chat user."""
-
-    YAML = "yaml"
-    CHAT = "chat"
-
-
-class QuietMode(enum.StrEnum):
-    HOLD = "hold"  # keep messages and send them when the quiet hours end
-    DROP = "drop"  # skip messages that fall into the quiet hours
-
-
-@dataclass(frozen=True, slots=True)
-class QuietHours:
-    """A recipient's quiet hours, in the recipient's local time (`start` may be after `end`)."""
-
-    start: time
-    end: time
-    mode: QuietMode = QuietMode.HOLD
+from watcher.model import (
+    Availability,
+    Event,
+    Observation,
+    Origin,
+    QuietHours,
+    Watch,
+    WatchConditions,
+)
+from watcher.storage.codec import JSONDict
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,13 +285,8 @@ class Stats:
     most_awaited: tuple[AwaitedProduct, ...] = field(default_factory=tuple)
 
 
-class Repository(Protocol):
-    """Everything restock-watcher keeps. All methods are coroutines; see the module docstring."""
-
-    async def close(self) -> None:
-        """Close the database (safe twice). Leases stay until they expire: see release_leases."""
-
-    # --- the watchlist -------------------------------------------------------------------------
+class WatchlistStore(Protocol):
+    """The operator's watchlist, kept in step with the YAML."""
 
     async def sync_yaml_watches(
         self,
@@ -322,7 +302,9 @@ class Repository(Protocol):
         console/webhook: "-"). New products are due at `first_due(target)` (default: `now`).
         """
 
-    # --- the scheduler -------------------------------------------------------------------------
+
+class CheckStore(Protocol):
+    """Products due for checking, and checks stored with their events (the outbox)."""
 
     async def claim_due_products(
         self, owner: str, now: datetime, limit: int, lease: timedelta
@@ -369,7 +351,9 @@ class Repository(Protocol):
     ) -> list[datetime]:
         """Recent restock times of a product or of a whole store, newest first."""
 
-    # --- the dispatcher ------------------------------------------------------------------------
+
+class DeliveryStore(Protocol):
+    """The outbox's deliveries: claimed, sent, retried, dead-lettered; recipients that go."""
 
     async def claim_deliveries(
         self,
@@ -430,6 +414,10 @@ class Repository(Protocol):
     async def rewrite_recipient(self, channel: str, old: str, new: str) -> None:
         """The recipient moved (a Telegram group became a supergroup): follow it."""
 
+
+class LeaseStore(Protocol):
+    """Leases on products and deliveries, given back or inspected across workers."""
+
     async def release_leases(self, owner: str) -> None:
         """Give back every product and delivery `owner` holds (graceful stop)."""
 
@@ -446,7 +434,9 @@ class Repository(Protocol):
         instead of waiting for their leases to expire.
         """
 
-    # --- per-host politeness shared by workers -------------------------------------------------
+
+class HostStore(Protocol):
+    """Per-host politeness shared by workers."""
 
     async def reserve_host_slot(self, host: str, now: datetime, min_delay: timedelta) -> datetime:
         """Reserve the next request slot of `host`: the time the caller may send (>= now).
@@ -460,7 +450,9 @@ class Repository(Protocol):
     async def host_states(self) -> list[HostState]:
         """Every known host's state."""
 
-    # --- status --------------------------------------------------------------------------------
+
+class StatusReader(Protocol):
+    """What `restock status`, /metrics and the web pages read."""
 
     async def watch_statuses(self, *, events_per_watch: int = 3) -> list[WatchStatus]:
         """Every active watch: its state, last and next check, last events."""
@@ -474,7 +466,9 @@ class Repository(Protocol):
     async def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
         """Deliveries that will never be sent (dead or failed), newest first."""
 
-    # --- the chat bot --------------------------------------------------------------------------
+
+class ChatStore(Protocol):
+    """Chat users and their subscriptions, as the chat front-ends and subscriptions need."""
 
     async def ensure_chat_user(
         self,
@@ -534,3 +528,19 @@ class Repository(Protocol):
 
     async def stats(self, top: int = 10) -> Stats:
         """Figures for the operator's /stats."""
+
+
+class Repository(
+    WatchlistStore,
+    CheckStore,
+    DeliveryStore,
+    LeaseStore,
+    HostStore,
+    StatusReader,
+    ChatStore,
+    Protocol,
+):
+    """Everything restock-watcher keeps. All methods are coroutines; see the module docstring."""
+
+    async def close(self) -> None:
+        """Close the database (safe twice). Leases stay until they expire: see release_leases."""
