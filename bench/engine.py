@@ -15,7 +15,7 @@ Page modes: "changed" ends every page with a per-request token, so every page is
 worst case); "unchanged" serves each product's page as it was until its stock changes (the usual
 case: the engine recognises the same content and does not parse it again).
 
-The engine runs as `restock run` would: the garbage collector tuned (watcher/runtime.py) and
+The engine runs as `restock run` would: the garbage collector tuned (watcher/service/runtime.py) and
 pages parsed by the watchlist's `parse_workers` (auto: one worker process on two cores).
 
 Prints, per mode, sustained checks/s, CPU seconds per 1,000 checks (the engine's process and its
@@ -64,12 +64,12 @@ import httpx  # noqa: E402
 
 from notifiers.base import Notice, Notifier, SendResult  # noqa: E402
 from notifiers.telegram import TelegramNotifier  # noqa: E402
-from watcher.app import App, Overrides  # noqa: E402
-from watcher.config import parse_config  # noqa: E402
-from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
-from watcher.engine import EngineCounters  # noqa: E402
-from watcher.model import Notify, Watch  # noqa: E402
-from watcher.runtime import tune_gc  # noqa: E402
+from watcher.config.load import parse_config  # noqa: E402
+from watcher.core.model import Notify, Watch  # noqa: E402
+from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
+from watcher.service.app import App, Overrides  # noqa: E402
+from watcher.service.engine import EngineCounters  # noqa: E402
+from watcher.service.runtime import tune_gc  # noqa: E402
 from watcher.storage import open_repository  # noqa: E402
 from watcher.storage.sqlite import SQLiteRepository  # noqa: E402
 

@@ -1,6 +1,6 @@
 """The fetcher's cost per request: `Fetcher.fetch_raw` against a loopback shop of ~100 KB pages.
 
-The shop (`watcher.demo_shop.DemoShop`) runs in its own process (the second core); this process
+The shop (`watcher.demo.shop.DemoShop`) runs in its own process (the second core); this process
 runs `--requests` fetches through `Fetcher.fetch_raw`, `--concurrency` at a time, over the app's
 transport (aiohttp's, as `restock run` uses when installed) or httpx's own pool. A warm-up of
 `--warmup` fetches opens the connections first and is not measured. Each of `--rounds` rounds
@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from watcher.app import Overrides, fast_transport  # noqa: E402
-from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
-from watcher.fetch import Fetcher, build_client  # noqa: E402
-from watcher.model import FetchPlan  # noqa: E402
+from watcher.core.model import FetchPlan  # noqa: E402
+from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
+from watcher.net.fetch import Fetcher, build_client  # noqa: E402
+from watcher.service.app import Overrides, fast_transport  # noqa: E402
 
 
 def serve_shop(products: int, page_kb: int, pipe: Connection) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES, SHARED_PAGES
 
-from watcher.model import Availability, Observation, Page
+from watcher.core.model import Availability, Observation, Page
 from watcher.stores import ADAPTERS, parse_page
 
 PAGES = FIXTURES / "pages"
@@ -29,7 +29,7 @@ def _case_id(path: Path) -> str:
 
 def _decode(raw: bytes) -> str:
     try:
-        from watcher.fetch import decode_body
+        from watcher.net.fetch import decode_body
     except ImportError:  # the fetcher is optional for reading saved pages
         try:
             return raw.decode("utf-8")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES, SHARED_PAGES
 
-from watcher.model import (
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     ItemCondition,

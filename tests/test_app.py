@@ -26,8 +26,11 @@ from test_engine import (
     watchlist,
 )
 
-from watcher import miniserver
-from watcher.app import (
+from watcher.config.load import Server, Settings, load_config
+from watcher.core.model import EventKind, FetchPlan, Watch
+from watcher.demo.shop import DemoShop, ShopProduct, Shows
+from watcher.net.fetch import Fetcher, build_client
+from watcher.service.app import (
     CHANNEL_SETTINGS,
     LIVE_SETTINGS,
     RELOAD_POLL_SECONDS,
@@ -40,12 +43,9 @@ from watcher.app import (
     release_dead_local_leases,
     tuned,
 )
-from watcher.config import Server, Settings, load_config
-from watcher.demo_shop import DemoShop, ShopProduct, Shows
-from watcher.engine import EngineSettings
-from watcher.fetch import Fetcher, build_client
-from watcher.model import EventKind, FetchPlan, Watch
+from watcher.service.engine import EngineSettings
 from watcher.storage import open_repository
+from watcher.web import miniserver
 
 __all__ = ["start"]  # the fixture, shared with the engine tests
 
@@ -224,7 +224,7 @@ async def test_chat_users_urls_stay_guarded_whether_or_not_the_bot_runs(
     import httpx
 
     from notifiers.console import ConsoleNotifier
-    from watcher.model import WatchConditions
+    from watcher.core.model import WatchConditions
 
     repo = await open_repository(tmp_path / "db.sqlite3")
     url = "https://www.amazon.co.jp/dp/B0DX000000"

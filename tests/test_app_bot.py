@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from notifiers.console import ConsoleNotifier
-from watcher.app import App, Overrides
-from watcher.config import load_config
-from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline
+from watcher.config.load import load_config
+from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline
+from watcher.service.app import App, Overrides
 from watcher.storage import open_repository
 
 TOKEN = "123456:SECRET-token-value"

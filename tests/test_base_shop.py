@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import FIXTURES
 
-from watcher.model import Availability, Page
+from watcher.core.model import Availability, Page
 from watcher.stores import ADAPTERS, adapter_for, parse_page
 from watcher.stores.base_shop import parse_product, recognise
 

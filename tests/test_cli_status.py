@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from watcher.cli import main
-from watcher.config import load_config
-from watcher.model import Availability, Event, EventKind, Observation
+from watcher.config.load import load_config
+from watcher.core.model import Availability, Event, EventKind, Observation
 from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, WatchDecision
 

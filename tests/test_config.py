@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from watcher.cli import main
-from watcher.config import Config, json_schema, load_config, parse_config, watch_key
-from watcher.config_types import parse_duration
-from watcher.errors import ConfigError
-from watcher.model import (
+from watcher.config.load import Config, json_schema, load_config, parse_config, watch_key
+from watcher.config.types import parse_duration
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     Notify,
@@ -21,6 +20,7 @@ from watcher.model import (
     Watch,
     WatchConditions,
 )
+from watcher.errors import ConfigError
 from watcher.secret import Secret
 from watcher.stores._base import HostLimits
 

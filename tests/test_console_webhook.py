@@ -16,8 +16,8 @@ from notifiers.base import Notice, Outcome
 from notifiers.console import ConsoleNotifier
 from notifiers.pacing import recipient_hash
 from notifiers.webhook import WebhookNotifier
-from watcher.fetch import parse_retry_after as retry_after_seconds
-from watcher.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind
+from watcher.net.fetch import parse_retry_after as retry_after_seconds
 
 NOW = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from watcher import storage
-from watcher.errors import StorageError
-from watcher.model import (
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     Event,
@@ -26,6 +25,7 @@ from watcher.model import (
     Watch,
     WatchConditions,
 )
+from watcher.errors import StorageError
 from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, HostState, WatchDecision
 from watcher.storage.sqlite import SQLiteRepository

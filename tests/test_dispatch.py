@@ -12,10 +12,7 @@ from typing import Any
 import pytest
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
-from watcher.dispatch import Dispatcher, DispatchSettings
-from watcher.errors import StorageError
-from watcher.metrics import Metrics
-from watcher.model import (
+from watcher.core.model import (
     Availability,
     Event,
     EventKind,
@@ -25,6 +22,9 @@ from watcher.model import (
     QuietMode,
     Watch,
 )
+from watcher.errors import StorageError
+from watcher.service.dispatch import Dispatcher, DispatchSettings
+from watcher.service.metrics import Metrics
 from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, WatchDecision
 from watcher.storage.sqlite import SQLiteRepository

@@ -24,8 +24,8 @@ from test_dispatch import (
     switch_watch,
 )
 
-from watcher.dispatch import Dispatcher
-from watcher.model import Availability, Notify, Observation, QuietHours, QuietMode
+from watcher.core.model import Availability, Notify, Observation, QuietHours, QuietMode
+from watcher.service.dispatch import Dispatcher
 from watcher.storage import group_commit, open_repository
 from watcher.storage.codec import to_epoch
 from watcher.storage.interface import (

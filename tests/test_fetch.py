@@ -13,7 +13,8 @@ import httpx
 import pytest
 from httpserver import LoopbackServer, Reply, Request, endless
 
-from watcher.fetch import (
+from watcher.core.model import FetchPlan
+from watcher.net.fetch import (
     DEFAULT_ACCEPT,
     DEFAULT_USER_AGENT,
     Fetcher,
@@ -23,8 +24,7 @@ from watcher.fetch import (
     normalise_charset,
     parse_retry_after,
 )
-from watcher.model import FetchPlan
-from watcher.netguard import IPAddress, URLGuard
+from watcher.net.netguard import IPAddress, URLGuard
 
 STOCK = "在庫あり ～ 残り1点 ①"  # kana, kanji, a wave dash and an NEC special character
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
+from watcher.core.model import Availability, ItemCondition, Observation, Page, TextRules
 from watcher.errors import UsageError
-from watcher.model import Availability, ItemCondition, Observation, Page, TextRules
 from watcher.stores import ADAPTERS, adapter_for, failed_fetch, parse_page
 from watcher.stores._base import StoreAdapter
 from watcher.stores._schema_org import (

@@ -27,11 +27,11 @@ from test_dispatch import (
 )
 from test_engine import IN, OUT, Lever, Recorder, eventually, fast_overrides, url_watch, watchlist
 
-from watcher.app import App
-from watcher.config import load_config
-from watcher.demo_shop import DemoShop, ShopProduct
+from watcher.config.load import load_config
+from watcher.core.model import Availability, Notify, Observation, QuietHours, QuietMode, Watch
+from watcher.demo.shop import DemoShop, ShopProduct
 from watcher.errors import StorageError
-from watcher.model import Availability, Notify, Observation, QuietHours, QuietMode, Watch
+from watcher.service.app import App
 from watcher.storage import open_repository
 from watcher.storage.interface import (
     CheckOutcome,

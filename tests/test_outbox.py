@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from watcher.core.model import Availability, Event, EventKind, Notify, Observation, Watch
 from watcher.errors import StorageError
-from watcher.model import Availability, Event, EventKind, Notify, Observation, Watch
 from watcher.storage import open_repository
 from watcher.storage.codec import to_epoch
 from watcher.storage.interface import (

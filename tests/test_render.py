@@ -20,7 +20,7 @@ from notifiers.render import (
     render_x,
     weighted_length,
 )
-from watcher.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind
 
 
 def event(**kw: object) -> Event:

@@ -18,7 +18,7 @@ import responses
 from notifiers.base import Notice, Outcome
 from notifiers.render import X_MAX_WEIGHT, render_x, weighted_length, x_weight_of_post
 from notifiers.x import XNotifier
-from watcher.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind
 
 TWEETS = "https://api.twitter.com/2/tweets"
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import Any
 
-from watcher.demo import run_demo
+from watcher.demo.run import run_demo
 
 
 def add_parser(sub: Any) -> None:

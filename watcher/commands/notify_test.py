@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
-from watcher.app import build_notifiers
-from watcher.config import Config, load_config
+from watcher.config.load import Config, load_config
+from watcher.core.keys import notify_recipients
+from watcher.core.model import Availability, Event, EventKind
 from watcher.errors import UsageError
-from watcher.keys import notify_recipients
-from watcher.model import Availability, Event, EventKind
+from watcher.service.app import build_notifiers
 
 EXIT_ALL_SENT = 0
 EXIT_NOT_ALL_SENT = 1

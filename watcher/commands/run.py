@@ -8,10 +8,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from watcher.app import run_config
-from watcher.config import load_config
+from watcher.config.load import load_config
 from watcher.errors import UsageError
-from watcher.runtime import tune_gc
+from watcher.service.app import run_config
+from watcher.service.runtime import tune_gc
 
 
 def add_parser(sub: Any) -> None:

@@ -11,9 +11,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from watcher.config import load_config
-from watcher.engine import STORE_ROW_PREFIX
+from watcher.config.load import load_config
 from watcher.errors import UsageError
+from watcher.service.engine import STORE_ROW_PREFIX
 from watcher.storage import open_repository
 from watcher.storage.interface import HostState, Repository
 from watcher.storage.url import local_file

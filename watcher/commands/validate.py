@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from watcher.config import Config, load_config
+from watcher.config.load import Config, load_config
 from watcher.errors import ConfigError
 
 EXIT_OK = 0

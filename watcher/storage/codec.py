@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from watcher.keys import canonical_conditions
-from watcher.model import (
+from watcher.core.keys import canonical_conditions
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     Event,

@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from watcher.model import Event, Observation, QuietHours
+from watcher.core.model import Event, Observation, QuietHours
 from watcher.storage.codec import to_epoch
 from watcher.storage.interface import (
     CheckOutcome,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from watcher.model import (
+from watcher.core.model import (
     Availability,
     Event,
     Observation,

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from watcher.model import Availability, Event, Origin, QuietHours, Watch
+from watcher.core.model import Availability, Event, Origin, QuietHours, Watch
 from watcher.storage.codec import (
     conditions_from_json,
     conditions_to_json,

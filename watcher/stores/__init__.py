@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from urllib.parse import urlsplit
 
+from watcher.core.model import Observation, Page, TextRules
 from watcher.errors import UsageError
-from watcher.model import Observation, Page, TextRules
 from watcher.stores import amazon_jp, base_shop, generic, rakuten, shopify, yahoo_shopping
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block

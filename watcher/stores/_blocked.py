@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from selectolax.lexbor import LexborHTMLParser
 
-from watcher.model import Observation, Page
+from watcher.core.model import Observation, Page
 from watcher.stores._text import classify_wording
 
 CAPTCHA = "captcha"

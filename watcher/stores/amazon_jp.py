@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.model import Availability, FetchPlan, ItemCondition, Observation, Offer, Page
+from watcher.core.model import Availability, FetchPlan, ItemCondition, Observation, Offer, Page
 from watcher.stores._base import HostLimits, StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
 from watcher.stores._text import (

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.model import Availability, FetchPlan, ItemCondition, Observation, Page
+from watcher.core.model import Availability, FetchPlan, ItemCondition, Observation, Page
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
 from watcher.stores._schema_org import ProductData, read_microdata, read_opengraph

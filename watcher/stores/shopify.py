@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from watcher.model import Availability, FetchPlan, Observation, Page
+from watcher.core.model import Availability, FetchPlan, Observation, Page
 from watcher.stores import generic
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from watcher.keys import chat_watch_key
-from watcher.model import (
+from watcher.core.keys import chat_watch_key
+from watcher.core.model import (
     QuietHours,
     WatchConditions,
 )

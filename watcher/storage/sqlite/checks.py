@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from watcher.errors import StorageError
-from watcher.model import (
+from watcher.core.model import (
     ENDING_EVENT_KINDS,
     Availability,
     Event,
     Observation,
 )
+from watcher.errors import StorageError
 from watcher.storage.codec import (
     dump_json,
     event_from_json,

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from watcher.core.keys import TELEGRAM
 from watcher.errors import StorageError
-from watcher.keys import TELEGRAM
 from watcher.storage.codec import (
     ids_json,
     to_epoch,

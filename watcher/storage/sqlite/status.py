@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watcher.model import (
+from watcher.core.model import (
     Event,
 )
 from watcher.storage.codec import (

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from watcher.keys import notify_recipients
-from watcher.model import (
+from watcher.core.keys import notify_recipients
+from watcher.core.model import (
     Watch,
 )
 from watcher.storage.codec import (

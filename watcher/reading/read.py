@@ -10,10 +10,10 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from watcher.fetch import Fetcher
-from watcher.model import Observation, Offer, Page, TextRules
-from watcher.netguard import URLGuard
-from watcher.search import combine
+from watcher.core.model import Observation, Offer, Page, TextRules
+from watcher.core.offers import combine
+from watcher.net.fetch import Fetcher
+from watcher.net.netguard import URLGuard
 from watcher.stores import adapter_for, parse_page
 from watcher.stores._base import SearchSource
 from watcher.stores.sources import SOURCES

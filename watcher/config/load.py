@@ -34,9 +34,9 @@ from pydantic import (
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import PydanticCustomError
 
-from watcher import config_checks
-from watcher.config_errors import Finding, Report, problems_from_validation
-from watcher.config_types import (
+from watcher.config import checks as config_checks
+from watcher.config.errors import Finding, Report, problems_from_validation
+from watcher.config.types import (
     BuyableState,
     ChatId,
     ClockTime,
@@ -58,9 +58,8 @@ from watcher.config_types import (
     did_you_mean,
     format_duration,
 )
-from watcher.config_yaml import LoadedYaml, YamlPath, load_yaml
-from watcher.errors import ConfigError, ConfigProblem
-from watcher.model import (
+from watcher.config.yaml import LoadedYaml, YamlPath, load_yaml
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     Notify,
@@ -69,6 +68,7 @@ from watcher.model import (
     Watch,
     WatchConditions,
 )
+from watcher.errors import ConfigError, ConfigProblem
 from watcher.secret import Secret
 from watcher.storage.url import resolve_database
 from watcher.stores._base import HostLimits

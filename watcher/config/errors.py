@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from watcher.config_types import did_you_mean, shown
-from watcher.config_yaml import LoadedYaml, YamlPath
+from watcher.config.types import did_you_mean, shown
+from watcher.config.yaml import LoadedYaml, YamlPath
 from watcher.errors import ConfigProblem
 
 PathKey = str | int

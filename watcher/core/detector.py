@@ -33,7 +33,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from watcher.model import Availability, Event, EventKind, Observation, Offer, Watch, WatchConditions
+from watcher.core.model import (
+    Availability,
+    Event,
+    EventKind,
+    Observation,
+    Offer,
+    Watch,
+    WatchConditions,
+)
 
 STATE_VERSION = 1
 _SHIPPABLE = frozenset({Availability.IN_STOCK, Availability.BACKORDER})

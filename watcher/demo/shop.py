@@ -3,7 +3,7 @@
 Serves the offline demo, the engine tests and the benchmark. Each product follows a `Script`: a
 function of (seconds since start, request number) to what the shop shows, so ghost stock (one stale
 in-stock answer), captcha spells and 503 spells can be staged exactly. Speaks HTTP/1.1
-(through `watcher.miniserver`); binds to 127.0.0.1 only.
+(through `watcher.web.miniserver`); binds to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from watcher import miniserver
-from watcher.miniserver import Request, Response
+from watcher.web import miniserver
+from watcher.web.miniserver import Request, Response
 
 
 class Shows(enum.Enum):

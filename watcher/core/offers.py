@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from watcher.model import Availability, Observation, Offer, WatchConditions
+from watcher.core.model import Availability, Observation, Offer, WatchConditions
 
 # Most orderable first.
 STATE_RANK: tuple[Availability, ...] = (

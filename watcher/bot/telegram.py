@@ -61,8 +61,8 @@ from notifiers.pacing import (
 )
 from notifiers.render import canonical_url, escape_html, shorten
 from notifiers.telegram import retry_after_seconds
-from watcher.bot_limits import AdminCache, CommandRateLimiter, Verdict
-from watcher.bot_parse import (
+from watcher.bot.limits import AdminCache, CommandRateLimiter, Verdict
+from watcher.bot.parse import (
     ButtonAction,
     ButtonPress,
     Command,
@@ -81,7 +81,7 @@ from watcher.bot_parse import (
     start_payload,
     watch_key_from_payload,
 )
-from watcher.bot_texts import (
+from watcher.bot.texts import (
     Html,
     details_line,
     help_text,
@@ -93,10 +93,10 @@ from watcher.bot_texts import (
     stores_text,
     subscription_name,
 )
-from watcher.config import DEFAULT_ALLOWED_HOSTS
+from watcher.config.load import DEFAULT_ALLOWED_HOSTS
+from watcher.core.model import WatchConditions
 from watcher.errors import UnsafeURL
-from watcher.model import WatchConditions
-from watcher.netguard import URLGuard
+from watcher.net.netguard import URLGuard
 from watcher.secret import Secret
 from watcher.storage.interface import Repository, Subscription
 from watcher.stores import adapter_for

@@ -1,4 +1,4 @@
-"""A parse worker's process: ``python -P -m watcher.parseworker FD MODULE:QUALNAME``.
+"""A parse worker's process: ``python -P -m watcher.reading.worker FD MODULE:QUALNAME``.
 
 `ProcessReader` starts one per worker. FD is the worker's end of its socket pair, kept open
 across exec; MODULE:QUALNAME names the parse function. Only what parsing needs is imported here,
@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import sys
 
-from watcher.parsepool import find_parse, serve
+from watcher.reading.pool import find_parse, serve
 
 
 def main(argv: list[str]) -> None:

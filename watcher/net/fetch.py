@@ -27,9 +27,9 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from watcher.core.model import FetchPlan, Page
 from watcher.errors import UnsafeURL
-from watcher.model import FetchPlan, Page
-from watcher.netguard import URLGuard, guarded_transport, guarding_connections
+from watcher.net.netguard import URLGuard, guarded_transport, guarding_connections
 
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "

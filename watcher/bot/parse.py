@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import time
 from typing import Literal
 
+from watcher.core.jan import looks_like_jan, parse_jan
+from watcher.core.model import ConditionFilter, QuietHours, QuietMode
 from watcher.errors import InvalidJAN, UsageError
-from watcher.jan import looks_like_jan, parse_jan
-from watcher.model import ConditionFilter, QuietHours, QuietMode
 
 Language = Literal["ja", "en"]
 

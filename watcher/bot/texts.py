@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from notifiers.render import clean_text, escape_html, format_price, shorten, store_name
-from watcher.bot_parse import Language
-from watcher.model import ConditionFilter, QuietHours, QuietMode
+from watcher.bot.parse import Language
+from watcher.core.model import ConditionFilter, QuietHours, QuietMode
 from watcher.storage.interface import AwaitedProduct, Stats, Subscription
 from watcher.stores import adapter_for
 

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from watcher.core.jan import parse_jan
+from watcher.core.model import ORDERABLE_STATES, Availability
 from watcher.errors import InvalidJAN
-from watcher.jan import parse_jan
-from watcher.model import ORDERABLE_STATES, Availability
 
 STORE_NAMES = ("amazon_jp", "rakuten", "yahoo_shopping", "base", "shopify", "generic")
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from watcher.config_env import expand, has_reference
+from watcher.config.env import expand, has_reference
 
 PathKey = str | int
 YamlPath = tuple[PathKey, ...]

@@ -26,11 +26,11 @@ from urllib.parse import parse_qsl
 
 from notifiers.email import unsubscribe_token
 from notifiers.pacing import recipient_hash
-from watcher import miniserver
-from watcher.metrics import Metrics
-from watcher.miniserver import Request, Response
-from watcher.politeness import Politeness
+from watcher.net.politeness import Politeness
+from watcher.service.metrics import Metrics
 from watcher.storage.interface import Repository
+from watcher.web import miniserver
+from watcher.web.miniserver import Request, Response
 
 log = logging.getLogger("restock.server")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TextIO
 
 from notifiers.console import ConsoleNotifier
-from watcher.app import App, Overrides
-from watcher.config import Config, load_config
-from watcher.demo_shop import DemoShop, ShopProduct, Shows, ghost_once, timeline
-from watcher.politeness import Backoff
+from watcher.config.load import Config, load_config
+from watcher.demo.shop import DemoShop, ShopProduct, Shows, ghost_once, timeline
+from watcher.net.politeness import Backoff
+from watcher.service.app import App, Overrides
 from watcher.storage import open_repository
 
 IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER

@@ -26,23 +26,23 @@ from telegram.error import InvalidToken
 
 from notifiers import NOTIFIERS
 from notifiers.base import Notifier
-from watcher.bot import BotSettings, ChatBot
-from watcher.config import DEFAULT_ALLOWED_HOSTS, Config, Server, Settings, load_config
-from watcher.detector import DebounceSettings
-from watcher.dispatch import Dispatcher, DispatchSettings
-from watcher.engine import Engine, EngineSettings
+from watcher.bot.telegram import BotSettings, ChatBot
+from watcher.config.load import DEFAULT_ALLOWED_HOSTS, Config, Server, Settings, load_config
+from watcher.core.detector import DebounceSettings
+from watcher.core.schedule import HotWindow, stable_phase
 from watcher.errors import ConfigError
-from watcher.fetch import Fetcher, build_client
-from watcher.metrics import Metrics
-from watcher.netguard import URLGuard
-from watcher.observe import SearchSetup
-from watcher.parsepool import page_reader
-from watcher.politeness import Backoff, HostPolicy, PolicyBook, Politeness
-from watcher.schedule import HotWindow, stable_phase
-from watcher.server import StatusServer, unsubscribe_secret_from_env
+from watcher.net.fetch import Fetcher, build_client
+from watcher.net.netguard import URLGuard
+from watcher.net.politeness import Backoff, HostPolicy, PolicyBook, Politeness
+from watcher.reading.pool import page_reader
+from watcher.reading.read import SearchSetup
+from watcher.service.dispatch import Dispatcher, DispatchSettings
+from watcher.service.engine import Engine, EngineSettings
+from watcher.service.metrics import Metrics
 from watcher.storage.interface import Repository
 from watcher.stores import ADAPTERS
 from watcher.stores._base import HostLimits
+from watcher.web.server import StatusServer, unsubscribe_secret_from_env
 
 log = logging.getLogger("restock.app")
 

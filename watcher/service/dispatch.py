@@ -28,9 +28,9 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
-from watcher.metrics import Metrics
-from watcher.model import QuietHours, QuietMode
-from watcher.schedule import backoff
+from watcher.core.model import QuietHours, QuietMode
+from watcher.core.schedule import backoff
+from watcher.service.metrics import Metrics
 from watcher.storage.interface import (
     ClaimedDelivery,
     DeliveryClaim,

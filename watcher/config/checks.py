@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from watcher.config import WatchEntry
-    from watcher.config_yaml import YamlPath
+    from watcher.config.load import WatchEntry
+    from watcher.config.yaml import YamlPath
 
 # Channels a watch may name under `notify`, and the `notifiers` key each one needs.
 _CHANNELS = ("telegram", "email", "x", "webhook")
@@ -77,7 +77,7 @@ def _check_rules(entry: WatchEntry, path: YamlPath, report: Reporter) -> None:
 
 
 def _check_unique_names(watches: list[tuple[int, dict[str, Any]]], report: Reporter) -> None:
-    from watcher.config import watch_key
+    from watcher.config.load import watch_key
 
     seen: dict[str, tuple[int, str]] = {}
     for index, watch in watches:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from watcher.model import Watch, WatchConditions
+from watcher.core.model import Watch, WatchConditions
 
 TELEGRAM = "telegram"
 

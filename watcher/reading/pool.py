@@ -2,7 +2,7 @@
 
 Decoding and parsing a page costs 0.5-8 ms of CPU; the event loop that fetches, schedules and
 writes the database has one core. A `ProcessReader` hands the raw body bytes to a worker process
-and gets back only the observations. Each worker is a fresh interpreter (`watcher.parseworker`)
+and gets back only the observations. Each worker is a fresh interpreter (`watcher.reading.worker`)
 that imports only what parsing needs, joined to the loop by a socket pair that the loop reads and
 writes itself (`add_reader` / `add_writer`: no extra threads, no executor); a request goes to the
 worker with the fewest outstanding. A worker ends when its socket does, so workers outlive neither
@@ -34,9 +34,9 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Literal, Protocol
 
-from watcher.fetch import RawPage
-from watcher.model import Observation, Page, TextRules
-from watcher.observe import read_page
+from watcher.core.model import Observation, Page, TextRules
+from watcher.net.fetch import RawPage
+from watcher.reading.read import read_page
 from watcher.stores import adapter_for
 
 log = logging.getLogger("restock.parse")
@@ -59,7 +59,7 @@ _READ_SIZE = 64 * 1024  # answers are small; a larger buffer is an mmap and page
 _MAX_PARTS = 512  # buffers per sendmsg call, well under the kernel's IOV_MAX
 _PAGE_FIELDS = tuple(f.name for f in fields(Page))
 _page_values = attrgetter(*_PAGE_FIELDS)  # a Page as a plain tuple: cheaper to pickle
-_WORKER_MODULE = "watcher.parseworker"
+_WORKER_MODULE = "watcher.reading.worker"
 # All of its environment a worker gets: it reads hostile pages, so it holds no secrets (tokens,
 # passwords) that a parser exploit could take.
 _WORKER_ENVIRONMENT = frozenset(
@@ -529,7 +529,7 @@ def _after(parts: Sequence[bytes], sent: int) -> list[memoryview]:
     return rest
 
 
-# -- the worker (runs in each worker process, see watcher.parseworker) ---------------------------
+# -- the worker (runs in each worker process, see watcher.reading.worker) ------------------------
 
 
 def serve(sock: socket.socket, parse: ParseFn) -> None:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from watcher.detector import (
+from watcher.core.detector import (
     DebounceSettings,
     Decision,
     Detector,
@@ -33,14 +33,8 @@ from watcher.detector import (
     WatchState,
     state_from_text,
 )
-from watcher.fetch import Fetcher, RawPage
-from watcher.metrics import Metrics
-from watcher.model import Availability, FetchFacts, Observation, Origin, Page, TextRules
-from watcher.netguard import URLGuard
-from watcher.observe import SearchSetup, read_jan
-from watcher.parsepool import FAILED_PREFIX, InlineReader, PageReader
-from watcher.politeness import HostBackingOff, Politeness
-from watcher.schedule import (
+from watcher.core.model import Availability, FetchFacts, Observation, Origin, Page, TextRules
+from watcher.core.schedule import (
     HotWindow,
     RestockHistogram,
     adaptive_factor,
@@ -50,6 +44,12 @@ from watcher.schedule import (
     next_due,
     stable_phase,
 )
+from watcher.net.fetch import Fetcher, RawPage
+from watcher.net.netguard import URLGuard
+from watcher.net.politeness import HostBackingOff, Politeness
+from watcher.reading.pool import FAILED_PREFIX, InlineReader, PageReader
+from watcher.reading.read import SearchSetup, read_jan
+from watcher.service.metrics import Metrics
 from watcher.storage.interface import (
     CheckOutcome,
     ClaimedDelivery,
