@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from watcher.core.model import Page  # noqa: E402
-from watcher.stores import ADAPTERS, parse_page  # noqa: E402
+from watcher.stores.parse import parse_page  # noqa: E402
+from watcher.stores.registry import ADAPTERS  # noqa: E402
 
 PAGES = ROOT / "tests" / "fixtures" / "pages"
 TARGET_US = 10_000

@@ -11,7 +11,8 @@ import pytest
 from conftest import FIXTURES, SHARED_PAGES
 
 from watcher.core.model import Availability, Observation, Page
-from watcher.stores import ADAPTERS, parse_page
+from watcher.stores.parse import parse_page
+from watcher.stores.registry import ADAPTERS
 
 PAGES = FIXTURES / "pages"
 MIN_CASES = 25  # the golden test must never pass on an empty or half-found folder

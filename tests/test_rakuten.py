@@ -8,8 +8,9 @@ import pytest
 from conftest import FIXTURES
 
 from watcher.core.model import Availability, ItemCondition, Page, WatchConditions
-from watcher.stores import ADAPTERS, adapter_for, parse_page
+from watcher.stores.parse import parse_page
 from watcher.stores.rakuten import parse_product, product_request
+from watcher.stores.registry import ADAPTERS, adapter_for
 
 PAGES = FIXTURES / "pages" / "rakuten"
 _A = Availability

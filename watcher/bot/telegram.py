@@ -99,7 +99,7 @@ from watcher.errors import UnsafeURL
 from watcher.net.netguard import URLGuard
 from watcher.secret import Secret
 from watcher.storage.interface import Repository, Subscription
-from watcher.stores import adapter_for
+from watcher.stores.registry import adapter_for
 
 LOG = logging.getLogger("restock.bot")
 

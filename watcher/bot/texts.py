@@ -13,7 +13,7 @@ from notifiers.render import clean_text, escape_html, format_price, shorten, sto
 from watcher.bot.parse import Language
 from watcher.core.model import ConditionFilter, QuietHours, QuietMode
 from watcher.storage.interface import AwaitedProduct, Stats, Subscription
-from watcher.stores import adapter_for
+from watcher.stores.registry import adapter_for
 
 LIST_MAX = 25  # subscriptions shown in one /list message at most
 LIST_BUDGET = 3800  # characters of HTML for them, leaving room under Telegram's 4096

@@ -54,7 +54,7 @@ _FIELDS = ("concurrency", "min_delay", "min_interval")
 
 def registered_store_limits(host: str) -> HostLimits | None:
     """The limits of the registered store adapter that serves `host`, if one does."""
-    from watcher.stores import ADAPTERS  # the registry imports every adapter: load it on use
+    from watcher.stores.registry import ADAPTERS  # imports every adapter: load it on use
 
     for adapter in ADAPTERS.values():
         if adapter.hosts and adapter.serves(host):

@@ -37,7 +37,7 @@ from typing import Literal, Protocol
 from watcher.core.model import Observation, Page, TextRules
 from watcher.net.fetch import RawPage
 from watcher.reading.read import read_page
-from watcher.stores import adapter_for
+from watcher.stores.registry import adapter_for
 
 log = logging.getLogger("restock.parse")
 

@@ -14,8 +14,9 @@ from watcher.core.model import Observation, Offer, Page, TextRules
 from watcher.core.offers import combine
 from watcher.net.fetch import Fetcher
 from watcher.net.netguard import URLGuard
-from watcher.stores import adapter_for, parse_page
 from watcher.stores._base import SearchSource
+from watcher.stores.parse import parse_page
+from watcher.stores.registry import adapter_for
 from watcher.stores.sources import SOURCES
 
 

@@ -40,8 +40,8 @@ from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.engine import Engine, EngineSettings
 from watcher.service.metrics import Metrics
 from watcher.storage.interface import Repository
-from watcher.stores import ADAPTERS
 from watcher.stores._base import HostLimits
+from watcher.stores.registry import ADAPTERS
 from watcher.web.server import StatusServer, unsubscribe_secret_from_env
 
 log = logging.getLogger("restock.app")

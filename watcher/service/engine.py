@@ -60,9 +60,9 @@ from watcher.storage.interface import (
     StoredWatch,
     WatchDecision,
 )
-from watcher.stores import adapter_for
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import STATUS_BLOCKS
+from watcher.stores.registry import adapter_for
 
 log = logging.getLogger("restock.engine")
 

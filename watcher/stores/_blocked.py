@@ -98,6 +98,19 @@ def blocked_observation(page: Page, reason: str, *, store: str | None = None) ->
     )
 
 
+def screened(page: Page, store: str) -> tuple[LexborHTMLParser, Observation | None]:
+    """Every adapter's first step: the page's parsed markup, and the early answer when it is
+    not a product page to read (a block or captcha page, an HTTP error), else None."""
+    tree = LexborHTMLParser(page.text)
+    block = detect_block(page, tree)
+    if block:
+        return tree, blocked_observation(page, block, store=store)
+    if not page.ok:
+        reason = f"http:{page.status}" if page.status else f"fetch:{page.error}"
+        return tree, Observation.unknown(reason, store=store, url=page.url)
+    return tree, None
+
+
 def _strong_marker(text: str) -> str | None:
     # Three markers share "aptcha": one scan of a big page rules them all out.
     captcha_possible = "aptcha" in text
