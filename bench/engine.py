@@ -71,7 +71,7 @@ from watcher.service.app import App, Overrides  # noqa: E402
 from watcher.service.engine import EngineCounters  # noqa: E402
 from watcher.service.runtime import tune_gc  # noqa: E402
 from watcher.storage import open_repository  # noqa: E402
-from watcher.storage.sqlite import SQLiteRepository  # noqa: E402
+from watcher.storage.sqlite.repository import SQLiteRepository  # noqa: E402
 
 MODES = {
     "changed": "every page changed (a per-request token: every page is parsed)",

@@ -26,7 +26,8 @@ from test_engine import (
     watchlist,
 )
 
-from watcher.config.load import Server, Settings, load_config
+from watcher.config.load import load_config
+from watcher.config.schema import Server, Settings
 from watcher.core.model import EventKind, FetchPlan, Watch
 from watcher.demo.shop import DemoShop, ShopProduct, Shows
 from watcher.net.fetch import Fetcher, build_client

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from watcher.cli import main
-from watcher.config.load import Config, json_schema, load_config, parse_config, watch_key
+from watcher.config.load import Config, load_config, parse_config
+from watcher.config.schema import json_schema
 from watcher.config.types import parse_duration
+from watcher.core.keys import watch_key
 from watcher.core.model import (
     Availability,
     ConditionFilter,

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from notifiers import NOTIFIERS
 from notifiers.base import Notice, Outcome
 from notifiers.console import ConsoleNotifier
 from notifiers.pacing import recipient_hash
+from notifiers.registry import NOTIFIERS
 from notifiers.webhook import WebhookNotifier
 from watcher.core.model import Availability, Event, EventKind
 from watcher.net.fetch import parse_retry_after as retry_after_seconds

@@ -28,9 +28,9 @@ from watcher.core.model import (
 from watcher.errors import StorageError
 from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, HostState, WatchDecision
-from watcher.storage.sqlite import SQLiteRepository
 from watcher.storage.sqlite import checks as sqlite_checks
 from watcher.storage.sqlite.migrations import LATEST_VERSION
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -108,7 +108,7 @@ async def test_unsupported_urls_and_unreadable_files_are_storage_errors(
     with pytest.raises(StorageError, match="unsupported database URL scheme 'mysql'"):
         await open_repository("mysql://localhost/restock")
     # A scheme with a registered backend that this build does not have: said plainly.
-    monkeypatch.setitem(storage.BACKENDS, "cockroachdb", "watcher.storage.cockroachdb")
+    monkeypatch.setitem(storage.BACKENDS, "cockroachdb", "watcher.storage.cockroachdb.repository")
     with pytest.raises(StorageError, match="cockroachdb database backend is not part of"):
         await open_repository("cockroachdb://localhost/restock")
     junk = tmp_path / "junk.sqlite3"

@@ -27,7 +27,7 @@ from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.metrics import Metrics
 from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, WatchDecision
-from watcher.storage.sqlite import SQLiteRepository
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)  # 21:00 in Tokyo
 LEASE = timedelta(minutes=2)

@@ -22,6 +22,7 @@ import pytest
 from notifiers.base import Notice, Notifier, SendResult
 from watcher.config.load import load_config
 from watcher.core.detector import DebounceSettings
+from watcher.core.drift import LayoutDrift, is_layout_miss
 from watcher.core.model import Availability, EventKind, Observation
 from watcher.core.schedule import HotWindow
 from watcher.demo.shop import DemoShop, ShopProduct, Shows
@@ -35,12 +36,10 @@ from watcher.service.engine import (
     STORE_ROW_PREFIX,
     Engine,
     EngineSettings,
-    LayoutDrift,
-    is_layout_miss,
 )
 from watcher.storage import open_repository
 from watcher.storage.interface import DueProduct, ObservationRecord
-from watcher.storage.sqlite import SQLiteRepository
+from watcher.storage.sqlite.repository import SQLiteRepository
 from watcher.stores.sources import RAKUTEN_SEARCH_URL
 
 IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER

@@ -35,7 +35,7 @@ from watcher.storage.interface import (
     RecordedCheck,
     WatchDecision,
 )
-from watcher.storage.sqlite import SQLiteRepository
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 OWNER = "dispatcher-1"
 TELEGRAM = frozenset({"telegram"})

@@ -40,7 +40,7 @@ from watcher.storage.interface import (
     RecordedCheck,
     WatchDecision,
 )
-from watcher.storage.sqlite import SQLiteRepository
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 TELEGRAM_ONLY = frozenset({"telegram"})
 

@@ -23,7 +23,7 @@ from watcher.storage.interface import (
     StoredWatch,
     WatchDecision,
 )
-from watcher.storage.sqlite import SQLiteRepository
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 JST = timezone(timedelta(hours=9))

@@ -20,7 +20,7 @@ from watcher.service.app import build_notifiers
 from watcher.service.metrics import Metrics
 from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, WatchDecision
-from watcher.storage.sqlite import SQLiteRepository
+from watcher.storage.sqlite.repository import SQLiteRepository
 from watcher.web.server import StatusServer, unsubscribe_secret_from_env
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

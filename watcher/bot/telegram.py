@@ -93,7 +93,7 @@ from watcher.bot.texts import (
     stores_text,
     subscription_name,
 )
-from watcher.config.load import DEFAULT_ALLOWED_HOSTS
+from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
 from watcher.core.model import WatchConditions
 from watcher.errors import UnsafeURL
 from watcher.net.netguard import URLGuard

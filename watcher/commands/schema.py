@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from watcher.config.load import json_schema
+from watcher.config.schema import json_schema
 
 
 def add_parser(subparsers: Any) -> None:

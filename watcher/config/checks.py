@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from watcher.core.keys import watch_key
+
 if TYPE_CHECKING:
-    from watcher.config.load import WatchEntry
+    from watcher.config.schema import WatchEntry
     from watcher.config.yaml import YamlPath
 
 # Channels a watch may name under `notify`, and the `notifiers` key each one needs.
@@ -77,8 +79,6 @@ def _check_rules(entry: WatchEntry, path: YamlPath, report: Reporter) -> None:
 
 
 def _check_unique_names(watches: list[tuple[int, dict[str, Any]]], report: Reporter) -> None:
-    from watcher.config.load import watch_key
-
     seen: dict[str, tuple[int, str]] = {}
     for index, watch in watches:
         name = watch.get("name")

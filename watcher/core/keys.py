@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 
 from watcher.core.model import Watch, WatchConditions
 
@@ -48,3 +50,9 @@ def chat_watch_key(target: str, conditions: WatchConditions) -> str:
     """The identity of the shared chat watch for a product under some conditions."""
     digest = hashlib.sha256(f"{target}\n{canonical_conditions(conditions)}".encode()).hexdigest()
     return f"chat:{digest[:24]}"
+
+
+def watch_key(name: str) -> str:
+    """A stable identity from a watch name: "Pokémon card box" -> "pokémon-card-box"."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return re.sub(r"[\W_]+", "-", folded).strip("-")

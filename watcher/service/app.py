@@ -24,10 +24,11 @@ from typing import Any, Literal
 import httpx
 from telegram.error import InvalidToken
 
-from notifiers import NOTIFIERS
 from notifiers.base import Notifier
+from notifiers.registry import NOTIFIERS
 from watcher.bot.telegram import BotSettings, ChatBot
-from watcher.config.load import DEFAULT_ALLOWED_HOSTS, Config, Server, Settings, load_config
+from watcher.config.load import Config, load_config
+from watcher.config.schema import DEFAULT_ALLOWED_HOSTS, Server, Settings
 from watcher.core.detector import DebounceSettings
 from watcher.core.schedule import HotWindow, stable_phase
 from watcher.errors import ConfigError

@@ -24,11 +24,12 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
-from watcher.core.model import QuietHours, QuietMode
+from watcher.core.model import QuietMode
+from watcher.core.quiet import quiet_until
 from watcher.core.schedule import backoff
 from watcher.service.metrics import Metrics
 from watcher.storage.interface import (
@@ -337,13 +338,13 @@ class Dispatcher:
         held = []
         dropped = []
         for item in claimed:
-            quiet_until = _quiet_until(item.quiet, now, self._zone)
-            if quiet_until is None:
+            until = quiet_until(item.quiet, now, self._zone)
+            if until is None:
                 ready.append(item)
             elif item.quiet is not None and item.quiet.mode is QuietMode.DROP:
                 dropped.append(_Unrecorded(channel, item, SendResult.skipped("quiet hours")))
             else:
-                held.append((item.id, quiet_until))
+                held.append((item.id, until))
         if held:
             await self.repository.postpone_many(held, now)
         if dropped:
@@ -509,25 +510,6 @@ async def _send_safely(notifier: Notifier, notices: list[Notice]) -> list[SendRe
     if len(results) != len(notices):
         return [SendResult(Outcome.RETRY, "notifier returned a short batch")] * len(notices)
     return results
-
-
-def _quiet_until(quiet: QuietHours | None, now: datetime, zone: ZoneInfo) -> datetime | None:
-    """When the recipient's quiet hours end, if `now` falls inside them; else None."""
-    if quiet is None or quiet.start == quiet.end:
-        return None
-    local = now.astimezone(zone)
-    if not _inside(local.time(), quiet.start, quiet.end):
-        return None
-    end = local.replace(hour=quiet.end.hour, minute=quiet.end.minute, second=0, microsecond=0)
-    if end <= local:
-        end += timedelta(days=1)
-    return end.astimezone(UTC)
-
-
-def _inside(moment: time, start: time, end: time) -> bool:
-    if start < end:
-        return start <= moment < end
-    return moment >= start or moment < end  # the window crosses midnight
 
 
 async def _wait_any(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from watcher.storage.interface import Repository
 
 BACKENDS: dict[str, str] = {
-    "sqlite": "watcher.storage.sqlite",
-    "postgresql": "watcher.storage.postgres",
+    "sqlite": "watcher.storage.sqlite.repository",
+    "postgresql": "watcher.storage.postgres.repository",
 }
 
 
@@ -34,7 +34,7 @@ async def open_repository(path_or_url: str | Path) -> Repository:
     try:
         backend = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name == module_name:
+        if exc.name is not None and f"{module_name}.".startswith(f"{exc.name}."):
             raise StorageError(
                 f"the {scheme} database backend is not part of this restock-watcher yet:"
                 " use a SQLite path or a sqlite:/// URL"

@@ -1,5 +1,4 @@
-"""The SQLite backend: one file, several processes (WAL, leases), migrations applied at open."""
+"""The SQLite backend: one file, several processes (WAL, leases), migrations applied at open.
 
-from watcher.storage.sqlite.repository import SQLiteRepository, open_repository
-
-__all__ = ["SQLiteRepository", "open_repository"]
+`repository.open_repository` opens it; each role of the repository has its own module.
+"""
