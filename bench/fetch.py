@@ -31,8 +31,8 @@ import httpx  # noqa: E402
 
 from watcher.core.model import FetchPlan  # noqa: E402
 from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
-from watcher.net.fetch import Fetcher, build_client  # noqa: E402
-from watcher.service.app import Overrides, fast_transport  # noqa: E402
+from watcher.net.fetch import Fetcher  # noqa: E402
+from watcher.net.transport import build_client, fast_transport  # noqa: E402
 
 
 def serve_shop(products: int, page_kb: int, pipe: Connection) -> None:
@@ -55,7 +55,7 @@ def transport_for(name: str) -> httpx.AsyncBaseTransport | None:
     if name == "httpx":
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    return fast_transport(Overrides())
+    return fast_transport()
 
 
 def cpu_seconds() -> float:

@@ -16,7 +16,7 @@ import httpx
 
 from notifiers.base import Notice, Notifier, SendResult
 from notifiers.pacing import Clock, SystemClock, backoff_seconds, log_send
-from watcher.net.fetch import parse_retry_after
+from watcher.net.headers import parse_retry_after
 
 USER_AGENT = "restock-watcher (+webhook)"
 

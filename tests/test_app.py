@@ -30,7 +30,8 @@ from watcher.config.load import load_config
 from watcher.config.schema import Server, Settings
 from watcher.core.model import EventKind, FetchPlan, Watch
 from watcher.demo.shop import DemoShop, ShopProduct, Shows
-from watcher.net.fetch import Fetcher, build_client
+from watcher.net.fetch import Fetcher
+from watcher.net.transport import build_client, fast_transport
 from watcher.service.app import (
     CHANNEL_SETTINGS,
     LIVE_SETTINGS,
@@ -38,7 +39,6 @@ from watcher.service.app import (
     RESTART_SETTINGS,
     App,
     Overrides,
-    fast_transport,
     held_for_restart,
     is_dead_local_worker,
     release_dead_local_leases,
@@ -273,7 +273,7 @@ async def test_chat_users_urls_stay_guarded_whether_or_not_the_bot_runs(
 
 async def test_the_fast_transport_keeps_no_cookies_between_checks() -> None:
     """A shop's session cookie must not follow later checks (a jar would keep a host's)."""
-    transport = fast_transport(Overrides())
+    transport = fast_transport()
     assert transport is not None
     client = build_client(transport=transport)
     fetcher = Fetcher(client)

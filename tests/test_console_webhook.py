@@ -17,7 +17,7 @@ from notifiers.pacing import recipient_hash
 from notifiers.registry import NOTIFIERS
 from notifiers.webhook import WebhookNotifier
 from watcher.core.model import Availability, Event, EventKind
-from watcher.net.fetch import parse_retry_after as retry_after_seconds
+from watcher.net.headers import parse_retry_after as retry_after_seconds
 
 NOW = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
 

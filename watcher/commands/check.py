@@ -14,7 +14,8 @@ from selectolax.lexbor import LexborHTMLParser
 from watcher.core.jan import looks_like_jan, parse_jan
 from watcher.core.model import Observation, Page
 from watcher.errors import UsageError
-from watcher.net.fetch import Fetcher, build_client
+from watcher.net.fetch import Fetcher
+from watcher.net.transport import build_client
 from watcher.reading.read import SearchSetup, read_jan, read_page, read_url
 
 # Where `restock check` finds JAN search credentials when no watchlist is given.
@@ -66,7 +67,7 @@ async def _observe(args: argparse.Namespace) -> Observation:
 
 
 def _read_file(path: Path, url: str | None, store: str | None) -> Observation:
-    from watcher.net.fetch import decode_body
+    from watcher.net.decode import decode_body
 
     try:
         body = path.read_bytes()

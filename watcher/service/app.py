@@ -32,9 +32,10 @@ from watcher.config.schema import DEFAULT_ALLOWED_HOSTS, Server, Settings
 from watcher.core.detector import DebounceSettings
 from watcher.core.schedule import HotWindow, stable_phase
 from watcher.errors import ConfigError
-from watcher.net.fetch import Fetcher, build_client
+from watcher.net.fetch import Fetcher
 from watcher.net.netguard import URLGuard
 from watcher.net.politeness import Backoff, HostPolicy, PolicyBook, Politeness
+from watcher.net.transport import build_client, fast_transport
 from watcher.reading.pool import page_reader
 from watcher.reading.read import SearchSetup
 from watcher.service.dispatch import Dispatcher, DispatchSettings
@@ -204,33 +205,6 @@ def tuned(settings: EngineSettings, overrides: Overrides) -> EngineSettings:
     return settings
 
 
-def fast_transport(overrides: Overrides) -> httpx.AsyncBaseTransport | None:
-    """The transport for trusted URLs: aiohttp's when it is installed, else httpx's default.
-
-    httpx's own pool loses throughput as concurrency grows; the aiohttp transport keeps it.
-    """
-    if overrides.transport is not None:
-        return overrides.transport
-    try:
-        import aiohttp
-        from httpx_aiohttp import AiohttpTransport  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-
-    def session() -> aiohttp.ClientSession:
-        # No cookie jar: a shop's session cookie must not follow later checks (the fetcher
-        # carries cookies within one redirect chain itself).
-        connector = aiohttp.TCPConnector(
-            limit=100, keepalive_timeout=5.0, ssl=httpx.create_ssl_context()
-        )
-        return aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
-        )
-
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(trust_env=False, client=session)
-    return transport
-
-
 def chat_guard(config: Config) -> URLGuard:
     """The guard of chat users' URLs: used whether or not the bot runs now, because products
     that chat users subscribed to stay in the database when the bot is switched off."""
@@ -261,7 +235,7 @@ class App:
         settings = tuned(settings, overrides)
         # One guard for the bot's checks and the engine's fetches of chat users' products.
         self.guard = chat_guard(config)
-        self.client = build_client(transport=fast_transport(overrides))
+        self.client = build_client(transport=overrides.transport or fast_transport())
         # Tests hand in one transport for everything; otherwise chat URLs get the guarded one.
         self.guarded_client = self.client if overrides.transport is not None else build_client()
         self.engine = Engine(
