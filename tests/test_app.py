@@ -32,19 +32,16 @@ from watcher.core.model import EventKind, FetchPlan, Watch
 from watcher.demo.shop import DemoShop, ShopProduct, Shows
 from watcher.net.fetch import Fetcher
 from watcher.net.transport import build_client, fast_transport
-from watcher.service.app import (
+from watcher.service.app import App
+from watcher.service.engine import EngineSettings
+from watcher.service.leases import is_dead_local_worker, release_dead_local_leases
+from watcher.service.reload import (
     CHANNEL_SETTINGS,
     LIVE_SETTINGS,
-    RELOAD_POLL_SECONDS,
     RESTART_SETTINGS,
-    App,
-    Overrides,
     held_for_restart,
-    is_dead_local_worker,
-    release_dead_local_leases,
-    tuned,
 )
-from watcher.service.engine import EngineSettings
+from watcher.service.wiring import RELOAD_POLL_SECONDS, Overrides, tuned
 from watcher.storage import open_repository
 from watcher.web import miniserver
 

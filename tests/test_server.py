@@ -16,8 +16,8 @@ from notifiers.email import EmailNotifier, unsubscribe_token
 from watcher.config.load import parse_config
 from watcher.core.model import Availability, Event, EventKind, Notify, Observation, Watch
 from watcher.net.politeness import Politeness
-from watcher.service.app import build_notifiers
 from watcher.service.metrics import Metrics
+from watcher.service.wiring import build_notifiers
 from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, WatchDecision
 from watcher.storage.sqlite.repository import SQLiteRepository

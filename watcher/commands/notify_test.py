@@ -19,7 +19,7 @@ from watcher.config.load import Config, load_config
 from watcher.core.keys import notify_recipients
 from watcher.core.model import Availability, Event, EventKind
 from watcher.errors import UsageError
-from watcher.service.app import build_notifiers
+from watcher.service.wiring import build_notifiers
 
 EXIT_ALL_SENT = 0
 EXIT_NOT_ALL_SENT = 1

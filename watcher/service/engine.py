@@ -200,6 +200,10 @@ class Engine:
         self._db_turn = asyncio.Semaphore(settings.db_writers)
         self._in_flight: set[int] = set()  # product ids being checked by this engine
 
+    def use_fetcher(self, fetcher: Fetcher) -> None:
+        """Fetch with `fetcher` from the next check on (a reload changed the User-Agent)."""
+        self.fetcher = fetcher
+
     def apply_settings(self, settings: EngineSettings) -> None:
         """Run on `settings` from now on (a watchlist reload); checks in flight finish as they are.
 
