@@ -48,17 +48,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from notifiers.pacing import (
-    LIBRARY_LOGGERS,
-    Clock,
-    Pacer,
-    Priority,
-    SecretRedactor,
-    SystemClock,
-    install_redactor,
-    recipient_hash,
-    remove_redactor,
-)
+from notifiers.pacing import Pacer, Priority
 from notifiers.render import escape_html, shorten
 from notifiers.telegram import retry_after_seconds
 from watcher.bot.limits import AdminCache, CommandRateLimiter, Verdict
@@ -92,8 +82,16 @@ from watcher.bot.texts import (
     stores_text,
     subscription_name,
 )
+from watcher.clock import Clock, SystemClock
 from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
 from watcher.net.netguard import URLGuard
+from watcher.redact import (
+    LIBRARY_LOGGERS,
+    SecretRedactor,
+    install_redactor,
+    recipient_hash,
+    remove_redactor,
+)
 from watcher.secret import Secret
 from watcher.storage.interface import Repository, Subscription
 from watcher.subscriptions import Refused, SubscriptionRules, Subscriptions

@@ -16,17 +16,17 @@ import html
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 from urllib.parse import parse_qsl
 
 from notifiers.email import unsubscribe_token
-from notifiers.pacing import recipient_hash
+from watcher.clock import WallClock, utc_now
 from watcher.net.politeness import Politeness
+from watcher.redact import recipient_hash
 from watcher.service.metrics import Metrics
 from watcher.storage.interface import Repository
 from watcher.web import miniserver
@@ -38,7 +38,6 @@ UNSUBSCRIBE_SECRET_ENV = "RESTOCK_UNSUBSCRIBE_SECRET"
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 EMAIL = "email"
 
-Clock = Callable[[], datetime]
 
 # The page needs no script, image or outside style; the token in its URL must not leak onwards.
 _PAGE_HEADERS = {
@@ -60,10 +59,6 @@ def unsubscribe_secret_from_env(env: Mapping[str, str] | None = None) -> str | N
 def split_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +88,7 @@ class StatusServer:
         politeness: Politeness,
         *,
         unsubscribe_secret: str | None = None,
-        clock: Clock = utc_now,
+        clock: WallClock = utc_now,
     ) -> None:
         self.repository = repository
         self.metrics = metrics
