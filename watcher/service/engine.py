@@ -34,7 +34,7 @@ from watcher.core.detector import (
     WatchState,
     state_from_text,
 )
-from watcher.core.drift import REAL_STATES, LayoutDrift
+from watcher.core.drift import REAL_STATES, STORE_ROW_PREFIX, LayoutDrift
 from watcher.core.model import Availability, FetchFacts, Observation, Origin, Page, TextRules
 from watcher.core.schedule import (
     HotWindow,
@@ -69,9 +69,6 @@ from watcher.stores.registry import adapter_for
 log = logging.getLogger("restock.engine")
 
 JAN_SEARCH_HOST = "jan-search"  # JAN searches share one politeness slot (APIs allow ~1 query/s)
-# Layout-drift warnings are kept beside the hosts' rows (`host_state`) under this prefix; a host
-# name never contains a colon, so the two never meet.
-STORE_ROW_PREFIX = "store:"
 # Statuses every adapter reads as a block whatever the body says (stores/_blocked.py).
 BLOCK_STATUSES = frozenset(STATUS_BLOCKS)
 
