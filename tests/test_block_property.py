@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.model import Page, WatchConditions
-from watcher.stores import ADAPTERS, parse_page
+from watcher.core.model import Page, WatchConditions
+from watcher.stores.parse import parse_page
+from watcher.stores.registry import ADAPTERS
 
 URLS = {
     "generic": "https://shop.example/item/1",

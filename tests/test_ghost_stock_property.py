@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.model import Page, WatchConditions
-from watcher.stores import parse_page
+from watcher.core.model import Page, WatchConditions
+from watcher.stores.parse import parse_page
 
 SOLD_OUT = [
     "売り切れ",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from watcher.config import parse_config
-from watcher.model import (
+from watcher.config.load import parse_config
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     Observation,
@@ -16,7 +16,7 @@ from watcher.model import (
     WatchConditions,
     variant_matches,
 )
-from watcher.stores import parse_page
+from watcher.stores.parse import parse_page
 
 A = Availability
 PAGES = Path(__file__).parent / "fixtures" / "pages"

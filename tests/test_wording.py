@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.model import Availability
+from watcher.core.model import Availability
 from watcher.stores._text import classify_wording
 from watcher.stores._wording import GROUPS, STATE_ORDER, TABLES, Strength
 

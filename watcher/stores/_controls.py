@@ -6,7 +6,7 @@ import re
 
 from selectolax.lexbor import LexborNode
 
-from watcher.model import Availability
+from watcher.core.model import Availability
 from watcher.stores._text import classify_wording
 
 # Image buttons count by their alt text (EC-CUBE's <a><img alt="カゴに入れる"></a>).

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from watcher.model import Availability
+from watcher.core.model import Availability
 
 _A = Availability
 _CAUTIOUS_ORDERABLE = (_A.PREORDER, _A.BACKORDER, _A.IN_STOCK)

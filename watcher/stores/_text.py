@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from watcher.model import Availability
+from watcher.core.model import Availability
 from watcher.stores._wording import Strength, read_wording
 
 TITLE_MAX = 300

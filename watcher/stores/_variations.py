@@ -23,7 +23,7 @@ from typing import Protocol
 
 from selectolax.lexbor import LexborNode
 
-from watcher.model import Availability
+from watcher.core.model import Availability
 from watcher.stores._controls import CONTROLS, control_state, disabled
 from watcher.stores._schema_org import best_state
 from watcher.stores._text import (

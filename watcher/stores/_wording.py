@@ -26,7 +26,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from watcher.model import Availability
+from watcher.core.model import Availability
 
 
 class Strength(enum.IntEnum):

@@ -59,7 +59,7 @@ from datetime import datetime
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.model import Availability, Observation, Offer, Page, TextRules
+from watcher.core.model import Availability, Observation, Offer, Page, TextRules
 from watcher.stores._asides import Asides
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
