@@ -50,6 +50,8 @@ def test_deadlines(
         ("サイズ 12/10 まで対応", DATE_HEADER),  # a bare 12/10 is not a date
         ("受付期間：2026年13月40日 25:00", None),
         ("受付期間：2026年2月30日", None),
+        ("応募締切：12/10(木) 23:59まで", {"date": "yesterday"}),
+        ("応募締切：12/10(木) 23:59まで", {"date": "Fri, 31 Feb 2026 03:00:00 GMT"}),
     ],
 )
 def test_no_deadline(text: str, headers: dict[str, str] | None) -> None:

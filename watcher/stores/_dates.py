@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from datetime import date, datetime
-from email.utils import parsedate_to_datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from watcher.stores._text import normalise
@@ -36,6 +35,10 @@ _RANGE_JOIN = re.compile(r"\s*(?:[~～〜\-–—]|から)?\s*")
 _UNTIL = re.compile(r"\s*(?:まで|迄|締切|締め切り|〆切)")
 _WINDOW_REACH = 120  # characters after a window word where its dates are read
 _YEARS = re.compile(r"(20\d{2})\s*年")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_HTTP_DATE = re.compile(
+    r"(\d{1,2}) (" + "|".join(_MONTHS) + r") (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT", re.IGNORECASE
+)
 
 
 def lottery_deadline(text: str, headers: Mapping[str, str] | None = None) -> datetime | None:
@@ -112,13 +115,22 @@ def _valid(year: int, month: int, day: int, dow: str | None) -> bool:
 
 
 def _fetched_on(headers: Mapping[str, str]) -> date | None:
-    raw = headers.get("date")
-    if not raw:
+    """The day in Japan the response was sent, from its HTTP Date header (IMF-fixdate,
+    "Fri, 04 Dec 2026 03:00:00 GMT"); None without a readable one."""
+    match = _HTTP_DATE.search(headers.get("date") or "")
+    if match is None:
         return None
+    day, month, year, hour, minute, second = match.groups()
     try:
-        sent = parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if sent.tzinfo is None:
+        sent = datetime(
+            int(year),
+            _MONTHS.index(month.lower()) + 1,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=UTC,
+        )
+    except ValueError:
         return None
     return sent.astimezone(TOKYO).date()
