@@ -7,6 +7,8 @@ hostile page can never crash a check (any exception inside an adapter becomes `u
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlsplit
 
@@ -15,6 +17,7 @@ from watcher.model import Observation, Page, TextRules
 from watcher.stores import amazon_jp, base_shop, generic, rakuten, shopify, yahoo_shopping
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._bounds import bounded_html
 
 ADAPTERS: dict[str, StoreAdapter] = {
     "generic": generic.ADAPTER,
@@ -28,6 +31,11 @@ ADAPTERS: dict[str, StoreAdapter] = {
 _BLOCK_STATUSES = frozenset({403, 429, 503})
 _GONE_STATUSES = frozenset({404, 410})
 _REASON_MAX = 300
+# Seconds one page's reading may take. Every rule is linear in the page, so a 5 MB page reads in
+# well under this; a page that still takes longer is not trusted (its reading is `unknown`, and
+# its product backs off like any failed check, so it cannot take the parser's time again soon).
+PARSE_BUDGET = 2.0
+OVER_BUDGET = "parse: over budget"
 
 
 def adapter_for(url: str, forced: str | None = None, page: Page | None = None) -> StoreAdapter:
@@ -51,13 +59,28 @@ def adapter_for(url: str, forced: str | None = None, page: Page | None = None) -
     return ADAPTERS["generic"]
 
 
-def parse_page(page: Page, store: str | None = None, rules: TextRules | None = None) -> Observation:
+def parse_page(
+    page: Page,
+    store: str | None = None,
+    rules: TextRules | None = None,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    budget: float = PARSE_BUDGET,
+) -> Observation:
     """Read one fetched page into an observation carrying the fetch facts. Never raises for the
-    page's content (an unknown `store` name raises `UsageError`)."""
+    page's content (an unknown `store` name raises `UsageError`). A reading that took longer
+    than `budget` seconds (by `clock`) is `unknown`: see `PARSE_BUDGET`."""
+    started = clock()
+    if page.text:
+        page = replace(page, text=bounded_html(page.text))
     adapter = adapter_for(page.final_url or page.url, forced=store, page=page)
     observation = failed_fetch(page, adapter.name)
     if observation is None:
         observation = _safe_parse(adapter, page, rules)
+        spent = clock() - started
+        if spent > budget:
+            detail = f"{OVER_BUDGET} ({spent:.1f}s > {budget:g}s)"
+            observation = Observation.unknown(detail, store=adapter.name, title=observation.title)
     if observation.store is None:
         observation = replace(observation, store=adapter.name)
     return observation.with_fetch(page)

@@ -431,7 +431,7 @@ def _text_signal(text: str, kind: str) -> Signal | None:
     if found is None:
         return None
     state, phrase = found
-    return Signal(state, f"{kind}:{phrase}", phrase, normalise(text)[:500])
+    return Signal(state, f"{kind}:{phrase}", phrase, normalise(text[:2000])[:500])
 
 
 def _control_label(node: LexborNode) -> str:

@@ -1,0 +1,364 @@
+"""Bounds on what one hostile page can make the HTML parser do, applied before it runs.
+
+The HTML tree builder walks its stack of open elements and its list of active formatting
+elements on most tags, and checks each attribute of a tag against the ones before it, so nesting
+100,000 `<div>`s deep, leaving thousands of `<b>` elements unclosed, or writing 20,000
+attributes on one tag costs time quadratic in the page. Browsers cap the nesting (at 512); the
+parser we use does not, so `bounded_html` does, in one pass over the page's tags:
+
+- a start tag that would open an element deeper than `MAX_DEPTH` is dropped, and so is its end
+  tag: what it held stays, as content of the deepest element kept;
+- a formatting element (`<b>`, `<font>`, ...) that would make more than `MAX_FORMATTING` of them
+  stay open (or be reopened after a misnested end tag) is dropped the same way;
+- a tag keeps its first `MAX_ATTRIBUTES` attributes.
+
+The pass models the parser's stack the way the HTML standard builds it (void elements, implied
+end tags of `p`, `li`, `option`, table cells..., scope rules for end tags, raw text, comments,
+SVG/MathML self-closing tags), erring towards counting an element open when unsure, so the real
+depth never exceeds what the pass counted by more than the formatting bound. Ordinary pages are
+returned unchanged: they nest a few dozen levels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+MAX_DEPTH = 256
+MAX_FORMATTING = 48
+MAX_ATTRIBUTES = 64
+_LONG_TAG = 200  # characters: a shorter start tag cannot hold more than MAX_ATTRIBUTES attributes
+
+# A tag, a comment's opening, or the other `<!` / `<?` constructs (all end at the next ">").
+_TOKEN = re.compile(r"<(?:(/?)([A-Za-z][^\t\n\f\r />]*+)|!--|[!?])")
+_ATTRIBUTE = re.compile(r"""[^\s"'>/=][^\s"'>/=]*+(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s>]++))?""")
+
+
+def _names(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_VOID = _names(
+    "area base br col embed hr img input link meta source track wbr param keygen frame basefont"
+    " bgsound image"
+)
+# Never pushed by us: the parser merges them into the ones it already has.
+_IGNORED = frozenset({"html", "head", "body"})
+# Content read as text up to the matching end tag (in HTML, not inside SVG or MathML).
+_RAW_TEXT = _names("script style textarea title xmp iframe noembed noframes")
+_FORMATTING = _names("a b big code em font i nobr s small strike strong tt u")
+# Elements whose end clears the formatting list back to where they began.
+_MARKERS = _names("td th caption applet object marquee template")
+_SPECIAL = _names(
+    "address applet area article aside base basefont bgsound blockquote body br button caption"
+    " center col colgroup dd details dir div dl dt embed fieldset figcaption figure footer form"
+    " frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html iframe img input keygen li link"
+    " listing main marquee menu meta nav noembed noframes noscript object ol p param plaintext pre"
+    " script search section select source style summary table tbody td template textarea tfoot th"
+    " thead title tr track ul wbr xmp foreignobject desc mi mo mn ms mtext annotation-xml"
+)
+# Where an end tag's search for its element stops (the standard's scopes, taken together: stopping
+# early only leaves an element counted open).
+_SCOPE_STOP = _names(
+    "applet caption html table td th marquee object template button ol ul select"
+    " foreignobject desc mi mo mn ms mtext annotation-xml"
+)
+# Start tags that close an open <p> (the standard's "close a p element in button scope").
+_CLOSES_P = _names(
+    "address article aside blockquote center details dialog dir div dl fieldset figcaption figure"
+    " footer header hgroup main menu nav ol p search section summary ul h1 h2 h3 h4 h5 h6 pre"
+    " listing form plaintext table hr xmp li dd dt"
+)
+# A start tag that closes an open element of the same family: name -> (names closed, stop names).
+_SIBLING_CLOSE = {
+    "li": (frozenset({"li"}), _SPECIAL - {"address", "div", "p"}),
+    "dd": (frozenset({"dd", "dt"}), _SPECIAL - {"address", "div", "p"}),
+    "dt": (frozenset({"dd", "dt"}), _SPECIAL - {"address", "div", "p"}),
+    "option": (frozenset({"option"}), _SPECIAL),
+    "optgroup": (frozenset({"option", "optgroup"}), _SPECIAL),
+    "tr": (frozenset({"tr", "td", "th"}), frozenset({"table", "html", "template"})),
+    "td": (frozenset({"td", "th"}), frozenset({"tr", "table", "html", "template"})),
+    "th": (frozenset({"td", "th"}), frozenset({"tr", "table", "html", "template"})),
+    "tbody": (frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}), frozenset({"table"})),
+    "thead": (frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}), frozenset({"table"})),
+    "tfoot": (frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}), frozenset({"table"})),
+    "rb": (frozenset({"rb", "rt", "rp", "rtc"}), frozenset({"ruby"}) | _SPECIAL),
+    "rt": (frozenset({"rb", "rt", "rp"}), frozenset({"ruby", "rtc"}) | _SPECIAL),
+    "rp": (frozenset({"rb", "rt", "rp"}), frozenset({"ruby", "rtc"}) | _SPECIAL),
+}
+_FOREIGN_ROOTS = frozenset({"svg", "math"})
+_INTEGRATION_POINTS = frozenset(
+    {"foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml"}
+)
+# HTML start tags that end SVG/MathML content (font counted always: erring towards HTML here
+# only makes us count more elements open).
+_BREAKOUT = _names(
+    "b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img li"
+    " listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var"
+    " font"
+)
+
+
+_P = frozenset({"p"})
+_A = frozenset({"a"})
+_NOTHING: frozenset[str] = frozenset()
+_STOP_SETS: tuple[frozenset[str], ...] = (
+    _SCOPE_STOP,
+    _SPECIAL,
+    _NOTHING,
+    *{stop for _, stop in _SIBLING_CLOSE.values()},
+)
+
+
+class _Model:
+    """The parser's stack of open elements and formatting list, as far as tags tell them.
+
+    Finding an open element is O(1): each name keeps the stack positions it is open at, and each
+    set of elements that stops a search keeps, per stack position, the nearest such element.
+    """
+
+    __slots__ = (
+        "dropped",
+        "foreign",
+        "foreign_open",
+        "formatting",
+        "marks",
+        "nearest",
+        "stack",
+        "where",
+    )
+
+    def __init__(self) -> None:
+        self.stack: list[str] = []
+        self.foreign: list[bool] = []  # per stack entry: an SVG/MathML element
+        self.marks: list[int] = []  # per stack entry: formatting list length at a marker, or -1
+        self.formatting: list[str] = []  # names of formatting entries (open or to be reopened)
+        self.dropped: dict[str, int] = {}  # start tags dropped, by name, whose end tags go too
+        self.foreign_open = 0  # SVG/MathML elements on the stack
+        self.where: dict[str, list[int]] = {}  # name -> stack positions holding it
+        self.nearest = {stop: [-1] for stop in _STOP_SETS}  # stop set -> nearest position
+
+    def in_foreign(self) -> bool:
+        return bool(self.foreign) and self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS
+
+    def push(self, name: str, foreign: bool) -> None:
+        index = len(self.stack)
+        self.stack.append(name)
+        self.foreign.append(foreign)
+        self.foreign_open += foreign
+        self.marks.append(len(self.formatting) if name in _MARKERS and not foreign else -1)
+        self.where.setdefault(name, []).append(index)
+        for stop in _STOP_SETS:
+            nearest = self.nearest[stop]
+            nearest.append(index if name in stop else nearest[-1])
+
+    def pop(self) -> None:
+        name = self.stack.pop()
+        self.where[name].pop()
+        for nearest in self.nearest.values():
+            nearest.pop()
+        self.foreign_open -= self.foreign.pop()
+        mark = self.marks.pop()
+        if mark >= 0:
+            del self.formatting[mark:]
+
+    def pop_to(self, index: int) -> None:
+        while len(self.stack) > index:
+            self.pop()
+
+    def find(self, names: frozenset[str], stop: frozenset[str]) -> int:
+        """Index of the nearest open element named in `names` before a `stop` element, or -1."""
+        best = -1
+        for name in names:
+            spots = self.where.get(name)
+            if spots and spots[-1] > best:
+                best = spots[-1]
+        if best < 0 or best < self.nearest[stop][-1]:
+            return -1
+        return best
+
+    def start(self, name: str, self_closing: bool) -> bool:
+        """Account for a start tag; False when it must be dropped."""
+        if self.in_foreign() and name in _BREAKOUT:
+            while self.foreign and self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS:
+                self.pop()
+        foreign = name in _FOREIGN_ROOTS or self.in_foreign()
+        if foreign and self_closing:
+            return True
+        if not foreign:
+            self._implied_closes(name)
+            if name in _VOID:
+                return True
+        if len(self.stack) >= MAX_DEPTH:
+            return self._drop(name)
+        if name in _FORMATTING and not foreign and not self._add_formatting(name):
+            return self._drop(name)
+        self.push(name, foreign)
+        return True
+
+    def end(self, name: str) -> bool:
+        """Account for an end tag; False when it must be dropped (its start tag was)."""
+        if self.dropped.get(name):
+            self.dropped[name] -= 1
+            return False
+        stop = _SCOPE_STOP if name in _SPECIAL else _SPECIAL
+        index = self.find(frozenset((name,)), stop) if name in self.where else -1
+        if index >= 0:
+            self.pop_to(index)
+            if name in _FORMATTING and name in self.formatting:
+                last = len(self.formatting) - 1 - self.formatting[::-1].index(name)
+                del self.formatting[last]
+        return True
+
+    def _implied_closes(self, name: str) -> None:
+        if name in _CLOSES_P:
+            index = self.find(_P, _SCOPE_STOP)
+            if index >= 0:
+                self.pop_to(index)
+        sibling = _SIBLING_CLOSE.get(name)
+        if sibling is not None:
+            index = self.find(*sibling)
+            if index >= 0:
+                self.pop_to(index)
+        if name == "a" and "a" in self.formatting:
+            self.formatting.remove("a")  # a new link closes the one still open
+            index = self.find(_A, _NOTHING)
+            if index >= 0:
+                self.pop_to(index)
+
+    def _add_formatting(self, name: str) -> bool:
+        if len(self.formatting) >= MAX_FORMATTING:
+            return False
+        self.formatting.append(name)
+        return True
+
+    def _drop(self, name: str) -> bool:
+        self.dropped[name] = self.dropped.get(name, 0) + 1
+        return False
+
+
+_QUICK_TAG = re.compile(r"<(/?[A-Za-z][-A-Za-z0-9]*+)")
+_QUICK_SKIP = frozenset(_VOID | _IGNORED | {n.upper() for n in _VOID | _IGNORED})
+
+
+def bounded_html(html: str) -> str:
+    """`html` with nesting, open formatting elements and attributes per tag bounded (see the
+    module docstring); the same string when nothing needed bounding."""
+    if _surely_shallow(html) and not _many_attributes(html):
+        return html
+    return _bounded(html)
+
+
+def _surely_shallow(html: str) -> bool:
+    """A quick over-estimate: True when, even counting every start tag open until its own end
+    tag closes it (no implied ends, no raw text, no comments), nothing nests too deep. A
+    formatting element left open stays counted, so the formatting bound holds too."""
+    if html.count("<") <= MAX_DEPTH - MAX_FORMATTING:
+        return True
+    stack = [""]
+    push, pop = stack.append, stack.pop
+    for name in _QUICK_TAG.findall(html):
+        if name[0] == "/":
+            if name[1:] == stack[-1]:
+                pop()
+        elif name not in _QUICK_SKIP:
+            push(name)
+            if len(stack) > MAX_DEPTH - MAX_FORMATTING:
+                return False
+    return True
+
+
+def _many_attributes(html: str) -> bool:
+    """True when some tag may hold more than MAX_ATTRIBUTES attributes."""
+    pieces = html.split(">")
+    for piece in itertools.compress(pieces, map(_LONG_TAG.__lt__, map(len, pieces))):
+        tag = piece[piece.rfind("<") :]
+        if len(tag) > _LONG_TAG and _attribute_count(tag) > MAX_ATTRIBUTES:
+            return True
+    return False
+
+
+def _attribute_count(tag: str) -> int:
+    return sum(1 for _ in _ATTRIBUTE.finditer(tag, 1)) - 1  # the first "attribute" is the name
+
+
+def _bounded(html: str) -> str:
+    model = _Model()
+    cuts: list[tuple[int, int, str]] = []  # (start, end, replacement) in document order
+    pos = 0
+    search = _TOKEN.search
+    while (found := search(html, pos)) is not None:
+        name = found.group(2)
+        if name is None:
+            pos = _after_markup_declaration(html, found)
+            continue
+        tag_end = html.find(">", found.end())
+        end = len(html) if tag_end < 0 else tag_end + 1
+        name = name.lower()
+        if found.group(1):
+            if name not in _IGNORED and not model.end(name):
+                cuts.append((found.start(), end, ""))
+            pos = end
+            continue
+        if name in _IGNORED:
+            pos = end
+            continue
+        self_closing = tag_end > 0 and html[tag_end - 1] == "/"
+        pos = end
+        if not model.start(name, self_closing):
+            cuts.append((found.start(), end, ""))
+            continue  # the parser never sees it: what follows is markup, whatever its name
+        if end - found.start() > _LONG_TAG:
+            shorter = _fewer_attributes(html[found.start() : end], found.end() - found.start())
+            if shorter is not None:
+                cuts.append((found.start(), end, shorter))
+        if model.foreign_open:
+            continue  # inside SVG or MathML, <style> and <title> hold markup
+        if name in _RAW_TEXT:
+            pos = _raw_text_end(html, name, pos)
+        elif name == "plaintext":
+            break
+    return _apply(html, cuts)
+
+
+def _after_markup_declaration(html: str, found: re.Match[str]) -> int:
+    """Where a comment (`<!--`), or a `<!...>` / `<?...>` construct, ends."""
+    start = found.start()
+    if found.group(0) == "<!--":
+        if html.startswith(("<!-->", "<!--->"), start):
+            return html.find(">", start) + 1
+        ends = [at for at in (html.find("-->", start + 4), html.find("--!>", start + 4)) if at >= 0]
+        return min(ends) + 3 if ends else len(html)
+    close = html.find(">", found.end())
+    return len(html) if close < 0 else close + 1
+
+
+def _raw_text_end(html: str, name: str, start: int) -> int:
+    """Where raw text opened by `<name>` ends: at the first `</name` (any letter case)."""
+    width = len(name) + 2
+    at = html.find("</", start)
+    while at >= 0 and html[at + 2 : at + width].lower() != name:
+        at = html.find("</", at + 2)
+    return len(html) if at < 0 else at
+
+
+def _fewer_attributes(tag: str, name_end: int) -> str | None:
+    """A long start tag cut to its first MAX_ATTRIBUTES attributes, or None when it has no more."""
+    attributes = _ATTRIBUTE.finditer(tag, name_end)
+    for count, attribute in enumerate(attributes, start=1):
+        if count > MAX_ATTRIBUTES:
+            return tag[: attribute.start()].rstrip() + ">"
+    return None
+
+
+def _apply(html: str, cuts: list[tuple[int, int, str]]) -> str:
+    if not cuts:
+        return html
+    parts: list[str] = []
+    pos = 0
+    for start, end, replacement in cuts:
+        parts.append(html[pos:start])
+        parts.append(replacement)
+        pos = end
+    parts.append(html[pos:])
+    return "".join(parts)
