@@ -69,22 +69,21 @@ _CLOSES_P = _names(
     " footer header hgroup main menu nav ol p search section summary ul h1 h2 h3 h4 h5 h6 pre"
     " listing form plaintext table hr xmp li dd dt"
 )
-# A start tag that closes an open element of the same family: name -> (names closed, stop names).
-_SIBLING_CLOSE = {
-    "li": (frozenset({"li"}), _SPECIAL - {"address", "div", "p"}),
-    "dd": (frozenset({"dd", "dt"}), _SPECIAL - {"address", "div", "p"}),
-    "dt": (frozenset({"dd", "dt"}), _SPECIAL - {"address", "div", "p"}),
-    "option": (frozenset({"option"}), _SPECIAL),
-    "optgroup": (frozenset({"option", "optgroup"}), _SPECIAL),
-    "tr": (frozenset({"tr", "td", "th"}), frozenset({"table", "html", "template"})),
-    "td": (frozenset({"td", "th"}), frozenset({"tr", "table", "html", "template"})),
-    "th": (frozenset({"td", "th"}), frozenset({"tr", "table", "html", "template"})),
-    "tbody": (frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}), frozenset({"table"})),
-    "thead": (frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}), frozenset({"table"})),
-    "tfoot": (frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}), frozenset({"table"})),
-    "rb": (frozenset({"rb", "rt", "rp", "rtc"}), frozenset({"ruby"}) | _SPECIAL),
-    "rt": (frozenset({"rb", "rt", "rp"}), frozenset({"ruby", "rtc"}) | _SPECIAL),
-    "rp": (frozenset({"rb", "rt", "rp"}), frozenset({"ruby", "rtc"}) | _SPECIAL),
+# A start tag that closes the nearest open element of its family, when no special element stands
+# between them (the standard stops at fewer elements for some; stopping early only leaves an
+# element counted open).
+_SIBLING_CLOSE: dict[str, frozenset[str]] = {
+    "li": frozenset({"li"}),
+    "dd": frozenset({"dd", "dt"}),
+    "dt": frozenset({"dd", "dt"}),
+    "option": frozenset({"option"}),
+    "optgroup": frozenset({"option", "optgroup"}),
+    "tr": frozenset({"tr", "td", "th"}),
+    "td": frozenset({"td", "th"}),
+    "th": frozenset({"td", "th"}),
+    "tbody": frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}),
+    "thead": frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}),
+    "tfoot": frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}),
 }
 _FOREIGN_ROOTS = frozenset({"svg", "math"})
 _INTEGRATION_POINTS = frozenset(
@@ -99,22 +98,15 @@ _BREAKOUT = _names(
 )
 
 
-_P = frozenset({"p"})
 _A = frozenset({"a"})
-_NOTHING: frozenset[str] = frozenset()
-_STOP_SETS: tuple[frozenset[str], ...] = (
-    _SCOPE_STOP,
-    _SPECIAL,
-    _NOTHING,
-    *{stop for _, stop in _SIBLING_CLOSE.values()},
-)
+_MAY_CLOSE = _CLOSES_P | frozenset(_SIBLING_CLOSE) | _A  # start tags that may close others
 
 
 class _Model:
     """The parser's stack of open elements and formatting list, as far as tags tell them.
 
-    Finding an open element is O(1): each name keeps the stack positions it is open at, and each
-    set of elements that stops a search keeps, per stack position, the nearest such element.
+    Finding an open element is O(1): each name keeps the stack positions it is open at, and the
+    two sets of elements that stop a search keep, per stack position, the nearest such element.
     """
 
     __slots__ = (
@@ -123,7 +115,8 @@ class _Model:
         "foreign_open",
         "formatting",
         "marks",
-        "nearest",
+        "near_scope",
+        "near_special",
         "stack",
         "where",
     )
@@ -136,28 +129,38 @@ class _Model:
         self.dropped: dict[str, int] = {}  # start tags dropped, by name, whose end tags go too
         self.foreign_open = 0  # SVG/MathML elements on the stack
         self.where: dict[str, list[int]] = {}  # name -> stack positions holding it
-        self.nearest = {stop: [-1] for stop in _STOP_SETS}  # stop set -> nearest position
+        self.near_scope = [-1]  # per stack entry: the nearest element of _SCOPE_STOP
+        self.near_special = [-1]  # per stack entry: the nearest element of _SPECIAL
 
     def in_foreign(self) -> bool:
-        return bool(self.foreign) and self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS
+        return (
+            bool(self.foreign_open)
+            and self.foreign[-1]
+            and self.stack[-1] not in _INTEGRATION_POINTS
+        )
 
     def push(self, name: str, foreign: bool) -> None:
         index = len(self.stack)
         self.stack.append(name)
         self.foreign.append(foreign)
-        self.foreign_open += foreign
         self.marks.append(len(self.formatting) if name in _MARKERS and not foreign else -1)
-        self.where.setdefault(name, []).append(index)
-        for stop in _STOP_SETS:
-            nearest = self.nearest[stop]
-            nearest.append(index if name in stop else nearest[-1])
+        spots = self.where.get(name)
+        if spots is None:
+            self.where[name] = [index]
+        else:
+            spots.append(index)
+        self.near_scope.append(index if name in _SCOPE_STOP else self.near_scope[-1])
+        self.near_special.append(index if name in _SPECIAL else self.near_special[-1])
+        if foreign:
+            self.foreign_open += 1
 
     def pop(self) -> None:
         name = self.stack.pop()
         self.where[name].pop()
-        for nearest in self.nearest.values():
-            nearest.pop()
-        self.foreign_open -= self.foreign.pop()
+        self.near_scope.pop()
+        self.near_special.pop()
+        if self.foreign.pop():
+            self.foreign_open -= 1
         mark = self.marks.pop()
         if mark >= 0:
             del self.formatting[mark:]
@@ -166,27 +169,32 @@ class _Model:
         while len(self.stack) > index:
             self.pop()
 
-    def find(self, names: frozenset[str], stop: frozenset[str]) -> int:
-        """Index of the nearest open element named in `names` before a `stop` element, or -1."""
+    def find(self, names: frozenset[str], near: list[int] | None) -> int:
+        """Index of the nearest open element named in `names` with no stop element (`near`
+        holds the nearest ones) above it, or -1."""
         best = -1
         for name in names:
             spots = self.where.get(name)
             if spots and spots[-1] > best:
                 best = spots[-1]
-        if best < 0 or best < self.nearest[stop][-1]:
+        if best < 0 or (near is not None and best < near[-1]):
             return -1
         return best
 
     def start(self, name: str, self_closing: bool) -> bool:
         """Account for a start tag; False when it must be dropped."""
-        if self.in_foreign() and name in _BREAKOUT:
-            while self.foreign and self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS:
-                self.pop()
-        foreign = name in _FOREIGN_ROOTS or self.in_foreign()
+        foreign = False
+        if self.foreign_open:
+            if self.in_foreign() and name in _BREAKOUT:
+                while self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS:
+                    self.pop()
+            foreign = self.in_foreign()
+        foreign = foreign or name in _FOREIGN_ROOTS
         if foreign and self_closing:
             return True
         if not foreign:
-            self._implied_closes(name)
+            if name in _MAY_CLOSE:
+                self._implied_closes(name)
             if name in _VOID:
                 return True
         if len(self.stack) >= MAX_DEPTH:
@@ -201,10 +209,12 @@ class _Model:
         if self.dropped.get(name):
             self.dropped[name] -= 1
             return False
-        stop = _SCOPE_STOP if name in _SPECIAL else _SPECIAL
-        index = self.find(frozenset((name,)), stop) if name in self.where else -1
-        if index >= 0:
-            self.pop_to(index)
+        spots = self.where.get(name)
+        if not spots:
+            return True
+        near = self.near_scope if name in _SPECIAL else self.near_special
+        if spots[-1] >= near[-1]:
+            self.pop_to(spots[-1])
             if name in _FORMATTING and name in self.formatting:
                 last = len(self.formatting) - 1 - self.formatting[::-1].index(name)
                 del self.formatting[last]
@@ -212,17 +222,17 @@ class _Model:
 
     def _implied_closes(self, name: str) -> None:
         if name in _CLOSES_P:
-            index = self.find(_P, _SCOPE_STOP)
-            if index >= 0:
-                self.pop_to(index)
-        sibling = _SIBLING_CLOSE.get(name)
-        if sibling is not None:
-            index = self.find(*sibling)
+            spots = self.where.get("p")
+            if spots and spots[-1] >= self.near_scope[-1]:
+                self.pop_to(spots[-1])
+        family = _SIBLING_CLOSE.get(name)
+        if family is not None:
+            index = self.find(family, self.near_special)
             if index >= 0:
                 self.pop_to(index)
         if name == "a" and "a" in self.formatting:
             self.formatting.remove("a")  # a new link closes the one still open
-            index = self.find(_A, _NOTHING)
+            index = self.find(_A, None)
             if index >= 0:
                 self.pop_to(index)
 
@@ -282,40 +292,41 @@ def _attribute_count(tag: str) -> int:
     return sum(1 for _ in _ATTRIBUTE.finditer(tag, 1)) - 1  # the first "attribute" is the name
 
 
+# A whole tag (name, rest, closing ">"), a comment's opening, or another `<!`/`<?` construct.
+_FULL_TAG = re.compile(r"<(?:(/?)([A-Za-z][^\t\n\f\r />]*+)([^>]*+)>?|!--|[!?])")
+
+
 def _bounded(html: str) -> str:
     model = _Model()
     cuts: list[tuple[int, int, str]] = []  # (start, end, replacement) in document order
-    pos = 0
-    search = _TOKEN.search
-    while (found := search(html, pos)) is not None:
+    skip_to = 0  # inside a comment or raw text until here
+    for found in _FULL_TAG.finditer(html):
+        start = found.start()
+        if start < skip_to:
+            continue
         name = found.group(2)
         if name is None:
-            pos = _after_markup_declaration(html, found)
+            skip_to = _after_markup_declaration(html, found)
             continue
-        tag_end = html.find(">", found.end())
-        end = len(html) if tag_end < 0 else tag_end + 1
+        end = found.end()
         name = name.lower()
-        if found.group(1):
-            if name not in _IGNORED and not model.end(name):
-                cuts.append((found.start(), end, ""))
-            pos = end
-            continue
         if name in _IGNORED:
-            pos = end
             continue
-        self_closing = tag_end > 0 and html[tag_end - 1] == "/"
-        pos = end
-        if not model.start(name, self_closing):
-            cuts.append((found.start(), end, ""))
+        if found.group(1):
+            if not model.end(name):
+                cuts.append((start, end, ""))
+            continue
+        if not model.start(name, found.group(3).endswith("/")):
+            cuts.append((start, end, ""))
             continue  # the parser never sees it: what follows is markup, whatever its name
-        if end - found.start() > _LONG_TAG:
-            shorter = _fewer_attributes(html[found.start() : end], found.end() - found.start())
+        if end - start > _LONG_TAG:
+            shorter = _fewer_attributes(found.group(0), len(name) + 1)
             if shorter is not None:
-                cuts.append((found.start(), end, shorter))
+                cuts.append((start, end, shorter))
         if model.foreign_open:
             continue  # inside SVG or MathML, <style> and <title> hold markup
         if name in _RAW_TEXT:
-            pos = _raw_text_end(html, name, pos)
+            skip_to = _raw_text_end(html, name, end)
         elif name == "plaintext":
             break
     return _apply(html, cuts)
