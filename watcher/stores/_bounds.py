@@ -183,25 +183,39 @@ class _Model:
 
     def start(self, name: str, self_closing: bool) -> bool:
         """Account for a start tag; False when it must be dropped."""
-        foreign = False
-        if self.foreign_open:
-            if self.in_foreign() and name in _BREAKOUT:
-                while self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS:
-                    self.pop()
-            foreign = self.in_foreign()
-        foreign = foreign or name in _FOREIGN_ROOTS
-        if foreign and self_closing:
+        if self.foreign_open or name in _FOREIGN_ROOTS:
+            return self._start_foreign(name, self_closing)
+        if name in _MAY_CLOSE:
+            self._implied_closes(name)
+        if name in _VOID:
             return True
-        if not foreign:
-            if name in _MAY_CLOSE:
-                self._implied_closes(name)
-            if name in _VOID:
-                return True
+        if len(self.stack) >= MAX_DEPTH or (
+            name in _FORMATTING and len(self.formatting) >= MAX_FORMATTING
+        ):
+            self.dropped[name] = self.dropped.get(name, 0) + 1
+            return False
+        if name in _FORMATTING:
+            self.formatting.append(name)
+        self.push(name, False)
+        return True
+
+    def _start_foreign(self, name: str, self_closing: bool) -> bool:
+        """A start tag while SVG or MathML is open (or one that opens it)."""
+        if self.in_foreign() and name in _BREAKOUT:
+            while self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS:
+                self.pop()
+        if not (self.in_foreign() or name in _FOREIGN_ROOTS):
+            self.foreign_open, open_before = 0, self.foreign_open
+            try:
+                return self.start(name, self_closing)  # HTML inside an integration point
+            finally:
+                self.foreign_open += open_before
+        if self_closing:
+            return True
         if len(self.stack) >= MAX_DEPTH:
-            return self._drop(name)
-        if name in _FORMATTING and not foreign and not self._add_formatting(name):
-            return self._drop(name)
-        self.push(name, foreign)
+            self.dropped[name] = self.dropped.get(name, 0) + 1
+            return False
+        self.push(name, True)
         return True
 
     def end(self, name: str) -> bool:
@@ -235,16 +249,6 @@ class _Model:
             index = self.find(_A, None)
             if index >= 0:
                 self.pop_to(index)
-
-    def _add_formatting(self, name: str) -> bool:
-        if len(self.formatting) >= MAX_FORMATTING:
-            return False
-        self.formatting.append(name)
-        return True
-
-    def _drop(self, name: str) -> bool:
-        self.dropped[name] = self.dropped.get(name, 0) + 1
-        return False
 
 
 _QUICK_TAG = re.compile(r"<(/?[A-Za-z][-A-Za-z0-9]*+)")
@@ -304,7 +308,7 @@ def _bounded(html: str) -> str:
         start = found.start()
         if start < skip_to:
             continue
-        name = found.group(2)
+        slash, name, rest = found.groups()
         if name is None:
             skip_to = _after_markup_declaration(html, found)
             continue
@@ -312,11 +316,11 @@ def _bounded(html: str) -> str:
         name = name.lower()
         if name in _IGNORED:
             continue
-        if found.group(1):
+        if slash:
             if not model.end(name):
                 cuts.append((start, end, ""))
             continue
-        if not model.start(name, found.group(3).endswith("/")):
+        if not model.start(name, rest.endswith("/")):
             cuts.append((start, end, ""))
             continue  # the parser never sees it: what follows is markup, whatever its name
         if end - start > _LONG_TAG:
