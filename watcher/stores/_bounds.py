@@ -318,10 +318,10 @@ def _bounded(html: str) -> str:
             continue
         if slash:
             if not model.end(name):
-                cuts.append((start, end, ""))
+                _cut(cuts, start, end)
             continue
         if not model.start(name, rest.endswith("/")):
-            cuts.append((start, end, ""))
+            _cut(cuts, start, end)
             continue  # the parser never sees it: what follows is markup, whatever its name
         if end - start > _LONG_TAG:
             shorter = _fewer_attributes(found.group(0), len(name) + 1)
@@ -334,6 +334,14 @@ def _bounded(html: str) -> str:
         elif name == "plaintext":
             break
     return _apply(html, cuts)
+
+
+def _cut(cuts: list[tuple[int, int, str]], start: int, end: int) -> None:
+    """Drop html[start:end], joining it to the drop just before it (runs of dropped tags)."""
+    if cuts and cuts[-1][1] == start and not cuts[-1][2]:
+        cuts[-1] = (cuts[-1][0], end, "")
+    else:
+        cuts.append((start, end, ""))
 
 
 def _after_markup_declaration(html: str, found: re.Match[str]) -> int:
