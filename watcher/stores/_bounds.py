@@ -282,18 +282,25 @@ def _surely_shallow(html: str) -> bool:
     return True
 
 
+_LONG_START_TAG = re.compile(rf"<[A-Za-z][^>]{{{_LONG_TAG}}}")
+
+
 def _many_attributes(html: str) -> bool:
-    """True when some tag may hold more than MAX_ATTRIBUTES attributes."""
-    pieces = html.split(">")
-    for piece in itertools.compress(pieces, map(_LONG_TAG.__lt__, map(len, pieces))):
-        tag = piece[piece.rfind("<") :]
-        if len(tag) > _LONG_TAG and _attribute_count(tag) > MAX_ATTRIBUTES:
+    """True when some tag may hold more than MAX_ATTRIBUTES attributes (only a long tag can)."""
+    pos = 0
+    while (found := _LONG_START_TAG.search(html, pos)) is not None:
+        close = html.find(">", found.end())
+        end = len(html) if close < 0 else close
+        if _attribute_count(html, found.start() + 1, end) > MAX_ATTRIBUTES:
             return True
+        pos = end
     return False
 
 
-def _attribute_count(tag: str) -> int:
-    return sum(1 for _ in _ATTRIBUTE.finditer(tag, 1)) - 1  # the first "attribute" is the name
+def _attribute_count(html: str, start: int, end: int) -> int:
+    """Attributes between `start` (a tag's name) and `end`, counted up to MAX_ATTRIBUTES + 1."""
+    found = _ATTRIBUTE.finditer(html, start, end)
+    return sum(1 for _ in itertools.islice(found, MAX_ATTRIBUTES + 2)) - 1  # less the name
 
 
 # A whole tag (name, rest, closing ">"), a comment's opening, or another `<!`/`<?` construct.
