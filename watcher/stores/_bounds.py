@@ -27,6 +27,10 @@ import re
 MAX_DEPTH = 256
 MAX_FORMATTING = 48
 MAX_ATTRIBUTES = 64
+# Elements of one kind (stock labels, buy controls, price elements) an adapter reads per page: a
+# product page shows a handful; a page with a hundred thousand is a listing or an attack, and
+# reading each one's wording would take seconds.
+MAX_CANDIDATES = 1_000
 _LONG_TAG = 200  # characters: a shorter start tag cannot hold more than MAX_ATTRIBUTES attributes
 
 # A tag, a comment's opening, or the other `<!` / `<?` constructs (all end at the next ">").
