@@ -11,8 +11,8 @@ from hostile_pages import SHAPES, deep_divs, unclosed_formatting
 from selectolax.lexbor import LexborHTMLParser
 
 from watcher.model import Availability, Page
-from watcher.stores import ADAPTERS, OVER_BUDGET, parse_page
-from watcher.stores._bounds import MAX_ATTRIBUTES, MAX_DEPTH, bounded_html
+from watcher.stores import ADAPTERS, OVER_BUDGET, TOO_MANY_TAGS, parse_page
+from watcher.stores._bounds import MAX_ATTRIBUTES, MAX_DEPTH, MAX_TAGS, bounded_html
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
 URL = "https://shop.example/items/1"
@@ -124,3 +124,10 @@ def test_reading_within_budget_stands() -> None:
     page = Page(url=URL, text="<h1>木製ブロック</h1><p>在庫あり</p><button>カートに入れる</button>")
     obs = parse_page(page, store="generic", clock=lambda: 0.0, budget=2.0)
     assert obs.state is Availability.IN_STOCK
+
+
+def test_page_with_too_many_tags_is_not_read() -> None:
+    html = "<h1>木製ブロック</h1><button>カートに入れる</button>" + "<i>" * (MAX_TAGS + 1)
+    obs = parse_page(Page(url=URL, text=html), store="generic")
+    assert obs.state is Availability.UNKNOWN
+    assert obs.reason.startswith(TOO_MANY_TAGS)

@@ -17,7 +17,7 @@ from watcher.model import Observation, Page, TextRules
 from watcher.stores import amazon_jp, base_shop, generic, rakuten, shopify, yahoo_shopping
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
-from watcher.stores._bounds import bounded_html
+from watcher.stores._bounds import MAX_TAGS, bounded_html, too_many_tags
 
 ADAPTERS: dict[str, StoreAdapter] = {
     "generic": generic.ADAPTER,
@@ -37,6 +37,7 @@ _REASON_MAX = 300
 # product backs off like any failed check, so it cannot take the parser's time again soon).
 PARSE_BUDGET = 2.0
 OVER_BUDGET = "parse: over budget"
+TOO_MANY_TAGS = "parse: too many tags"  # a page generated to be slow is not read at all
 
 
 def adapter_for(url: str, forced: str | None = None, page: Page | None = None) -> StoreAdapter:
@@ -72,16 +73,14 @@ def parse_page(
     page's content (an unknown `store` name raises `UsageError`). A reading that took longer
     than `budget` seconds (by `clock`, the thread's CPU time) is `unknown`: see `PARSE_BUDGET`."""
     started = clock()
-    if page.text:
+    tags = too_many_tags(page.text)
+    if tags is None and page.text:
         page = replace(page, text=bounded_html(page.text))
-    adapter = adapter_for(page.final_url or page.url, forced=store, page=page)
-    observation = failed_fetch(page, adapter.name)
+    adapter = adapter_for(page.final_url or page.url, forced=store, page=None if tags else page)
+    observation = failed_fetch(page, adapter.name) or _not_read(tags, adapter)
     if observation is None:
         observation = _safe_parse(adapter, page, rules)
-        spent = clock() - started
-        if spent > budget:
-            detail = f"{OVER_BUDGET} ({spent:.1f}s > {budget:g}s)"
-            observation = Observation.unknown(detail, store=adapter.name, title=observation.title)
+        observation = _within_budget(observation, clock() - started, budget, adapter)
     if observation.store is None:
         observation = replace(observation, store=adapter.name)
     return observation.with_fetch(page)
@@ -105,6 +104,23 @@ def failed_fetch(page: Page, store: str | None = None) -> Observation | None:
     if page.status in _GONE_STATUSES:
         return Observation.unknown(f"gone: {page.status}", store=store)
     return Observation.unknown(f"http {page.status}", store=store)
+
+
+def _not_read(tags: int | None, adapter: StoreAdapter) -> Observation | None:
+    """The `unknown` reading of a page with too many tags to read, or None."""
+    if tags is None:
+        return None
+    return Observation.unknown(f"{TOO_MANY_TAGS} ({tags:,} > {MAX_TAGS:,})", store=adapter.name)
+
+
+def _within_budget(
+    observation: Observation, spent: float, budget: float, adapter: StoreAdapter
+) -> Observation:
+    """The reading, or `unknown` when it took more than `budget` seconds (see PARSE_BUDGET)."""
+    if spent <= budget:
+        return observation
+    detail = f"{OVER_BUDGET} ({spent:.1f}s > {budget:g}s)"
+    return Observation.unknown(detail, store=adapter.name, title=observation.title)
 
 
 def _safe_parse(adapter: StoreAdapter, page: Page, rules: TextRules | None) -> Observation:

@@ -31,6 +31,10 @@ MAX_ATTRIBUTES = 64
 # product page shows a handful; a page with a hundred thousand is a listing or an attack, and
 # reading each one's wording would take seconds.
 MAX_CANDIDATES = 1_000
+# Markup openings ("<") a page may hold to be read at all. A shop's 5 MB page holds a few tens of
+# thousands of tags; a page of several hundred thousand is generated to be slow, and even the
+# bounding pass spends about a microsecond on each.
+MAX_TAGS = 300_000
 _LONG_TAG = 200  # characters: a shorter start tag cannot hold more than MAX_ATTRIBUTES attributes
 
 # A tag, a comment's opening, or the other `<!` / `<?` constructs (all end at the next ">").
@@ -257,6 +261,12 @@ class _Model:
 
 _QUICK_TAG = re.compile(r"<(/?[A-Za-z][-A-Za-z0-9]*+)")
 _QUICK_SKIP = frozenset(_VOID | _IGNORED | {n.upper() for n in _VOID | _IGNORED})
+
+
+def too_many_tags(html: str) -> int | None:
+    """How many "<" the page holds, when that is more than MAX_TAGS (else None)."""
+    count = html.count("<")
+    return count if count > MAX_TAGS else None
 
 
 def bounded_html(html: str) -> str:
