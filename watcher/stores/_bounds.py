@@ -12,6 +12,9 @@ parser we use does not, so `bounded_html` does, in one pass over the page's tags
   stay open (or be reopened after a misnested end tag) is dropped the same way;
 - a tag keeps its first `MAX_ATTRIBUTES` attributes.
 
+A page with more than `MAX_TAGS` tags is not read at all (`too_many_tags`), and adapters read at
+most `MAX_CANDIDATES` elements of one kind.
+
 The pass models the parser's stack the way the HTML standard builds it (void elements, implied
 end tags of `p`, `li`, `option`, table cells..., scope rules for end tags, raw text, comments,
 SVG/MathML self-closing tags), erring towards counting an element open when unsure, so the real
