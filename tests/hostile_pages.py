@@ -69,6 +69,16 @@ def sibling_microdata(size: int) -> str:
     )
 
 
+def far_microdata_props(size: int) -> str:
+    """A product whose name props all belong to a nested scope deep below it: each is tested
+    for whether the product owns it."""
+    props = _fill('<span itemprop="name">x</span>', size)
+    return (
+        f'{HEAD}<div itemscope itemtype="https://schema.org/Product"><div itemscope>'
+        f"{'<div>' * 200}{props}</div></div>{TAIL}"
+    )
+
+
 def unclosed_formatting(size: int) -> str:
     """Formatting elements left open by a misnested end tag, each distinct (no merging)."""
     parts, total, index = [], 0, 0
@@ -143,6 +153,7 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "deep_lists": deep_lists,
     "nested_microdata": nested_microdata,
     "sibling_microdata": sibling_microdata,
+    "far_microdata_props": far_microdata_props,
     "unclosed_formatting": unclosed_formatting,
     "many_attributes": many_attributes,
     "long_attribute": long_attribute,

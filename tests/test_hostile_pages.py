@@ -48,6 +48,7 @@ GROWTH_SHAPES = (
     "deep_divs",
     "deep_spans_then_blocks",
     "nested_microdata",
+    "far_microdata_props",
     "unclosed_formatting",
     "many_attributes",
     "many_jsonld",

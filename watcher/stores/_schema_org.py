@@ -39,6 +39,7 @@ from urllib.parse import urljoin, urlsplit
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.model import Availability, ItemCondition
+from watcher.stores._bounds import MAX_CANDIDATES
 from watcher.stores._text import clean_title, normalise, parse_amount
 
 _A = Availability
@@ -602,6 +603,12 @@ def read_microdata(tree: LexborHTMLParser, page_url: str | None = None) -> Produ
     )
 
 
+def _same_node(one: LexborNode | None, other: LexborNode) -> bool:
+    """Whether two handles name the same element. Not `==`: the parser compares two different
+    elements by serialising both, which costs their whole subtrees on every test."""
+    return one is not None and one.mem_id == other.mem_id
+
+
 def _owning_scope(node: LexborNode) -> LexborNode | None:
     """The nearest itemscope around `node` (not `node` itself)."""
     parent = node.parent
@@ -659,8 +666,8 @@ def _main_micro_scope(
 def _micro_offers_of(main: LexborNode, typed: list[LexborNode]) -> list[SchemaOffer]:
     owned = (
         n
-        for n in main.css("[itemscope][itemtype]")
-        if _itemtype(n) in _OFFER_TYPES and _product_of(n) == main
+        for n in main.css("[itemscope][itemtype]")[:MAX_CANDIDATES]
+        if _itemtype(n) in _OFFER_TYPES and _same_node(_product_of(n), main)
     )
     scopes = list(islice(owned, _MAX_OFFERS))
     if scopes:
@@ -670,8 +677,8 @@ def _micro_offers_of(main: LexborNode, typed: list[LexborNode]) -> list[SchemaOf
 
 def _first_own_prop(scope: LexborNode, prop: str) -> LexborNode | None:
     """The first `prop` property of this scope itself (not of a scope nested inside it)."""
-    for node in scope.css(f'[itemprop~="{prop}" i]'):
-        if _owning_scope(node) == scope:
+    for node in scope.css(f'[itemprop~="{prop}" i]')[:MAX_CANDIDATES]:
+        if _same_node(_owning_scope(node), scope):
             return node
     return None
 

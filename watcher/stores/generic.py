@@ -597,7 +597,7 @@ def _split_struck(zone: LexborNode) -> tuple[str, str]:
 
 def _aside_kind(node: LexborNode, zone: LexborNode, aside: dict[int, str]) -> str | None:
     parent = node.parent
-    while parent is not None and parent != zone:
+    while parent is not None and parent.mem_id != zone.mem_id:  # `!=` serialises both
         if parent.mem_id in aside:
             return aside[parent.mem_id]
         parent = parent.parent
