@@ -63,6 +63,7 @@ from watcher.core.model import Availability, Observation, Offer, Page, TextRules
 from watcher.stores._asides import Asides
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._bounds import MAX_CANDIDATES
 from watcher.stores._controls import CONTROLS as _CONTROLS
 from watcher.stores._controls import LABEL_MAX as _LABEL_MAX
 from watcher.stores._controls import control_label, control_state
@@ -389,7 +390,8 @@ def _product_block(tree: LexborHTMLParser, asides: Asides) -> LexborNode | None:
             return None
         if _holds_own(node, f"{_PRICE_ZONES}, {_CART_FORMS}", asides):
             return node
-        if any(_stock_control(c) and not asides.holds(c) for c in node.css(_CONTROLS)):
+        controls = node.css(_CONTROLS)[:MAX_CANDIDATES]
+        if any(_stock_control(c) and not asides.holds(c) for c in controls):
             return node
         node = node.parent
     return None
@@ -423,7 +425,7 @@ def _main_control(view: ProductView, search_page: bool) -> Evidence | None:
     for scope in scopes:
         if scope is None:
             continue
-        found = _first_control(scope.css(_CONTROLS), view.asides)
+        found = _first_control(scope.css(_CONTROLS)[:MAX_CANDIDATES], view.asides)
         if found is not None:
             return found
     return None
@@ -452,7 +454,7 @@ def _area_text(view: ProductView, rows: Rows | None, read_body: bool) -> Evidenc
     with `read_body`, the page's text from its h1 on."""
     skip = rows.zone if rows is not None else None
     for scope in view.scopes():
-        for node in scope.css(_STOCK_LABELS):
+        for node in scope.css(_STOCK_LABELS)[:MAX_CANDIDATES]:
             found = _label_evidence(node, skip)
             if found is not None and not view.asides.holds(node):
                 return found
@@ -562,7 +564,7 @@ def _without_captions(scope: LexborNode, text: str) -> str:
     """`text` without the captions of the controls inside `scope` (a button is a control, not
     wording about the product)."""
     norm = normalise(text)
-    for node in scope.css(_CONTROLS):
+    for node in scope.css(_CONTROLS)[:MAX_CANDIDATES]:
         caption = normalise(control_label(node))
         if caption:
             norm = norm.replace(caption, " ", 1)
@@ -571,7 +573,7 @@ def _without_captions(scope: LexborNode, text: str) -> str:
 
 def _live_buy_controls(tree: LexborHTMLParser) -> int:
     count = 0
-    for node in tree.css(_CONTROLS):
+    for node in tree.css(_CONTROLS)[:MAX_CANDIDATES]:
         found = control_state(node)
         if found and found[0] is Availability.IN_STOCK:
             count += 1
@@ -614,7 +616,7 @@ def _price(view: ProductView, facts: ProductData | None) -> int | None:
         return _foreign_price(view, currency)
     reference: int | None = None
     for scope in view.scopes():
-        for node in scope.css(_PRICE_ZONES):
+        for node in scope.css(_PRICE_ZONES)[:MAX_CANDIDATES]:
             candidates = _zone_candidates(node)
             if candidates is None or view.asides.holds(node):
                 continue
@@ -683,7 +685,7 @@ def _split_struck(zone: LexborNode) -> tuple[str, str]:
 
 def _aside_kind(node: LexborNode, zone: LexborNode, aside: dict[int, str]) -> str | None:
     parent = node.parent
-    while parent is not None and parent != zone:
+    while parent is not None and parent.mem_id != zone.mem_id:  # `!=` serialises both
         if parent.mem_id in aside:
             return aside[parent.mem_id]
         parent = parent.parent
@@ -702,7 +704,7 @@ def _labelled_price(view: ProductView) -> int | None:
 
 def _foreign_price(view: ProductView, currency: str) -> int | None:
     for scope in view.scopes():
-        for node in scope.css(_PRICE_ZONES):
+        for node in scope.css(_PRICE_ZONES)[:MAX_CANDIDATES]:
             if _price_zone_kind(node) != "sale" or view.asides.holds(node):
                 continue
             text = node.text(separator=" ")
