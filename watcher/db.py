@@ -319,7 +319,12 @@ async def _configure(conn: aiosqlite.Connection) -> None:
 
 
 async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
-    """Bring the schema to LATEST_VERSION in one transaction (other processes wait)."""
+    """Bring the schema to LATEST_VERSION in one transaction (other processes wait).
+
+    Foreign keys are off meanwhile, so a migration may rebuild a table that others refer to
+    (SQLite's way to change a constraint); they are checked before the commit and back on after.
+    """
+    await conn.execute("PRAGMA foreign_keys = OFF")
     try:
         await conn.execute("BEGIN IMMEDIATE")
         await conn.execute(
@@ -340,6 +345,8 @@ async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
                 "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                 (version, wall_clock.time()),
             )
+        if list(await conn.execute_fetchall("PRAGMA foreign_key_check")):
+            raise StorageError(f"cannot migrate database {path}: foreign keys would break")
         await conn.execute("COMMIT")
     except BaseException as exc:
         if conn.in_transaction:
@@ -347,6 +354,8 @@ async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
         if isinstance(exc, sqlite3.Error):
             raise StorageError(f"cannot migrate database {path}: {exc}") from exc
         raise
+    finally:
+        await conn.execute("PRAGMA foreign_keys = ON")
 
 
 # --- the repository ---------------------------------------------------------------------------
