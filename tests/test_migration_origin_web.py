@@ -21,12 +21,14 @@ def version_1_database(path: Path) -> None:
     conn.execute("INSERT INTO schema_version VALUES (1, 0)")
     conn.executescript(
         """
-        INSERT INTO products (id, target, due_at, created_at) VALUES (1, 'https://a.example/1', 0, 0);
+        INSERT INTO products (id, target, due_at, created_at)
+            VALUES (1, 'https://a.example/1', 0, 0);
         INSERT INTO watches (id, key, name, product_id, origin, conditions, created_at, updated_at)
             VALUES (7, 'w', 'A watch', 1, 'yaml', '{}', 0, 0);
         INSERT INTO subscriptions (id, watch_id, channel, recipient, origin, created_at)
             VALUES (3, 7, 'console', '-', 'yaml', 0);
-        INSERT INTO events (id, watch_id, kind, payload, created_at) VALUES (5, 7, 'restock', '{}', 0);
+        INSERT INTO events (id, watch_id, kind, payload, created_at)
+            VALUES (5, 7, 'restock', '{}', 0);
         INSERT INTO deliveries (event_id, subscription_id, channel, recipient, status,
             next_attempt_at, created_at, updated_at, idempotency_key)
             VALUES (5, 3, 'console', '-', 'pending', 0, 0, 0, 'k');
@@ -60,8 +62,8 @@ async def test_version_1_rows_survive_and_web_origin_is_accepted(tmp_path: Path)
     )
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute(
-            "INSERT INTO watches (key, name, product_id, origin, conditions, created_at, updated_at)"
-            " VALUES ('bad', 'x', 1, 'elsewhere', '{}', 0, 0)"
+            "INSERT INTO watches (key, name, product_id, origin, conditions, created_at,"
+            " updated_at) VALUES ('bad', 'x', 1, 'elsewhere', '{}', 0, 0)"
         )
     with pytest.raises(sqlite3.IntegrityError):  # a watch with subscriptions stays referenced
         conn.execute("DELETE FROM watches WHERE id = 7")

@@ -38,9 +38,14 @@ from watcher.netguard import URLGuard
 from watcher.observe import SearchSetup
 from watcher.parsepool import page_reader
 from watcher.politeness import Backoff, HostPolicy, PolicyBook, Politeness
-from watcher.repository import Repository
+from watcher.repository import Origin, Repository
 from watcher.schedule import HotWindow, stable_phase
-from watcher.server import StatusServer, unsubscribe_secret_from_env
+from watcher.server import (
+    StatusServer,
+    WebHandler,
+    split_listen,
+    unsubscribe_secret_from_env,
+)
 from watcher.stores import ADAPTERS
 from watcher.stores._base import HostLimits
 
@@ -376,9 +381,30 @@ class App:
             self.metrics,
             self.politeness,
             unsubscribe_secret=unsubscribe_secret_from_env(),
+            web=self._web_ui(listen),
         )
         await server.start(listen.listen)
         return server
+
+    def _web_ui(self, listen: Server) -> WebHandler | None:
+        if not listen.web:
+            return None
+        from watcher.web.security import is_loopback
+        from watcher.web.wiring import build_web_app
+
+        web = build_web_app(
+            self.config,
+            self.repository,
+            client=self.client,
+            guarded_client=self.guarded_client,
+            guard=self.guard,
+            politeness=self.politeness,
+            notifiers=self.notifiers,
+            search=search_setup(self.config),
+        )
+        if not is_loopback(split_listen(listen.listen)[0]):
+            self.engine.guarded_origins.add(Origin.WEB)
+        return web.handle
 
     async def _watch_config(self, stop: asyncio.Event) -> None:
         """Reload the watchlist when its file changes; a broken file keeps the old config."""

@@ -16,7 +16,7 @@ import html
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
@@ -39,6 +39,8 @@ ONE_CLICK = ("List-Unsubscribe", "One-Click")
 EMAIL = "email"
 
 Clock = Callable[[], datetime]
+# The web UI's handler: the answer for a path it owns, None for the others.
+WebHandler = Callable[[Request], Awaitable[Response | None]]
 
 # The page needs no script, image or outside style; the token in its URL must not leak onwards.
 _PAGE_HEADERS = {
@@ -94,12 +96,14 @@ class StatusServer:
         *,
         unsubscribe_secret: str | None = None,
         clock: Clock = utc_now,
+        web: WebHandler | None = None,
     ) -> None:
         self.repository = repository
         self.metrics = metrics
         self.politeness = politeness
         self._unsubscribe_secret = unsubscribe_secret or None
         self.clock = clock
+        self._web = web
         self._server: asyncio.Server | None = None
 
     @property
@@ -111,6 +115,7 @@ class StatusServer:
         host, port = split_listen(listen)
         self._server = await miniserver.start(self.handle, host, port)
         extra = ", /unsubscribe" if self._unsubscribe_secret else ""
+        extra += ", web UI at /" if self._web is not None else ""
         log.info("status endpoint on http://%s:%d (/healthz, /metrics%s)", host, self.port, extra)
 
     async def stop(self) -> None:
@@ -123,6 +128,10 @@ class StatusServer:
         path, _, query = request.path.partition("?")
         if path == "/unsubscribe" and self._unsubscribe_secret is not None:
             return await self._unsubscribe(request, query, self._unsubscribe_secret)
+        if self._web is not None and path not in ("/healthz", "/metrics"):
+            answer = await self._web(request)
+            if answer is not None:
+                return answer
         if path not in ("/healthz", "/metrics"):
             return Response(404, b"not found\n", _TEXT)
         if request.method != "GET":

@@ -1,0 +1,292 @@
+"""The web UI and its JSON API over a real loopback server: pages, escaping, token, CSRF."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from tests.webkit import HOSTILE, HOSTILE_REASON, HOSTILE_TITLE, NOW, running_web
+from watcher.netguard import URLGuard
+from watcher.web.security import CONTENT_SECURITY_POLICY, WebAccess, WebTokenMissing
+
+RAW_HOSTILE = ("<script>", "<img src=x", "<svg onload")
+
+
+def assert_escaped(text: str) -> None:
+    for raw in RAW_HOSTILE:
+        assert raw not in text, raw
+
+
+def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+# --- pages and escaping -----------------------------------------------------------------------
+
+
+async def test_watches_page_lists_badges_strips_and_escapes_shop_text(tmp_path: Path) -> None:
+    async with running_web(tmp_path) as web:
+        page = await web.client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src" not in CONTENT_SECURITY_POLICY  # default-src 'none': no script at all
+    text = page.text
+    assert_escaped(text)
+    assert "Card box &lt;script&gt;" in text
+    assert "在庫あり" in text and 'title="amazon:#availability &lt;img' in text
+    assert text.count('class="strip"') == 2
+    # What just came back is on top: both are back, the list then goes by name.
+    assert text.index('data-key="box"') < text.index('data-key="mug"')
+
+
+async def test_language_switch_and_filters(tmp_path: Path) -> None:
+    async with running_web(tmp_path) as web:
+        english = await web.client.get("/?lang=en")
+        remembered = await web.client.get("/")
+        filtered = await web.client.get("/?state=out_of_stock")
+        by_store = await web.client.get("/?store=nowhere")
+    assert "In stock" in english.text and "restock_lang=en" in english.headers["set-cookie"]
+    assert "Watches" in remembered.text  # the cookie keeps the choice
+    assert 'data-key="box"' not in filtered.text
+    assert 'data-key="' not in by_store.text
+
+
+async def test_watch_page_draws_timeline_price_forecast_and_counts(tmp_path: Path) -> None:
+    async with running_web(tmp_path) as web:
+        page = await web.client.get("/watch/box?lang=en&days=30")
+    assert page.status_code == 200
+    text = page.text
+    assert_escaped(text)
+    assert '<svg class="timeline"' in text and 'class="s-out_of_stock"' in text
+    assert 'class="s-in_stock"' in text
+    assert '<polyline class="price-line"' in text and "¥6,400" in text and "¥5,980" in text
+    assert "usually back on Tue 02:00–03:00 JST (5 of 6 restocks)" in text
+    assert "console: 1" in text and "webhook: 1" in text
+    assert HOSTILE_REASON.replace("<", "&lt;").replace(">", "&gt;") in text
+
+
+async def test_every_page_escapes_hostile_shop_text(tmp_path: Path) -> None:
+    async with running_web(tmp_path) as web:
+        for path in ("/", "/watch/box", "/watch/mug", "/forecast", "/add", "/health"):
+            page = await web.client.get(path)
+            assert page.status_code == 200, path
+            assert_escaped(page.text)
+        check = await web.client.post(
+            "/add", data={"csrf": await web.csrf(), "target": "https://www.amazon.co.jp/dp/B0X"}
+        )
+    assert check.status_code == 200
+    assert_escaped(check.text)
+    assert "&lt;script&gt;" in check.text  # the verdict's hostile title, shown as text
+
+
+# --- JSON API ---------------------------------------------------------------------------------
+
+
+async def test_api_watches_detail_and_history(tmp_path: Path) -> None:
+    async with running_web(tmp_path) as web:
+        listing = (await web.client.get("/api/watches")).json()
+        detail = (await web.client.get("/api/watches/box")).json()
+        history = (await web.client.get("/api/watches/box/history")).json()
+        missing = await web.client.get("/api/watches/" + quote("nope/x", safe=""))
+    assert {w["key"] for w in listing["watches"]} == {"box", "mug"}
+    assert detail["name"] == f"Card box {HOSTILE}"  # JSON carries the text as it is
+    assert detail["state"] == "in_stock" and detail["price"] == 5980
+    assert detail["forecast"]["weekday"] == 1 and detail["forecast"]["restocks"] == 6
+    assert detail["subscribers"] == {"console": 1, "webhook": 1}
+    assert history["observations"][0]["state"] == "in_stock"
+    assert len(history["observations"]) == 11
+    assert history["events"][0]["kind"] == "restock"
+    assert history["events"][0]["title"] == HOSTILE_TITLE
+    assert missing.status_code == 404
+
+
+# --- token ------------------------------------------------------------------------------------
+
+
+def test_off_loopback_needs_a_token() -> None:
+    with pytest.raises(WebTokenMissing, match="RESTOCK_WEB_TOKEN"):
+        WebAccess.for_listen("0.0.0.0", None)
+    assert not WebAccess.for_listen("127.0.0.1", None).needs_login
+    assert not WebAccess.for_listen("::1", None).needs_login
+    assert WebAccess.for_listen("192.168.1.5", "t").needs_login
+
+
+async def test_token_by_bearer_or_login_cookie(tmp_path: Path) -> None:
+    async with running_web(tmp_path, token="s3cret-token") as web:
+        assert (await web.client.get("/")).status_code == 303
+        assert (await web.client.get("/api/watches")).status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert (await web.client.get("/api/watches", headers=wrong)).status_code == 401
+        odd = {"Authorization": "Bearer s3cret-tokén".encode()}
+        assert (await web.client.get("/api/watches", headers=odd)).status_code == 401
+        bearer = {"Authorization": "Bearer s3cret-token"}
+        assert (await web.client.get("/api/watches", headers=bearer)).status_code == 200
+        refused = await web.client.post("/login", data={"token": "guess"})
+        assert refused.status_code == 403 and "restock_session" not in refused.headers.get(
+            "set-cookie", ""
+        )
+        login = await web.client.post("/login", data={"token": "s3cret-token"})
+        cookie = login.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert "s3cret-token" not in cookie
+        assert (await web.client.get("/")).status_code == 200  # the client keeps the cookie
+        # /healthz keeps its contract: no token.
+        web.client.cookies.clear()
+        assert (await web.client.get("/healthz")).status_code == 200
+
+
+# --- CSRF and actions -------------------------------------------------------------------------
+
+
+async def test_state_changes_need_post_and_a_csrf_token(tmp_path: Path) -> None:
+    db = tmp_path / "restock.sqlite3"
+    async with running_web(tmp_path) as web:
+        assert (await web.client.get("/watch/box/pause")).status_code == 404
+        assert (await web.client.post("/watch/box/pause")).status_code == 403
+        bad = await web.client.post("/watch/box/pause", data={"csrf": "0" * 64})
+        assert bad.status_code == 403
+        token = await web.csrf()
+        foreign = await web.client.post(
+            "/watch/box/pause", data={"csrf": token}, headers={"Origin": "https://evil.example"}
+        )
+        assert foreign.status_code == 403
+        assert rows(db, "SELECT COUNT(*) FROM subscriptions WHERE paused = 1") == [(0,)]
+        paused = await web.client.post("/watch/box/pause", data={"csrf": token})
+        assert paused.status_code == 303 and paused.headers["location"] == "/watch/box"
+        assert rows(db, "SELECT COUNT(*) FROM subscriptions WHERE paused = 1") == [(2,)]
+        assert "一時停止中" in (await web.client.get("/watch/box")).text
+        await web.client.post("/watch/box/resume", data={"csrf": token})
+        assert rows(db, "SELECT COUNT(*) FROM subscriptions WHERE paused = 1") == [(0,)]
+
+
+async def test_a_session_csrf_token_is_bound_to_that_session(tmp_path: Path) -> None:
+    async with running_web(tmp_path, token="tok") as web:
+        await web.client.post("/login", data={"token": "tok"})
+        token = await web.csrf()
+        bearer_only = {"Authorization": "Bearer tok"}
+        cookies = dict(web.client.cookies)
+        web.client.cookies.clear()
+        refused = await web.client.post(
+            "/watch/box/check", data={"csrf": token}, headers=bearer_only
+        )
+        assert refused.status_code == 403
+        web.client.cookies.update(cookies)
+        assert (await web.client.post("/watch/box/check", data={"csrf": token})).status_code == 303
+
+
+async def test_check_now_makes_the_product_due(tmp_path: Path) -> None:
+    db = tmp_path / "restock.sqlite3"
+    async with running_web(tmp_path) as web:
+        web.clock[0] = NOW.replace(year=2020)  # earlier than any stored due time
+        answer = await web.client.post("/watch/mug/check", data={"csrf": await web.csrf()})
+    assert answer.status_code == 303
+    due = rows(db, "SELECT p.due_at FROM products p JOIN watches w ON w.product_id = p.id"
+                   " WHERE w.key = 'mug'")  # fmt: skip
+    assert due == [(NOW.replace(year=2020).timestamp(),)]
+
+
+async def test_add_shows_the_verdict_then_saves_a_web_watch(tmp_path: Path) -> None:
+    db = tmp_path / "restock.sqlite3"
+    form = {
+        "target": "https://www.amazon.co.jp/dp/B0NEW00000",
+        "name": "New <b>thing</b>",
+        "max_price": "5,500",
+        "condition": "new",
+        "buyable": "in_stock",
+        "channel": "console",
+    }
+    async with running_web(tmp_path) as web:
+        token = await web.csrf()
+        checked = await web.client.post("/add", data={**form, "csrf": token, "action": "check"})
+        assert checked.status_code == 200
+        assert "在庫あり" in checked.text and 'value="save"' in checked.text
+        assert rows(db, "SELECT COUNT(*) FROM watches WHERE origin = 'web'") == [(0,)]
+        saved = await web.client.post("/add", data={**form, "csrf": token, "action": "save"})
+        assert saved.status_code == 303
+        location = saved.headers["location"]
+        page = await web.client.get(location)
+        assert page.status_code == 200 and "New &lt;b&gt;thing&lt;/b&gt;" in page.text
+        [(key, conditions)] = rows(db, "SELECT key, conditions FROM watches WHERE origin = 'web'")
+        assert str(key).startswith("web:") and '"max_price":5500' in str(conditions)
+        assert rows(db, "SELECT channel, recipient, origin FROM subscriptions WHERE watch_id ="
+                        " (SELECT id FROM watches WHERE origin = 'web')") == [
+            ("console", "-", "web")
+        ]  # fmt: skip
+        assert rows(db, "SELECT active FROM products WHERE target LIKE '%B0NEW%'") == [(1,)]
+        # A YAML watch is the operator's file: it cannot be removed here; a web one can.
+        assert (await web.client.post("/watch/box/remove", data={"csrf": token})).status_code == 409
+        removed = await web.client.post(location + "/remove", data={"csrf": token})
+        assert removed.status_code == 303
+        assert rows(db, "SELECT active FROM watches WHERE origin = 'web'") == [(0,)]
+        assert rows(db, "SELECT active FROM products WHERE target LIKE '%B0NEW%'") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"target": ""}, "target"),
+        ({"target": "ftp://x.example/1"}, "http"),
+        ({"target": "4901234567890"}, "check digit"),
+        ({"target": "https://a.example/1", "max_price": "6千"}, "max_price"),
+        ({"target": "https://a.example/1", "max_price": "-5"}, "max_price"),
+        ({"target": "https://a.example/1", "buyable": "unknown"}, "buyable"),
+        ({"target": "https://a.example/1", "condition": "mint"}, "condition"),
+        ({"target": "https://a.example/1", "channel": "telegram"}, "channel"),
+    ],
+)
+async def test_add_refuses_bad_fields_clearly(
+    tmp_path: Path, fields: dict[str, str], message: str
+) -> None:
+    async with running_web(tmp_path) as web:
+        answer = await web.client.post("/add", data={**fields, "csrf": await web.csrf()})
+    assert answer.status_code == 400
+    assert message in answer.text
+
+
+async def test_off_loopback_added_urls_pass_the_chat_url_guard(tmp_path: Path) -> None:
+    async def resolver(host: str) -> list[str]:
+        return {"www.amazon.co.jp": ["52.119.168.48"], "evil.amazon.co.jp": ["127.0.0.1"]}[host]
+
+    guard = URLGuard(["www.amazon.co.jp", "*.amazon.co.jp"], resolver=resolver)
+    db = tmp_path / "restock.sqlite3"
+    async with running_web(tmp_path, guard=guard) as web:
+        token = await web.csrf()
+        for url in (
+            "http://127.0.0.1:8787/",
+            "https://shop.example/1",
+            "https://evil.amazon.co.jp/x",
+        ):
+            answer = await web.client.post(
+                "/add", data={"target": url, "csrf": token, "action": "save"}
+            )
+            assert answer.status_code == 400, url
+        ok = await web.client.post(
+            "/add",
+            data={"target": "https://www.amazon.co.jp/dp/B0OK", "csrf": token, "action": "save"},
+        )
+        assert ok.status_code == 303
+    assert rows(db, "SELECT COUNT(*) FROM watches WHERE origin = 'web'") == [(1,)]
+
+
+async def test_health_lists_dead_letters_escaped_and_retries_them(tmp_path: Path) -> None:
+    db = tmp_path / "restock.sqlite3"
+    async with running_web(tmp_path) as web:
+        [(delivery_id,)] = rows(db, "SELECT MIN(id) FROM deliveries")
+        await web.repo.mark_failed(int(str(delivery_id)), "HTTP 400 <b>bad</b>", NOW)
+        page = await web.client.get("/health")
+        assert "HTTP 400 &lt;b&gt;bad&lt;/b&gt;" in page.text
+        assert "x: 12 / 15" in page.text
+        retry = await web.client.post(
+            f"/deliveries/{delivery_id}/retry", data={"csrf": await web.csrf("/health")}
+        )
+        assert retry.status_code == 303
+    assert rows(db, f"SELECT status, attempts FROM deliveries WHERE id = {delivery_id}") == [
+        ("pending", 0)
+    ]

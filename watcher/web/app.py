@@ -1,0 +1,398 @@
+"""The web UI's routes: pages for people, `/api/` for scripts, behind `WebAccess`.
+
+`WebApp.handle` answers the paths it owns and returns None for the others, so it hooks into the
+status server beside /healthz, /metrics and /unsubscribe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from watcher.core.forecast import RestockForecast, describe_forecast, forecast_for
+from watcher.errors import UnsafeURL
+from watcher.miniserver import Request, Response
+from watcher.model import Availability, Observation
+from watcher.netguard import URLGuard
+from watcher.politeness import HostSnapshot
+from watcher.repository import Repository
+from watcher.web import api
+from watcher.web.forms import AddForm, FormError, parse_add_form
+from watcher.web.i18n import STATE_LABELS, WORDS, Language, language_of
+from watcher.web.readmodel import WatchRow, WebStore
+from watcher.web.security import (
+    CSRF_FIELD,
+    LANGUAGE_COOKIE,
+    SECURITY_HEADERS,
+    WebAccess,
+    cookies_of,
+    language_cookie,
+    session_cookie,
+)
+from watcher.web.svg import price_svg, strip_svg, timeline_svg
+from watcher.web.timeline import Reading, bands, day_strip, price_points
+
+log = logging.getLogger("restock.web")
+
+Checker = Callable[[AddForm], Awaitable[Observation]]
+Clock = Callable[[], datetime]
+RANGES = (7, 30, 90)
+UNKNOWN_WINDOW = timedelta(hours=24)
+_TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+_ACTION = re.compile(r"^/watch/(?P<key>[^/]+)/(?P<verb>check|pause|resume|remove)$")
+_RETRY = re.compile(r"^/deliveries/(?P<id>\d{1,18})/retry$")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class WebSetup:
+    """What the UI knows of the running service besides the database."""
+
+    language: Language
+    zone: tzinfo
+    channels: Sequence[str] = ()  # channels a web watch may notify
+    hosts: Callable[[], Mapping[str, HostSnapshot]] = dict
+    budgets: Callable[[], Mapping[str, str]] = dict
+    clock: Clock = utc_now
+    guard: URLGuard | None = None  # off loopback: added URLs pass the chat users' rules
+
+
+def watch_path(key: str) -> str:
+    return "/watch/" + quote(key, safe="")
+
+
+class WebApp:
+    def __init__(
+        self,
+        store: WebStore,
+        repository: Repository,
+        access: WebAccess,
+        setup: WebSetup,
+        checker: Checker,
+    ) -> None:
+        self.store = store
+        self.repository = repository
+        self.access = access
+        self.setup = setup
+        self.checker = checker
+        self.templates = Environment(
+            loader=PackageLoader("watcher.web", "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.templates.globals["watch_path"] = watch_path
+        self._css = resources.files("watcher.web").joinpath("templates/app.css").read_bytes()
+
+    # --- dispatch --------------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response | None:
+        """The answer for a path this app owns; None for any other path."""
+        path, _, query = request.path.partition("?")
+        if not _owned(path):
+            return None
+        try:
+            return await self._answer(request, path, query)
+        except Exception:  # one broken page must not take the listener's connection down
+            log.exception("web: %s %s failed", request.method, path)
+            return Response(500, b"internal error\n", {**_TEXT, **SECURITY_HEADERS})
+
+    async def _answer(self, request: Request, path: str, query: str) -> Response:
+        if path == "/static/app.css":
+            return Response(200, self._css, {"Content-Type": "text/css", **SECURITY_HEADERS})
+        if path == "/login":
+            return await self._login(request)
+        if not self.access.authorized(request.headers):
+            return self._unauthorized(path)
+        if request.method == "POST":
+            return await self._post(request, path)
+        if request.method != "GET":
+            return Response(405, b"method not allowed\n", {"Allow": "GET, POST", **_TEXT})
+        params = dict(parse_qsl(query))
+        if path.startswith("/api/"):
+            return await self._api(path)
+        return await self._page(request, path, params)
+
+    def _unauthorized(self, path: str) -> Response:
+        if path.startswith("/api/"):
+            return _json(401, {"error": "unauthorized"}, {"WWW-Authenticate": "Bearer"})
+        return Response(303, b"", {"Location": "/login", **SECURITY_HEADERS})
+
+    async def _page(self, request: Request, path: str, params: dict[str, str]) -> Response:
+        view = _View(self, request, params)
+        if path == "/":
+            return await view.watches()
+        if path.startswith("/watch/") and path.count("/") == 2:
+            return await view.watch(unquote(path.removeprefix("/watch/")))
+        pages = {"/forecast": view.forecasts, "/add": view.add_form, "/health": view.health}
+        page = pages.get(path)
+        if page is None:
+            return Response(404, b"not found\n", _TEXT)
+        return await page()
+
+    async def _api(self, path: str) -> Response:
+        now = self.setup.clock()
+        parts = [unquote(p) for p in path.removeprefix("/api/").split("/")]
+        if parts == ["watches"]:
+            rows = await self.store.watches()
+            return _json(200, {"watches": [api.watch_json(row) for row in rows]})
+        if len(parts) in (2, 3) and parts[0] == "watches":
+            row = await self.store.watch(parts[1])
+            if row is None:
+                return _json(404, {"error": "no such watch"})
+            if len(parts) == 2:
+                forecast = await self.forecast(row)
+                counts = await self.store.subscribers_per_channel(row.id)
+                return _json(200, api.watch_detail_json(row, forecast, counts, self.setup.language))
+            if parts[2] == "history":
+                history = await self.repository.history(row.key, limit=200)
+                assert history is not None  # the watch was just read
+                return _json(200, api.history_json(history, now))
+        return _json(404, {"error": "not found"})
+
+    # --- POST ------------------------------------------------------------------------------------
+
+    async def _post(self, request: Request, path: str) -> Response:
+        fields = parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
+        form = dict(fields)
+        if not self.access.csrf_ok(request.headers, form.get(CSRF_FIELD, "")):
+            return Response(403, b"invalid or missing CSRF token\n", _TEXT)
+        now = self.setup.clock()
+        if path == "/add":
+            return await _View(self, request, {}).add(fields)
+        action = _ACTION.match(path)
+        if action is not None:
+            return await self._watch_action(unquote(action["key"]), action["verb"], now)
+        retry = _RETRY.match(path)
+        if retry is not None:
+            await self.store.retry_delivery(int(retry["id"]), now)
+            return _redirect("/health")
+        return Response(404, b"not found\n", _TEXT)
+
+    async def _watch_action(self, key: str, verb: str, now: datetime) -> Response:
+        done = {
+            "check": lambda: self.store.check_now(key, now),
+            "pause": lambda: self.store.set_paused(key, True),
+            "resume": lambda: self.store.set_paused(key, False),
+            "remove": lambda: self.store.remove(key, now),
+        }
+        if not await done[verb]():
+            return Response(409, f"cannot {verb} this watch\n".encode(), _TEXT)
+        log.info("web: %s %s", verb, key)
+        return _redirect("/" if verb == "remove" else watch_path(key))
+
+    async def _login(self, request: Request) -> Response:
+        view = _View(self, request, {})
+        if request.method == "GET" or not self.access.needs_login:
+            return view.render("login.html", error=None)
+        form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
+        if not self.access.token_matches(form.get("token", "")):
+            return view.render("login.html", status=403, error=view.t["forbidden"])
+        headers = {"Location": "/", "Set-Cookie": session_cookie(self.access.session_value())}
+        return Response(303, b"", {**headers, **SECURITY_HEADERS})
+
+    # --- shared ----------------------------------------------------------------------------------
+
+    async def forecast(self, row: WatchRow) -> RestockForecast | None:
+        own = await self.repository.restock_times(product_id=row.product_id)
+        store = await self.repository.restock_times(store=row.store) if row.store else []
+        return forecast_for(own, store, self.setup.zone)
+
+    async def check(self, form: AddForm) -> Observation:
+        return await self.checker(form)
+
+
+def _owned(path: str) -> bool:
+    if path in ("/", "/forecast", "/add", "/health", "/login", "/static/app.css"):
+        return True
+    return path.startswith(("/watch/", "/api/", "/deliveries/"))
+
+
+def _json(status: int, body: object, extra: Mapping[str, str] | None = None) -> Response:
+    headers = {"Content-Type": "application/json", **SECURITY_HEADERS, **(extra or {})}
+    return Response(status, json.dumps(body, ensure_ascii=False).encode(), headers)
+
+
+def _redirect(location: str) -> Response:
+    return Response(303, b"", {"Location": location, **SECURITY_HEADERS})
+
+
+def _sorted_for_list(rows: Sequence[WatchRow]) -> list[WatchRow]:
+    """What just came back on top: buyable first by latest restock, then the rest by name."""
+
+    def key(row: WatchRow) -> tuple[int, float, str]:
+        back = row.state is not None and row.state in row.conditions.buyable
+        restocked = row.last_restock_at.timestamp() if row.last_restock_at else 0.0
+        return (0 if back else 1, -restocked, row.name.casefold())
+
+    return sorted(rows, key=key)
+
+
+class _View:
+    """One page render: the request's language, its CSRF token and the helpers templates use."""
+
+    def __init__(self, app: WebApp, request: Request, params: dict[str, str]) -> None:
+        self.app = app
+        self.params = params
+        cookies = cookies_of(request.headers)
+        chosen = params.get("lang")
+        self.language = language_of(chosen or cookies.get(LANGUAGE_COOKIE), app.setup.language)
+        self.set_language = chosen is not None and chosen == self.language
+        self.t = WORDS[self.language]
+        self.csrf = app.access.csrf_token(request.headers)
+        self.now = app.setup.clock()
+        self.path = urlsplit(request.path).path
+
+    def label(self, state: Availability | None) -> str:
+        return STATE_LABELS[self.language][state] if state is not None else "-"
+
+    def fmt(self, moment: datetime | None) -> str:
+        if moment is None:
+            return "-"
+        return moment.astimezone(self.app.setup.zone).strftime("%m-%d %H:%M")
+
+    def render(self, name: str, *, status: int = 200, **context: Any) -> Response:
+        template = self.app.templates.get_template(name)
+        body = template.render(
+            t=self.t,
+            lang=self.language,
+            label=self.label,
+            fmt=self.fmt,
+            csrf=self.csrf,
+            csrf_field=CSRF_FIELD,
+            path=self.path,
+            login=self.app.access.needs_login,
+            **context,
+        )
+        headers = {"Content-Type": "text/html; charset=utf-8", **SECURITY_HEADERS}
+        if self.set_language:
+            headers["Set-Cookie"] = language_cookie(self.language)
+        return Response(status, body.encode("utf-8"), headers)
+
+    # --- pages -----------------------------------------------------------------------------------
+
+    async def watches(self) -> Response:
+        rows = await self.app.store.watches()
+        stores = sorted({row.store or "-" for row in rows})
+        state, store = self.params.get("state", ""), self.params.get("store", "")
+        shown = [
+            row
+            for row in _sorted_for_list(rows)
+            if (not state or (row.state.value if row.state else "") == state)
+            and (not store or (row.store or "-") == store)
+        ]
+        readings = await self.app.store.readings(
+            [row.product_id for row in shown], self.now - timedelta(days=7)
+        )
+        strips = {
+            row.key: strip_svg(
+                day_strip(readings.get(row.product_id, []), self.now, self.app.setup.zone),
+                self.label,
+            )
+            for row in shown
+        }
+        return self.render(
+            "watches.html",
+            rows=shown,
+            strips=strips,
+            states=list(Availability),
+            stores=stores,
+            state=state,
+            store=store,
+        )
+
+    async def watch(self, key: str) -> Response:
+        row = await self.app.store.watch(key)
+        if row is None:
+            return self.render("message.html", status=404, message=self.t["none"])
+        days = int(self.params["days"]) if self.params.get("days") in ("7", "30", "90") else 7
+        start = self.now - timedelta(days=days)
+        readings = (await self.app.store.readings([row.product_id], start)).get(row.product_id, [])
+        history = await self.app.repository.history(row.key, limit=30)
+        forecast = await self.app.forecast(row)
+        return self.render(
+            "watch.html",
+            row=row,
+            days=days,
+            ranges=RANGES,
+            timeline=self._timeline(readings, start),
+            prices=price_svg(price_points(readings, start), start, self.now),
+            history=history,
+            forecast=describe_forecast(forecast, self.language) if forecast else None,
+            counts=await self.app.store.subscribers_per_channel(row.id),
+        )
+
+    def _timeline(self, readings: Sequence[Reading], start: datetime) -> Any:
+        return timeline_svg(bands(readings, start, self.now), start, self.now, self.label, self.fmt)
+
+    async def forecasts(self) -> Response:
+        rows = await self.app.store.watches()
+        lines = []
+        for row in sorted(rows, key=lambda r: r.name.casefold()):
+            forecast = await self.app.forecast(row)
+            text = describe_forecast(forecast, self.language) if forecast else None
+            lines.append((row, text))
+        return self.render("forecast.html", lines=lines)
+
+    async def add_form(self) -> Response:
+        return self.render("add.html", form=None, error=None, verdict=None, **self._add_context())
+
+    def _add_context(self) -> dict[str, Any]:
+        orderable = [Availability.IN_STOCK, Availability.BACKORDER, Availability.PREORDER]
+        return {"channels": self.app.setup.channels, "orderable": orderable}
+
+    async def add(self, fields: list[tuple[str, str]]) -> Response:
+        context = self._add_context()
+        try:
+            form = parse_add_form(fields, self.app.setup.channels)
+        except FormError as exc:
+            return self.render(
+                "add.html", status=400, form=None, error=str(exc), verdict=None, **context
+            )
+        guard = self.app.setup.guard
+        if form.url is not None and guard is not None:
+            try:
+                await guard.check_resolved(form.url)
+            except UnsafeURL as exc:
+                error = f"target: {exc}"
+                return self.render(
+                    "add.html", status=400, form=None, error=error, verdict=None, **context
+                )
+        values = dict(fields)
+        if values.get("action") != "save":
+            observation = await self.app.check(form)
+            verdict = (observation, form.conditions.is_buyable(observation))
+            return self.render("add.html", form=form, error=None, verdict=verdict, **context)
+        key = await self.app.store.add_watch(
+            form.target, form.store, form.conditions, form.recipients, self.now, name=form.name
+        )
+        log.info("web: added watch %s", key)
+        return _redirect(watch_path(key))
+
+    async def health(self) -> Response:
+        now = self.now
+        hosts = [
+            h
+            for h in self.app.setup.hosts().values()
+            if h.backoff_remaining > 0 or h.consecutive_blocks
+        ]
+        return self.render(
+            "health.html",
+            hosts=sorted(hosts, key=lambda h: h.host),
+            stores=await self.app.store.store_readings(now - UNKNOWN_WINDOW),
+            outbox=await self.app.repository.outbox_depth(),
+            dead=await self.app.repository.dead_letters(limit=50),
+            budgets=self.app.setup.budgets(),
+        )

@@ -1,0 +1,77 @@
+"""Builds the web UI from what `restock run` already has: database, clients, guard, channels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from notifiers.base import Notifier
+from watcher.config import Config
+from watcher.db import SQLiteRepository
+from watcher.errors import RestockError
+from watcher.fetch import Fetcher
+from watcher.model import Observation
+from watcher.netguard import URLGuard
+from watcher.observe import SearchSetup, read_jan, read_url
+from watcher.politeness import Politeness
+from watcher.repository import Repository
+from watcher.server import split_listen
+from watcher.web.app import WebApp, WebSetup
+from watcher.web.forms import AddForm, web_channels
+from watcher.web.readmodel import WebStore
+from watcher.web.security import WebAccess, is_loopback, web_token_from_env
+
+
+class WebUnavailable(RestockError):
+    """The web UI cannot run on this setup (it reads the SQLite database directly)."""
+
+
+def build_web_app(
+    config: Config,
+    repository: Repository,
+    *,
+    client: httpx.AsyncClient,
+    guarded_client: httpx.AsyncClient,
+    guard: URLGuard,
+    politeness: Politeness,
+    notifiers: Mapping[str, Notifier],
+    search: SearchSetup,
+    env: Mapping[str, str] | None = None,
+) -> WebApp:
+    """The UI for `settings.server`; off loopback it guards added URLs like chat users' URLs."""
+    server = config.settings.server
+    assert server is not None and server.web
+    host, _ = split_listen(server.listen)
+    access = WebAccess.for_listen(host, web_token_from_env(env))
+    if not isinstance(repository, SQLiteRepository):
+        raise WebUnavailable("the web UI needs the SQLite database (settings.database)")
+    untrusted = not is_loopback(host)
+    fetcher = Fetcher(client, guarded_client=guarded_client, user_agent=config.settings.user_agent)
+
+    async def check(form: AddForm) -> Observation:
+        if form.url is None:
+            jan = form.target.removeprefix("jan:")
+            return (await read_jan(fetcher, jan, setup=search)).observation
+        return (await read_url(fetcher, form.url, guard=guard if untrusted else None)).observation
+
+    setup = WebSetup(
+        language=config.settings.language,
+        zone=config.settings.zone,
+        channels=web_channels(list(notifiers)),
+        hosts=politeness.snapshot,
+        budgets=lambda: channel_budgets(notifiers),
+        guard=guard if untrusted else None,
+    )
+    return WebApp(WebStore(repository), repository, access, setup, check)
+
+
+def channel_budgets(notifiers: Mapping[str, Notifier]) -> dict[str, str]:
+    """Each budgeted channel's allowance left today, as "left / daily"."""
+    budgets = {}
+    for name, notifier in notifiers.items():
+        left = getattr(notifier, "budget_left", None)
+        daily = getattr(notifier, "daily_budget", None)
+        if callable(left) and daily is not None:
+            budgets[name] = f"{left()} / {daily}"
+    return budgets
