@@ -32,6 +32,7 @@ MAX_BODY = 65_536
 _REASONS = {
     200: "OK",
     202: "Accepted",
+    204: "No Content",
     303: "See Other",
     400: "Bad Request",
     401: "Unauthorized",

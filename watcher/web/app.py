@@ -110,6 +110,8 @@ class WebApp:
             return Response(500, b"internal error\n", {**_TEXT, **SECURITY_HEADERS})
 
     async def _answer(self, request: Request, path: str, query: str) -> Response:
+        if path == "/favicon.ico":  # browsers ask for it on every page; there is none
+            return Response(204, b"", dict(SECURITY_HEADERS))
         if path == "/static/app.css":
             return Response(200, self._css, {"Content-Type": "text/css", **SECURITY_HEADERS})
         if path == "/login":
@@ -215,7 +217,7 @@ class WebApp:
 
 
 def _owned(path: str) -> bool:
-    if path in ("/", "/forecast", "/add", "/health", "/login", "/static/app.css"):
+    if path in ("/", "/forecast", "/add", "/health", "/login", "/static/app.css", "/favicon.ico"):
         return True
     return path.startswith(("/watch/", "/api/", "/deliveries/"))
 
