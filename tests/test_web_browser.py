@@ -6,13 +6,26 @@ the test skips, saying how to run it.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
 import shutil
+import socket
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from notifiers.console import ConsoleNotifier
 from tests.webkit import running_web
+from watcher.app import App, Overrides
+from watcher.config import load_config
+from watcher.db import open_repository
+from watcher.demo_shop import DemoShop, Script, ShopProduct, Shows, timeline
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 CHROMIUM = os.environ.get("RESTOCK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 LAUNCH_ARGS = [
@@ -79,3 +92,106 @@ async def test_a_self_hoster_browses_adds_a_watch_and_opens_its_timeline(tmp_pat
             assert problems == []  # no script error, no CSP violation, no injected dialog
         finally:
             await browser.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def sold_out_for(requests: int) -> Script:
+    """Sold out for the first `requests` requests, in stock after: a restock staged by count."""
+
+    def script(_elapsed: float, count: int) -> Shows:
+        return Shows.OUT_OF_STOCK if count < requests else Shows.IN_STOCK
+
+    return script
+
+
+async def reload_until(page: Page, selector: str, text: str, tries: int = 120) -> str:
+    """Reload until `selector` shows `text` (the engine works on its own time); the last text."""
+    seen = ""
+    for _ in range(tries):
+        await page.reload()
+        seen = await page.locator(selector).first.inner_text()
+        if seen == text:
+            break
+        await asyncio.sleep(0.25)
+    return seen
+
+
+async def test_the_real_service_checks_a_watch_added_in_the_browser(tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    shop = DemoShop()
+    shop.add(ShopProduct("listed", "棚の商品", 3000, timeline((0, Shows.OUT_OF_STOCK))))
+    shop.add(ShopProduct("comes-back", "再入荷する限定品", 4200, sold_out_for(4)))
+    port = free_port()
+    async with shop:
+        path = tmp_path / "watchlist.yaml"
+        path.write_text(
+            f"""
+settings:
+  database: {tmp_path / "restock.sqlite3"}
+  default_interval: 1s
+  hot_windows: []
+  debounce: {{confirm: 2, rearm: 2, cooldown: 5s}}
+  politeness: {{hosts: {{127.0.0.1: {{concurrency: 4, min_delay: 0s, min_interval: 0s}}}}}}
+  server: {{listen: "127.0.0.1:{port}", web: true}}
+  language: en
+notifiers:
+  console: {{}}
+watches:
+  - name: Listed
+    url: {shop.url("listed")}
+    notify: {{console: true}}
+""",
+            encoding="utf-8",
+        )
+        config = load_config(path)
+        stop = asyncio.Event()
+        out = io.StringIO()
+        overrides = Overrides(
+            notifiers={"console": ConsoleNotifier(stream=out)},
+            stop=stop,
+            install_signals=False,
+            recheck_delay=(timedelta(milliseconds=100), timedelta(milliseconds=200)),
+            idle_poll=0.05,
+            parse_workers=0,
+        )
+        repository = await open_repository(config.settings.database)
+        app = App(config, repository, overrides)
+        await app.sync_watches(config)
+        service = asyncio.create_task(app.run(stop))
+        base = f"http://127.0.0.1:{port}"
+        try:
+            async with async_playwright() as driver:
+                browser = await driver.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+                try:
+                    page = await browser.new_page()
+                    await page.goto(base + "/add")
+                    await page.fill('input[name="target"]', shop.url("comes-back"))
+                    await page.fill('input[name="name"]', "Comes back")
+                    await page.check('input[name="channel"][value="console"]')
+                    async with page.expect_navigation():
+                        await page.click('button[value="check"]')
+                    assert await page.locator(".verdict .badge").inner_text() == "Out of stock"
+                    async with page.expect_navigation():
+                        await page.click('button[value="save"]')
+                    assert await page.locator("h1").inner_text() == "Comes back"
+                    badge = await reload_until(page, "main p .badge", "In stock")
+                    assert badge == "In stock"
+                    assert await page.locator("svg.timeline rect.s-in_stock").count() >= 1
+                    events = await reload_until(page, "h2 + table td:nth-child(2)", "restock")
+                    assert events == "restock"
+                    await page.goto(base + "/")
+                    top = page.locator("tbody tr").first
+                    assert await top.locator("a").inner_text() == "Comes back"  # back: on top
+                finally:
+                    await browser.close()
+        finally:
+            stop.set()
+            await service
+            await repository.close()
+    assert "再入荷する限定品" in out.getvalue()  # the restock message went out on the console
