@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from notifiers.console import ConsoleNotifier
+from notifiers.webhook import WebhookNotifier
+from tests.httpserver import LoopbackServer, Reply
 from tests.webkit import HOSTILE, HOSTILE_REASON, HOSTILE_TITLE, NOW, running_web
 from watcher.netguard import URLGuard
+from watcher.web.channels import ChannelTester, fixed_or_listed
 from watcher.web.security import CONTENT_SECURITY_POLICY, WebAccess, WebTokenMissing
 
 RAW_HOSTILE = ("<script>", "<img src=x", "<svg onload")
@@ -290,3 +295,51 @@ async def test_health_lists_dead_letters_escaped_and_retries_them(tmp_path: Path
     assert rows(db, f"SELECT status, attempts FROM deliveries WHERE id = {delivery_id}") == [
         ("pending", 0)
     ]
+
+
+# --- testing a channel ------------------------------------------------------------------------
+
+
+async def test_a_channel_test_shows_each_channels_real_answer(tmp_path: Path) -> None:
+    printed = io.StringIO()
+    with LoopbackServer() as hook:
+        hook.add("/hook", Reply(status=401, body=b'{"error": "<b>bad key</b>"}'))
+        notifiers = {
+            "console": ConsoleNotifier(stream=printed),
+            "webhook": WebhookNotifier(url=hook.url("/hook")),
+            "telegram": ConsoleNotifier(stream=io.StringIO()),
+        }
+        clock = [NOW]
+        listed = {"telegram": ["123456789", "123456789", "-100200300"]}
+        tester = ChannelTester(
+            notifiers, fixed_or_listed(lambda c: listed.get(c, [])), lambda: clock[0]
+        )
+        async with running_web(tmp_path, tester=tester) as web:
+            token = await web.csrf("/channels")
+            sent = await web.client.post(
+                "/channels/test", data={"csrf": token, "channel": "console"}
+            )
+            failed = await web.client.post(
+                "/channels/test", data={"csrf": token, "channel": "webhook"}
+            )
+            again = await web.client.post(
+                "/channels/test", data={"csrf": token, "channel": "webhook"}
+            )
+            private = await web.client.post(
+                "/channels/test", data={"csrf": token, "channel": "telegram"}
+            )
+            unknown = await web.client.post(
+                "/channels/test", data={"csrf": token, "channel": "line"}
+            )
+            no_csrf = await web.client.post("/channels/test", data={"channel": "console"})
+            await notifiers["webhook"].aclose()
+    assert sent.status_code == 200 and 'class="outcome">sent<' in sent.text
+    assert "テスト通知" in printed.getvalue()
+    assert failed.status_code == 200 and "401" in failed.text
+    assert 'class="outcome">sent<' not in failed.text
+    assert "<b>" not in failed.text
+    assert again.status_code == 429  # a second test within seconds sends nothing
+    assert len(hook.requests) == 1
+    assert private.text.count('class="outcome">sent<') == 2  # deduplicated recipients
+    assert "123456789" not in private.text  # numbered, never named
+    assert unknown.status_code == 404 and no_csrf.status_code == 403

@@ -20,6 +20,7 @@ from watcher.politeness import Politeness
 from watcher.repository import CheckOutcome, WatchDecision
 from watcher.server import StatusServer
 from watcher.web.app import Checker, WebApp, WebSetup
+from watcher.web.channels import ChannelTester
 from watcher.web.forms import AddForm
 from watcher.web.readmodel import WebStore
 from watcher.web.security import WebAccess
@@ -114,6 +115,7 @@ async def running_web(
     guard: URLGuard | None = None,
     checker: Checker | None = None,
     clock: Callable[[], datetime] | None = None,
+    tester: ChannelTester | None = None,
 ) -> AsyncIterator[Running]:
     repo = await open_repository(tmp_path / "restock.sqlite3")
     await seed(repo)
@@ -125,6 +127,7 @@ async def running_web(
         clock=clock or (lambda: now[0]),
         guard=guard,
         budgets=lambda: {"x": "12 / 15"},
+        tester=tester,
     )
     check = checker or fixed_checker(
         Observation(state=Availability.IN_STOCK, reason=HOSTILE_REASON, price=5000, title=HOSTILE)

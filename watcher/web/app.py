@@ -26,6 +26,7 @@ from watcher.netguard import URLGuard
 from watcher.politeness import HostSnapshot
 from watcher.repository import Repository
 from watcher.web import api
+from watcher.web.channels import ChannelTester
 from watcher.web.forms import AddForm, FormError, parse_add_form
 from watcher.web.i18n import STATE_LABELS, WORDS, Language, language_of
 from watcher.web.readmodel import WatchRow, WebStore
@@ -67,6 +68,7 @@ class WebSetup:
     budgets: Callable[[], Mapping[str, str]] = dict
     clock: Clock = utc_now
     guard: URLGuard | None = None  # off loopback: added URLs pass the chat users' rules
+    tester: ChannelTester | None = None  # sends the sample message of the channel test page
 
 
 def watch_path(key: str) -> str:
@@ -138,7 +140,12 @@ class WebApp:
             return await view.watches()
         if path.startswith("/watch/") and path.count("/") == 2:
             return await view.watch(unquote(path.removeprefix("/watch/")))
-        pages = {"/forecast": view.forecasts, "/add": view.add_form, "/health": view.health}
+        pages = {
+            "/forecast": view.forecasts,
+            "/add": view.add_form,
+            "/health": view.health,
+            "/channels": view.channels,
+        }
         page = pages.get(path)
         if page is None:
             return Response(404, b"not found\n", _TEXT)
@@ -174,6 +181,8 @@ class WebApp:
         now = self.setup.clock()
         if path == "/add":
             return await _View(self, request, {}).add(fields)
+        if path == "/channels/test":
+            return await _View(self, request, {}).test_channel(form.get("channel", ""))
         action = _ACTION.match(path)
         if action is not None:
             return await self._watch_action(unquote(action["key"]), action["verb"], now)
@@ -216,8 +225,14 @@ class WebApp:
         return await self.checker(form)
 
 
+_PAGES = frozenset(
+    {"/", "/forecast", "/add", "/health", "/channels", "/channels/test", "/login"}
+    | {"/static/app.css", "/favicon.ico"}
+)
+
+
 def _owned(path: str) -> bool:
-    if path in ("/", "/forecast", "/add", "/health", "/login", "/static/app.css", "/favicon.ico"):
+    if path in _PAGES:
         return True
     return path.startswith(("/watch/", "/api/", "/deliveries/"))
 
@@ -382,6 +397,24 @@ class _View:
         )
         log.info("web: added watch %s", key)
         return _redirect(watch_path(key))
+
+    async def channels(self) -> Response:
+        return self.render("channels.html", tested=None, **self._channels_context())
+
+    def _channels_context(self) -> dict[str, Any]:
+        tester = self.app.setup.tester
+        return {"channels": tester.channels if tester is not None else []}
+
+    async def test_channel(self, channel: str) -> Response:
+        tester = self.app.setup.tester
+        if tester is None or channel not in tester.channels:
+            return Response(404, b"no such channel\n", _TEXT)
+        tested = await tester.test(channel)
+        log.info("web: channel test on %s", channel)
+        status = 429 if tested.refused and "ago" in tested.refused else 200
+        return self.render(
+            "channels.html", status=status, tested=tested, **self._channels_context()
+        )
 
     async def health(self) -> Response:
         now = self.now

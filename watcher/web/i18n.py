@@ -93,6 +93,11 @@ WORDS: dict[Language, dict[str, str]] = {
         "error": "エラー",
         "attempts": "試行",
         "channel": "チャンネル",
+        "test_channel": "通知テスト",
+        "send_test": "テスト送信",
+        "recipient": "宛先",
+        "result": "結果",
+        "not_sent": "送信しませんでした",
     },
     "en": {
         "title": "Restock watcher",
@@ -156,6 +161,11 @@ WORDS: dict[Language, dict[str, str]] = {
         "error": "Error",
         "attempts": "Attempts",
         "channel": "Channel",
+        "test_channel": "Test a channel",
+        "send_test": "Send a test",
+        "recipient": "Recipient",
+        "result": "Result",
+        "not_sent": "Nothing was sent",
     },
 }
 

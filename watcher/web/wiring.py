@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
 from notifiers.base import Notifier
 from watcher.config import Config
-from watcher.db import SQLiteRepository
+from watcher.db import SQLiteRepository, notify_recipients
 from watcher.errors import RestockError
 from watcher.fetch import Fetcher
 from watcher.model import Observation
@@ -17,7 +17,8 @@ from watcher.observe import SearchSetup, read_jan, read_url
 from watcher.politeness import Politeness
 from watcher.repository import Repository
 from watcher.server import split_listen
-from watcher.web.app import WebApp, WebSetup
+from watcher.web.app import WebApp, WebSetup, utc_now
+from watcher.web.channels import ChannelTester, fixed_or_listed
 from watcher.web.forms import AddForm, web_channels
 from watcher.web.readmodel import WebStore
 from watcher.web.security import WebAccess, is_loopback, web_token_from_env
@@ -62,6 +63,7 @@ def build_web_app(
         hosts=politeness.snapshot,
         budgets=lambda: channel_budgets(notifiers),
         guard=guard if untrusted else None,
+        tester=ChannelTester(notifiers, fixed_or_listed(listed_recipients(config)), utc_now),
     )
     return WebApp(WebStore(repository), repository, access, setup, check)
 
@@ -75,3 +77,12 @@ def channel_budgets(notifiers: Mapping[str, Notifier]) -> dict[str, str]:
         if callable(left) and daily is not None:
             budgets[name] = f"{left()} / {daily}"
     return budgets
+
+
+def listed_recipients(config: Config) -> Callable[[str], list[str]]:
+    """A channel's recipients as the watchlist's watches name them."""
+
+    def listed(channel: str) -> list[str]:
+        return [r for w in config.watches for c, r in notify_recipients(w) if c == channel]
+
+    return listed
