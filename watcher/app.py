@@ -328,7 +328,11 @@ class App:
     async def run(self, stop: asyncio.Event) -> None:
         for notifier in self.notifiers.values():
             await notifier.start()
-        server = await self._start_server()
+        try:
+            server = await self._start_server()
+        except BaseException:  # e.g. the web UI refused to listen off loopback without a token
+            await self.close()
+            raise
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.engine.run(stop, grace=STOP_GRACE_SECONDS))
