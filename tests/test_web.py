@@ -343,3 +343,21 @@ async def test_a_channel_test_shows_each_channels_real_answer(tmp_path: Path) ->
     assert private.text.count('class="outcome">sent<') == 2  # deduplicated recipients
     assert "123456789" not in private.text  # numbered, never named
     assert unknown.status_code == 404 and no_csrf.status_code == 403
+
+
+async def test_long_lists_come_in_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("watcher.web.app.PAGE_SIZE", 1)
+    async with running_web(tmp_path) as web:
+        first = await web.client.get("/?store=generic")
+        everything = await web.client.get("/")
+        second = await web.client.get("/?page=2")
+        beyond = await web.client.get("/?page=99")
+        silly = await web.client.get("/?page=-1")
+        forecast = await web.client.get("/forecast?page=2")
+    assert 'data-key="' not in first.text  # no store named generic here
+    assert everything.text.count('data-key="') == 1 and 'href="/?page=2"' in everything.text
+    assert 'data-key="mug"' in second.text and 'href="/?page=1"' in second.text
+    assert 'data-key="' not in beyond.text
+    assert silly.text == everything.text
+    assert forecast.status_code == 200 and "Mug" in forecast.text
+    assert 'href="/forecast?page=1"' in forecast.text

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -47,6 +47,7 @@ log = logging.getLogger("restock.web")
 Checker = Callable[[AddForm], Awaitable[Observation]]
 Clock = Callable[[], datetime]
 RANGES = (7, 30, 90)
+PAGE_SIZE = 100  # rows per page of the watches and forecast lists
 UNKNOWN_WINDOW = timedelta(hours=24)
 _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 _ACTION = re.compile(r"^/watch/(?P<key>[^/]+)/(?P<verb>check|pause|resume|remove)$")
@@ -216,9 +217,17 @@ class WebApp:
 
     # --- shared ----------------------------------------------------------------------------------
 
-    async def forecast(self, row: WatchRow) -> RestockForecast | None:
+    async def forecast(
+        self, row: WatchRow, stores: dict[str, list[datetime]] | None = None
+    ) -> RestockForecast | None:
+        """The watch's forecast; `stores` caches store-wide restock times across watches."""
         own = await self.repository.restock_times(product_id=row.product_id)
-        store = await self.repository.restock_times(store=row.store) if row.store else []
+        store: list[datetime] = []
+        if row.store:
+            cache = {} if stores is None else stores
+            if row.store not in cache:
+                cache[row.store] = await self.repository.restock_times(store=row.store)
+            store = cache[row.store]
         return forecast_for(own, store, self.setup.zone)
 
     async def check(self, form: AddForm) -> Observation:
@@ -244,6 +253,24 @@ def _json(status: int, body: object, extra: Mapping[str, str] | None = None) -> 
 
 def _redirect(location: str) -> Response:
     return Response(303, b"", {"Location": location, **SECURITY_HEADERS})
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    number: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+
+def page_of(rows: Sequence[WatchRow], requested: str | None) -> tuple[list[WatchRow], Paging]:
+    """One page of `rows` (pages count from 1; anything else is page 1)."""
+    number = int(requested) if requested and requested.isdigit() and len(requested) < 7 else 1
+    number = max(number, 1)
+    start = (number - 1) * PAGE_SIZE
+    return list(rows[start : start + PAGE_SIZE]), Paging(number, len(rows) > start + PAGE_SIZE)
 
 
 def _sorted_for_list(rows: Sequence[WatchRow]) -> list[WatchRow]:
@@ -304,12 +331,13 @@ class _View:
         rows = await self.app.store.watches()
         stores = sorted({row.store or "-" for row in rows})
         state, store = self.params.get("state", ""), self.params.get("store", "")
-        shown = [
+        matching = [
             row
             for row in _sorted_for_list(rows)
             if (not state or (row.state.value if row.state else "") == state)
             and (not store or (row.store or "-") == store)
         ]
+        shown, paging = page_of(matching, self.params.get("page"))
         readings = await self.app.store.readings(
             [row.product_id for row in shown], self.now - timedelta(days=7)
         )
@@ -328,6 +356,8 @@ class _View:
             stores=stores,
             state=state,
             store=store,
+            paging=paging,
+            query=urlencode({k: v for k, v in (("state", state), ("store", store)) if v}),
         )
 
     async def watch(self, key: str) -> Response:
@@ -355,13 +385,15 @@ class _View:
         return timeline_svg(bands(readings, start, self.now), start, self.now, self.label, self.fmt)
 
     async def forecasts(self) -> Response:
-        rows = await self.app.store.watches()
+        rows = sorted(await self.app.store.watches(), key=lambda r: r.name.casefold())
+        shown, paging = page_of(rows, self.params.get("page"))
+        stores: dict[str, list[datetime]] = {}
         lines = []
-        for row in sorted(rows, key=lambda r: r.name.casefold()):
-            forecast = await self.app.forecast(row)
+        for row in shown:
+            forecast = await self.app.forecast(row, stores)
             text = describe_forecast(forecast, self.language) if forecast else None
             lines.append((row, text))
-        return self.render("forecast.html", lines=lines)
+        return self.render("forecast.html", lines=lines, paging=paging, query="")
 
     async def add_form(self) -> Response:
         return self.render("add.html", form=None, error=None, verdict=None, **self._add_context())
