@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,6 +14,8 @@ from notifiers.console import ConsoleNotifier
 from notifiers.webhook import WebhookNotifier
 from tests.httpserver import LoopbackServer, Reply
 from tests.webkit import HOSTILE, HOSTILE_REASON, HOSTILE_TITLE, NOW, running_web
+from watcher.db import event_to_json
+from watcher.model import Availability, Event, EventKind
 from watcher.netguard import URLGuard
 from watcher.web.channels import ChannelTester, fixed_or_listed
 from watcher.web.security import CONTENT_SECURITY_POLICY, WebAccess, WebTokenMissing
@@ -361,3 +364,33 @@ async def test_long_lists_come_in_pages(tmp_path: Path, monkeypatch: pytest.Monk
     assert silly.text == everything.text
     assert forecast.status_code == 200 and "Mug" in forecast.text
     assert 'href="/forecast?page=1"' in forecast.text
+
+
+async def test_the_long_timeline_falls_back_on_events_once_observations_are_pruned(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "restock.sqlite3"
+    async with running_web(tmp_path) as web:
+        conn = sqlite3.connect(db)
+        old = Event(EventKind.RESTOCK, "box", "Card box", Availability.IN_STOCK,
+                    NOW - timedelta(days=40), price=5200)  # fmt: skip
+        gone = Event(EventKind.OUT_OF_STOCK, "box", "Card box", Availability.OUT_OF_STOCK,
+                     NOW - timedelta(days=39))  # fmt: skip
+        with conn:
+            for event in (old, gone):
+                conn.execute(
+                    "INSERT INTO events (watch_id, kind, payload, created_at)"
+                    " SELECT id, ?, ?, ? FROM watches WHERE key = 'box'",
+                    (event.kind.value, event_to_json(event), event.observed_at.timestamp()),
+                )
+            # Pruning kept only the last day of observations.
+            conn.execute("DELETE FROM observations WHERE at < ?", (NOW.timestamp() - 86400,))
+        conn.close()
+        page = await web.client.get("/watch/box?days=90&lang=en")
+        listing = await web.client.get("/")
+    timeline = page.text.split('<svg class="timeline"', 1)[1].split("</svg>", 1)[0]
+    assert timeline.count('class="s-in_stock"') == 2  # 40 days ago, and today
+    assert 'class="s-out_of_stock"' in timeline
+    assert "¥5,200" in page.text  # the old event's price starts the price line
+    box_row = listing.text.split('data-key="box"', 1)[1].split("</tr>", 1)[0]
+    assert box_row.count('class="s-out_of_stock"') == 6  # known sold out from the events

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from watcher.model import Availability as A
-from watcher.web.timeline import Band, Reading, bands, day_strip, price_points
+from watcher.web.timeline import Band, Reading, bands, day_strip, merge_history, price_points
 
 T0 = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 
@@ -79,3 +79,19 @@ def test_price_points_keep_priced_readings_in_the_window() -> None:
         Reading(h(1), A.UNKNOWN),
     ]
     assert price_points(readings, h(0)) == [(h(3), 800)]
+
+
+def test_events_carry_the_history_back_past_pruned_observations() -> None:
+    observations = [Reading(h(5), A.OUT_OF_STOCK, 900), Reading(h(6), A.IN_STOCK, 880)]
+    events = [
+        Reading(h(1), A.IN_STOCK, 950),
+        Reading(h(2), A.OUT_OF_STOCK),
+        Reading(h(6), A.IN_STOCK),
+    ]
+    assert merge_history(observations, events) == [
+        Reading(h(1), A.IN_STOCK, 950),
+        Reading(h(2), A.OUT_OF_STOCK),
+        *observations,  # where observations are kept, they alone tell
+    ]
+    assert merge_history([], events) == events
+    assert merge_history(observations, []) == observations

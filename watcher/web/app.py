@@ -40,7 +40,7 @@ from watcher.web.security import (
     session_cookie,
 )
 from watcher.web.svg import price_svg, strip_svg, timeline_svg
-from watcher.web.timeline import Reading, bands, day_strip, price_points
+from watcher.web.timeline import Reading, bands, day_strip, merge_history, price_points
 
 log = logging.getLogger("restock.web")
 
@@ -338,13 +338,10 @@ class _View:
             and (not store or (row.store or "-") == store)
         ]
         shown, paging = page_of(matching, self.params.get("page"))
-        readings = await self.app.store.readings(
-            [row.product_id for row in shown], self.now - timedelta(days=7)
-        )
+        histories = await self._histories(shown, self.now - timedelta(days=7))
         strips = {
             row.key: strip_svg(
-                day_strip(readings.get(row.product_id, []), self.now, self.app.setup.zone),
-                self.label,
+                day_strip(histories[row.id], self.now, self.app.setup.zone), self.label
             )
             for row in shown
         }
@@ -366,7 +363,7 @@ class _View:
             return self.render("message.html", status=404, message=self.t["none"])
         days = int(self.params["days"]) if self.params.get("days") in ("7", "30", "90") else 7
         start = self.now - timedelta(days=days)
-        readings = (await self.app.store.readings([row.product_id], start)).get(row.product_id, [])
+        readings = (await self._histories([row], start))[row.id]
         history = await self.app.repository.history(row.key, limit=30)
         forecast = await self.app.forecast(row)
         return self.render(
@@ -380,6 +377,18 @@ class _View:
             forecast=describe_forecast(forecast, self.language) if forecast else None,
             counts=await self.app.store.subscribers_per_channel(row.id),
         )
+
+    async def _histories(
+        self, rows: Sequence[WatchRow], since: datetime
+    ) -> dict[int, list[Reading]]:
+        """Each watch's readings since `since`, by watch id (see `merge_history`)."""
+        store = self.app.store
+        observed = await store.readings([row.product_id for row in rows], since)
+        events = await store.transitions([row.id for row in rows], since)
+        return {
+            row.id: merge_history(observed.get(row.product_id, []), events.get(row.id, []))
+            for row in rows
+        }
 
     def _timeline(self, readings: Sequence[Reading], start: datetime) -> Any:
         return timeline_svg(bands(readings, start, self.now), start, self.now, self.label, self.fmt)

@@ -19,6 +19,7 @@ from watcher.db import (
     SQLiteRepository,
     conditions_from_json,
     conditions_to_json,
+    event_from_json,
     from_epoch,
     to_epoch,
 )
@@ -157,6 +158,39 @@ class WebStore:
             assert moment is not None
             reading = Reading(moment, Availability(row["state"]), row["price"])
             found.setdefault(row["product_id"], []).append(reading)
+        return found
+
+    async def transitions(
+        self, watch_ids: Sequence[int], since: datetime
+    ) -> dict[int, list[Reading]]:
+        """Each watch's events since `since` (plus its last one before) as readings.
+
+        Events are kept for good while observations are pruned to the last few hundred per
+        product, so events carry the timeline back past the oldest observation.
+        """
+        repo = self.repository
+        ids = json.dumps(sorted(set(watch_ids)))
+        async with repo._read():
+            rows = await repo._rows(
+                """
+                SELECT id, watch_id, payload FROM events
+                WHERE watch_id IN (SELECT value FROM json_each(:ids)) AND created_at >= :since
+                UNION ALL
+                SELECT id, watch_id, payload FROM (
+                    SELECT id, watch_id, payload, ROW_NUMBER() OVER (
+                        PARTITION BY watch_id ORDER BY id DESC) AS n
+                    FROM events
+                    WHERE watch_id IN (SELECT value FROM json_each(:ids)) AND created_at < :since)
+                WHERE n = 1
+                ORDER BY id
+                """,
+                {"ids": ids, "since": to_epoch(since)},
+            )
+        found: dict[int, list[Reading]] = {}
+        for row in rows:
+            event = event_from_json(row["id"], row["payload"])
+            reading = Reading(event.observed_at, event.state, event.price)
+            found.setdefault(row["watch_id"], []).append(reading)
         return found
 
     async def subscribers_per_channel(self, watch_id: int) -> dict[str, int]:

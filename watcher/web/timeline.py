@@ -73,3 +73,12 @@ def day_strip(
 def price_points(readings: Sequence[Reading], start: datetime) -> list[tuple[datetime, int]]:
     """(time, yen) of the priced readings since `start`, oldest first."""
     return sorted((r.at, r.price) for r in readings if r.price is not None and r.at >= start)
+
+
+def merge_history(observations: Sequence[Reading], transitions: Sequence[Reading]) -> list[Reading]:
+    """Observations where they are kept; before the oldest one, the watch's events stand in."""
+    if not observations:
+        return sorted(transitions, key=lambda r: r.at)
+    oldest = min(r.at for r in observations)
+    earlier = [r for r in transitions if r.at < oldest]
+    return sorted([*earlier, *observations], key=lambda r: r.at)
