@@ -15,9 +15,11 @@ from notifiers.webhook import WebhookNotifier
 from tests.httpserver import LoopbackServer, Reply
 from tests.webkit import HOSTILE, HOSTILE_REASON, HOSTILE_TITLE, NOW, running_web
 from watcher.db import event_to_json
-from watcher.model import Availability, Event, EventKind
+from watcher.model import Availability, Event, EventKind, Observation
 from watcher.netguard import URLGuard
+from watcher.repository import HostState
 from watcher.web.channels import ChannelTester, fixed_or_listed
+from watcher.web.forms import AddForm
 from watcher.web.security import CONTENT_SECURITY_POLICY, WebAccess, WebTokenMissing
 
 RAW_HOSTILE = ("<script>", "<img src=x", "<svg onload")
@@ -394,3 +396,39 @@ async def test_the_long_timeline_falls_back_on_events_once_observations_are_prun
     assert "¥5,200" in page.text  # the old event's price starts the price line
     box_row = listing.text.split('data-key="box"', 1)[1].split("</tr>", 1)[0]
     assert box_row.count('class="s-out_of_stock"') == 6  # known sold out from the events
+
+
+async def test_logins_pause_after_many_wrong_tokens(tmp_path: Path) -> None:
+    async with running_web(tmp_path, token="right-token") as web:
+        answers = [
+            (await web.client.post("/login", data={"token": f"guess-{n}"})).status_code
+            for n in range(10)
+        ]
+        paused = await web.client.post("/login", data={"token": "right-token"})
+        web.clock[0] = NOW + timedelta(minutes=6)
+        later = await web.client.post("/login", data={"token": "right-token"})
+    assert answers == [403] * 10
+    assert paused.status_code == 429 and "restock_session" not in paused.headers.get(
+        "set-cookie", ""
+    )
+    assert later.status_code == 303 and "restock_session=" in later.headers["set-cookie"]
+
+
+async def test_health_shows_shared_backoff_and_a_failed_check_is_an_unknown_verdict(
+    tmp_path: Path,
+) -> None:
+    async def broken(form: AddForm) -> Observation:
+        raise OSError("network is unreachable <b>")
+
+    async with running_web(tmp_path, checker=broken) as web:
+        await web.repo.save_host_state(
+            HostState("www.amazon.co.jp", backoff_until=NOW + timedelta(minutes=5),
+                      consecutive_blocks=3, last_reason="blocked:captcha <i>")
+        )  # fmt: skip
+        health = await web.client.get("/health?lang=en")
+        checked = await web.client.post(
+            "/add", data={"csrf": await web.csrf(), "target": "https://www.amazon.co.jp/dp/B0X"}
+        )
+    assert "www.amazon.co.jp" in health.text and "blocked:captcha &lt;i&gt;" in health.text
+    assert checked.status_code == 200 and ">Unknown<" in checked.text  # English: the cookie
+    assert "check failed: OSError: network is unreachable &lt;b&gt;" in checked.text

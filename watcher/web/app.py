@@ -209,8 +209,13 @@ class WebApp:
         view = _View(self, request, {})
         if request.method == "GET" or not self.access.needs_login:
             return view.render("login.html", error=None)
+        now = self.setup.clock()
+        if self.access.login_paused(now):
+            return view.render("login.html", status=429, error=view.t["login_paused"])
         form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
         if not self.access.token_matches(form.get("token", "")):
+            self.access.login_failed(now)
+            log.warning("web: a login with a wrong token")
             return view.render("login.html", status=403, error=view.t["forbidden"])
         headers = {"Location": "/", "Set-Cookie": session_cookie(self.access.session_value())}
         return Response(303, b"", {**headers, **SECURITY_HEADERS})
@@ -231,7 +236,12 @@ class WebApp:
         return forecast_for(own, store, self.setup.zone)
 
     async def check(self, form: AddForm) -> Observation:
-        return await self.checker(form)
+        """What `restock check` reads for the form's target; a failure is an `unknown` reading."""
+        try:
+            return await self.checker(form)
+        except Exception as exc:  # the page shows the reason rather than an error page
+            log.warning("web: checking %s failed: %s", form.target, type(exc).__name__)
+            return Observation.unknown(f"check failed: {type(exc).__name__}: {exc}")
 
 
 _PAGES = frozenset(
@@ -471,4 +481,10 @@ class _View:
             outbox=await self.app.repository.outbox_depth(),
             dead=await self.app.repository.dead_letters(limit=50),
             budgets=self.app.setup.budgets(),
+            shared=[
+                h
+                for h in await self.app.repository.host_states()
+                if h.backoff_until is not None and h.backoff_until > now
+            ],
+            workers=await self.app.repository.lease_owners(now),
         )

@@ -98,6 +98,9 @@ WORDS: dict[Language, dict[str, str]] = {
         "recipient": "宛先",
         "result": "結果",
         "not_sent": "送信しませんでした",
+        "shared_backoff": "全ワーカー共通のバックオフ",
+        "workers": "ワーカー",
+        "login_paused": "失敗が続いたため、しばらくログインできません",
     },
     "en": {
         "title": "Restock watcher",
@@ -166,6 +169,9 @@ WORDS: dict[Language, dict[str, str]] = {
         "recipient": "Recipient",
         "result": "Result",
         "not_sent": "Nothing was sent",
+        "shared_backoff": "Backoff shared by every worker",
+        "workers": "Workers",
+        "login_paused": "Too many wrong tokens: logins are paused for a few minutes",
     },
 }
 

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import urlsplit
 
@@ -23,6 +24,9 @@ WEB_TOKEN_ENV = "RESTOCK_WEB_TOKEN"
 SESSION_COOKIE = "restock_session"
 LANGUAGE_COOKIE = "restock_lang"
 CSRF_FIELD = "csrf"
+# Wrong tokens tolerated in a window before logins pause: guessing stays hopeless.
+LOGIN_FAILURES = 10
+LOGIN_WINDOW = timedelta(minutes=5)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
@@ -79,6 +83,7 @@ class WebAccess:
     def __init__(self, token: str | None, *, secret: bytes | None = None) -> None:
         self._token = token
         self._secret = secret if secret is not None else secrets.token_bytes(32)
+        self._failures: list[datetime] = []
 
     @classmethod
     def for_listen(cls, host: str, token: str | None) -> WebAccess:
@@ -101,6 +106,14 @@ class WebAccess:
 
     def token_matches(self, given: str) -> bool:
         return self._token is not None and _equal(given, self._token)
+
+    def login_paused(self, now: datetime) -> bool:
+        """True while too many wrong tokens came in lately (from anyone: no per-client state)."""
+        self._failures = [t for t in self._failures if now - t < LOGIN_WINDOW]
+        return len(self._failures) >= LOGIN_FAILURES
+
+    def login_failed(self, now: datetime) -> None:
+        self._failures.append(now)
 
     def authorized(self, headers: Mapping[str, str]) -> bool:
         if self._token is None:
