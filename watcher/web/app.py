@@ -240,7 +240,7 @@ class WebApp:
         try:
             return await self.checker(form)
         except Exception as exc:  # the page shows the reason rather than an error page
-            log.warning("web: checking %s failed: %s", form.target, type(exc).__name__)
+            log.warning("web: checking %r failed: %s", form.target, type(exc).__name__)
             return Observation.unknown(f"check failed: {type(exc).__name__}: {exc}")
 
 
