@@ -432,3 +432,20 @@ async def test_health_shows_shared_backoff_and_a_failed_check_is_an_unknown_verd
     assert "www.amazon.co.jp" in health.text and "blocked:captcha &lt;i&gt;" in health.text
     assert checked.status_code == 200 and ">Unknown<" in checked.text  # English: the cookie
     assert "check failed: OSError: network is unreachable &lt;b&gt;" in checked.text
+
+
+async def test_api_watches_come_in_slices(tmp_path: Path) -> None:
+    async with running_web(tmp_path) as web:
+        first = (await web.client.get("/api/watches?limit=1")).json()
+        second = (await web.client.get("/api/watches?limit=1&offset=1")).json()
+        odd = (await web.client.get("/api/watches?limit=-1&offset=x")).json()
+    assert first["total"] == 2 and len(first["watches"]) == 1
+    assert second["offset"] == 1 and second["watches"][0]["key"] != first["watches"][0]["key"]
+    assert len(odd["watches"]) == 2 and odd["offset"] == 0
+
+
+def test_session_cookie_is_secure_behind_https() -> None:
+    from watcher.web.security import session_cookie
+
+    assert "; Secure" in session_cookie("v", secure=True)
+    assert "Secure" not in session_cookie("v")

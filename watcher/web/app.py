@@ -70,6 +70,7 @@ class WebSetup:
     clock: Clock = utc_now
     guard: URLGuard | None = None  # off loopback: added URLs pass the chat users' rules
     tester: ChannelTester | None = None  # sends the sample message of the channel test page
+    secure_cookies: bool = False  # people reach it over https (server.public_url): Secure cookies
 
 
 def watch_path(key: str) -> str:
@@ -127,7 +128,7 @@ class WebApp:
             return Response(405, b"method not allowed\n", {"Allow": "GET, POST", **_TEXT})
         params = dict(parse_qsl(query))
         if path.startswith("/api/"):
-            return await self._api(path)
+            return await self._api(path, params)
         return await self._page(request, path, params)
 
     def _unauthorized(self, path: str) -> Response:
@@ -152,12 +153,19 @@ class WebApp:
             return Response(404, b"not found\n", _TEXT)
         return await page()
 
-    async def _api(self, path: str) -> Response:
+    async def _api(self, path: str, params: Mapping[str, str]) -> Response:
         now = self.setup.clock()
         parts = [unquote(p) for p in path.removeprefix("/api/").split("/")]
         if parts == ["watches"]:
             rows = await self.store.watches()
-            return _json(200, {"watches": [api.watch_json(row) for row in rows]})
+            offset, limit = _count(params.get("offset"), 0), _count(params.get("limit"), len(rows))
+            shown = rows[offset : offset + limit]
+            body = {
+                "total": len(rows),
+                "offset": offset,
+                "watches": [api.watch_json(r) for r in shown],
+            }
+            return _json(200, body)
         if len(parts) in (2, 3) and parts[0] == "watches":
             row = await self.store.watch(parts[1])
             if row is None:
@@ -217,7 +225,8 @@ class WebApp:
             self.access.login_failed(now)
             log.warning("web: a login with a wrong token")
             return view.render("login.html", status=403, error=view.t["forbidden"])
-        headers = {"Location": "/", "Set-Cookie": session_cookie(self.access.session_value())}
+        cookie = session_cookie(self.access.session_value(), secure=self.setup.secure_cookies)
+        headers = {"Location": "/", "Set-Cookie": cookie}
         return Response(303, b"", {**headers, **SECURITY_HEADERS})
 
     # --- shared ----------------------------------------------------------------------------------
@@ -254,6 +263,13 @@ def _owned(path: str) -> bool:
     if path in _PAGES:
         return True
     return path.startswith(("/watch/", "/api/", "/deliveries/"))
+
+
+def _count(text: str | None, default: int) -> int:
+    """A non-negative count from a query parameter; anything else is `default`."""
+    if text is None or not text.isascii() or not text.isdigit() or len(text) > 9:
+        return default
+    return int(text)
 
 
 def _json(status: int, body: object, extra: Mapping[str, str] | None = None) -> Response:

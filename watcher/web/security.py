@@ -141,8 +141,9 @@ def same_origin(headers: Mapping[str, str]) -> bool:
     return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
 
 
-def session_cookie(value: str) -> str:
-    return f"{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/"
+def session_cookie(value: str, *, secure: bool = False) -> str:
+    flags = "; Secure" if secure else ""
+    return f"{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/{flags}"
 
 
 def language_cookie(language: str) -> str:

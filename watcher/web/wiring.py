@@ -63,6 +63,7 @@ def build_web_app(
         hosts=politeness.snapshot,
         budgets=lambda: channel_budgets(notifiers),
         guard=guard if untrusted else None,
+        secure_cookies=str(server.public_url or "").startswith("https://"),
         tester=ChannelTester(notifiers, fixed_or_listed(listed_recipients(config)), utc_now),
     )
     return WebApp(WebStore(repository), repository, access, setup, check)
