@@ -449,3 +449,47 @@ def test_session_cookie_is_secure_behind_https() -> None:
 
     assert "; Secure" in session_cookie("v", secure=True)
     assert "Secure" not in session_cookie("v")
+
+
+HOSTILE_PATHS = [
+    "/watch/%ZZ",
+    "/watch/" + "%F0%9F" * 3,
+    "/watch/\u00e9",
+    "/watch/" + "a" * 5000,
+    "/api/watches/%00/history",
+    "/api/watches/box/history/extra",
+    "/api/",
+    "/?state=<script>&store=%22%3E%3Cscript%3E",
+    "/?page=99999999999999999999",
+    "/watch/box?days=<svg>",
+    "/deliveries/1/retry",
+    "/channels",
+    "/static/../../etc/passwd",
+]
+
+
+@pytest.mark.parametrize("path", HOSTILE_PATHS)
+async def test_hostile_requests_get_a_clear_answer(tmp_path: Path, path: str) -> None:
+    async with running_web(tmp_path) as web:
+        answer = await web.client.get(path)
+        assert answer.status_code in (200, 404, 405), answer.status_code
+        assert_escaped(answer.text)
+        assert (await web.client.get("/healthz")).status_code == 200  # the listener still serves
+
+
+async def test_hostile_posts_get_a_clear_answer(tmp_path: Path) -> None:
+    async with running_web(tmp_path) as web:
+        token = await web.csrf()
+        for body in (
+            b"\xff\xfe\x00csrf=" + token.encode(),
+            b"csrf=" + token.encode() + b"&target=%FF",
+        ):
+            answer = await web.client.post(
+                "/add", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+            )
+            assert answer.status_code in (400, 403)
+        big = await web.client.post("/add", data={"csrf": token, "target": "x" * 60_000})
+        assert big.status_code in (400, 413)
+        assert (
+            await web.client.post("/deliveries/999/retry", data={"csrf": token})
+        ).status_code == 303
