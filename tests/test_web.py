@@ -13,7 +13,7 @@ import pytest
 from notifiers.console import ConsoleNotifier
 from notifiers.webhook import WebhookNotifier
 from tests.httpserver import LoopbackServer, Reply
-from tests.webkit import HOSTILE, HOSTILE_REASON, HOSTILE_TITLE, NOW, running_web
+from tests.webkit import HOSTILE, HOSTILE_REASON, HOSTILE_TITLE, NOW, observe, running_web
 from watcher.db import event_to_json
 from watcher.model import Availability, Event, EventKind, Observation
 from watcher.netguard import URLGuard
@@ -493,3 +493,15 @@ async def test_hostile_posts_get_a_clear_answer(tmp_path: Path) -> None:
         assert (
             await web.client.post("/deliveries/999/retry", data={"csrf": token})
         ).status_code == 303
+
+
+async def test_a_paused_watch_is_checked_but_sends_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "restock.sqlite3"
+    async with running_web(tmp_path) as web:
+        await web.client.post("/watch/box/pause", data={"csrf": await web.csrf()})
+        before = rows(db, "SELECT COUNT(*) FROM deliveries")
+        checks = rows(db, "SELECT COUNT(*) FROM observations")
+        await observe(web.repo, NOW + timedelta(hours=1), Availability.IN_STOCK, 5000, True)
+        after = rows(db, "SELECT COUNT(*) FROM deliveries")
+    assert rows(db, "SELECT COUNT(*) FROM observations") != checks  # still checked
+    assert after[0][0] - before[0][0] == 1  # only the mug's x subscription got its delivery

@@ -234,12 +234,16 @@ class WebStore:
         """Pause or resume every message of a watch; it is still checked meanwhile."""
         repo = self.repository
         async with repo._write():
-            changed = await repo._run(
-                "UPDATE subscriptions SET paused = ? WHERE active = 1 AND watch_id ="
-                " (SELECT id FROM watches WHERE key = ? AND active = 1)",
-                (int(paused), key),
+            watch = await repo._row(
+                "SELECT id, product_id FROM watches WHERE key = ? AND active = 1", (key,)
             )
-            await repo._refresh_products()
+            if watch is None:
+                return False
+            changed = await repo._run(
+                "UPDATE subscriptions SET paused = ? WHERE active = 1 AND watch_id = ?",
+                (int(paused), watch["id"]),
+            )
+            await repo._refresh_products([watch["product_id"]])
         return changed > 0
 
     async def remove(self, key: str, now: datetime) -> bool:
