@@ -308,6 +308,7 @@ class App:
                 allowed_hosts=tuple(telegram.allowed_hosts),
                 max_watches_per_user=telegram.max_watches_per_user,
                 jan_search=bool(search_setup(config).credentials),
+                zone=config.settings.zone,
             ),
             guard=self.guard,
             # Replies and alerts share one pacer, so together they stay under Telegram's limits.

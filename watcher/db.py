@@ -362,7 +362,7 @@ async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
 
 _SUBSCRIPTION_SELECT = """
     SELECT s.*, w.key AS watch_key, w.name AS watch_name, w.conditions,
-           p.target, p.store
+           p.id AS product_id, p.target, p.store
     FROM subscriptions s
     JOIN watches w ON w.id = s.watch_id
     JOIN products p ON p.id = w.product_id
@@ -1769,6 +1769,7 @@ def _subscription(row: sqlite3.Row) -> Subscription:
         created_at=_required_time(row["created_at"]),
         quiet=_quiet_from_row(row),
         language=row["language"],
+        product_id=row["product_id"],
     )
 
 
