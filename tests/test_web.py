@@ -505,3 +505,16 @@ async def test_a_paused_watch_is_checked_but_sends_nothing(tmp_path: Path) -> No
         after = rows(db, "SELECT COUNT(*) FROM deliveries")
     assert rows(db, "SELECT COUNT(*) FROM observations") != checks  # still checked
     assert after[0][0] - before[0][0] == 1  # only the mug's x subscription got its delivery
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+async def test_through_a_proxy_the_ui_needs_a_token(tmp_path: Path, header: str) -> None:
+    async with running_web(tmp_path) as open_ui:
+        refused = await open_ui.client.get("/api/watches", headers={header: "203.0.113.9"})
+        health = await open_ui.client.get("/healthz", headers={header: "203.0.113.9"})
+    assert refused.status_code == 403 and "RESTOCK_WEB_TOKEN" in refused.text
+    assert health.status_code == 200  # /healthz keeps its contract
+    (tmp_path / "guarded").mkdir()
+    async with running_web(tmp_path / "guarded", token="tok") as guarded:
+        bearer = {header: "203.0.113.9", "Authorization": "Bearer tok"}
+        assert (await guarded.client.get("/api/watches", headers=bearer)).status_code == 200

@@ -37,6 +37,7 @@ from watcher.web.security import (
     WebAccess,
     cookies_of,
     language_cookie,
+    proxied,
     session_cookie,
 )
 from watcher.web.svg import price_svg, strip_svg, timeline_svg
@@ -50,6 +51,7 @@ RANGES = (7, 30, 90)
 PAGE_SIZE = 100  # rows per page of the watches and forecast lists
 UNKNOWN_WINDOW = timedelta(hours=24)
 _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+PROXIED_REFUSAL = b"this request came through a proxy: set RESTOCK_WEB_TOKEN to use the web UI\n"
 _ACTION = re.compile(r"^/watch/(?P<key>[^/]+)/(?P<verb>check|pause|resume|remove)$")
 _RETRY = re.compile(r"^/deliveries/(?P<id>\d{1,18})/retry$")
 
@@ -118,6 +120,10 @@ class WebApp:
             return Response(204, b"", dict(SECURITY_HEADERS))
         if path == "/static/app.css":
             return Response(200, self._css, {"Content-Type": "text/css", **SECURITY_HEADERS})
+        if not self.access.needs_login and proxied(request.headers):
+            # Loopback without a token trusts whoever reaches the port; through a proxy that
+            # may be anyone, so the UI stays closed until a token guards it.
+            return Response(403, PROXIED_REFUSAL, {**_TEXT, **SECURITY_HEADERS})
         if path == "/login":
             return await self._login(request)
         if not self.access.authorized(request.headers):

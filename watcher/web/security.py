@@ -133,6 +133,11 @@ class WebAccess:
         return bool(given) and same_origin(headers) and _equal(given, self.csrf_token(headers))
 
 
+def proxied(headers: Mapping[str, str]) -> bool:
+    """True when a reverse proxy says it forwarded the request (RFC 7239 or X-Forwarded-*)."""
+    return any(name in headers for name in ("forwarded", "x-forwarded-for", "x-real-ip"))
+
+
 def same_origin(headers: Mapping[str, str]) -> bool:
     """False when the browser says the request came from another site's page."""
     origin = headers.get("origin")
