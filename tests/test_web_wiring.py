@@ -67,13 +67,31 @@ async def test_exposed_web_watches_fetch_under_the_chat_guard(
         await app.repository.close()
 
 
-async def test_on_loopback_web_watches_are_the_operators(tmp_path: Path) -> None:
+async def test_on_loopback_web_watches_are_the_operators(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(WEB_TOKEN_ENV, raising=False)
     app = await make_app(tmp_path, "127.0.0.1:8787")
     try:
         server = app.config.settings.server
         assert server is not None
         assert app._web_ui(server) is not None
         assert app.engine.guarded_origins == {Origin.CHAT}
+    finally:
+        await app.close()
+        await app.repository.close()
+
+
+async def test_with_a_token_on_loopback_web_watches_are_guarded_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(WEB_TOKEN_ENV, "behind-a-proxy")
+    app = await make_app(tmp_path, "127.0.0.1:8787")
+    try:
+        server = app.config.settings.server
+        assert server is not None
+        assert app._web_ui(server) is not None
+        assert app.engine.guarded_origins == {Origin.CHAT, Origin.WEB}
     finally:
         await app.close()
         await app.repository.close()

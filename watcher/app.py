@@ -43,7 +43,6 @@ from watcher.schedule import HotWindow, stable_phase
 from watcher.server import (
     StatusServer,
     WebHandler,
-    split_listen,
     unsubscribe_secret_from_env,
 )
 from watcher.stores import ADAPTERS
@@ -394,7 +393,6 @@ class App:
     def _web_ui(self, listen: Server) -> WebHandler | None:
         if not listen.web:
             return None
-        from watcher.web.security import is_loopback
         from watcher.web.wiring import build_web_app
 
         web = build_web_app(
@@ -407,7 +405,7 @@ class App:
             notifiers=self.notifiers,
             search=search_setup(self.config),
         )
-        if not is_loopback(split_listen(listen.listen)[0]):
+        if web.setup.guard is not None:  # exposed: its watches fetch like chat users' ones
             self.engine.guarded_origins.add(Origin.WEB)
         return web.handle
 

@@ -40,14 +40,17 @@ def build_web_app(
     search: SearchSetup,
     env: Mapping[str, str] | None = None,
 ) -> WebApp:
-    """The UI for `settings.server`; off loopback it guards added URLs like chat users' URLs."""
+    """The UI for `settings.server`; when exposed it guards added URLs like chat users' URLs."""
     server = config.settings.server
     assert server is not None and server.web
     host, _ = split_listen(server.listen)
-    access = WebAccess.for_listen(host, web_token_from_env(env))
+    token = web_token_from_env(env)
+    access = WebAccess.for_listen(host, token)
     if not isinstance(repository, SQLiteRepository):
         raise WebUnavailable("the web UI needs the SQLite database (settings.database)")
-    untrusted = not is_loopback(host)
+    # Off loopback, or behind a proxy (what a token is for), whoever adds a URL may not be the
+    # operator: added URLs then pass the chat users' rules.
+    untrusted = not is_loopback(host) or token is not None
     fetcher = Fetcher(client, guarded_client=guarded_client, user_agent=config.settings.user_agent)
 
     async def check(form: AddForm) -> Observation:
