@@ -118,7 +118,10 @@ def test_notifiers_are_typed_and_hold_secrets(everything: Config) -> None:
 
 
 def test_source_without_credential_is_skipped_with_a_warning(everything: Config) -> None:
-    assert everything.sources.credentials("rakuten") == {"application_id": "1234567890"}
+    assert everything.sources.credentials("rakuten") == {
+        "application_id": "1234567890",
+        "access_key": "pk_rakuten-secret",
+    }
     assert everything.sources.yahoo_shopping is None
     assert everything.sources.credentials("yahoo_shopping") is None
     (warning,) = everything.warnings
@@ -434,14 +437,38 @@ def test_variable_set_but_empty_makes_a_required_secret_an_error() -> None:
 
 
 def test_missing_source_credential_is_a_warning_not_an_error() -> None:
-    text = "sources:\n  rakuten:\n    application_id: ${RAKUTEN_APPLICATION_ID}\n"
+    text = (
+        "sources:\n  rakuten:\n    application_id: ${RAKUTEN_APPLICATION_ID}\n"
+        "    access_key: ${RAKUTEN_ACCESS_KEY}\n"
+    )
     config = parse_config(text, "w.yaml", env={})
     assert config.sources.rakuten is None
     (warning,) = config.warnings
     assert str(warning) == (
-        "w.yaml:2: sources.rakuten: no application_id (RAKUTEN_APPLICATION_ID not set); "
-        "JAN search skips rakuten"
+        "w.yaml:2: sources.rakuten: no application_id or access_key "
+        "(RAKUTEN_APPLICATION_ID, RAKUTEN_ACCESS_KEY not set); JAN search skips rakuten"
     )
+
+
+def test_rakuten_without_its_access_key_is_skipped_and_the_key_is_named() -> None:
+    old_style = "sources:\n  rakuten:\n    application_id: ${RAKUTEN_APPLICATION_ID}\n"
+    config = parse_config(old_style, "w.yaml", env={"RAKUTEN_APPLICATION_ID": "app-1"})
+    assert config.sources.rakuten is None
+    (warning,) = config.warnings
+    assert str(warning) == "w.yaml:2: sources.rakuten: no access_key; JAN search skips rakuten"
+
+    text = old_style + "    access_key: ${RAKUTEN_ACCESS_KEY}\n"
+    env = {"RAKUTEN_APPLICATION_ID": "app-1"}
+    (warning,) = parse_config(text, "w.yaml", env=env).warnings
+    assert "no access_key (RAKUTEN_ACCESS_KEY not set)" in str(warning)
+
+    env["RAKUTEN_ACCESS_KEY"] = "pk_live"
+    config = parse_config(text, "w.yaml", env=env)
+    assert not config.warnings
+    assert config.sources.credentials("rakuten") == {
+        "application_id": "app-1",
+        "access_key": "pk_live",
+    }
 
 
 def test_load_config_reads_os_environ_by_default(
@@ -506,12 +533,16 @@ def test_secret_never_shows_itself() -> None:
 
 
 def test_numeric_credential_is_kept_as_text() -> None:
-    config = parse_config("sources:\n  rakuten: {application_id: 1017123456789012345}\n", env={})
-    assert config.sources.credentials("rakuten") == {"application_id": "1017123456789012345"}
+    text = "sources:\n  rakuten: {application_id: 1017123456789012345, access_key: k}\n"
+    config = parse_config(text, env={})
+    assert config.sources.credentials("rakuten") == {
+        "application_id": "1017123456789012345",
+        "access_key": "k",
+    }
 
 
 def test_secrets_stay_hidden_in_reprs_and_dumps(everything: Config) -> None:
-    secrets = ["tg-secret-token", "hook-secret", "x-secret", "1234567890"]
+    secrets = ["tg-secret-token", "hook-secret", "x-secret", "1234567890", "pk_rakuten-secret"]
     dumps = [
         repr(everything),
         str(everything.notifiers),

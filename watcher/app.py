@@ -30,7 +30,7 @@ from watcher.bot import BotSettings, ChatBot
 from watcher.config import DEFAULT_ALLOWED_HOSTS, Config, Server, Settings, load_config
 from watcher.detector import DebounceSettings
 from watcher.dispatch import Dispatcher, DispatchSettings
-from watcher.engine import Engine, EngineSettings
+from watcher.engine import JAN_SEARCH_HOST, Engine, EngineSettings
 from watcher.errors import ConfigError
 from watcher.fetch import Fetcher, build_client
 from watcher.metrics import Metrics
@@ -43,6 +43,7 @@ from watcher.schedule import HotWindow, stable_phase
 from watcher.server import StatusServer, unsubscribe_secret_from_env
 from watcher.stores import ADAPTERS
 from watcher.stores._base import HostLimits
+from watcher.stores.sources import SEARCH_LIMITS
 
 log = logging.getLogger("restock.app")
 
@@ -185,7 +186,12 @@ def politeness_for(config: Config, backoff: Backoff | None = None) -> Politeness
 
 
 def store_limits(host: str) -> HostLimits | None:
-    """The gentle defaults of the store that serves `host`, if a store does."""
+    """The gentle defaults of the store that serves `host`, if a store does.
+
+    JAN searches share one slot, paced for the strictest search API (see stores/sources.py).
+    """
+    if host == JAN_SEARCH_HOST:
+        return SEARCH_LIMITS
     for adapter in ADAPTERS.values():
         if adapter.serves(host):
             return adapter.limits

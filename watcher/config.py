@@ -391,10 +391,12 @@ class Notifiers(_Section):
 
 
 class RakutenSource(_Section):
-    """Rakuten Ichiba item search API."""
+    """Rakuten Ichiba item search API (Rakuten Web Service's current system)."""
 
     application_id: Secret | None = None
     """Application ID (use ${RAKUTEN_APPLICATION_ID}); empty: the source is skipped."""
+    access_key: Secret | None = None
+    """Access key of the same application (use ${RAKUTEN_ACCESS_KEY}); empty: skipped."""
 
 
 class YahooShoppingSource(_Section):

@@ -68,7 +68,7 @@ from watcher.stores._blocked import STATUS_BLOCKS
 log = logging.getLogger("restock.engine")
 
 Clock = Callable[[], datetime]
-JAN_SEARCH_HOST = "jan-search"  # JAN searches share one politeness slot (APIs allow ~1 query/s)
+JAN_SEARCH_HOST = "jan-search"  # JAN searches share one politeness slot (stores/sources.py)
 # Layout-drift warnings are kept beside the hosts' rows (`host_state`) under this prefix; a host
 # name never contains a colon, so the two never meet.
 STORE_ROW_PREFIX = "store:"

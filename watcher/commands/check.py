@@ -19,7 +19,7 @@ from watcher.observe import SearchSetup, read_jan, read_page, read_url
 
 # Where `restock check` finds JAN search credentials when no watchlist is given.
 SOURCE_ENV = {
-    "rakuten": {"application_id": "RAKUTEN_APPLICATION_ID"},
+    "rakuten": {"application_id": "RAKUTEN_APPLICATION_ID", "access_key": "RAKUTEN_ACCESS_KEY"},
     "yahoo_shopping": {"app_id": "YAHOO_APP_ID"},
 }
 
