@@ -95,7 +95,7 @@ from watcher.bot_texts import (
 )
 from watcher.config import DEFAULT_ALLOWED_HOSTS
 from watcher.errors import UnsafeURL
-from watcher.model import WatchConditions
+from watcher.model import EventKind, WatchConditions
 from watcher.netguard import URLGuard
 from watcher.repository import Repository, Subscription
 from watcher.secret import Secret
@@ -430,7 +430,9 @@ class ChatBot:
         await self._check_quota(incoming)
         target, store = await self._checked_target(request)
         await self._remember(incoming)
-        conditions = WatchConditions(max_price=request.max_price, condition=request.condition)
+        conditions = WatchConditions(
+            max_price=request.max_price, condition=request.condition, events=request.events
+        )
         sub = await self.repository.add_chat_subscription(
             incoming.chat_id,
             target,
@@ -737,6 +739,7 @@ def _subscribed_text(language: Language, sub: Subscription) -> str:
         max_price=sub.conditions.max_price,
         condition=sub.conditions.condition,
         one_shot=sub.one_shot,
+        lottery=EventKind.LOTTERY_OPEN in sub.conditions.events,
     )
     return say(language, "subscribed", name=subscription_name(sub), details=Html(details))
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 from watcher.errors import InvalidJAN, UsageError
 from watcher.jan import looks_like_jan, parse_jan
-from watcher.model import ConditionFilter
+from watcher.model import DEFAULT_EVENTS, ConditionFilter, EventKind
 from watcher.repository import QuietHours, QuietMode
 
 Language = Literal["ja", "en"]
@@ -46,6 +46,7 @@ _CONDITION_WORDS = {
 }
 _STANDING_WORDS = frozenset({"always", "standing", "ずっと", "毎回", "常時"})
 _ONCE_WORDS = frozenset({"once", "一回", "1回"})
+_LOTTERY_WORDS = frozenset({"lottery", "抽選"})
 _QUIET_MODES = {"hold": QuietMode.HOLD, "保留": QuietMode.HOLD, "drop": QuietMode.DROP}
 _OFF_WORDS = frozenset({"off", "none", "解除", "オフ"})
 
@@ -133,14 +134,20 @@ class WatchRequest:
     max_price: int | None = None
     condition: ConditionFilter = ConditionFilter.ANY
     standing: bool = False
+    lottery: bool = False  # also tell when a lottery sale (抽選販売) opens
 
     @property
     def target(self) -> str:
         return self.url if self.url is not None else f"jan:{self.jan}"
 
+    @property
+    def events(self) -> frozenset[EventKind]:
+        return DEFAULT_EVENTS | {EventKind.LOTTERY_OPEN} if self.lottery else DEFAULT_EVENTS
+
 
 def parse_watch(args: tuple[str, ...]) -> WatchRequest:
-    """`<url|JAN> [max price] [new|used|any] [always]` (options in any order after the target)."""
+    """`<url|JAN> [max price] [new|used|any] [always] [lottery]` (options in any order after the
+    target)."""
     if not args:
         raise InputError("watch_usage")
     url, jan = parse_target(args[0])
@@ -183,6 +190,8 @@ def _with_option(request: WatchRequest, arg: str) -> tuple[str, WatchRequest]:
         return "condition", replace(request, condition=_CONDITION_WORDS[word])
     if word in _STANDING_WORDS or word in _ONCE_WORDS:
         return "standing", replace(request, standing=word in _STANDING_WORDS)
+    if word in _LOTTERY_WORDS:
+        return "lottery", replace(request, lottery=True)
     return "max_price", replace(request, max_price=parse_price(arg))
 
 

@@ -43,6 +43,7 @@ from watcher.config_types import (
     Count,
     Duration,
     EmailAddress,
+    EventName,
     HttpUrl,
     Jan,
     Listen,
@@ -61,8 +62,10 @@ from watcher.config_types import (
 from watcher.config_yaml import LoadedYaml, YamlPath, load_yaml
 from watcher.errors import ConfigError, ConfigProblem
 from watcher.model import (
+    DEFAULT_EVENTS,
     Availability,
     ConditionFilter,
+    EventKind,
     Notify,
     SellerFilter,
     TextRules,
@@ -450,7 +453,7 @@ class NotifyTargets(_Section):
         )
 
 
-_RULE_STATES = ("in_stock", "out_of_stock", "preorder", "backorder", "discontinued")
+_RULE_STATES = ("in_stock", "out_of_stock", "preorder", "backorder", "discontinued", "lottery")
 
 
 class Rules(_Section):
@@ -467,6 +470,8 @@ class Rules(_Section):
     preorder: list[Text] = []
     backorder: list[Text] = []
     discontinued: list[Text] = []
+    lottery: list[Text] = []
+    """Wording of a lottery sale (抽選受付中): not buyable; `lottery_open` for watches that ask."""
     _order: tuple[str, ...] = PrivateAttr(default=_RULE_STATES)
 
     @model_validator(mode="wrap")
@@ -510,6 +515,11 @@ class WatchEntry(_Section):
     """Sellers (or shops) whose offers never count; matched as case-insensitive parts."""
     buyable: list[BuyableState] = Field(default=[Availability.IN_STOCK], min_length=1)
     """States that count as buyable: in_stock, backorder, preorder."""
+    events: list[EventName] = Field(
+        default=[kind for kind in EventKind if kind in DEFAULT_EVENTS], min_length=1
+    )
+    """Events to send: restock, preorder_open, out_of_stock, price_drop, lottery_open (a lottery
+    sale opened); absent: every one but lottery_open."""
     interval: PositiveDuration | None = None
     """Check interval; absent: settings.default_interval."""
     once: bool = False
@@ -612,6 +622,7 @@ def watch_from_entry(entry: WatchEntry, default_interval: timedelta) -> Watch:
         exclude_sellers=tuple(entry.exclude_sellers),
         buyable=frozenset(entry.buyable),
         stores=frozenset(entry.stores),
+        events=frozenset(entry.events),
     )
     notify = entry.notify.to_model() if entry.notify else Notify(console=True)
     return Watch(

@@ -27,6 +27,7 @@ import aiosqlite
 from watcher.db_migrations import LATEST_VERSION, MIGRATIONS
 from watcher.errors import StorageError
 from watcher.model import (
+    DEFAULT_EVENTS,
     Availability,
     ConditionFilter,
     Event,
@@ -136,17 +137,22 @@ def _dump(data: Any) -> str:
 
 
 def conditions_to_json(conditions: WatchConditions) -> str:
-    """A canonical JSON text: equal conditions give equal text (chat watches are keyed by it)."""
-    return _dump(
-        {
-            "max_price": conditions.max_price,
-            "condition": conditions.condition.value,
-            "seller": conditions.seller.value,
-            "exclude_sellers": sorted(conditions.exclude_sellers),
-            "buyable": sorted(state.value for state in conditions.buyable),
-            "stores": sorted(conditions.stores),
-        }
-    )
+    """A canonical JSON text: equal conditions give equal text (chat watches are keyed by it).
+
+    `events` is written only when it differs from the default, so the texts (and the chat
+    watch keys) of watches written before it existed stay what they were.
+    """
+    data: dict[str, Any] = {
+        "max_price": conditions.max_price,
+        "condition": conditions.condition.value,
+        "seller": conditions.seller.value,
+        "exclude_sellers": sorted(conditions.exclude_sellers),
+        "buyable": sorted(state.value for state in conditions.buyable),
+        "stores": sorted(conditions.stores),
+    }
+    if conditions.events != DEFAULT_EVENTS:
+        data["events"] = sorted(kind.value for kind in conditions.events)
+    return _dump(data)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -161,6 +167,9 @@ def conditions_from_json(text: str) -> WatchConditions:
         exclude_sellers=tuple(data["exclude_sellers"]),
         buyable=frozenset(Availability(state) for state in data["buyable"]),
         stores=frozenset(data.get("stores", ())),
+        events=frozenset(EventKind(kind) for kind in data["events"])
+        if "events" in data
+        else DEFAULT_EVENTS,
     )
 
 
@@ -197,8 +206,17 @@ def event_to_json(event: Event) -> str:
             "seller": event.seller,
             "shop": event.shop,
             "previous_price": event.previous_price,
+            "lottery_deadline": _iso_or_none(event.lottery_deadline),
         }
     )
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _moment_or_none(text: object) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) else None
 
 
 def event_from_json(event_id: int, text: str) -> Event:
@@ -217,6 +235,7 @@ def event_from_json(event_id: int, text: str) -> Event:
         seller=data["seller"],
         shop=data.get("shop"),
         previous_price=data["previous_price"],
+        lottery_deadline=_moment_or_none(data.get("lottery_deadline")),
         id=event_id,
     )
 
@@ -353,7 +372,7 @@ async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
 
 _SUBSCRIPTION_SELECT = """
     SELECT s.*, w.key AS watch_key, w.name AS watch_name, w.conditions,
-           p.target, p.store
+           p.target, p.store, p.last_state
     FROM subscriptions s
     JOIN watches w ON w.id = s.watch_id
     JOIN products p ON p.id = w.product_id
@@ -1760,7 +1779,16 @@ def _subscription(row: sqlite3.Row) -> Subscription:
         created_at=_required_time(row["created_at"]),
         quiet=_quiet_from_row(row),
         language=row["language"],
+        last_state=_known_state(row["last_state"]),
     )
+
+
+def _known_state(value: object) -> Availability | None:
+    """A stored state read back; a value this version does not know reads as none."""
+    try:
+        return Availability(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _chat_user(row: sqlite3.Row) -> ChatUser:

@@ -94,6 +94,8 @@ def _status_text(report: dict[str, Any]) -> str:
             f"{w['key'][:28]:<28} {w['last_state'] or '-':<13} {price:>9}  "
             f"{_short(w['last_checked_at']):<20} {_short(w['next_check_at']):<20}"
         )
+        if w["last_state"] == "lottery":
+            lines.append(f"  {_lottery_line(w['last_events'])}")
     outbox = ", ".join(f"{k} {v}" for k, v in report["outbox"].items()) or "empty"
     lines.append(f"outbox: {outbox}")
     for host in report["hosts"]:
@@ -126,8 +128,24 @@ def run_history(args: argparse.Namespace) -> int:
         price = f"{obs['price']:,}" if obs["price"] is not None else "-"
         print(f"  {_short(obs['at'])}  {obs['state']:<13} {price:>9}  {obs['reason']}")
     for event in history["events"]:
-        print(f"  event {_short(event['observed_at'])}  {event['kind']}  {event['state']}")
+        deadline = event.get("lottery_deadline")
+        until = f"  apply by {_with_offset(deadline)}" if deadline else ""
+        print(f"  event {_short(event['observed_at'])}  {event['kind']}  {event['state']}{until}")
     return 0
+
+
+def _lottery_line(events: list[dict[str, Any]]) -> str:
+    """A lottery sale is on: its deadline from the latest `lottery_open` (events come newest
+    first), when the page stated one."""
+    opened = next((e for e in events if e["kind"] == "lottery_open"), None)
+    deadline = opened.get("lottery_deadline") if opened else None
+    until = f", apply by {_with_offset(deadline)}" if deadline else ""
+    return f"lottery open (抽選受付中){until}"
+
+
+def _with_offset(moment: str) -> str:
+    """An ISO time to the minute with its offset: a deadline's zone matters."""
+    return f"{moment[:16].replace('T', ' ')} {moment[19:]}".rstrip()
 
 
 async def _history(args: argparse.Namespace) -> dict[str, Any] | None:
