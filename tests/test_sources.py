@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -393,3 +395,19 @@ async def test_read_jan_skips_sources_without_credentials_and_names_them(
     assert "rakuten: no credentials" in obs.reason
     assert "yahoo_shopping: no credentials" in obs.reason
     assert not router.calls
+
+
+async def test_the_access_key_never_reaches_logs_reprs_or_the_observation(
+    router: respx.Router, fetcher: Fetcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    router.get(url__startswith=RAKUTEN_SEARCH_URL).respond(
+        403, text=_api("rakuten-openapi-referrer-missing.json")
+    )
+    setup = SearchSetup(credentials={"rakuten": CREDENTIALS["rakuten"]})
+    obs = (await read_jan(fetcher, JAN, stores=["rakuten"], setup=setup)).observation
+    assert obs.state is Availability.UNKNOWN
+    assert "REQUEST_CONTEXT_BODY_HTTP_REFERRER_MISSING" in obs.reason
+    assert ACCESS_KEY not in caplog.text
+    assert ACCESS_KEY not in json.dumps(obs.to_json(), default=str)
+    assert ACCESS_KEY not in repr(rakuten_request(JAN, CREDENTIALS["rakuten"]))

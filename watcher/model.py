@@ -78,7 +78,8 @@ class FetchPlan:
 
     url: str
     method: str = "GET"
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Left out of the repr: a search API's key travels here (Authorization), never in a URL.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     params: Mapping[str, str] = field(default_factory=dict)
 
 
