@@ -216,7 +216,8 @@ class Detector:
         self, watch: Watch, state: WatchState, obs: Observation, now: datetime
     ) -> tuple[WatchState, tuple[Event, ...]]:
         offer = _lottery_offer(watch.conditions, obs)
-        on = offer is not None or (obs.state is Availability.LOTTERY and not _real_offers(obs))
+        # A JAN search's lottery is an offer's; a product page's is the page's own state.
+        on = offer is not None or (obs.state is Availability.LOTTERY and obs.jan is None)
         phase, streak = state.lottery, state.lottery_streak
         if not on:
             if phase is LotteryPhase.OPEN or phase is LotteryPhase.CLOSING:
@@ -341,10 +342,6 @@ def _read(conditions: WatchConditions, obs: Observation) -> _Reading:
 def _headline_offer(offers: list[Offer]) -> Offer:
     """The cheapest offer buyable now, else the cheapest preorder (offers come cheapest first)."""
     return next((o for o in offers if o.state in _SHIPPABLE), offers[0])
-
-
-def _real_offers(obs: Observation) -> bool:
-    return any(not offer.summary for offer in obs.offers)
 
 
 def _lottery_offer(conditions: WatchConditions, obs: Observation) -> Offer | None:
