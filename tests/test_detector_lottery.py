@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from watcher.detector import DebounceSettings, Detector, LotteryPhase, WatchState
 from watcher.model import (
@@ -218,3 +221,70 @@ def test_lottery_state_round_trips_and_old_states_read_as_baseline() -> None:
 def test_watches_that_do_not_ask_never_leave_the_lottery_baseline() -> None:
     _, states, _ = run("O L L O O L L", watch(events=DEFAULT_EVENTS))
     assert all(s.lottery is LotteryPhase.BASELINE for s in states)
+
+
+# --- properties over any sequence ------------------------------------------------------------
+
+KNOWN = [s for s in Availability if s is not Availability.UNKNOWN]
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> list[Availability]:
+    """Runs of one state with unknowns sprinkled between (so confirm counts are reached)."""
+    seq: list[Availability] = []
+    for _ in range(draw(st.integers(0, 12))):
+        state = draw(st.sampled_from(KNOWN))
+        for _ in range(draw(st.integers(1, 4))):
+            seq += [Availability.UNKNOWN] * draw(st.integers(0, 1))
+            seq.append(state)
+    return seq
+
+
+def _feed(
+    seq: list[Availability], settings: DebounceSettings, w: Watch
+) -> list[tuple[int, EventKind]]:
+    detector = Detector(settings)
+    state = WatchState()
+    fired: list[tuple[int, EventKind]] = []
+    for index, availability in enumerate(seq):
+        observation = replace(obs("O"), state=availability)
+        decision = detector.observe(w, state, observation, T0 + index * MINUTE)
+        assert WatchState.from_json(decision.state.to_json()) == decision.state
+        state = decision.state
+        fired += [(index, event.kind) for event in decision.events]
+    return fired
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    runs(),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.booleans(),
+)
+def test_lottery_open_fires_only_on_a_confirmed_lottery_after_a_confirmed_absence(
+    seq: list[Availability], confirm: int, rearm: int, notify_on_first: bool
+) -> None:
+    settings_ = DebounceSettings(confirm=confirm, rearm=rearm, cooldown=timedelta(0))
+    fired = _feed(seq, settings_, watch(notify_on_first=notify_on_first))
+    lotteries = [index for index, kind in fired if kind is EventKind.LOTTERY_OPEN]
+    known = [(i, s) for i, s in enumerate(seq) if s is not Availability.UNKNOWN]
+    for index in lotteries:
+        assert seq[index] is Availability.LOTTERY  # never from unknown or another state
+        before = [s for i, s in known if i <= index]
+        assert before[-confirm:] == [Availability.LOTTERY] * confirm  # confirmed
+    for first, second in itertools.pairwise(lotteries):
+        between = [s for i, s in known if first < i < second]
+        runs_between = itertools.groupby(between, lambda s: s is Availability.LOTTERY)
+        gaps = [len(list(run)) for is_lottery, run in runs_between if not is_lottery]
+        assert any(gap >= rearm for gap in gaps)  # re-armed by a confirmed absence in between
+
+
+@settings(max_examples=100, deadline=None)
+@given(runs())
+def test_a_watch_that_does_not_ask_never_hears_of_lotteries(seq: list[Availability]) -> None:
+    with_it = _feed(seq, NO_COOLDOWN, watch())
+    without = _feed(seq, NO_COOLDOWN, watch(events=DEFAULT_EVENTS))
+    assert all(kind is not EventKind.LOTTERY_OPEN for _, kind in without)
+    # asking for lotteries changes nothing about the other events
+    assert [e for e in with_it if e[1] is not EventKind.LOTTERY_OPEN] == without

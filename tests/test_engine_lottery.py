@@ -55,7 +55,7 @@ async def test_a_page_that_turns_to_a_lottery_fires_lottery_open_only_where_aske
         assert h.recorder.notices == []
 
         shelf.shows = LOTTERY
-        await eventually(lambda: bool(h.recorder.notices), what="the lottery message")
+        await eventually(lambda: bool(h.recorder.notices), what="the lottery message", timeout=20)
         [notice] = h.recorder.notices
         assert notice.event.kind is EventKind.LOTTERY_OPEN
         assert notice.event.watch_key == "lottery-fan"
@@ -64,7 +64,9 @@ async def test_a_page_that_turns_to_a_lottery_fires_lottery_open_only_where_aske
         assert h.counters.rechecks >= 1  # confirmed at once, like a restock
 
         checks = shelf.requests
-        await eventually(lambda: shelf.requests >= checks + 3, what="more lottery checks")
+        await eventually(
+            lambda: shelf.requests >= checks + 3, what="more lottery checks", timeout=20
+        )
         assert h.recorder.kinds() == [EventKind.LOTTERY_OPEN]  # once per lottery
 
         status_args = ["status", "--config", str(h.config_path)]
@@ -73,7 +75,7 @@ async def test_a_page_that_turns_to_a_lottery_fires_lottery_open_only_where_aske
         assert "lottery-fan" in status and "lottery open (抽選受付中)" in status
 
         shelf.shows = ON_SALE  # the lottery closed and the sale opened
-        await eventually(lambda: len(h.recorder.notices) >= 3, what="the restocks")
+        await eventually(lambda: len(h.recorder.notices) >= 3, what="the restocks", timeout=20)
         assert h.recorder.kinds("lottery-fan") == [EventKind.LOTTERY_OPEN, EventKind.RESTOCK]
         assert h.recorder.kinds("restock-only") == [EventKind.RESTOCK]
 

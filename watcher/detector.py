@@ -12,7 +12,7 @@ observations. `unknown` observations are no evidence of anything: they leave the
        │                        └──── rearm reached (out_of_stock) ── REARMING ◀──┘ not buyable
        ├──buyable, notify_on_first──▶ CONFIRMING
        └──buyable, otherwise─────────▶ BUYABLE (silent: nobody was told, so its end is no news)
-    any event on a `once` watch ──▶ DONE (no more events, ever)
+    a restock or preorder_open on a `once` watch ──▶ DONE (no more events, ever)
 
 A watch that asks for `lottery_open` in its `events` also follows a second, smaller machine for
 lottery sales (抽選販売), debounced the same way: `confirm` lottery readings in a row fire
@@ -215,19 +215,27 @@ class Detector:
     def _lottery(
         self, watch: Watch, state: WatchState, obs: Observation, now: datetime
     ) -> tuple[WatchState, tuple[Event, ...]]:
+        """The lottery machine's step (see the module docstring)."""
         offer = _lottery_offer(watch.conditions, obs)
-        # A JAN search's lottery is an offer's; a product page's is the page's own state.
-        on = offer is not None or (obs.state is Availability.LOTTERY and obs.jan is None)
-        phase, streak = state.lottery, state.lottery_streak
-        if not on:
-            if phase is LotteryPhase.OPEN or phase is LotteryPhase.CLOSING:
-                streak = streak + 1 if phase is LotteryPhase.CLOSING else 1
-                if streak < self.settings.rearm:
-                    return replace(state, lottery=LotteryPhase.CLOSING, lottery_streak=streak), ()
-            return replace(state, lottery=LotteryPhase.ARMED, lottery_streak=0), ()
-        if phase is LotteryPhase.BASELINE and not watch.notify_on_first:
-            return replace(state, lottery=LotteryPhase.OPEN, lottery_streak=0), ()
-        if phase in (LotteryPhase.OPEN, LotteryPhase.CLOSING):
+        # A JAN watch's lottery is an offer's (from its stores); a product page's is its state.
+        if offer is not None or (watch.jan is None and obs.state is Availability.LOTTERY):
+            return self._lottery_on(watch, state, obs, offer, now)
+        return self._lottery_off(state), ()
+
+    def _lottery_off(self, state: WatchState) -> WatchState:
+        """Another known state: re-armed once `rearm` of them follow an open lottery."""
+        if state.lottery in (LotteryPhase.OPEN, LotteryPhase.CLOSING):
+            streak = state.lottery_streak + 1 if state.lottery is LotteryPhase.CLOSING else 1
+            if streak < self.settings.rearm:
+                return replace(state, lottery=LotteryPhase.CLOSING, lottery_streak=streak)
+        return replace(state, lottery=LotteryPhase.ARMED, lottery_streak=0)
+
+    def _lottery_on(
+        self, watch: Watch, state: WatchState, obs: Observation, offer: Offer | None, now: datetime
+    ) -> tuple[WatchState, tuple[Event, ...]]:
+        """A lottery reading: counted towards `lottery_open` when armed, else it holds."""
+        silent_start = state.lottery is LotteryPhase.BASELINE and not watch.notify_on_first
+        if silent_start or state.lottery in (LotteryPhase.OPEN, LotteryPhase.CLOSING):
             return replace(state, lottery=LotteryPhase.OPEN, lottery_streak=0), ()
         streak = state.lottery_streak + 1
         confirming = replace(state, lottery=LotteryPhase.CONFIRMING, lottery_streak=streak)
