@@ -748,3 +748,15 @@ def test_shared_example_asks_for_lottery_sales_where_it_says_so() -> None:
         return
     switch = config.watches[0]
     assert switch.conditions.events == {EventKind.RESTOCK, EventKind.LOTTERY_OPEN}
+
+
+def test_a_source_written_with_a_default_names_the_variable_to_set() -> None:
+    text = (
+        "sources:\n  rakuten:\n    application_id: ${RAKUTEN_APPLICATION_ID:-}\n"
+        "    access_key: ${RAKUTEN_ACCESS_KEY:-}\n"
+    )
+    (warning,) = parse_config(text, "w.yaml", env={"RAKUTEN_APPLICATION_ID": "app"}).warnings
+    assert str(warning) == (
+        "w.yaml:2: sources.rakuten: no access_key (RAKUTEN_ACCESS_KEY not set or empty); "
+        "JAN search skips rakuten"
+    )
