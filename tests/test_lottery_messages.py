@@ -22,7 +22,7 @@ from notifiers.render import (
 )
 from notifiers.webhook import WebhookNotifier
 from watcher.db import event_from_json, event_to_json
-from watcher.model import Availability, Event, EventKind
+from watcher.model import Availability, Event, EventKind, Observation
 
 JST = timezone(timedelta(hours=9))
 DEADLINE = datetime(2026, 12, 10, 23, 59, tzinfo=JST)
@@ -137,3 +137,11 @@ async def test_console_prints_the_lottery_message() -> None:
     assert result.outcome is Outcome.SENT
     assert "【抽選受付開始】" in out.getvalue()
     assert "応募締切: 2026-12-10 23:59 JST" in out.getvalue()
+
+
+def test_check_json_carries_the_lottery_deadline_as_iso_text() -> None:
+    observation = Observation(Availability.LOTTERY, "text:抽選受付中", lottery_deadline=DEADLINE)
+    data = json.loads(json.dumps(observation.to_json()))
+    assert data["state"] == "lottery"
+    assert data["lottery_deadline"] == "2026-12-10T23:59:00+09:00"
+    assert Observation(Availability.IN_STOCK, "x").to_json()["lottery_deadline"] is None

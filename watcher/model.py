@@ -197,6 +197,8 @@ class Observation:
         data["state"] = self.state.value
         data["condition"] = self.condition.value if self.condition else None
         data["offers"] = [_offer_json(o) for o in self.offers]
+        deadline = self.lottery_deadline
+        data["lottery_deadline"] = deadline.isoformat() if deadline else None
         return data
 
 
