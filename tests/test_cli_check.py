@@ -95,6 +95,24 @@ def test_jan_without_credentials_names_the_skipped_sources(
     assert "yahoo_shopping" in str(data["reason"])
 
 
+def test_jan_check_takes_rakutens_application_id_and_access_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from watcher.commands.check import _env_search_setup
+
+    monkeypatch.setenv("RAKUTEN_APPLICATION_ID", "app-1")
+    monkeypatch.delenv("RAKUTEN_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("YAHOO_APP_ID", raising=False)
+    usable, skipped = _env_search_setup().usable(["rakuten"])
+    assert usable == [] and skipped == ["rakuten: no credentials in sources.rakuten"]
+
+    monkeypatch.setenv("RAKUTEN_ACCESS_KEY", "pk_env")
+    setup = _env_search_setup()
+    assert setup.credentials["rakuten"] == {"application_id": "app-1", "access_key": "pk_env"}
+    usable, skipped = setup.usable(["rakuten"])
+    assert [source.name for source in usable] == ["rakuten"] and skipped == []
+
+
 @pytest.fixture
 def loopback_shop() -> Iterator[DemoShop]:
     """A shop on a thread of its own, so the CLI's own event loop can fetch from it."""
@@ -143,21 +161,3 @@ def test_unreachable_url_is_unknown_not_a_crash(capsys: pytest.CaptureFixture[st
     data = run_json(capsys, "check", "http://127.0.0.1:9/items/none")
     assert data["state"] == "unknown"
     assert "connect" in str(data["reason"])
-
-
-def test_jan_check_takes_rakutens_application_id_and_access_key_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from watcher.commands.check import _env_search_setup
-
-    monkeypatch.setenv("RAKUTEN_APPLICATION_ID", "app-1")
-    monkeypatch.delenv("RAKUTEN_ACCESS_KEY", raising=False)
-    monkeypatch.delenv("YAHOO_APP_ID", raising=False)
-    usable, skipped = _env_search_setup().usable(["rakuten"])
-    assert usable == [] and skipped == ["rakuten: no credentials in sources.rakuten"]
-
-    monkeypatch.setenv("RAKUTEN_ACCESS_KEY", "pk_env")
-    setup = _env_search_setup()
-    assert setup.credentials["rakuten"] == {"application_id": "app-1", "access_key": "pk_env"}
-    usable, skipped = setup.usable(["rakuten"])
-    assert [source.name for source in usable] == ["rakuten"] and skipped == []

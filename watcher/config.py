@@ -515,17 +515,17 @@ class WatchEntry(_Section):
     """Sellers (or shops) whose offers never count; matched as case-insensitive parts."""
     buyable: list[BuyableState] = Field(default=[Availability.IN_STOCK], min_length=1)
     """States that count as buyable: in_stock, backorder, preorder."""
-    events: list[EventName] = Field(
-        default=[kind for kind in EventKind if kind in DEFAULT_EVENTS], min_length=1
-    )
-    """Events to send: restock, preorder_open, out_of_stock, price_drop, lottery_open (a lottery
-    sale opened); absent: every one but lottery_open."""
     interval: PositiveDuration | None = None
     """Check interval; absent: settings.default_interval."""
     once: bool = False
     """Notify once, then stop watching."""
     notify_on_first: bool = False
     """Also notify when it is already buyable at the first check."""
+    events: list[EventName] = Field(
+        default=[kind for kind in EventKind if kind in DEFAULT_EVENTS], min_length=1
+    )
+    """Events to send: restock, preorder_open, out_of_stock, price_drop, lottery_open (a lottery
+    sale opened); absent: every one but lottery_open."""
     notify: NotifyTargets | None = None
     rules: Rules | None = None
 
@@ -621,8 +621,8 @@ def watch_from_entry(entry: WatchEntry, default_interval: timedelta) -> Watch:
         seller=entry.seller,
         exclude_sellers=tuple(entry.exclude_sellers),
         buyable=frozenset(entry.buyable),
-        stores=frozenset(entry.stores),
         events=frozenset(entry.events),
+        stores=frozenset(entry.stores),
     )
     notify = entry.notify.to_model() if entry.notify else Notify(console=True)
     return Watch(

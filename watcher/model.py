@@ -182,6 +182,7 @@ class Observation:
     partial: bool = False
     retry_after: float | None = None  # seconds the shop asked us to wait
     fetch: FetchFacts | None = None
+    # A lottery's application deadline when the page shows one (aware; Asia/Tokyo for JST pages).
     lottery_deadline: datetime | None = None
 
     @classmethod
@@ -198,7 +199,7 @@ class Observation:
         data["condition"] = self.condition.value if self.condition else None
         data["offers"] = [_offer_json(o) for o in self.offers]
         deadline = self.lottery_deadline
-        data["lottery_deadline"] = deadline.isoformat() if deadline else None
+        data["lottery_deadline"] = deadline.isoformat() if deadline is not None else None
         return data
 
 
@@ -223,8 +224,8 @@ class WatchConditions:
     seller: SellerFilter = SellerFilter.ANY
     exclude_sellers: tuple[str, ...] = ()
     buyable: frozenset[Availability] = frozenset({Availability.IN_STOCK})
+    events: frozenset[EventKind] = DEFAULT_EVENTS  # what the watch sends (see EventKind)
     stores: frozenset[str] = frozenset()  # JAN watches: only offers from these stores (empty: any)
-    events: frozenset[EventKind] = DEFAULT_EVENTS
 
     def accepts_offer(self, offer: Offer) -> bool:
         """True when this offer alone would satisfy the watch."""
