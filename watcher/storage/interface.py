@@ -190,6 +190,7 @@ class Subscription:
     created_at: datetime
     quiet: QuietHours | None = None
     language: str | None = None
+    last_state: Availability | None = None  # the product's state at its last known check
 
 
 @dataclass(frozen=True, slots=True)
