@@ -137,8 +137,8 @@ class TelegramNotifier(Notifier):
 
     async def aclose(self) -> None:
         try:
-            if self._started:
-                await self.bot.shutdown()
+            # Also after a failed start: the connections opened before getMe failed.
+            await self.bot.shutdown()
         except Exception as exc:  # shutting down must not fail the caller's shutdown
             SEND_LOG.warning("telegram: shutdown: %s", self._redactor.redact(repr(exc)))
         finally:

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from watcher import logredact
 from watcher.app import run_config
 from watcher.config import load_config
 from watcher.errors import UsageError
@@ -28,6 +29,7 @@ def add_parser(sub: Any) -> None:
 def configure_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logredact.install()  # every record, from any library, is masked as it is made
     # HTTP client loggers print request URLs, and the Telegram token is part of them.
     for name in ("httpx", "httpcore", "telegram", "apscheduler"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except OSError as exc:
         raise UsageError(f"cannot read {args.config}: {exc.strerror}") from exc
+    logredact.MASKED.set("watchlist", logredact.config_secrets(config))
     for warning in config.warnings:
         logging.getLogger("restock.config").warning("%s", warning)
     tune_gc()
