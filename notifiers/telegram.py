@@ -39,7 +39,7 @@ from telegram.error import (
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from notifiers.base import Notice, Notifier, Outcome, SendResult
+from notifiers.base import Notice, Notifier, Outcome, ResultSink, SendResult
 from notifiers.pacing import (
     SEND_LOG,
     Clock,
@@ -162,6 +162,11 @@ class TelegramNotifier(Notifier):
         return (await self.send_batch([notice]))[0]
 
     async def send_batch(self, notices: Sequence[Notice]) -> list[SendResult]:
+        return await self.send_streaming(notices, _ignore)
+
+    async def send_streaming(
+        self, notices: Sequence[Notice], report: ResultSink
+    ) -> list[SendResult]:
         not_ready = await self._ensure_started()
         if not_ready is not None:
             return [self._logged(n, not_ready, 0.0) for n in notices]
@@ -176,6 +181,7 @@ class TelegramNotifier(Notifier):
                     result = await self._deliver(draft)
                     for notice in draft.notices:
                         results[id(notice)] = result
+                        report(notice, result)
 
         by_chat: dict[str, list[Notice]] = {}
         for notice in notices:
@@ -312,6 +318,10 @@ class TelegramNotifier(Notifier):
     def _logged(self, notice: Notice, result: SendResult, latency_ms: float) -> SendResult:
         log_send(self.name, notice, result, latency_ms)
         return result
+
+
+def _ignore(notice: Notice, result: SendResult) -> None:
+    """A sink for callers that take the results when the batch ends."""
 
 
 def _moved(result: SendResult, new_recipient: str | None) -> SendResult:

@@ -390,6 +390,9 @@ class App:
         except (ConfigError, OSError) as exc:
             log.error("watchlist %s not reloaded, keeping the running one:\n%s", path, exc)
             return
+        except Exception:  # whatever an edit holds, the running config stays
+            log.exception("watchlist %s not reloaded, keeping the running one", path)
+            return
         if config.fingerprint == self.config.fingerprint:
             return
         # The old secrets stay masked too: they may still show up until a restart.

@@ -72,6 +72,15 @@ def choice(value: object, choices: Iterable[str], kind: str) -> str:
 
 def parse_duration(value: object) -> timedelta:
     """ "30s", "5m", "1h", "1h30m" or whole seconds (an int or a string of digits)."""
+    try:
+        return _duration(value)
+    except PydanticCustomError:
+        raise
+    except (OverflowError, ValueError):  # more digits or days than Python's types hold
+        raise fail("duration", "is far longer than any duration a watchlist needs", value) from None
+
+
+def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
