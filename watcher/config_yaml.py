@@ -95,7 +95,7 @@ def load_yaml(text: str, env: Mapping[str, str]) -> LoadedYaml:
         data = builder.build(root, ()) if root is not None else None
     except _TooLarge:
         message = (
-            f"aliases make the file expand to more than {MAX_VALUES:,} values "
+            f"with its aliases the file expands to more than {MAX_VALUES:,} values "
             "(aliases of aliases?); a watchlist needs far fewer"
         )
         return _unreadable(Located((), 1, message))
