@@ -129,9 +129,11 @@ async def test_a_running_watcher_keeps_its_config_whatever_an_edit_holds(
     h.config_path.write_text(HOSTILE[shape][0], encoding="utf-8")
     await h.app._reload(h.config_path)
 
-    [record] = caplog.records
-    assert "not reloaded, keeping the running one" in record.getMessage()
-    assert record.exc_info is None  # a named problem, not a traceback
+    # The harness's own file watcher may have read the edit too: each read says the same.
+    assert caplog.records
+    for record in caplog.records:
+        assert "not reloaded, keeping the running one" in record.getMessage()
+        assert record.exc_info is None  # a named problem, not a traceback
     seen = h.requests("box")
     await eventually(lambda: h.requests("box") >= seen + 1, what="checks going on")
     assert [w.key for w in h.app.config.watches] == ["box"]
