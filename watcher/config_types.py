@@ -262,10 +262,16 @@ Weekdays = Annotated[
 
 
 def _http_url(value: object) -> str:
+    if isinstance(value, str) and _URL_CONTROL.search(value):
+        # A newline or NUL in a URL splits or cuts the request line and headers it goes into.
+        raise fail("url", "must not contain control characters (newline, tab, NUL)", value)
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise fail("url", "must be an http(s) URL with a host", value)
     return str(value)
+
+
+_URL_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _email_address(value: object) -> str:

@@ -78,6 +78,7 @@ class LoadedYaml:
     problems: list[Located] = field(default_factory=list)
     gaps: list[EnvGap] = field(default_factory=list)
     references: dict[YamlPath, str] = field(default_factory=dict)  # text as written, with ${...}
+    expanded: dict[YamlPath, str] = field(default_factory=dict)  # the same values, filled in
     syntax_error: bool = False
 
 
@@ -99,7 +100,9 @@ def load_yaml(text: str, env: Mapping[str, str]) -> LoadedYaml:
             "(aliases of aliases?); a watchlist needs far fewer"
         )
         return _unreadable(Located((), 1, message))
-    return LoadedYaml(data, builder.marks, builder.problems, builder.gaps, builder.references)
+    return LoadedYaml(
+        data, builder.marks, builder.problems, builder.gaps, builder.references, builder.expanded
+    )
 
 
 def _unreadable(problem: Located) -> LoadedYaml:
@@ -174,6 +177,7 @@ class _Builder:
         self.problems: list[Located] = []
         self.gaps: list[EnvGap] = []
         self.references: dict[YamlPath, str] = {}
+        self.expanded: dict[YamlPath, str] = {}
         self._built = 0
         self._nodes: set[int] = set()  # the file's own nodes; building more means aliases
 
@@ -251,6 +255,7 @@ class _Builder:
     def _expand(self, text: str, path: YamlPath, node: Node) -> str:
         expansion = expand(text, self._env)
         self.references[path] = text
+        self.expanded[path] = expansion.text
         line = self.marks.line_for(path) if path else _line(node)
         if expansion.malformed:
             message = "write ${NAME} or ${NAME:-default} (and $${ for a literal ${)"

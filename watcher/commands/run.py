@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from watcher import logredact
+from watcher import logredact, logrepeat
 from watcher.app import run_config
 from watcher.config import load_config
 from watcher.errors import UsageError
@@ -30,6 +30,8 @@ def configure_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logredact.install()  # every record, from any library, is masked as it is made
+    # A lasting fault (a full disk) must not write the same traceback many times a second.
+    logrepeat.install(logging.getLogger().handlers)
     # HTTP client loggers print request URLs, and the Telegram token is part of them.
     for name in ("httpx", "httpcore", "telegram", "apscheduler"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

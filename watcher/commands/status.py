@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from watcher.config import load_config
-from watcher.db import open_repository
+from watcher.db import open_read_only
 from watcher.engine import STORE_ROW_PREFIX
 from watcher.errors import UsageError
 from watcher.repository import HostState, Repository
@@ -50,7 +50,7 @@ async def _open(args: argparse.Namespace) -> Repository:
     path = _database(args)
     if not path.exists():
         raise UsageError(f"no database at {path} (run `restock run` first, or pass --database)")
-    return await open_repository(path)
+    return await open_read_only(path)
 
 
 def run_status(args: argparse.Namespace) -> int:
