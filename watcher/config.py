@@ -574,8 +574,13 @@ def parse_config(
     try:
         with _no_cyclic_gc():
             return _parse_config(text, filename, env, base_dir, source_path)
+    except ConfigError:
+        raise
     except RecursionError:
         raise ConfigError([ConfigProblem(filename, 1, "", "nested far too deep")]) from None
+    except Exception as exc:  # a shape no rule foresaw still gets a named problem
+        reason = f"could not be read ({type(exc).__name__}); check the file's structure"
+        raise ConfigError([ConfigProblem(filename, 1, "", reason)]) from exc
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
+from watcher import logredact
 from watcher.app import build_notifiers
 from watcher.config import Config, load_config
 from watcher.db import notify_recipients
@@ -71,9 +72,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _load(path: Path) -> Config:
     try:
-        return load_config(path)
+        config = load_config(path)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    logredact.install()  # a channel's library may log a URL or an error holding a secret
+    logredact.MASKED.set("watchlist", logredact.config_secrets(config))
+    return config
 
 
 def recipients_for(config: Config, channel: str, given: Sequence[str], source: str) -> list[str]:
