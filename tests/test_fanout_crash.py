@@ -110,7 +110,7 @@ def watchlist(folder: Path, product_url: str, api: str) -> Path:
     return path
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(180)
 async def test_a_kill_mid_fan_out_repeats_only_the_sends_in_flight(
     tmp_path: Path, shop: DemoShop, bot_api: BotApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -143,7 +143,7 @@ async def test_a_kill_mid_fan_out_repeats_only_the_sends_in_flight(
     second = await start_watcher(config, log)
     try:
         await eventually(
-            lambda: set(bot_api.received) == set(CHATS), timeout=40, what="every chat reached"
+            lambda: set(bot_api.received) == set(CHATS), timeout=90, what="every chat reached"
         )
         await asyncio.sleep(0.5)  # anything sent twice would arrive by now
         await stop_with_sigterm(second)
