@@ -201,3 +201,32 @@ async def test_restock_run_at_debug_writes_no_secret_to_stderr(
     assert len(gateway.paths) >= 3, text[-2000:]
     assert "Bad Gateway" in text  # the stand-in's answer reached the log, masked
     assert not leaks(text), leaks(text)
+
+
+async def test_a_reload_masks_the_new_watchlists_secrets_too(
+    tmp_path: Path,
+    gateway: EchoingGateway,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)  # a reload reads the environment
+    path = watchlist(tmp_path, gateway.url)
+    config = load_config(path, env=SECRETS)
+    repository = await open_repository(config.settings.database)
+    try:
+        app = App(config, repository, Overrides(install_signals=False))
+        rotated = "rotated-smtp-password-777"
+        path.write_text(path.read_text().replace("${SMTP_PASSWORD}", rotated), encoding="utf-8")
+        await app._reload(path)
+        assert app.config.notifiers.email is not None
+        assert app.config.notifiers.email.password.reveal() == rotated  # type: ignore[union-attr]
+        logging.getLogger("aiosmtplib.any").debug("AUTH with %s", rotated)
+        logging.getLogger("telegram.ext").debug("token %s", TOKEN)  # the old ones stay masked
+        await app.close()
+    finally:
+        await repository.close()
+    shown = "\n".join(r.getMessage() for r in caplog.records)
+    assert rotated not in shown and TOKEN not in shown
+    assert "AUTH with ***" in shown
