@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from pydantic import BaseModel
 
 from notifiers.console import ConsoleNotifier
 from watcher import logredact, miniserver
@@ -230,3 +231,16 @@ async def test_a_reload_masks_the_new_watchlists_secrets_too(
     shown = "\n".join(r.getMessage() for r in caplog.records)
     assert rotated not in shown and TOKEN not in shown
     assert "AUTH with ***" in shown
+
+
+def test_credentials_inside_any_url_of_the_watchlist_are_secrets() -> None:
+    class Section(BaseModel):
+        database: str = "postgresql://restock:db-password-123@127.0.0.1/restock"
+
+    class Config(BaseModel):
+        settings: Section = Section()
+        notifiers: Section = Section(database="https://u:hook-pass-456@hooks.example/x")
+        sources: Section = Section(database="plain text")
+
+    found = logredact.config_secrets(Config(), env={"RESTOCK_WEB_TOKEN": "web-token-789"})
+    assert {"db-password-123", "hook-pass-456", "web-token-789"} <= found

@@ -149,12 +149,12 @@ def _secrets_in(value: object, *, urls: bool, depth: int = 0) -> Iterator[str]:
         items = value.values() if isinstance(value, dict) else value
         for item in items:
             yield from _secrets_in(item, urls=urls, depth=depth + 1)
-    elif urls and _is_url(value):
-        yield from url_secrets(str(value))
-
-
-def _is_url(value: object) -> bool:
-    return isinstance(value, str | AnyUrl) and str(value).startswith(("http://", "https://"))
+    elif isinstance(value, str | AnyUrl) and "://" in str(value):
+        parts = urlsplit(str(value))
+        if parts.password:  # a database or relay URL with its credentials, in any section
+            yield parts.password
+        if urls and parts.scheme in ("http", "https"):
+            yield from url_secrets(str(value))
 
 
 def url_secrets(url: str) -> Iterator[str]:
