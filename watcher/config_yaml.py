@@ -161,7 +161,9 @@ def _syntax_problem(exc: Exception, text: str) -> Located:
     if isinstance(character, int | str) and position is not None:
         code = character if isinstance(character, int) else ord(character[:1] or "\0")
         return Located((), line, f"character U+{code:04X} is not allowed in a watchlist")
-    parts = (getattr(exc, "problem", None), getattr(exc, "context", None))
+    problem, context = getattr(exc, "problem", None), getattr(exc, "context", None)
+    # "expected a single document" + "but found another document" reads in that order.
+    parts = (context, problem) if str(problem).startswith("but ") else (problem, context)
     reason = " ".join(str(part) for part in parts if part) or type(exc).__name__
     reason = reason.replace("did not find expected", "expected")  # libyaml's wording, shortened
     return Located((), line, f"YAML syntax error: {reason}")
