@@ -10,10 +10,10 @@ import pytest
 import respx
 from test_bot import API, TOKEN, FakeBotApi
 
-from watcher.app import keep_bot_running
-from watcher.bot import BotSettings, ChatBot
-from watcher.db import open_repository
+from watcher.bot.telegram import BotSettings, ChatBot
 from watcher.secret import Secret
+from watcher.service.app import keep_bot_running
+from watcher.storage import open_repository
 
 BAD_GATEWAY = (502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
 

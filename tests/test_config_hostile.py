@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_engine import OUT, Lever, Start, eventually, start, url_watch
 
-from watcher import config_yaml
 from watcher.cli import main
-from watcher.config import load_config, parse_config
+from watcher.config import yaml as config_yaml
+from watcher.config.load import load_config, parse_config
 from watcher.errors import ConfigError
 
 __all__ = ["start"]  # the fixture, shared with the engine tests

@@ -23,10 +23,10 @@ import pytest
 from test_cli_run import start_watcher, stop_with_sigterm
 from test_engine import IN, OUT, Lever, eventually
 
-from watcher import miniserver
-from watcher.demo_shop import DemoShop, ShopProduct
-from watcher.dispatch import DispatchSettings
-from watcher.miniserver import Request, Response
+from watcher.demo.shop import DemoShop, ShopProduct
+from watcher.service.dispatch import DispatchSettings
+from watcher.web import miniserver
+from watcher.web.miniserver import Request, Response
 
 TOKEN = "7100200300:AAFanOutCrashTestToken_abcdefghijk"
 CHATS = [str(5_000 + i) for i in range(200)]

@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from watcher.app import Overrides, fast_transport
-from watcher.fetch import Fetcher, build_client, decode_body
-from watcher.model import Availability, FetchPlan
-from watcher.observe import read_page
+from watcher.core.model import Availability, FetchPlan
+from watcher.net.decode import decode_body
+from watcher.net.fetch import Fetcher
+from watcher.net.transport import build_client, fast_transport
+from watcher.reading.read import read_page
 
 STOCK = "<html><body><h1>マグカップ</h1><p>在庫あり</p><p>¥1,980</p></body></html>".encode()
 
@@ -100,7 +101,7 @@ async def raw_server() -> AsyncIterator[RawServer]:
 
 
 def aiohttp_transport() -> httpx.AsyncBaseTransport:
-    transport = fast_transport(Overrides())
+    transport = fast_transport()
     assert transport is not None, "the aiohttp transport is installed with the package"
     return transport
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from watcher.bot_parse import looks_like_target, parse_target
+from watcher.bot.parse import looks_like_target, parse_target
 from watcher.cli import main
-from watcher.config import parse_config
-from watcher.db import open_repository
+from watcher.config.load import parse_config
 from watcher.errors import ConfigError
+from watcher.storage import open_repository
 
 URL = "https://www.amazon.co.jp/dp/B0DX000000"
 

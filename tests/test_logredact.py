@@ -20,12 +20,14 @@ import pytest
 from pydantic import BaseModel
 
 from notifiers.console import ConsoleNotifier
-from watcher import logredact, miniserver
-from watcher.app import App, Overrides
-from watcher.config import load_config
-from watcher.db import open_repository
+from watcher import logredact
+from watcher.config.load import load_config
 from watcher.logredact import SecretMask
-from watcher.miniserver import Request, Response
+from watcher.service.app import App
+from watcher.service.wiring import Overrides
+from watcher.storage import open_repository
+from watcher.web import miniserver
+from watcher.web.miniserver import Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
-from watcher import logredact, logrepeat
-from watcher.app import run_config
-from watcher.config import load_config
 from watcher.errors import UsageError
-from watcher.runtime import tune_gc
 
 
 def add_parser(sub: Any) -> None:
@@ -27,6 +22,8 @@ def add_parser(sub: Any) -> None:
 
 
 def configure_logging(verbose: int) -> None:
+    from watcher import logredact, logrepeat
+
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logredact.install()  # every record, from any library, is masked as it is made
@@ -38,6 +35,13 @@ def configure_logging(verbose: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from watcher import logredact
+    from watcher.config.load import load_config
+    from watcher.service.app import run_config
+    from watcher.service.runtime import tune_gc
+
     configure_logging(max(args.verbose, 1))
     try:
         config = load_config(args.config)

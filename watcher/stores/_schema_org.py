@@ -36,7 +36,7 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.model import Availability, ItemCondition
+from watcher.core.model import Availability, ItemCondition
 from watcher.stores._text import clean_title, normalise, parse_amount
 
 _A = Availability
@@ -363,10 +363,6 @@ def _gtin(product: dict[str, Any]) -> str | None:
         if isinstance(value, str | int) and str(value).strip().isdigit():
             return str(value).strip()
     return None
-
-
-def _first_seller(offers: Iterable[SchemaOffer]) -> str | None:
-    return next((o.seller for o in offers if o.seller), None)
 
 
 def _from_product(product: dict[str, Any]) -> ProductData:
