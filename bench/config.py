@@ -13,7 +13,7 @@ import argparse
 import resource
 import time
 
-from watcher.config import parse_config
+from watcher.config.load import parse_config
 
 
 def block_file(watches: int) -> str:
