@@ -74,12 +74,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(path: Path) -> Config:
+    from watcher import logredact
     from watcher.config.load import load_config
 
     try:
-        return load_config(path)
+        config = load_config(path)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    logredact.install()  # a channel's library may log a URL or an error holding a secret
+    logredact.MASKED.set("watchlist", logredact.config_secrets(config))
+    return config
 
 
 def recipients_for(config: Config, channel: str, given: Sequence[str], source: str) -> list[str]:

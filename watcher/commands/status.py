@@ -47,14 +47,14 @@ def _database(args: argparse.Namespace) -> str:
 
 
 async def _open(args: argparse.Namespace) -> Repository:
-    from watcher.storage import open_repository
+    from watcher.storage import open_for_reading
     from watcher.storage.url import local_file
 
     database = _database(args)
     path = local_file(database)
     if path is not None and not path.exists():
         raise UsageError(f"no database at {path} (run `restock run` first, or pass --database)")
-    return await open_repository(database)
+    return await open_for_reading(database)
 
 
 def run_status(args: argparse.Namespace) -> int:

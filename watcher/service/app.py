@@ -17,6 +17,7 @@ from pathlib import Path
 
 from telegram.error import InvalidToken
 
+from watcher import logredact
 from watcher.bot.telegram import BotSettings, ChatBot
 from watcher.bot.texts import stores_text
 from watcher.config.load import Config, load_config
@@ -64,6 +65,9 @@ class App:
         self.repository = repository
         self.overrides = overrides
         self.owner = worker_id()
+        # Before anything is built: a library may log a URL holding a token as it starts.
+        logredact.install()
+        logredact.MASKED.set(self.owner, logredact.config_secrets(config))
         self.metrics = Metrics()
         self.notifiers = overrides.notifiers or build_notifiers(config)
         self.dispatcher = Dispatcher(
@@ -176,26 +180,10 @@ class App:
         await self.client.aclose()
         if self.guarded_client is not self.client:
             await self.guarded_client.aclose()
+        logredact.MASKED.forget(self.owner)
 
     async def _run_bot(self, bot: ChatBot, stop: asyncio.Event) -> None:
-        """Run the chat bot beside the engine; Telegram being unreachable must not stop watching."""
-        delay = BOT_RETRY_FIRST
-        while not stop.is_set():
-            try:
-                await bot.start()
-                break
-            except InvalidToken:
-                log.error("chat bot not started: Telegram rejected the bot token")
-                return
-            except Exception as exc:
-                log.warning("chat bot not started (%s); trying again in %.0f s", exc, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, BOT_RETRY_CAP)
-        if not stop.is_set() or bot.application.running:
-            await stop.wait()
-            with contextlib.suppress(Exception):
-                await bot.stop()
+        await keep_bot_running(bot, stop)
 
     async def _start_server(self) -> StatusServer | None:
         listen = self.config.settings.server
@@ -253,8 +241,14 @@ class App:
         except (ConfigError, OSError) as exc:
             log.error("watchlist %s not reloaded, keeping the running one:\n%s", path, exc)
             return
+        except Exception:  # whatever an edit holds, the running config stays
+            log.exception("watchlist %s not reloaded, keeping the running one", path)
+            return
         if config.fingerprint == self.config.fingerprint:
             return
+        # The old secrets stay masked too: they may still show up until a restart.
+        secrets = logredact.config_secrets(self.config) | logredact.config_secrets(config)
+        logredact.MASKED.set(self.owner, secrets)
         config = self._hold_for_restart(config)
         # Channels first: deliveries the new watches cause need a notifier to claim them.
         await self._reload_channels(config)
@@ -317,6 +311,35 @@ class App:
             with contextlib.suppress(Exception):
                 await old.aclose()
         log.info("channels reloaded: %s", ", ".join(sorted(changed)))
+
+
+async def keep_bot_running(
+    bot: ChatBot,
+    stop: asyncio.Event,
+    *,
+    first_retry: float = BOT_RETRY_FIRST,
+    retry_cap: float = BOT_RETRY_CAP,
+) -> None:
+    """Run the chat bot beside the engine until `stop`; Telegram being unreachable must not stop
+    watching. A failed start is retried with doubling waits; the bot is stopped in every case."""
+    delay = first_retry
+    try:
+        while not stop.is_set():
+            try:
+                await bot.start()
+                break
+            except InvalidToken:
+                log.error("chat bot not started: Telegram rejected the bot token")
+                break
+            except Exception as exc:
+                log.warning("chat bot not started (%s); trying again in %.0f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, retry_cap)
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await bot.stop()
 
 
 async def run_config(config: Config, overrides: Overrides | None = None) -> int:

@@ -15,7 +15,7 @@ from watcher.storage.group_commit import CheckWriter
 from watcher.storage.interface import Repository
 from watcher.storage.sqlite.chats import SQLiteChats
 from watcher.storage.sqlite.checks import SQLiteChecks
-from watcher.storage.sqlite.connection import connect
+from watcher.storage.sqlite.connection import connect, connect_read_only
 from watcher.storage.sqlite.hosts import SQLiteHosts
 from watcher.storage.sqlite.leases import SQLiteLeases
 from watcher.storage.sqlite.outbox import SQLiteOutbox
@@ -28,6 +28,12 @@ from watcher.storage.views import WebViews, WebViewsSource
 async def open_repository(path_or_url: str | Path) -> SQLiteRepository:
     """Open (creating and migrating if needed) the database at `path_or_url`."""
     conn, path = await connect(path_or_url)
+    return SQLiteRepository(conn, path)
+
+
+async def open_read_only(path_or_url: str | Path) -> SQLiteRepository:
+    """Open the existing database at `path_or_url` to read it only (no migration, no writes)."""
+    conn, path = await connect_read_only(path_or_url)
     return SQLiteRepository(conn, path)
 
 
