@@ -26,6 +26,7 @@ from telegram.error import InvalidToken
 
 from notifiers import NOTIFIERS
 from notifiers.base import Notifier
+from notifiers.line import LineNotifier
 from watcher.bot import BotSettings, ChatBot
 from watcher.config import DEFAULT_ALLOWED_HOSTS, Config, Server, Settings, load_config
 from watcher.detector import DebounceSettings
@@ -128,6 +129,17 @@ def build_notifiers(
             include_url=posting.include_url,
             daily_budget=posting.daily_budget,
             max_age=posting.max_age,
+        )
+    if "line" in wanted and n.line is not None:
+        built["line"] = NOTIFIERS["line"](  # type: ignore[call-arg]
+            channel_access_token=n.line.channel_access_token.reveal(),
+            api_base_url=n.line.api_base_url,
+            quota_policy=n.line.quota_policy,
+            language=language,
+        )
+    if "discord" in wanted and n.discord is not None:
+        built["discord"] = NOTIFIERS["discord"](  # type: ignore[call-arg]
+            webhook_url=n.discord.webhook_url.reveal(), language=language
         )
     return built
 
@@ -248,6 +260,7 @@ class App:
         self.owner = worker_id()
         self.metrics = Metrics()
         self.notifiers = overrides.notifiers or build_notifiers(config)
+        self._count_quotas(self.notifiers)
         self.dispatcher = Dispatcher(
             repository,
             self.notifiers,
@@ -282,6 +295,12 @@ class App:
             ),
         )
         self.bot = self._chat_bot(config)
+
+    def _count_quotas(self, notifiers: Mapping[str, Notifier]) -> None:
+        """Channels with a monthly quota report its figures to /metrics."""
+        line = notifiers.get("line")
+        if isinstance(line, LineNotifier):
+            line.on_quota = lambda q: self.metrics.set_message_quota("line", q.limit, q.used)
 
     def _fetcher(self, config: Config) -> Fetcher:
         # It only borrows the clients' transports: a new one per User-Agent costs nothing.
@@ -460,6 +479,7 @@ class App:
         if not changed:
             return
         fresh = build_notifiers(config, only=changed)
+        self._count_quotas(fresh)
         for notifier in fresh.values():
             await notifier.start()
         kept = {k: v for k, v in self.notifiers.items() if k not in changed}

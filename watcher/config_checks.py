@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from watcher.config_yaml import YamlPath
 
 # Channels a watch may name under `notify`, and the `notifiers` key each one needs.
-_CHANNELS = ("telegram", "email", "x", "webhook")
+_CHANNELS = ("telegram", "email", "x", "webhook", "line", "discord")
 
 
 class Reporter(Protocol):

@@ -308,6 +308,20 @@ def _buyable_state(value: object) -> Availability:
     raise fail("buyable", f"must be an orderable state ({', '.join(BUYABLE_NAMES)})", value)
 
 
+_LINE_USER_ID = re.compile(r"U[0-9a-f]{32}")
+
+
+def _line_user_id(value: object) -> str:
+    if isinstance(value, str) and _LINE_USER_ID.fullmatch(value.strip()):
+        return value.strip()
+    raise fail("line_user_id", 'must be a LINE user id ("U" and 32 hex digits)', value)
+
+
+LineUserId = Annotated[
+    str,
+    BeforeValidator(_line_user_id),
+    WithJsonSchema({"type": "string", "pattern": "^U[0-9a-f]{32}$"}),
+]
 HttpUrl = Annotated[
     str,
     BeforeValidator(_http_url),
