@@ -11,7 +11,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from watcher.config import load_config
+from notifiers.line_api import Answer, LineApi
+from notifiers.pacing import SystemClock
+from watcher.config import Config, load_config
 from watcher.db import open_repository
 from watcher.engine import STORE_ROW_PREFIX
 from watcher.errors import UsageError
@@ -63,10 +65,11 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> dict[str, Any]:
+    config = _config(args)
     repo = await _open(args)
     try:
         rows = await repo.host_states()
-        return {
+        report = {
             "watches": [_plain(w) for w in await repo.watch_statuses()],
             "hosts": [_plain(h) for h in rows if not h.host.startswith(STORE_ROW_PREFIX)],
             "stores": [_store_health(h) for h in rows if h.host.startswith(STORE_ROW_PREFIX)],
@@ -75,6 +78,37 @@ async def _status(args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         await repo.close()
+    if config is not None and config.notifiers.line is not None:
+        report["line_quota"] = await line_quota(config)
+    return report
+
+
+def _config(args: argparse.Namespace) -> Config | None:
+    if args.config is None:
+        return None
+    try:
+        return load_config(args.config)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.config}: {exc.strerror}") from exc
+
+
+async def line_quota(config: Config) -> dict[str, Any]:
+    """This month's LINE message quota, read from the Messaging API (LINE is its authority)."""
+    line = config.notifiers.line
+    assert line is not None
+    api = LineApi(
+        token=line.channel_access_token.reveal(),
+        clock=SystemClock(),
+        base_url=line.api_base_url,
+        timeout=5.0,
+    )
+    try:
+        read = await api.quota()
+    finally:
+        await api.aclose()
+    if isinstance(read, Answer):
+        return {"error": f"not read ({read.status or '-'} {read.message})".strip()}
+    return {"limit": read.limit, "used": read.used, "left": read.left}
 
 
 def _store_health(row: HostState) -> dict[str, Any]:
@@ -105,12 +139,22 @@ def _status_text(report: dict[str, Any]) -> str:
     for store in report["stores"]:
         if store["warning"]:
             lines.append(f"store {store['store']}: {store['warning']}")
+    if "line_quota" in report:
+        lines.append(f"line quota: {_quota_text(report['line_quota'])}")
     for dead in report["dead_letters"]:
         lines.append(
             f"dead letter #{dead['id']} {dead['channel']}: {dead['status']} after "
             f"{dead['attempts']} tries: {dead['last_error'] or '-'}"
         )
     return "\n".join(lines)
+
+
+def _quota_text(quota: dict[str, Any]) -> str:
+    if "error" in quota:
+        return str(quota["error"])
+    if quota["limit"] is None:
+        return f"{quota['used']:,} messages this month (no monthly limit)"
+    return f"{quota['used']:,} of {quota['limit']:,} messages this month ({quota['left']:,} left)"
 
 
 def run_history(args: argparse.Namespace) -> int:
