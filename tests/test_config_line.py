@@ -41,10 +41,12 @@ def problems(text: str, env: dict[str, str] = ENV) -> list[tuple[int | None, str
     return [(p.line, p.path, p.message) for p in caught.value.problems]
 
 
+SERVER = "settings:\n  server: {listen: 127.0.0.1:8787}\n"
+
+
 def test_line_and_discord_keys_are_read() -> None:
-    config = parse_config(
-        config_text(line="    bot: true\n    quota_policy: oldest_first"), env=ENV
-    )
+    text = SERVER + config_text(line="    bot: true\n    quota_policy: oldest_first")
+    config = parse_config(text, env=ENV)
     line = config.notifiers.line
     assert line is not None and line.bot and line.quota_policy == "oldest_first"
     assert line.channel_access_token.reveal() == "line-access-token"
@@ -55,8 +57,15 @@ def test_line_and_discord_keys_are_read() -> None:
     assert watch.notify.line == (USER,) and watch.notify.discord
 
 
+def test_bot_needs_the_server() -> None:
+    [(_, path, message)] = problems(config_text(line="    bot: true"))
+    assert path == "notifiers.line.bot"
+    assert "settings.server" in message
+
+
 def test_bot_needs_the_channel_secret() -> None:
     text = config_text(line="    bot: true").replace("    channel_secret: ${LINE_SECRET}\n", "")
+    text = SERVER + text
     [(_, path, message)] = problems(text)
     assert path == "notifiers.line"
     assert "channel_secret" in message

@@ -27,13 +27,19 @@ from telegram.error import InvalidToken
 from notifiers import NOTIFIERS
 from notifiers.base import Notifier
 from notifiers.line import LineNotifier
+from notifiers.line_api import LineApi
+from notifiers.pacing import SystemClock
 from watcher.bot import BotSettings, ChatBot
 from watcher.config import DEFAULT_ALLOWED_HOSTS, Config, Server, Settings, load_config
+from watcher.db import SQLiteRepository
 from watcher.detector import DebounceSettings
 from watcher.dispatch import Dispatcher, DispatchSettings
 from watcher.engine import Engine, EngineSettings
 from watcher.errors import ConfigError
 from watcher.fetch import Fetcher, build_client
+from watcher.line.bot import LineBot, LineBotSettings
+from watcher.line.store import SQLiteLineStore
+from watcher.line.webhook import LineWebhook
 from watcher.metrics import Metrics
 from watcher.netguard import URLGuard
 from watcher.observe import SearchSetup
@@ -242,12 +248,16 @@ def fast_transport(overrides: Overrides) -> httpx.AsyncBaseTransport | None:
     return transport
 
 
+def chat_hosts(config: Config) -> tuple[str, ...]:
+    """The store hosts chat users (Telegram and LINE alike) may watch."""
+    telegram = config.notifiers.telegram
+    return tuple(telegram.allowed_hosts if telegram is not None else DEFAULT_ALLOWED_HOSTS)
+
+
 def chat_guard(config: Config) -> URLGuard:
     """The guard of chat users' URLs: used whether or not the bot runs now, because products
     that chat users subscribed to stay in the database when the bot is switched off."""
-    telegram = config.notifiers.telegram
-    hosts = telegram.allowed_hosts if telegram is not None else DEFAULT_ALLOWED_HOSTS
-    return URLGuard(allowed_hosts=hosts)
+    return URLGuard(allowed_hosts=chat_hosts(config))
 
 
 class App:
@@ -295,6 +305,8 @@ class App:
             ),
         )
         self.bot = self._chat_bot(config)
+        self.line_api: LineApi | None = None
+        self.line_webhook = self._line_webhook(config)
 
     def _count_quotas(self, notifiers: Mapping[str, Notifier]) -> None:
         """Channels with a monthly quota report its figures to /metrics."""
@@ -327,6 +339,31 @@ class App:
             # Replies and alerts share one pacer, so together they stay under Telegram's limits.
             pacer=getattr(notifier, "pacer", None),
         )
+
+    def _line_webhook(self, config: Config) -> LineWebhook | None:
+        """The LINE bot behind `/line/webhook`, when `notifiers.line.bot` asks for it."""
+        line = config.notifiers.line
+        if line is None or not line.bot or not line.channel_secret:
+            return None
+        if config.settings.server is None or not isinstance(self.repository, SQLiteRepository):
+            log.error("the LINE bot needs settings.server (LINE posts to /line/webhook there)")
+            return None
+        self.line_api = LineApi(
+            token=line.channel_access_token.reveal(),
+            clock=SystemClock(),
+            base_url=line.api_base_url,
+        )
+        bot = LineBot(
+            SQLiteLineStore(self.repository),
+            self.line_api,
+            LineBotSettings(
+                allowed_hosts=chat_hosts(config),
+                max_watches_per_user=line.max_watches_per_user,
+                jan_search=bool(search_setup(config).credentials),
+            ),
+            guard=self.guard,
+        )
+        return LineWebhook(line.channel_secret, bot.handle)
 
     async def sync_watches(self, config: Config) -> None:
         now = datetime.now(UTC)
@@ -362,6 +399,8 @@ class App:
             with contextlib.suppress(Exception):
                 await notifier.aclose()
         await self.engine.reader.aclose()
+        if self.line_api is not None:
+            await self.line_api.aclose()
         await self.client.aclose()
         if self.guarded_client is not self.client:
             await self.guarded_client.aclose()
@@ -395,6 +434,7 @@ class App:
             self.metrics,
             self.politeness,
             unsubscribe_secret=unsubscribe_secret_from_env(),
+            line_webhook=self.line_webhook,
         )
         await server.start(listen.listen)
         return server

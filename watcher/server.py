@@ -27,8 +27,9 @@ from urllib.parse import parse_qsl
 from notifiers.email import unsubscribe_token
 from notifiers.pacing import recipient_hash
 from watcher import miniserver
+from watcher.line.webhook import PATH as LINE_WEBHOOK_PATH
 from watcher.metrics import Metrics
-from watcher.miniserver import Request, Response
+from watcher.miniserver import Handler, Request, Response
 from watcher.politeness import Politeness
 from watcher.repository import Repository
 
@@ -93,12 +94,14 @@ class StatusServer:
         politeness: Politeness,
         *,
         unsubscribe_secret: str | None = None,
+        line_webhook: Handler | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.repository = repository
         self.metrics = metrics
         self.politeness = politeness
         self._unsubscribe_secret = unsubscribe_secret or None
+        self._line_webhook = line_webhook
         self.clock = clock
         self._server: asyncio.Server | None = None
 
@@ -111,6 +114,7 @@ class StatusServer:
         host, port = split_listen(listen)
         self._server = await miniserver.start(self.handle, host, port)
         extra = ", /unsubscribe" if self._unsubscribe_secret else ""
+        extra += f", {LINE_WEBHOOK_PATH}" if self._line_webhook else ""
         log.info("status endpoint on http://%s:%d (/healthz, /metrics%s)", host, self.port, extra)
 
     async def stop(self) -> None:
@@ -121,6 +125,8 @@ class StatusServer:
 
     async def handle(self, request: Request) -> Response:
         path, _, query = request.path.partition("?")
+        if path == LINE_WEBHOOK_PATH and self._line_webhook is not None:
+            return await self._line_webhook(request)
         if path == "/unsubscribe" and self._unsubscribe_secret is not None:
             return await self._unsubscribe(request, query, self._unsubscribe_secret)
         if path not in ("/healthz", "/metrics"):

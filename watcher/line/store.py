@@ -1,0 +1,175 @@
+"""What the LINE front-end asks of the database, and its SQLite implementation.
+
+LINE users are recipients on the `line` channel: their subscriptions live in the shared
+`subscriptions` table (origin `chat`), so the engine's fan-out reaches them like any other, and
+each carries the user's language for the alert. Webhook event ids already handled are kept a
+week in `line_webhook_events`, the first writer winning, so a redelivered event (or two workers
+receiving it) is handled once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from watcher.db import (
+    SQLiteRepository,
+    _subscription,
+    chat_watch_key,
+    conditions_to_json,
+    to_epoch,
+)
+from watcher.model import WatchConditions
+from watcher.repository import Subscription
+
+CHANNEL = "line"
+EVENT_MEMORY = timedelta(days=7)  # LINE redelivers for far less than this
+
+_SELECT = """
+    SELECT s.*, w.key AS watch_key, w.name AS watch_name, w.conditions, p.target, p.store
+    FROM subscriptions s
+    JOIN watches w ON w.id = s.watch_id
+    JOIN products p ON p.id = w.product_id
+"""
+
+
+class LineStore(Protocol):
+    async def claim_event(self, event_id: str, now: datetime) -> bool:
+        """True the first time `event_id` is claimed; False once it was handled."""
+
+    async def subscribe(
+        self,
+        user_id: str,
+        target: str,
+        store: str | None,
+        conditions: WatchConditions,
+        language: str,
+        now: datetime,
+        *,
+        one_shot: bool = True,
+    ) -> Subscription: ...
+
+    async def subscriptions(self, user_id: str) -> list[Subscription]: ...
+
+    async def set_paused(self, user_id: str, subscription_id: int, paused: bool) -> bool: ...
+
+    async def remove(self, user_id: str, subscription_id: int, now: datetime) -> bool: ...
+
+    async def end_all(self, user_id: str, now: datetime) -> int:
+        """End every subscription of a user who blocked or unfollowed the account."""
+
+    async def count_active(self, user_id: str) -> int: ...
+
+
+class SQLiteLineStore:
+    """`LineStore` on the repository's SQLite connection (its write lock and helpers)."""
+
+    def __init__(self, repository: SQLiteRepository) -> None:
+        self.repo = repository
+
+    async def claim_event(self, event_id: str, now: datetime) -> bool:
+        stamp = to_epoch(now)
+        async with self.repo._write():
+            await self.repo._run(
+                "DELETE FROM line_webhook_events WHERE seen_at < ?",
+                (stamp - EVENT_MEMORY.total_seconds(),),
+            )
+            inserted = await self.repo._run(
+                "INSERT OR IGNORE INTO line_webhook_events (event_id, seen_at) VALUES (?, ?)",
+                (event_id, stamp),
+            )
+        return inserted > 0
+
+    async def subscribe(
+        self,
+        user_id: str,
+        target: str,
+        store: str | None,
+        conditions: WatchConditions,
+        language: str,
+        now: datetime,
+        *,
+        one_shot: bool = True,
+    ) -> Subscription:
+        stamp = to_epoch(now)
+        repo = self.repo
+        async with repo._write():
+            product_id = await repo._ensure_product(target, store, stamp)
+            watch = await repo._row(
+                """
+                INSERT INTO watches (key, name, product_id, origin, conditions, active,
+                    created_at, updated_at)
+                VALUES (?, ?, ?, 'chat', ?, 0, ?, ?)
+                ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at
+                RETURNING id
+                """,
+                (
+                    chat_watch_key(target, conditions),
+                    target,
+                    product_id,
+                    conditions_to_json(conditions),
+                    stamp,
+                    stamp,
+                ),
+            )
+            assert watch is not None  # RETURNING of an upsert
+            row = await repo._row(
+                """
+                INSERT INTO subscriptions (watch_id, channel, recipient, origin, one_shot,
+                    language, created_at)
+                VALUES (?, ?, ?, 'chat', ?, ?, ?)
+                ON CONFLICT (watch_id, channel, recipient) DO UPDATE SET
+                    active = 1, paused = 0, ended_at = NULL, opted_out_at = NULL,
+                    language = excluded.language,
+                    one_shot = CASE WHEN origin = 'yaml' THEN one_shot ELSE excluded.one_shot END
+                RETURNING id
+                """,
+                (watch["id"], CHANNEL, user_id, one_shot, language, stamp),
+            )
+            assert row is not None  # RETURNING of an upsert
+            await repo._refresh_products([product_id])
+            return await repo._subscription(int(row["id"]))
+
+    async def subscriptions(self, user_id: str) -> list[Subscription]:
+        async with self.repo._read():
+            rows = await self.repo._rows(
+                _SELECT + " WHERE s.channel = ? AND s.recipient = ? AND s.active = 1 ORDER BY s.id",
+                (CHANNEL, user_id),
+            )
+        return [_subscription(row) for row in rows]
+
+    async def set_paused(self, user_id: str, subscription_id: int, paused: bool) -> bool:
+        repo = self.repo
+        async with repo._write():
+            rows = await repo._rows(
+                "UPDATE subscriptions SET paused = ? WHERE id = ? AND channel = ?"
+                " AND recipient = ? AND active = 1 RETURNING watch_id",
+                (paused, subscription_id, CHANNEL, user_id),
+            )
+            await repo._refresh_watch_products([row["watch_id"] for row in rows])
+        return bool(rows)
+
+    async def remove(self, user_id: str, subscription_id: int, now: datetime) -> bool:
+        async with self.repo._write():
+            ended = await self.repo._end_subscriptions(
+                "id = ? AND channel = ? AND recipient = ?",
+                (subscription_id, CHANNEL, user_id),
+                to_epoch(now),
+                "unsubscribed",
+            )
+        return ended > 0
+
+    async def end_all(self, user_id: str, now: datetime) -> int:
+        async with self.repo._write():
+            return await self.repo._end_subscriptions(
+                "channel = ? AND recipient = ?", (CHANNEL, user_id), to_epoch(now), "unfollowed"
+            )
+
+    async def count_active(self, user_id: str) -> int:
+        async with self.repo._read():
+            row = await self.repo._row(
+                "SELECT COUNT(*) AS n FROM subscriptions WHERE channel = ? AND recipient = ?"
+                " AND origin = 'chat' AND active = 1",
+                (CHANNEL, user_id),
+            )
+        return int(row["n"]) if row else 0
