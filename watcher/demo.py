@@ -23,6 +23,10 @@ from watcher.demo_shop import DemoShop, ShopProduct, Shows, ghost_once, timeline
 from watcher.politeness import Backoff
 
 IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER
+CHANNELS_NOTE = (
+    "Messages print here; in a watchlist the same alerts go to Telegram, LINE (Flex message,"
+    " multicast), Discord (embeds), X, e-mail or a webhook (try `restock notify-test`)."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,7 @@ def _print_intro(products: list[DemoProduct], seconds: float, out: TextIO | None
     print(f"restock demo: watching a simulated shop for {seconds:.0f} s (offline)", file=out)
     for product in products:
         print(f"  - {product.title}: {product.story}", file=out)
+    print(CHANNELS_NOTE, file=out)
     print(file=out, flush=True)
 
 
