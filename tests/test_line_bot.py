@@ -352,3 +352,27 @@ def test_parse_text_reads_full_width_and_synonyms() -> None:
 
 def test_both_languages_say_the_same_things() -> None:
     assert TEXTS["ja"].keys() == TEXTS["en"].keys()
+
+
+async def test_a_database_failure_is_500_and_the_resend_finishes_the_body(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = text(f"登録 {ITEM}"), text("一覧")
+    claim = h.store.claim_event
+    calls = 0
+
+    async def flaky(event_id: str, now: datetime) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError("database is locked")
+        return await claim(event_id, now)
+
+    monkeypatch.setattr(h.store, "claim_event", flaky)
+    raw = body(first, second)
+    assert (await h.post(raw)).status_code == 500
+    assert len(h.line.replies) == 1  # the first event was handled
+    assert (await h.post(raw)).status_code == 200  # LINE sends the body again
+    assert len(h.line.replies) == 2  # only the second event is answered now
+    assert h.line.replies[1]["messages"][0]["text"].startswith("登録一覧（1件）")
+    assert len(await h.store.subscriptions(ALICE)) == 1

@@ -106,30 +106,36 @@ class LineBot:
         }
 
     async def handle(self, events: Sequence[LineEvent]) -> None:
-        """Handle a verified webhook body's events; one failing event does not stop the rest."""
-        for event in events:
-            try:
-                await self._handle(event)
-            except Exception:
-                LOG.exception("line: event %s not handled", event.event_id or "-")
+        """Handle a verified webhook body's events, in order.
 
-    async def _handle(self, event: LineEvent) -> None:
-        if event.user_id is None or (event.kind is Kind.OTHER and event.reply_token is None):
-            return  # nothing of ours: a group, a malformed event, an event we cannot answer
-        async with self._lock(event.user_id):
-            if event.event_id is not None and not await self.store.claim_event(
-                event.event_id, self.clock.now()
-            ):
-                LOG.info("line: event %s already handled", event.event_id)
-                return
-            if event.kind is Kind.UNFOLLOW:
-                await self._unfollowed(event.user_id)
-                return
-            if not event.active:
-                return
-            messages = await self._answer(event)
-            if messages and event.reply_token is not None:
-                await self._reply(event.reply_token, messages)
+        An event that fails once claimed is logged and the rest go on; a claim that fails (the
+        database is unavailable) raises, so the request is answered 500 and LINE sends it again:
+        the events claimed before it are then skipped, the others handled.
+        """
+        for event in events:
+            if event.user_id is None or (event.kind is Kind.OTHER and event.reply_token is None):
+                continue  # nothing of ours: a group, a malformed event, one we cannot answer
+            async with self._lock(event.user_id):
+                if event.event_id is not None and not await self.store.claim_event(
+                    event.event_id, self.clock.now()
+                ):
+                    LOG.info("line: event %s already handled", event.event_id)
+                    continue
+                try:
+                    await self._handle(event, event.user_id)
+                except Exception:
+                    LOG.exception("line: event %s not handled", event.event_id or "-")
+
+    async def _handle(self, event: LineEvent, user_id: str) -> None:
+        """One claimed event (the caller holds the user's lock)."""
+        if event.kind is Kind.UNFOLLOW:
+            await self._unfollowed(user_id)
+            return
+        if not event.active:
+            return
+        messages = await self._answer(event)
+        if messages and event.reply_token is not None:
+            await self._reply(event.reply_token, messages)
 
     def _lock(self, user_id: str) -> asyncio.Lock:
         """One lock per user while in use: a user's events are handled one at a time."""

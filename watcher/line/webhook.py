@@ -3,8 +3,9 @@
 Order matters: method, then size, then the signature over the raw bytes (constant time), and
 only then the JSON. A refused request changes nothing: 405, 413, 401 (bad or missing
 signature) or 400 (signed, but not a webhook body). A verified body is handled before the
-answer, so a crash mid-way makes LINE redeliver it (its events are claimed by id, so what was
-done is not done twice); LINE's own verification request (no events) gets 200.
+answer, so a crash or a database failure mid-way (500) makes LINE send it again; its events are
+claimed by id, so what was done is not done twice. LINE's verification request (no events) gets
+200.
 """
 
 from __future__ import annotations
@@ -46,5 +47,9 @@ class LineWebhook:
         except BodyError as exc:
             LOG.warning("line webhook: signed body refused: %s", exc)
             return Response(400, b"not a webhook body\n", _TEXT)
-        await self._handle(events)
+        try:
+            await self._handle(events)
+        except Exception:
+            LOG.exception("line webhook: events not handled; LINE will send them again")
+            return Response(500, b"try again\n", _TEXT)
         return Response(200, b"{}", {"Content-Type": "application/json"})
