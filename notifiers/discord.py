@@ -226,7 +226,7 @@ class DiscordNotifier(Notifier):
     def _retry_after(self, response: httpx.Response) -> float:
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         if isinstance(body, dict):
             value = _seconds(body.get("retry_after"))

@@ -146,7 +146,7 @@ class LineApi:
 def _answer(response: httpx.Response) -> Answer:
     try:
         body = response.json() if response.content else None
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     message = ""
     if isinstance(body, dict) and isinstance(body.get("message"), str):

@@ -187,7 +187,9 @@ async def test_oversized_body_is_refused_before_reading(h: Harness) -> None:
 
 
 async def test_signed_garbage_is_400(h: Harness) -> None:
-    for raw in (b"not json", b"[]", b'{"events": {}}', "\udcff".encode("utf-8", "surrogatepass")):
+    deep = b'{"events": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    garbage = (b"not json", b"[]", b'{"events": {}}', "\udcff".encode("utf-8", "surrogatepass"))
+    for raw in (*garbage, deep):
         assert (await h.post(raw)).status_code == 400
 
 

@@ -48,7 +48,7 @@ class LineEvent:
 def parse_body(body: bytes) -> list[LineEvent]:
     try:
         document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nesting deeper than Python's stack
         raise BodyError("not JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
         raise BodyError("no events list")
