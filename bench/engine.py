@@ -15,7 +15,7 @@ Page modes: "changed" ends every page with a per-request token, so every page is
 worst case); "unchanged" serves each product's page as it was until its stock changes (the usual
 case: the engine recognises the same content and does not parse it again).
 
-The engine runs as `restock run` would: the garbage collector tuned (watcher/runtime.py) and
+The engine runs as `restock run` would: the garbage collector tuned (watcher/service/runtime.py) and
 pages parsed by the watchlist's `parse_workers` (auto: one worker process on two cores).
 
 Prints, per mode, sustained checks/s, CPU seconds per 1,000 checks (the engine's process and its
@@ -60,17 +60,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
+import httpx
 
-from notifiers.base import Notice, Notifier, SendResult  # noqa: E402
-from notifiers.telegram import TelegramNotifier  # noqa: E402
-from watcher.app import App, Overrides  # noqa: E402
-from watcher.config import parse_config  # noqa: E402
-from watcher.db import SQLiteRepository, open_repository  # noqa: E402
-from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
-from watcher.engine import EngineCounters  # noqa: E402
-from watcher.model import Notify, Watch  # noqa: E402
-from watcher.runtime import tune_gc  # noqa: E402
+from notifiers.base import Notice, Notifier, SendResult
+from notifiers.telegram import TelegramNotifier
+from watcher.config.load import parse_config
+from watcher.core.model import Notify, Watch
+from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline
+from watcher.service.app import App
+from watcher.service.engine import EngineCounters
+from watcher.service.runtime import tune_gc
+from watcher.service.wiring import Overrides
+from watcher.storage import open_repository
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 MODES = {
     "changed": "every page changed (a per-request token: every page is parsed)",

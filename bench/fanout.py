@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from notifiers.base import Notice, Outcome, SendResult
 from notifiers.telegram import TelegramNotifier
-from watcher.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind
 
 TOKEN = "999999:bench-token"
 

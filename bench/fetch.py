@@ -1,6 +1,6 @@
 """The fetcher's cost per request: `Fetcher.fetch_raw` against a loopback shop of ~100 KB pages.
 
-The shop (`watcher.demo_shop.DemoShop`) runs in its own process (the second core); this process
+The shop (`watcher.demo.shop.DemoShop`) runs in its own process (the second core); this process
 runs `--requests` fetches through `Fetcher.fetch_raw`, `--concurrency` at a time, over the app's
 transport (aiohttp's, as `restock run` uses when installed) or httpx's own pool. A warm-up of
 `--warmup` fetches opens the connections first and is not measured. Each of `--rounds` rounds
@@ -27,12 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
+import httpx
 
-from watcher.app import Overrides, fast_transport  # noqa: E402
-from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
-from watcher.fetch import Fetcher, build_client  # noqa: E402
-from watcher.model import FetchPlan  # noqa: E402
+from watcher.core.model import FetchPlan
+from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline
+from watcher.net.fetch import Fetcher
+from watcher.net.transport import build_client, fast_transport
 
 
 def serve_shop(products: int, page_kb: int, pipe: Connection) -> None:
@@ -55,7 +55,7 @@ def transport_for(name: str) -> httpx.AsyncBaseTransport | None:
     if name == "httpx":
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    return fast_transport(Overrides())
+    return fast_transport()
 
 
 def cpu_seconds() -> float:

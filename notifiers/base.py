@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from watcher.model import Event
+from watcher.core.model import Event
 
 
 class Outcome(enum.StrEnum):

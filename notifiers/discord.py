@@ -26,20 +26,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from notifiers.base import Notice, Notifier, SendResult
-from notifiers.pacing import (
-    Clock,
-    SecretRedactor,
-    SlidingWindow,
-    SystemClock,
-    Window,
-    backoff_seconds,
-    install_redactor,
-    log_send,
-    remove_redactor,
-)
+from notifiers.pacing import SlidingWindow, Window, backoff_seconds, log_send
 from notifiers.render import Facts, Language, facts, pick_language, shorten
-from watcher.fetch import parse_retry_after
-from watcher.model import EventKind
+from watcher.clock import Clock, SystemClock
+from watcher.core.model import EventKind
+from watcher.net.headers import parse_retry_after
+from watcher.redact import SecretRedactor, install_redactor, remove_redactor
 
 USER_AGENT = "restock-watcher (+discord)"
 EMBEDS_MAX = 10

@@ -21,14 +21,9 @@ from urllib.parse import urlencode
 import aiosmtplib
 
 from notifiers.base import Notice, Notifier, SendResult
-from notifiers.pacing import Clock, SystemClock, backoff_seconds, log_send
-from notifiers.render import (
-    Language,
-    email_subject,
-    pick_language,
-    render_email_html,
-    render_text,
-)
+from notifiers.pacing import backoff_seconds, log_send
+from notifiers.render import Language, email_subject, pick_language, render_email_html, render_text
+from watcher.clock import Clock, SystemClock
 
 Tls = Literal["starttls", "implicit", "none"]
 TLS_MODES: tuple[Tls, ...] = ("starttls", "implicit", "none")

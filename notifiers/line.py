@@ -34,17 +34,11 @@ from notifiers.base import Notice, Notifier, SendResult
 from notifiers.line_api import MULTICAST_MAX, Answer, LineApi
 from notifiers.line_flex import flex_message
 from notifiers.line_quota import QUOTA_REASON, Quota, QuotaPolicy, plan_fan_out
-from notifiers.pacing import (
-    Clock,
-    SecretRedactor,
-    SystemClock,
-    backoff_seconds,
-    install_redactor,
-    log_send,
-    remove_redactor,
-)
+from notifiers.pacing import backoff_seconds, log_send
 from notifiers.render import Language, pick_language
-from watcher.fetch import parse_retry_after
+from watcher.clock import Clock, SystemClock
+from watcher.net.headers import parse_retry_after
+from watcher.redact import SecretRedactor, install_redactor, remove_redactor
 
 log = logging.getLogger("restock.notify")
 

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 
 from notifiers.line_quota import Quota
-from notifiers.pacing import Clock, SlidingWindow, Window
+from notifiers.pacing import SlidingWindow, Window
+from watcher.clock import Clock
 
 DEFAULT_API = "https://api.line.me"
 MULTICAST = "/v2/bot/message/multicast"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from notifiers.render import Facts, Language, facts, shorten
-from watcher.model import Event, EventKind
+from watcher.core.model import Event, EventKind
 
 ALT_TEXT_MAX = 400  # LINE allows 1,500; the notification preview shows far less
 URI_MAX = 1000

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from watcher import miniserver
-from watcher.miniserver import Request, Response
+from watcher.web import miniserver
+from watcher.web.miniserver import Request, Response
 
 TOKEN = "line-channel-token-0123456789abcdef"
 MESSAGE_PATHS = ("/v2/bot/message/multicast", "/v2/bot/message/push")

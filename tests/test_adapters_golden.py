@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from conftest import FIXTURES, SHARED_PAGES
 
-from watcher.model import Availability, Observation, Page
-from watcher.stores import ADAPTERS, parse_page
+from watcher.core.model import Availability, Observation, Page
+from watcher.stores.parse import parse_page
+from watcher.stores.registry import ADAPTERS
 
 PAGES = FIXTURES / "pages"
 MIN_CASES = 25  # the golden test must never pass on an empty or half-found folder
@@ -29,7 +30,7 @@ def _case_id(path: Path) -> str:
 
 def _decode(raw: bytes) -> str:
     try:
-        from watcher.fetch import decode_body
+        from watcher.net.decode import decode_body
     except ImportError:  # the fetcher is optional for reading saved pages
         try:
             return raw.decode("utf-8")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES, SHARED_PAGES
 
-from watcher.model import (
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     ItemCondition,
@@ -17,8 +17,9 @@ from watcher.model import (
     SellerFilter,
     WatchConditions,
 )
-from watcher.stores import ADAPTERS, adapter_for, parse_page
 from watcher.stores.amazon_jp import BuyBox, decide, parse_product, product_request
+from watcher.stores.parse import parse_page
+from watcher.stores.registry import ADAPTERS, adapter_for
 
 PAGES = FIXTURES / "pages" / "amazon_jp"
 _A = Availability

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from notifiers.console import ConsoleNotifier
-from watcher.app import App, Overrides
-from watcher.config import load_config
-from watcher.db import open_repository
-from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline
+from watcher.config.load import load_config
+from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline
+from watcher.service.app import App
+from watcher.service.wiring import Overrides
+from watcher.storage import open_repository
 
 TOKEN = "123456:SECRET-token-value"
 

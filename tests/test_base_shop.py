@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from conftest import FIXTURES
 
-from watcher.model import Availability, Page
-from watcher.stores import ADAPTERS, adapter_for, parse_page
+from watcher.core.model import Availability, Page
 from watcher.stores.base_shop import parse_product, recognise
+from watcher.stores.parse import parse_page
+from watcher.stores.registry import ADAPTERS, adapter_for
 
 PAGES = FIXTURES / "pages" / "base"
 OWN = "https://www.kotori-pottery.jp/items/81234503"

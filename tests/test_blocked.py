@@ -9,7 +9,7 @@ import pytest
 from conftest import FIXTURES, SHARED_PAGES
 from selectolax.lexbor import LexborHTMLParser
 
-from watcher.model import Availability, Page
+from watcher.core.model import Availability, Page
 from watcher.stores._blocked import SMALL_PAGE_CHARS, blocked_observation, detect_block
 
 PAGES = FIXTURES / "pages"

@@ -19,19 +19,20 @@ import pytest
 import respx
 
 from notifiers.pacing import Pacer
-from watcher.bot import BotSettings, ChatBot
-from watcher.db import open_repository
-from watcher.model import (
+from watcher.bot.telegram import BotSettings, ChatBot
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     Event,
     EventKind,
     Observation,
+    QuietMode,
     Watch,
 )
-from watcher.netguard import URLGuard
-from watcher.repository import CheckOutcome, QuietMode, Repository, WatchDecision
+from watcher.net.netguard import URLGuard
 from watcher.secret import Secret
+from watcher.storage import open_repository
+from watcher.storage.interface import CheckOutcome, Repository, WatchDecision
 
 TOKEN = "654321:AAH-chat-bot-secret_token"
 API = "https://tg.example.test"
@@ -612,7 +613,7 @@ async def test_one_chat_waits_for_its_own_updates_only(tmp_path: Path) -> None:
 
 
 async def test_long_lists_stay_within_one_message(tmp_path: Path) -> None:
-    from watcher.model import WatchConditions
+    from watcher.core.model import WatchConditions
 
     async with bot_harness(tmp_path, max_watches_per_user=40) as h:
         for n in range(30):

@@ -6,8 +6,8 @@ from datetime import time
 
 import pytest
 
-from watcher.bot_limits import AdminCache, CommandRateLimiter, Verdict
-from watcher.bot_parse import (
+from watcher.bot.limits import AdminCache, CommandRateLimiter, Verdict
+from watcher.bot.parse import (
     ButtonAction,
     ButtonPress,
     Command,
@@ -26,8 +26,7 @@ from watcher.bot_parse import (
     start_payload,
     watch_key_from_payload,
 )
-from watcher.model import ConditionFilter
-from watcher.repository import QuietHours, QuietMode
+from watcher.core.model import ConditionFilter, QuietHours, QuietMode
 
 
 @pytest.mark.parametrize(

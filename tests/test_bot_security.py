@@ -127,7 +127,7 @@ async def test_invalid_jan_says_why(tmp_path: Path) -> None:
 
 
 async def test_html_in_a_yaml_watch_name_is_escaped(tmp_path: Path) -> None:
-    from watcher.model import Watch
+    from watcher.core.model import Watch
 
     async with bot_harness(tmp_path) as h:
         watch = Watch(key="w1", name="<a href='https://evil.example'>win</a>", url=PRODUCT)
@@ -261,7 +261,7 @@ async def test_a_members_watch_in_a_group_is_refused_and_writes_nothing(tmp_path
 async def test_every_change_to_a_groups_watches_needs_an_admin(
     tmp_path: Path, command: str
 ) -> None:
-    from watcher.model import Watch
+    from watcher.core.model import Watch
 
     async with bot_harness(tmp_path) as h:
         await h.repo.sync_yaml_watches([Watch(key="w1", name="w1", url=PRODUCT)], h.clock.now())

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from watcher.cli import main
-from watcher.demo_shop import DemoShop, ShopProduct, Shows, timeline
+from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline
 
 PAGES = Path(__file__).parent / "fixtures" / "pages"
 

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 from test_engine import IN, OUT, Lever, eventually
 
-from watcher import miniserver
 from watcher.cli import main
-from watcher.db import open_repository
-from watcher.demo_shop import DemoShop, ShopProduct
-from watcher.engine import STORE_ROW_PREFIX
-from watcher.miniserver import Request, Response
-from watcher.repository import HostState
+from watcher.demo.shop import DemoShop, ShopProduct
+from watcher.service.engine import STORE_ROW_PREFIX
+from watcher.storage import open_repository
+from watcher.storage.interface import HostState
+from watcher.web import miniserver
+from watcher.web.miniserver import Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
 

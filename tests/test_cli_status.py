@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from watcher.cli import main
-from watcher.config import load_config
-from watcher.db import open_repository
-from watcher.model import Availability, Event, EventKind, Observation
-from watcher.repository import CheckOutcome, WatchDecision
+from watcher.config.load import load_config
+from watcher.core.model import Availability, Event, EventKind, Observation
+from watcher.storage import open_repository
+from watcher.storage.interface import CheckOutcome, WatchDecision
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -78,6 +78,8 @@ def test_history_shows_observations_and_events(
         (["status", "--config", "/nonexistent/w.yaml"], "cannot read"),
         (["status", "--database", "/nonexistent/db.sqlite3"], "no database"),
         (["history", "switch-2", "--database", "/nonexistent/db.sqlite3"], "no database"),
+        (["status", "--database", "sqlite:////nonexistent/db.sqlite3"], "no database"),
+        (["status", "--database", "mysql://127.0.0.1/restock"], "unsupported database URL"),
     ],
 )
 def test_usage_errors_are_one_line(

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from watcher.cli import main
-from watcher.config import Config, json_schema, load_config, parse_config, watch_key
-from watcher.config_types import parse_duration
-from watcher.errors import ConfigError
-from watcher.model import (
+from watcher.config.load import Config, load_config, parse_config
+from watcher.config.schema import json_schema
+from watcher.config.types import parse_duration
+from watcher.core.keys import watch_key
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     Notify,
@@ -21,6 +22,7 @@ from watcher.model import (
     Watch,
     WatchConditions,
 )
+from watcher.errors import ConfigError
 from watcher.secret import Secret
 from watcher.stores._base import HostLimits
 
@@ -67,7 +69,7 @@ def everything() -> Config:
 
 def test_settings_are_typed_and_relative_database_is_beside_the_file(everything: Config) -> None:
     settings = everything.settings
-    assert settings.database == CONFIGS.absolute() / "data" / "watch.db"
+    assert settings.database == str(CONFIGS.absolute() / "data" / "watch.db")
     assert settings.timezone == "Europe/London"
     assert settings.zone.key == "Europe/London"
     assert settings.default_interval == timedelta(hours=1, minutes=30)
@@ -167,7 +169,7 @@ def test_defaults_of_a_minimal_file(tmp_path: Path) -> None:
     path.write_text("watches:\n  - {name: A, url: 'https://example.com/a'}\n", encoding="utf-8")
     config = load_config(path, env={})
     settings = config.settings
-    assert settings.database == tmp_path / "restock.sqlite3"
+    assert settings.database == str(tmp_path / "restock.sqlite3")
     assert (settings.timezone, settings.default_interval) == ("Asia/Tokyo", timedelta(minutes=5))
     assert (settings.debounce.confirm, settings.debounce.rearm) == (2, 2)
     assert settings.debounce.cooldown == timedelta(minutes=10)
@@ -652,11 +654,31 @@ def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) ->
 def test_restock_database_env_overrides_the_database_path(tmp_path: Path) -> None:
     text = "settings:\n  database: here.sqlite3\n"
     plain = parse_config(text, str(tmp_path / "w.yaml"), env={}, base_dir=tmp_path)
-    assert plain.settings.database == tmp_path / "here.sqlite3"
+    assert plain.settings.database == str(tmp_path / "here.sqlite3")
     moved = parse_config(
         text, "w.yaml", env={"RESTOCK_DATABASE": "/data/restock.sqlite3"}, base_dir=tmp_path
     )
-    assert moved.settings.database == Path("/data/restock.sqlite3")
+    assert moved.settings.database == "/data/restock.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("written", "resolved"),
+    [
+        ("here.sqlite3", "{dir}/here.sqlite3"),
+        ("/abs/here.sqlite3", "/abs/here.sqlite3"),
+        (":memory:", ":memory:"),
+        ("sqlite:///here.sqlite3", "sqlite:///{dir}/here.sqlite3"),
+        ("sqlite:////abs/here.sqlite3", "sqlite:////abs/here.sqlite3"),
+        (
+            "postgresql://restock@127.0.0.1:5432/restock",
+            "postgresql://restock@127.0.0.1:5432/restock",
+        ),
+    ],
+)
+def test_the_database_is_a_path_or_a_url(tmp_path: Path, written: str, resolved: str) -> None:
+    text = f"settings:\n  database: '{written}'\n"
+    config = parse_config(text, str(tmp_path / "w.yaml"), env={}, base_dir=tmp_path)
+    assert config.settings.database == resolved.format(dir=tmp_path)
 
 
 def test_an_alias_bomb_is_refused_quickly() -> None:

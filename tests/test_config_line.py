@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.config import parse_config
+from watcher.config.load import parse_config
 from watcher.errors import ConfigError
 
 USER = "U4af4980629e1c2b0d9d8f2e1a3b4c5d6"

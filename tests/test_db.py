@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from watcher import db
-from watcher.db import SQLiteRepository, open_repository
-from watcher.db_migrations import LATEST_VERSION
-from watcher.errors import StorageError
-from watcher.model import (
+from watcher import storage
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     Event,
@@ -21,18 +18,19 @@ from watcher.model import (
     FetchFacts,
     Notify,
     Observation,
+    Origin,
+    QuietHours,
+    QuietMode,
     TextRules,
     Watch,
     WatchConditions,
 )
-from watcher.repository import (
-    CheckOutcome,
-    HostState,
-    Origin,
-    QuietHours,
-    QuietMode,
-    WatchDecision,
-)
+from watcher.errors import StorageError
+from watcher.storage import open_repository
+from watcher.storage.interface import CheckOutcome, HostState, WatchDecision
+from watcher.storage.sqlite import checks as sqlite_checks
+from watcher.storage.sqlite.migrations import LATEST_VERSION
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -104,9 +102,15 @@ async def test_a_database_newer_than_the_code_is_refused(db_path: Path) -> None:
         await open_repository(db_path)
 
 
-async def test_unsupported_urls_and_unreadable_files_are_storage_errors(tmp_path: Path) -> None:
-    with pytest.raises(StorageError, match="unsupported database URL"):
-        await open_repository("postgresql://localhost/restock")
+async def test_unsupported_urls_and_unreadable_files_are_storage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(StorageError, match="unsupported database URL scheme 'mysql'"):
+        await open_repository("mysql://localhost/restock")
+    # A scheme with a registered backend that this build does not have: said plainly.
+    monkeypatch.setitem(storage.BACKENDS, "cockroachdb", "watcher.storage.cockroachdb.repository")
+    with pytest.raises(StorageError, match="cockroachdb database backend is not part of"):
+        await open_repository("cockroachdb://localhost/restock")
     junk = tmp_path / "junk.sqlite3"
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StorageError):
@@ -121,16 +125,16 @@ async def test_naive_datetimes_are_refused(repo: SQLiteRepository) -> None:
 # --- the watchlist ------------------------------------------------------------------------------
 
 
-async def test_sync_keeps_detector_state_across_reloads_and_restarts(db_path: Path) -> None:
+async def test_sync_keeps_detector_state_across_reloads_and_restarts(database: str) -> None:
     switch, mug = yaml_watch("switch"), yaml_watch("mug", MUG, once=True)
-    repo = await open_repository(db_path)
+    repo = await open_repository(database)
     await repo.sync_yaml_watches([switch, mug], NOW)
     for target in (SWITCH, MUG):
         [stored] = await repo.load_watches(await product_of(repo, target))
         await check(repo, target, [WatchDecision(stored.id, {"phase": "armed", "seen": 3})])
     await repo.close()
 
-    repo = await open_repository(db_path)
+    repo = await open_repository(database)
     renamed = yaml_watch("switch", name="Switch 2 (renamed)", interval=timedelta(minutes=1))
     moved = yaml_watch("mug", "https://example.base.shop/items/999")
     await repo.sync_yaml_watches([renamed, moved], NOW)
@@ -238,8 +242,8 @@ async def test_release_product_and_release_leases(repo: SQLiteRepository) -> Non
     assert later.id == claimed[0].id
 
 
-async def test_two_repositories_on_one_file_never_claim_the_same_product(db_path: Path) -> None:
-    first, second = await open_repository(db_path), await open_repository(db_path)
+async def test_two_repositories_on_one_file_never_claim_the_same_product(database: str) -> None:
+    first, second = await open_repository(database), await open_repository(database)
     try:
         watches = [yaml_watch(f"w{i}", f"https://shop.example/items/{i}") for i in range(150)]
         await first.sync_yaml_watches(watches, NOW)
@@ -354,8 +358,8 @@ async def test_stop_deactivates_a_chat_and_quiet_hours_follow_it(repo: SQLiteRep
 async def test_history_is_newest_first_and_observations_are_pruned(
     repo: SQLiteRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db, "OBSERVATIONS_KEPT", 3)
-    monkeypatch.setattr(db, "PRUNE_EVERY", 5)
+    monkeypatch.setattr(sqlite_checks, "OBSERVATIONS_KEPT", 3)
+    monkeypatch.setattr(sqlite_checks, "PRUNE_EVERY", 5)
     watch = yaml_watch("switch")
     await repo.sync_yaml_watches([watch], NOW)
     [stored] = await repo.load_watches(await product_of(repo, SWITCH))
@@ -413,8 +417,8 @@ async def test_stats_count_users_watches_checks_blocks_and_demand(repo: SQLiteRe
     ]
 
 
-async def test_host_slots_are_shared_and_respect_backoff(db_path: Path) -> None:
-    first, second = await open_repository(db_path), await open_repository(db_path)
+async def test_host_slots_are_shared_and_respect_backoff(database: str) -> None:
+    first, second = await open_repository(database), await open_repository(database)
     try:
         delay = timedelta(seconds=3)
         slots = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from watcher.demo import run_demo
+from watcher.demo.run import run_demo
 
 DEMO_SECONDS = 18.0  # the story scales with the length; 12 s tells it all on an idle machine
 

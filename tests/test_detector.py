@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from watcher.detector import (
+from watcher.core.detector import (
     STATE_VERSION,
     DebounceSettings,
     Decision,
@@ -18,7 +18,7 @@ from watcher.detector import (
     Phase,
     WatchState,
 )
-from watcher.model import (
+from watcher.core.model import (
     Availability,
     EventKind,
     Observation,

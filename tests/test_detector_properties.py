@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.detector import DebounceSettings, Detector, WatchState
-from watcher.model import Availability, Event, EventKind, Observation, Watch, WatchConditions
+from watcher.core.detector import DebounceSettings, Detector, WatchState
+from watcher.core.model import Availability, Event, EventKind, Observation, Watch, WatchConditions
 
 T0 = datetime(2025, 3, 1, 0, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
 BUYABLE = frozenset({Availability.IN_STOCK, Availability.PREORDER})

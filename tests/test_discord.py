@@ -20,9 +20,9 @@ import pytest
 
 from notifiers.base import Notice, Outcome
 from notifiers.discord import DiscordNotifier, escape_discord, wait_url
-from watcher import miniserver
-from watcher.miniserver import Request, Response
-from watcher.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind
+from watcher.web import miniserver
+from watcher.web.miniserver import Request, Response
 
 T0 = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
 HOOK_PATH = "/api/webhooks/1234567890/hook-token-abcdefghijklmnop"

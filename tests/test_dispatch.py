@@ -12,12 +12,22 @@ from typing import Any
 import pytest
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
-from watcher.db import SQLiteRepository, open_repository
-from watcher.dispatch import Dispatcher, DispatchSettings
+from watcher.core.model import (
+    Availability,
+    Event,
+    EventKind,
+    Notify,
+    Observation,
+    QuietHours,
+    QuietMode,
+    Watch,
+)
 from watcher.errors import StorageError
-from watcher.metrics import Metrics
-from watcher.model import Availability, Event, EventKind, Notify, Observation, Watch
-from watcher.repository import CheckOutcome, QuietHours, QuietMode, WatchDecision
+from watcher.service.dispatch import Dispatcher, DispatchSettings
+from watcher.service.metrics import Metrics
+from watcher.storage import open_repository
+from watcher.storage.interface import CheckOutcome, WatchDecision
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)  # 21:00 in Tokyo
 LEASE = timedelta(minutes=2)

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 
 from notifiers.base import Notice, Outcome
 from notifiers.email import EmailNotifier, unsubscribe_token
-from watcher.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind
 
 REJECTED = "gone@example.net"
 

@@ -20,20 +20,27 @@ import httpx
 import pytest
 
 from notifiers.base import Notice, Notifier, SendResult
-from watcher import engine as engine_module
-from watcher import parsepool
-from watcher.app import App, Overrides
-from watcher.config import load_config
-from watcher.db import SQLiteRepository, open_repository
-from watcher.demo_shop import DemoShop, ShopProduct, Shows
-from watcher.detector import DebounceSettings
-from watcher.engine import STORE_ROW_PREFIX, Engine, EngineSettings, LayoutDrift, is_layout_miss
-from watcher.fetch import Fetcher
-from watcher.model import Availability, EventKind, Observation
-from watcher.observe import read_page
-from watcher.politeness import Backoff, Politeness
-from watcher.repository import DueProduct, ObservationRecord
-from watcher.schedule import HotWindow
+from watcher.config.load import load_config
+from watcher.core.detector import DebounceSettings
+from watcher.core.drift import LayoutDrift, is_layout_miss
+from watcher.core.model import Availability, EventKind, Observation
+from watcher.core.schedule import HotWindow
+from watcher.demo.shop import DemoShop, ShopProduct, Shows
+from watcher.net.fetch import Fetcher
+from watcher.net.politeness import Backoff, Politeness
+from watcher.reading import pool as parsepool
+from watcher.reading.read import read_page
+from watcher.service import engine as engine_module
+from watcher.service.app import App
+from watcher.service.engine import (
+    STORE_ROW_PREFIX,
+    Engine,
+    EngineSettings,
+)
+from watcher.service.wiring import Overrides
+from watcher.storage import open_repository
+from watcher.storage.interface import DueProduct, ObservationRecord
+from watcher.storage.sqlite.repository import SQLiteRepository
 from watcher.stores.sources import RAKUTEN_SEARCH_URL
 
 IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER

@@ -24,19 +24,18 @@ from test_dispatch import (
     switch_watch,
 )
 
-from watcher import db
-from watcher.db import SQLiteRepository, open_repository, to_epoch
-from watcher.dispatch import Dispatcher
-from watcher.model import Availability, Notify, Observation
-from watcher.repository import (
+from watcher.core.model import Availability, Notify, Observation, QuietHours, QuietMode
+from watcher.service.dispatch import Dispatcher
+from watcher.storage import group_commit, open_repository
+from watcher.storage.codec import to_epoch
+from watcher.storage.interface import (
     CheckOutcome,
     ClaimedDelivery,
     DeliveryClaim,
-    QuietHours,
-    QuietMode,
     RecordedCheck,
     WatchDecision,
 )
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 OWNER = "dispatcher-1"
 TELEGRAM = frozenset({"telegram"})
@@ -140,7 +139,7 @@ async def hand_and_run(
 async def test_an_event_writes_one_delivery_per_active_subscription_all_claimed(
     repo: SQLiteRepository, db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db, "CLAIMED_CHUNK", 7)  # built in several chunks
+    monkeypatch.setattr(group_commit, "CLAIMED_CHUNK", 7)  # built in several chunks
     await repo.sync_yaml_watches([switch_watch(Notify(webhook=True))], NOW)
     subscription = {chat: await follow(repo, chat) for chat in chats(40)}
     await follow(repo, 41, language="en")
@@ -181,7 +180,7 @@ async def test_a_fan_outs_claim_equals_a_claim_from_the_outbox_right_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ids, order, event, quiet hours, languages: the same whichever way they are claimed."""
-    monkeypatch.setattr(db, "CLAIMED_CHUNK", 4)
+    monkeypatch.setattr(group_commit, "CLAIMED_CHUNK", 4)
     claimed: list[Sequence[ClaimedDelivery]] = []
     for name in ("in-check", "after"):
         repo = await open_repository(tmp_path / f"{name}.sqlite3")

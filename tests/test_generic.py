@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
+from watcher.core.model import Availability, ItemCondition, Observation, Page, TextRules
 from watcher.errors import UsageError
-from watcher.model import Availability, ItemCondition, Observation, Page, TextRules
-from watcher.stores import ADAPTERS, adapter_for, failed_fetch, parse_page
 from watcher.stores._base import StoreAdapter
 from watcher.stores._schema_org import (
     best_state,
@@ -27,6 +26,8 @@ from watcher.stores._text import (
     quantity_hint,
 )
 from watcher.stores.generic import parse_product, parse_with_rules
+from watcher.stores.parse import failed_fetch, parse_page
+from watcher.stores.registry import ADAPTERS, adapter_for
 
 A = Availability
 
@@ -697,7 +698,7 @@ def test_adapter_for_host_then_recognise(monkeypatch: pytest.MonkeyPatch) -> Non
     )
     crashing = StoreAdapter(name="crashy", parse_product=boom, recognise=lambda p: 1 / 0 > 0)
     registry = {"crashy": crashing, **ADAPTERS, "hosty": by_host, "marky": by_markup}
-    monkeypatch.setattr("watcher.stores.ADAPTERS", registry)
+    monkeypatch.setattr("watcher.stores.registry.ADAPTERS", registry)
     assert adapter_for("https://a.hosty.example/p").name == "hosty"
     marked = Page(url="https://own-domain.example/p", text="<div class=marky-shop>")
     assert adapter_for(marked.url, page=marked).name == "marky"

@@ -27,21 +27,20 @@ from test_dispatch import (
 )
 from test_engine import IN, OUT, Lever, Recorder, eventually, fast_overrides, url_watch, watchlist
 
-from watcher.app import App
-from watcher.config import load_config
-from watcher.db import SQLiteRepository, open_repository
-from watcher.demo_shop import DemoShop, ShopProduct
+from watcher.config.load import load_config
+from watcher.core.model import Availability, Notify, Observation, QuietHours, QuietMode, Watch
+from watcher.demo.shop import DemoShop, ShopProduct
 from watcher.errors import StorageError
-from watcher.model import Availability, Notify, Observation, Watch
-from watcher.repository import (
+from watcher.service.app import App
+from watcher.storage import open_repository
+from watcher.storage.interface import (
     CheckOutcome,
     ClaimedDelivery,
     DeliveryClaim,
-    QuietHours,
-    QuietMode,
     RecordedCheck,
     WatchDecision,
 )
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 TELEGRAM_ONLY = frozenset({"telegram"})
 

@@ -16,8 +16,8 @@ from notifiers.line_api import EndpointPacer, quota_from
 from notifiers.line_flex import flex_message
 from notifiers.line_quota import Quota, QuotaPolicy, plan_fan_out
 from tests.line_standin import TOKEN, LineStandIn
-from watcher.metrics import Metrics
-from watcher.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind
+from watcher.service.metrics import Metrics
 
 T0 = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
 

@@ -11,10 +11,11 @@ import httpx
 from notifiers.discord import DiscordNotifier
 from notifiers.line import LineNotifier
 from tests.line_standin import TOKEN, LineStandIn
-from watcher.app import App, Overrides, build_notifiers
-from watcher.config import load_config
-from watcher.db import open_repository
+from watcher.config.load import load_config
 from watcher.line.signature import sign
+from watcher.service.app import App
+from watcher.service.wiring import Overrides, build_notifiers
+from watcher.storage import open_repository
 
 SECRET = "app-line-channel-secret"
 USER = "U" + "c3" * 16

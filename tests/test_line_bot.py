@@ -21,19 +21,22 @@ from test_line import FakeClock
 
 from notifiers.line_api import LineApi
 from tests.line_standin import TOKEN, LineStandIn
-from watcher.db import SQLiteRepository
+from watcher.bot.texts import stores_text
+from watcher.config.schema import DEFAULT_ALLOWED_HOSTS as ALLOWED
+from watcher.core.model import ConditionFilter
 from watcher.line.bot import LineBot, LineBotSettings
 from watcher.line.commands import parse_text
 from watcher.line.signature import sign, verify
 from watcher.line.store import SQLiteLineStore
 from watcher.line.texts import TEXTS
 from watcher.line.webhook import MAX_BODY, LineWebhook
-from watcher.metrics import Metrics
-from watcher.model import ConditionFilter
-from watcher.netguard import URLGuard
-from watcher.politeness import Politeness
+from watcher.net.netguard import URLGuard
+from watcher.net.politeness import Politeness
 from watcher.secret import Secret
-from watcher.server import StatusServer
+from watcher.service.metrics import Metrics
+from watcher.storage.sqlite.repository import SQLiteRepository
+from watcher.subscriptions import SubscriptionRules, Subscriptions
+from watcher.web.server import StatusServer
 
 SECRET = "line-channel-secret-for-tests"
 ALICE = "U" + "a1" * 16
@@ -121,7 +124,10 @@ async def h(repo: SQLiteRepository) -> AsyncIterator[Harness]:
         store = SQLiteLineStore(repo)
         settings = LineBotSettings(max_watches_per_user=3, command_limit=20)
         guard = URLGuard(settings.allowed_hosts, resolver=resolver)
-        bot = LineBot(store, api, settings, guard=guard, clock=clock)
+        # The shared rules, as the composition root builds them (its quota is Telegram's).
+        rules = SubscriptionRules(max_per_chat=20, jan_search=True)
+        shared = Subscriptions(repo, guard, rules, refused_url_hint=stores_text(ALLOWED))
+        bot = LineBot(store, api, settings, subscriptions=shared, clock=clock)
         webhook = LineWebhook(Secret(SECRET), bot.handle)
         server = StatusServer(repo, Metrics(), Politeness(), line_webhook=webhook)
         await server.start("127.0.0.1:0")

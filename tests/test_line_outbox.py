@@ -8,8 +8,8 @@ from test_line import FakeClock
 
 from notifiers.line import LineNotifier
 from tests.line_standin import TOKEN, LineStandIn
-from watcher.db import SQLiteRepository
-from watcher.model import Notify
+from watcher.core.model import Notify
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 
 def users(count: int) -> tuple[str, ...]:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.detector import DebounceSettings, Detector, WatchState
-from watcher.model import (
+from watcher.core.detector import DebounceSettings, Detector, WatchState
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     EventKind,
@@ -18,7 +18,7 @@ from watcher.model import (
     Watch,
     WatchConditions,
 )
-from watcher.search import combine
+from watcher.core.offers import combine
 
 IN, OUT = Availability.IN_STOCK, Availability.OUT_OF_STOCK
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from watcher.errors import UnsafeURL
-from watcher.netguard import TRUSTED, URLGuard, address_refusal
+from watcher.net.netguard import TRUSTED, URLGuard, address_refusal
 
 STORE_HOSTS = [
     "www.amazon.co.jp",

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from watcher.db import SQLiteRepository, open_repository, to_epoch
+from watcher.core.model import Availability, Event, EventKind, Notify, Observation, Watch
 from watcher.errors import StorageError
-from watcher.model import Availability, Event, EventKind, Notify, Observation, Watch
-from watcher.repository import (
+from watcher.storage import open_repository
+from watcher.storage.codec import to_epoch
+from watcher.storage.interface import (
     CheckOutcome,
     ClaimedDelivery,
     DeliveryResult,
@@ -22,6 +23,7 @@ from watcher.repository import (
     StoredWatch,
     WatchDecision,
 )
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 JST = timezone(timedelta(hours=9))
@@ -375,16 +377,16 @@ async def test_claims_can_be_limited_to_one_channel(repo: SQLiteRepository) -> N
 
 
 async def test_pending_deliveries_survive_a_crash_and_return_after_the_lease(
-    db_path: Path,
+    database: str,
 ) -> None:
-    repo = await open_repository(db_path)
+    repo = await open_repository(database)
     await repo.sync_yaml_watches([watch()], NOW)
     await record(repo, [event()])
     in_flight = await claim_all(repo)
     assert len(in_flight) == 6
     await repo.close()  # the process dies: nothing marked, nothing released
 
-    repo = await open_repository(db_path)
+    repo = await open_repository(database)
     try:
         assert await claim_all(repo, NOW + LEASE - timedelta(seconds=1)) == []
         again = await claim_all(repo, NOW + LEASE)
@@ -403,8 +405,8 @@ async def test_a_graceful_stop_releases_leases_at_once(repo: SQLiteRepository) -
     assert again.id == claimed.id and again.attempts == 1
 
 
-async def test_two_dispatchers_never_claim_the_same_delivery(db_path: Path) -> None:
-    first, second = await open_repository(db_path), await open_repository(db_path)
+async def test_two_dispatchers_never_claim_the_same_delivery(database: str) -> None:
+    first, second = await open_repository(database), await open_repository(database)
     try:
         recipients = tuple(range(1000, 1060))
         await first.sync_yaml_watches([watch(Notify(telegram=recipients))], NOW)

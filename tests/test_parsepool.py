@@ -19,18 +19,18 @@ import pytest
 import pytest_asyncio
 from conftest import FIXTURES
 
-from watcher.config import parse_config
+from watcher.config.load import parse_config
+from watcher.core.model import Availability, FetchFacts, Observation, Page, TextRules
 from watcher.errors import ConfigError
-from watcher.fetch import RawPage
-from watcher.model import Availability, FetchFacts, Observation, Page, TextRules
-from watcher.observe import read_page
-from watcher.parsepool import (
+from watcher.net.fetch import RawPage
+from watcher.reading.pool import (
     InlineReader,
     ProcessReader,
     default_parse_workers,
     page_reader,
     parse_one,
 )
+from watcher.reading.read import read_page
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 
@@ -366,9 +366,9 @@ async def test_a_sigint_while_a_worker_starts_does_not_kill_it() -> None:
 
 PROBE = """
 import json, os, sys
-from watcher.model import Observation
+from watcher.core.model import Observation
 
-HEAVY = ("watcher.cli", "watcher.app", "watcher.bot", "telegram", "tweepy")
+HEAVY = ("watcher.cli", "watcher.service.app", "watcher.bot.telegram", "telegram", "tweepy")
 
 
 def probe(page, store, rules):
@@ -385,9 +385,9 @@ MAIN = """
 import asyncio, json
 import watcher.cli
 from probe import probe
-from watcher.fetch import RawPage
-from watcher.model import Page
-from watcher.parsepool import ProcessReader
+from watcher.net.fetch import RawPage
+from watcher.core.model import Page
+from watcher.reading.pool import ProcessReader
 
 
 async def main():

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from watcher.politeness import (
+from watcher.net.politeness import (
     Backoff,
     Breaker,
     HostBackingOff,

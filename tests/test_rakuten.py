@@ -7,9 +7,10 @@ import json
 import pytest
 from conftest import FIXTURES
 
-from watcher.model import Availability, ItemCondition, Page, WatchConditions
-from watcher.stores import ADAPTERS, adapter_for, parse_page
+from watcher.core.model import Availability, ItemCondition, Page, WatchConditions
+from watcher.stores.parse import parse_page
 from watcher.stores.rakuten import parse_product, product_request
+from watcher.stores.registry import ADAPTERS, adapter_for
 
 PAGES = FIXTURES / "pages" / "rakuten"
 _A = Availability
@@ -100,7 +101,7 @@ def test_microdata_decides_when_there_is_no_json_island() -> None:
     ],
 )
 def test_old_encodings_decode_like_the_fetcher_does(case: str, title: str) -> None:
-    from watcher.fetch import decode_body
+    from watcher.net.decode import decode_body
 
     raw = (PAGES / f"{case}.html").read_bytes()
     with pytest.raises(UnicodeDecodeError):

@@ -18,9 +18,9 @@ from notifiers.render import (
     render_telegram,
     render_text,
     render_x,
-    weighted_length,
 )
-from watcher.model import Availability, Event, EventKind
+from notifiers.x_text import weighted_length
+from watcher.core.model import Availability, Event, EventKind
 
 
 def event(**kw: object) -> Event:

@@ -10,7 +10,7 @@ import sys
 def test_tune_gc_freezes_startup_objects_and_collects_less_often() -> None:
     script = (
         "import gc, json\n"
-        "from watcher.runtime import GC_THRESHOLDS, tune_gc\n"
+        "from watcher.service.runtime import GC_THRESHOLDS, tune_gc\n"
         "before = gc.get_threshold()\n"
         "tune_gc()\n"
         "print(json.dumps({'before': before, 'after': gc.get_threshold(),"

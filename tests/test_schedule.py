@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.schedule import (
+from watcher.core.schedule import (
     ADAPTIVE_MIN_FACTOR,
     HISTOGRAM_VERSION,
     HotWindow,

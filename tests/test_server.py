@@ -13,14 +13,15 @@ import pytest
 
 from notifiers.base import Notice
 from notifiers.email import EmailNotifier, unsubscribe_token
-from watcher.app import build_notifiers
-from watcher.config import parse_config
-from watcher.db import SQLiteRepository, open_repository
-from watcher.metrics import Metrics
-from watcher.model import Availability, Event, EventKind, Notify, Observation, Watch
-from watcher.politeness import Politeness
-from watcher.repository import CheckOutcome, WatchDecision
-from watcher.server import StatusServer, unsubscribe_secret_from_env
+from watcher.config.load import parse_config
+from watcher.core.model import Availability, Event, EventKind, Notify, Observation, Watch
+from watcher.net.politeness import Politeness
+from watcher.service.metrics import Metrics
+from watcher.service.wiring import build_notifiers
+from watcher.storage import open_repository
+from watcher.storage.interface import CheckOutcome, WatchDecision
+from watcher.storage.sqlite.repository import SQLiteRepository
+from watcher.web.server import StatusServer, unsubscribe_secret_from_env
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = "s3cret-for-tests-only"

@@ -7,8 +7,9 @@ import json
 import pytest
 from conftest import FIXTURES
 
-from watcher.model import Availability, Page, WatchConditions
-from watcher.stores import ADAPTERS, adapter_for, parse_page
+from watcher.core.model import Availability, Page, WatchConditions
+from watcher.stores.parse import parse_page
+from watcher.stores.registry import ADAPTERS, adapter_for
 from watcher.stores.shopify import parse_product, product_request, recognise
 
 API = FIXTURES / "api"

@@ -9,9 +9,8 @@ import httpx
 import pytest
 import respx
 
-from watcher.fetch import Fetcher
-from watcher.jan import parse_jan
-from watcher.model import (
+from watcher.core.jan import parse_jan
+from watcher.core.model import (
     Availability,
     ConditionFilter,
     ItemCondition,
@@ -21,8 +20,9 @@ from watcher.model import (
     SellerFilter,
     WatchConditions,
 )
-from watcher.observe import SearchSetup, read_jan
-from watcher.search import combine
+from watcher.core.offers import combine
+from watcher.net.fetch import Fetcher
+from watcher.reading.read import SearchSetup, read_jan
 from watcher.stores.sources import (
     RAKUTEN_SEARCH_URL,
     SOURCES,

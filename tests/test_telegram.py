@@ -16,7 +16,7 @@ import respx
 from notifiers.base import Notice, Outcome
 from notifiers.pacing import Pacer
 from notifiers.telegram import TelegramNotifier
-from watcher.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind
 
 TOKEN = "123456:AAH-very-secret-token_value"
 API = "https://tg.example.test"

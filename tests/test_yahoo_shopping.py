@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import FIXTURES
 
-from watcher.model import Availability, Page, SellerFilter, WatchConditions
-from watcher.stores import ADAPTERS, adapter_for
+from watcher.core.model import Availability, Page, SellerFilter, WatchConditions
+from watcher.stores.registry import ADAPTERS, adapter_for
 from watcher.stores.yahoo_shopping import parse_product, product_request
 
 PAGES = FIXTURES / "pages" / "yahoo_shopping"

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-from dataclasses import asdict, is_dataclass
-from datetime import datetime
-from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from notifiers.line_api import Answer, LineApi
-from notifiers.pacing import SystemClock
-from watcher.config import Config, load_config
-from watcher.db import open_repository
-from watcher.engine import STORE_ROW_PREFIX
 from watcher.errors import UsageError
-from watcher.repository import HostState, Repository
+
+if TYPE_CHECKING:
+    from watcher.config.schema import LineNotifier
+    from watcher.storage.interface import Repository
 
 
 def add_parser(sub: Any) -> None:
@@ -33,69 +27,75 @@ def add_parser(sub: Any) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", type=Path, help="the watchlist (to find the database)")
-    parser.add_argument("--database", type=Path, help="the SQLite file (instead of --config)")
+    parser.add_argument(
+        "--database",
+        help="a SQLite file or a database URL such as postgresql://host/db (instead of --config)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _database(args: argparse.Namespace) -> Path:
+def _database(args: argparse.Namespace) -> str:
+    from watcher.config.load import load_config
+
     if args.database is not None:
-        return Path(args.database)
+        return str(args.database)
     if args.config is not None:
         try:
-            return Path(load_config(args.config).settings.database)
+            return load_config(args.config).settings.database
         except OSError as exc:
             raise UsageError(f"cannot read {args.config}: {exc.strerror}") from exc
-    return Path("restock.sqlite3")
+    return "restock.sqlite3"
 
 
 async def _open(args: argparse.Namespace) -> Repository:
-    path = _database(args)
-    if not path.exists():
+    from watcher.storage import open_repository
+    from watcher.storage.url import local_file
+
+    database = _database(args)
+    path = local_file(database)
+    if path is not None and not path.exists():
         raise UsageError(f"no database at {path} (run `restock run` first, or pass --database)")
-    return await open_repository(path)
+    return await open_repository(database)
 
 
 def run_status(args: argparse.Namespace) -> int:
-    report = asyncio.run(_status(args))
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=2, default=_plain))
-    else:
-        print(_status_text(report))
+    import asyncio
+
+    from watcher.web.status import status_report, status_text
+
+    async def report() -> dict[str, Any]:
+        repo = await _open(args)
+        try:
+            found = await status_report(repo)
+        finally:
+            await repo.close()
+        line = _line_section(args)
+        if line is not None:
+            found["line_quota"] = await line_quota(line)
+        return found
+
+    found = asyncio.run(report())
+    print(json.dumps(found, ensure_ascii=False, indent=2) if args.json else status_text(found))
     return 0
 
 
-async def _status(args: argparse.Namespace) -> dict[str, Any]:
-    config = _config(args)
-    repo = await _open(args)
-    try:
-        rows = await repo.host_states()
-        report = {
-            "watches": [_plain(w) for w in await repo.watch_statuses()],
-            "hosts": [_plain(h) for h in rows if not h.host.startswith(STORE_ROW_PREFIX)],
-            "stores": [_store_health(h) for h in rows if h.host.startswith(STORE_ROW_PREFIX)],
-            "outbox": await repo.outbox_depth(),
-            "dead_letters": [_plain(d) for d in await repo.dead_letters(20)],
-        }
-    finally:
-        await repo.close()
-    if config is not None and config.notifiers.line is not None:
-        report["line_quota"] = await line_quota(config)
-    return report
+def _line_section(args: argparse.Namespace) -> LineNotifier | None:
+    """The watchlist's `notifiers.line`, when `--config` names a watchlist that has one."""
+    from watcher.config.load import load_config
 
-
-def _config(args: argparse.Namespace) -> Config | None:
     if args.config is None:
         return None
     try:
-        return load_config(args.config)
+        return load_config(args.config).notifiers.line
     except OSError as exc:
         raise UsageError(f"cannot read {args.config}: {exc.strerror}") from exc
 
 
-async def line_quota(config: Config) -> dict[str, Any]:
+async def line_quota(line: LineNotifier) -> dict[str, Any]:
     """This month's LINE message quota, read from the Messaging API (LINE is its authority)."""
-    line = config.notifiers.line
-    assert line is not None
+    from notifiers.line_api import Answer, LineApi
+    from watcher.clock import SystemClock
+
     api = LineApi(
         token=line.channel_access_token.reveal(),
         clock=SystemClock(),
@@ -111,92 +111,32 @@ async def line_quota(config: Config) -> dict[str, Any]:
     return {"limit": read.limit, "used": read.used, "left": read.left}
 
 
-def _store_health(row: HostState) -> dict[str, Any]:
-    """A store's layout-drift row: how many pages in a row gave no signal, and the warning."""
-    return {
-        "store": row.host.removeprefix(STORE_ROW_PREFIX),
-        "layout_misses": row.consecutive_blocks,
-        "warning": row.last_reason,
-    }
-
-
-def _status_text(report: dict[str, Any]) -> str:
-    lines = [f"{'watch':<28} {'state':<13} {'price':>9}  {'last check':<20} {'next check':<20}"]
-    for w in report["watches"]:
-        price = f"{w['last_price']:,}" if w["last_price"] is not None else "-"
-        lines.append(
-            f"{w['key'][:28]:<28} {w['last_state'] or '-':<13} {price:>9}  "
-            f"{_short(w['last_checked_at']):<20} {_short(w['next_check_at']):<20}"
-        )
-    outbox = ", ".join(f"{k} {v}" for k, v in report["outbox"].items()) or "empty"
-    lines.append(f"outbox: {outbox}")
-    for host in report["hosts"]:
-        if host["consecutive_blocks"] or host["backoff_until"]:
-            lines.append(
-                f"host {host['host']}: {host['consecutive_blocks']} blocks, backing off until "
-                f"{_short(host['backoff_until'])} ({host['last_reason'] or '-'})"
-            )
-    for store in report["stores"]:
-        if store["warning"]:
-            lines.append(f"store {store['store']}: {store['warning']}")
-    if "line_quota" in report:
-        lines.append(f"line quota: {_quota_text(report['line_quota'])}")
-    for dead in report["dead_letters"]:
-        lines.append(
-            f"dead letter #{dead['id']} {dead['channel']}: {dead['status']} after "
-            f"{dead['attempts']} tries: {dead['last_error'] or '-'}"
-        )
-    return "\n".join(lines)
-
-
-def _quota_text(quota: dict[str, Any]) -> str:
-    if "error" in quota:
-        return str(quota["error"])
-    if quota["limit"] is None:
-        return f"{quota['used']:,} messages this month (no monthly limit)"
-    return f"{quota['used']:,} of {quota['limit']:,} messages this month ({quota['left']:,} left)"
-
-
 def run_history(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from watcher.web.status import short_time
+
     history = asyncio.run(_history(args))
     if history is None:
         raise UsageError(f"no watch with key {args.watch!r} (see `restock status`)")
     if args.json:
-        print(json.dumps(history, ensure_ascii=False, indent=2, default=_plain))
+        print(json.dumps(history, ensure_ascii=False, indent=2))
         return 0
     status: dict[str, Any] = history["status"]
     print(f"{status['name']} ({status['target']})")
     for obs in history["observations"]:
         price = f"{obs['price']:,}" if obs["price"] is not None else "-"
-        print(f"  {_short(obs['at'])}  {obs['state']:<13} {price:>9}  {obs['reason']}")
+        print(f"  {short_time(obs['at'])}  {obs['state']:<13} {price:>9}  {obs['reason']}")
     for event in history["events"]:
-        print(f"  event {_short(event['observed_at'])}  {event['kind']}  {event['state']}")
+        print(f"  event {short_time(event['observed_at'])}  {event['kind']}  {event['state']}")
     return 0
 
 
 async def _history(args: argparse.Namespace) -> dict[str, Any] | None:
+    from watcher.web.status import history_report
+
     repo = await _open(args)
     try:
-        found = await repo.history(args.watch, limit=args.limit)
+        return await history_report(repo, args.watch, limit=args.limit)
     finally:
         await repo.close()
-    return None if found is None else _plain(found)
-
-
-def _plain(value: Any) -> Any:
-    """Dataclasses, enums and datetimes as JSON-friendly values."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-def _short(moment: Any) -> str:
-    return str(moment)[:19].replace("T", " ") if moment else "-"

@@ -1,8 +1,9 @@
 """The shoppers' LINE chat bot: verified webhook events in, answers through the reply API.
 
 The same rules as the Telegram bot hold, since anyone can add the account as a friend:
-- a URL must pass the chat guard (allowed store hosts, public addresses after DNS resolution;
-  the engine asks the same guard again on every redirect when it fetches the product);
+- a URL must pass the shared subscription rules (`watcher.subscriptions`): allowed store hosts,
+  public addresses after DNS resolution (the engine asks the same guard again on every redirect
+  when it fetches the product), canonical URLs, JAN codes only with a search source;
 - each user has `max_watches_per_user` watches at most and `command_limit` messages per
   `command_window` seconds (the first refused one gets one short answer, then silence);
 - overlong messages and control characters get a short answer and are not read further.
@@ -23,10 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notifiers.line_api import LineApi
-from notifiers.pacing import Clock, SystemClock, recipient_hash
-from notifiers.render import canonical_url
-from watcher.bot_limits import CommandRateLimiter, Verdict
-from watcher.bot_parse import (
+from watcher.bot.limits import CommandRateLimiter, Verdict
+from watcher.bot.parse import (
     ButtonAction,
     InputError,
     Language,
@@ -34,20 +33,19 @@ from watcher.bot_parse import (
     parse_selector,
     parse_watch,
 )
-from watcher.bot_texts import stores_text, subscription_name
-from watcher.config import DEFAULT_ALLOWED_HOSTS
-from watcher.errors import UnsafeURL
+from watcher.bot.texts import stores_text, subscription_name
+from watcher.clock import Clock, SystemClock
+from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
+from watcher.core.model import WatchConditions
 from watcher.line import texts
 from watcher.line.commands import LineCommand, parse_postback, parse_text
 from watcher.line.events import Kind, LineEvent
 from watcher.line.store import LineStore
-from watcher.model import WatchConditions
-from watcher.netguard import URLGuard
-from watcher.repository import Subscription
-from watcher.stores import adapter_for
+from watcher.redact import recipient_hash
+from watcher.storage.interface import Subscription
+from watcher.subscriptions import Refused, Subscriptions
 
 LOG = logging.getLogger("restock.line")
-RESOLVE_TIMEOUT = 10.0  # seconds a user's URL may take to resolve before it is refused
 DEFAULT_LANGUAGE: Language = "ja"
 
 Message = dict[str, Any]
@@ -62,7 +60,6 @@ class LineBotSettings:
     command_limit: int = 10
     command_window: float = 60.0  # seconds
     max_message_chars: int = 1000
-    jan_search: bool = True  # a JAN search source is configured (else JAN codes are refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +82,13 @@ class LineBot:
         api: LineApi,
         settings: LineBotSettings = LineBotSettings(),
         *,
-        guard: URLGuard | None = None,
+        subscriptions: Subscriptions,
         clock: Clock | None = None,
     ) -> None:
         self.store = store
         self.api = api
         self.settings = settings
-        self.guard = guard or URLGuard(settings.allowed_hosts)
+        self.subscriptions = subscriptions
         self.clock = clock or SystemClock()
         self.limiter = CommandRateLimiter(settings.command_limit, settings.command_window)
         self._stores = stores_text(settings.allowed_hosts)
@@ -184,9 +181,8 @@ class LineBot:
     async def _run(self, command: LineCommand, turn: Turn) -> list[Message]:
         try:
             return await self._commands[command.name](turn)
-        except InputError as exc:
-            values = {"stores": self._stores} if exc.key == "bad_url" else {}
-            return [texts.text_message(texts.say(turn.language, exc.key, **exc.values, **values))]
+        except Refused as exc:  # parse errors (InputError) and the shared rules' refusals
+            return [texts.text_message(texts.say(turn.language, exc.key, **exc.values))]
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -198,8 +194,9 @@ class LineBot:
         request = parse_watch(turn.args)
         limit = self.settings.max_watches_per_user
         if await self.store.count_active(turn.user_id) >= limit:
-            raise InputError("quota", max=limit)
-        target, store = await self._checked_target(request.url, request.target)
+            raise Refused("quota", max=limit)
+        # The shared rules: the URL guard (after DNS), canonical URLs, JAN only with a source.
+        target, store = await self.subscriptions.checked_target(request)
         conditions = WatchConditions(max_price=request.max_price, condition=request.condition)
         sub = await self.store.subscribe(
             turn.user_id,
@@ -211,21 +208,6 @@ class LineBot:
             one_shot=not request.standing,
         )
         return [texts.text_message(texts.subscribed(turn.language, sub))]
-
-    async def _checked_target(self, url: str | None, target: str) -> tuple[str, str | None]:
-        """The product to fetch and its store; InputError unless the URL is safe to fetch."""
-        if url is None:
-            if not self.settings.jan_search:
-                raise InputError("jan_unavailable")
-            return target, None
-        try:
-            async with asyncio.timeout(RESOLVE_TIMEOUT):
-                checked = await self.guard.check_resolved(url)
-        except (UnsafeURL, TimeoutError) as exc:
-            LOG.info("line: refused url: %s", exc)
-            raise InputError("bad_url") from None
-        checked = canonical_url(checked) or checked
-        return checked, adapter_for(checked).name
 
     async def _list(self, turn: Turn) -> list[Message]:
         subs = await self.store.subscriptions(turn.user_id)

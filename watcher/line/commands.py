@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from watcher.bot_parse import ButtonAction, Language, looks_like_target
+from watcher.bot.parse import ButtonAction, Language, looks_like_target
 
 # Command words: (command, the language it is written in).
 _WORDS: dict[str, tuple[str, Language]] = {

@@ -12,15 +12,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from watcher.db import (
-    SQLiteRepository,
-    _subscription,
-    chat_watch_key,
-    conditions_to_json,
-    to_epoch,
-)
-from watcher.model import WatchConditions
-from watcher.repository import Subscription
+from watcher.core.keys import chat_watch_key
+from watcher.core.model import WatchConditions
+from watcher.storage.codec import conditions_to_json, to_epoch
+from watcher.storage.interface import Subscription
+from watcher.storage.rows import subscription as _subscription
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 CHANNEL = "line"
 EVENT_MEMORY = timedelta(days=7)  # LINE redelivers for far less than this

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from notifiers.render import clean_text, format_price, shorten
-from watcher.bot_parse import ButtonAction, Language
-from watcher.bot_texts import store_label, subscription_name
+from watcher.bot.parse import ButtonAction, Language
+from watcher.bot.texts import store_label, subscription_name
+from watcher.core.model import ConditionFilter
 from watcher.line.commands import postback_data
-from watcher.model import ConditionFilter
-from watcher.repository import Subscription
+from watcher.storage.interface import Subscription
 
 ECHO_MAX = 80  # characters of a user's own input quoted back
 ECHOED = frozenset({"arg", "reason"})  # values that quote what the user typed

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from watcher.model import FetchPlan, Observation, Offer, Page
+from watcher.core.model import FetchPlan, Observation, Offer, Page
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from selectolax.lexbor import LexborHTMLParser
 
-from watcher.model import Observation, Page
+from watcher.core.model import Observation, Page
 from watcher.stores._text import classify_wording
 
 CAPTCHA = "captcha"
@@ -96,6 +96,19 @@ def blocked_observation(page: Page, reason: str, *, store: str | None = None) ->
         store=store,
         url=page.url,
     )
+
+
+def screened(page: Page, store: str) -> tuple[LexborHTMLParser, Observation | None]:
+    """Every adapter's first step: the page's parsed markup, and the early answer when it is
+    not a product page to read (a block or captcha page, an HTTP error), else None."""
+    tree = LexborHTMLParser(page.text)
+    block = detect_block(page, tree)
+    if block:
+        return tree, blocked_observation(page, block, store=store)
+    if not page.ok:
+        reason = f"http:{page.status}" if page.status else f"fetch:{page.error}"
+        return tree, Observation.unknown(reason, store=store, url=page.url)
+    return tree, None
 
 
 def _strong_marker(text: str) -> str | None:

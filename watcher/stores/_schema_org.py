@@ -36,7 +36,7 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.model import Availability, ItemCondition
+from watcher.core.model import Availability, ItemCondition
 from watcher.stores._text import clean_title, normalise, parse_amount
 
 _A = Availability

@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from watcher.model import Availability
+from watcher.core.model import Availability
 
 TITLE_MAX = 300
 _MAX_DIGITS = 10  # a price longer than this is an id or a phone number, not a price

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.model import Availability, FetchPlan, ItemCondition, Observation, Offer, Page
+from watcher.core.model import Availability, FetchPlan, ItemCondition, Observation, Offer, Page
 from watcher.stores._base import HostLimits, StoreAdapter
-from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._blocked import screened
 from watcher.stores._text import (
     classify_wording,
     clean_title,
@@ -219,12 +219,9 @@ def product_request(url: str) -> FetchPlan:
 
 def parse_product(page: Page) -> Observation:
     """Read an Amazon product page's buy box into an observation."""
-    tree = LexborHTMLParser(page.text)
-    block = detect_block(page, tree)
-    if block:
-        return blocked_observation(page, block, store=NAME)
-    if not page.ok:
-        return _unknown(page, f"http:{page.status}" if page.status else f"fetch:{page.error}")
+    tree, early = screened(page, NAME)
+    if early is not None:
+        return early
     if not _has_any(tree, _PRODUCT_MARKERS):
         if _has_any(tree, _SEARCH_MARKERS):
             return _unknown(page, "amazon:search results page, not a product")

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.model import Availability, Observation, Page
+from watcher.core.model import Availability, Observation, Page
 from watcher.stores import generic
 from watcher.stores._base import StoreAdapter
-from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._blocked import screened
 from watcher.stores._text import classify_wording, clean_title, normalise
 
 NAME = "base"
@@ -49,12 +49,9 @@ def recognise(page: Page) -> bool:
 
 def parse_product(page: Page) -> Observation:
     """Read a BASE item page into an observation."""
-    tree = LexborHTMLParser(page.text)
-    block = detect_block(page, tree)
-    if block:
-        return blocked_observation(page, block, store=NAME)
-    if not page.ok:
-        return Observation.unknown(f"http:{page.status}", store=NAME, url=page.url)
+    tree, early = screened(page, NAME)
+    if early is not None:
+        return early
     shop = _shop_name(tree)
     observation = generic.read_tree(page, tree)  # also drops hidden elements from the tree
     decided = _purchase_box(tree)

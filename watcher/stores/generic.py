@@ -59,7 +59,7 @@ from dataclasses import dataclass, replace
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.model import Availability, Observation, Page, TextRules
+from watcher.core.model import Availability, Observation, Page, TextRules
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
 from watcher.stores._schema_org import ProductData, Structured, read_structured

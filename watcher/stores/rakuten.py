@@ -18,9 +18,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.model import Availability, FetchPlan, ItemCondition, Observation, Page
+from watcher.core.model import Availability, FetchPlan, ItemCondition, Observation, Page
 from watcher.stores._base import StoreAdapter
-from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._blocked import screened
 from watcher.stores._schema_org import ProductData, read_microdata, read_opengraph
 from watcher.stores._text import (
     classify_wording,
@@ -80,12 +80,9 @@ def product_request(url: str) -> FetchPlan:
 
 def parse_product(page: Page) -> Observation:
     """Read a Rakuten item page into an observation."""
-    tree = LexborHTMLParser(page.text)
-    block = detect_block(page, tree)
-    if block:
-        return blocked_observation(page, block, store=NAME)
-    if not page.ok:
-        return Observation.unknown(f"http:{page.status}", store=NAME, url=page.url)
+    tree, early = screened(page, NAME)
+    if early is not None:
+        return early
     app = read_app_data(tree)
     micro = read_microdata(tree)
     state, reason = _decide(tree, app, micro)

@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from watcher.model import Availability, FetchPlan, Observation, Page
+from watcher.core.model import Availability, FetchPlan, Observation, Page
 from watcher.stores import generic
 from watcher.stores._base import StoreAdapter
-from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._blocked import screened
 from watcher.stores._text import clean_title, parse_amount
 
 NAME = "shopify"
@@ -73,12 +73,9 @@ def recognise(page: Page) -> bool:
 
 def parse_product(page: Page) -> Observation:
     """Read `/products/<handle>.js` JSON or a product page into an observation."""
-    tree = LexborHTMLParser(page.text)
-    block = detect_block(page, tree)
-    if block:
-        return blocked_observation(page, block, store=NAME)
-    if not page.ok:
-        return Observation.unknown(f"http:{page.status}", store=NAME, url=page.url)
+    tree, early = screened(page, NAME)
+    if early is not None:
+        return early
     if page.text.lstrip().startswith("{"):
         return _from_json_text(page)
     if tree.css_first("form[action$='/password'], form#login_form") is not None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from watcher.model import Availability, FetchPlan, ItemCondition, Observation, Offer, Page
+from watcher.core.model import Availability, FetchPlan, ItemCondition, Observation, Offer, Page
 from watcher.stores._base import SearchSource
 from watcher.stores._text import clean_title, parse_amount
 

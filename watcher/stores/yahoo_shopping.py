@@ -14,10 +14,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from watcher.model import Availability, FetchPlan, Observation, Page
+from watcher.core.model import Availability, FetchPlan, Observation, Page
 from watcher.stores import generic
 from watcher.stores._base import StoreAdapter
-from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._blocked import screened
 from watcher.stores._schema_org import read_jsonld
 from watcher.stores._text import clean_title, normalise
 
@@ -40,12 +40,9 @@ def product_request(url: str) -> FetchPlan:
 
 def parse_product(page: Page) -> Observation:
     """Read a Yahoo! Shopping item page into an observation."""
-    tree = LexborHTMLParser(page.text)
-    block = detect_block(page, tree)
-    if block:
-        return blocked_observation(page, block, store=NAME)
-    if not page.ok:
-        return Observation.unknown(f"http:{page.status}", store=NAME, url=page.url)
+    tree, early = screened(page, NAME)
+    if early is not None:
+        return early
     jsonld = read_jsonld(tree)
     store_name = _store_name(tree, jsonld.seller if jsonld else None)
     observation = generic.read_tree(page, tree)

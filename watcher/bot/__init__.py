@@ -1,0 +1,1 @@
+"""The Telegram front-end over the shared subscription use cases."""

@@ -1,0 +1,1 @@
+"""The watchlist: YAML with line marks, typed sections, checks and precise errors."""

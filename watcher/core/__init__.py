@@ -1,0 +1,1 @@
+"""The pure core: vocabulary and rules, no I/O (a test keeps it so)."""

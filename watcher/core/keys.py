@@ -1,0 +1,61 @@
+"""Identities derived from the model: who a YAML watch notifies, which chat watch is shared.
+
+Pure: the storage keys its rows by these, the front-ends and `restock notify-test` read them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+
+from watcher.core.model import Watch, WatchConditions
+
+TELEGRAM = "telegram"
+
+
+def canonical_conditions(conditions: WatchConditions) -> str:
+    """A canonical JSON text: equal conditions give equal text (chat watches are keyed by it)."""
+    return json.dumps(
+        {
+            "max_price": conditions.max_price,
+            "condition": conditions.condition.value,
+            "seller": conditions.seller.value,
+            "exclude_sellers": sorted(conditions.exclude_sellers),
+            "buyable": sorted(state.value for state in conditions.buyable),
+            "stores": sorted(conditions.stores),
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
+def notify_recipients(watch: Watch) -> list[tuple[str, str]]:
+    """A YAML watch's notify lists as (channel, recipient) subscriptions."""
+    notify = watch.notify
+    pairs = [(TELEGRAM, str(chat_id)) for chat_id in notify.telegram]
+    pairs += [("email", address) for address in notify.email]
+    if notify.x:
+        pairs.append(("x", "public"))
+    if notify.console:
+        pairs.append(("console", "-"))
+    if notify.webhook:
+        pairs.append(("webhook", "-"))
+    pairs += [("line", user_id) for user_id in notify.line]
+    if notify.discord:
+        pairs.append(("discord", "-"))
+    return list(dict.fromkeys(pairs))
+
+
+def chat_watch_key(target: str, conditions: WatchConditions) -> str:
+    """The identity of the shared chat watch for a product under some conditions."""
+    digest = hashlib.sha256(f"{target}\n{canonical_conditions(conditions)}".encode()).hexdigest()
+    return f"chat:{digest[:24]}"
+
+
+def watch_key(name: str) -> str:
+    """A stable identity from a watch name: "Pokémon card box" -> "pokémon-card-box"."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return re.sub(r"[\W_]+", "-", folded).strip("-")

@@ -1,0 +1,405 @@
+"""The shared vocabulary: every part of restock-watcher speaks in these types.
+
+Adapters turn a `Page` into an `Observation`; the detector turns observations into `Event`s for a
+`Watch`; the outbox turns events into `Delivery` rows that notifiers send. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, time, timedelta
+from typing import Any
+
+
+class Availability(enum.StrEnum):
+    """One availability state, used everywhere (adapters, detector, database, messages)."""
+
+    IN_STOCK = "in_stock"
+    BACKORDER = "backorder"
+    PREORDER = "preorder"
+    OUT_OF_STOCK = "out_of_stock"
+    DISCONTINUED = "discontinued"
+    # A lottery (抽選販売) application window is open: not orderable, but worth telling.
+    LOTTERY = "lottery"
+    UNKNOWN = "unknown"
+
+    @property
+    def orderable(self) -> bool:
+        """True for states a shopper can order now (what a watch's buyable set may hold)."""
+        return self in ORDERABLE_STATES
+
+
+ORDERABLE_STATES = frozenset({Availability.IN_STOCK, Availability.BACKORDER, Availability.PREORDER})
+NOT_BUYABLE_STATES = frozenset({Availability.OUT_OF_STOCK, Availability.DISCONTINUED})
+
+
+class ItemCondition(enum.StrEnum):
+    """The condition of the item offered."""
+
+    NEW = "new"
+    USED = "used"
+    REFURBISHED = "refurbished"
+
+
+class ConditionFilter(enum.StrEnum):
+    """A watch's wish about the item's condition."""
+
+    NEW = "new"
+    USED = "used"
+    ANY = "any"
+
+
+class SellerFilter(enum.StrEnum):
+    """A watch's wish about who sells: the store itself or the maker's official shop, or anyone."""
+
+    OFFICIAL = "official"
+    ANY = "any"
+
+
+class EventKind(enum.StrEnum):
+    RESTOCK = "restock"
+    PREORDER_OPEN = "preorder_open"
+    OUT_OF_STOCK = "out_of_stock"
+    PRICE_DROP = "price_drop"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPlan:
+    """A request an adapter wants sent; the fetcher sends it (adapters never do I/O)."""
+
+    url: str
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A fetched response, decoded: what an adapter parses.
+
+    `status` is None when no response arrived (`error` then says why). `not_modified` is True for a
+    304 answer to a conditional request: the body is empty and the previous content still holds.
+    """
+
+    url: str
+    text: str = ""
+    status: int | None = 200
+    final_url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    content_type: str | None = None
+    encoding: str | None = None
+    bytes: int = 0
+    elapsed_ms: float = 0.0
+    error: str | None = None
+    not_modified: bool = False
+    truncated: bool = False
+    retry_after: float | None = None  # seconds the server asked us to wait (Retry-After)
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFacts:
+    """What the fetch itself was like; carried on every observation for status and metrics."""
+
+    status: int | None = None
+    bytes: int = 0
+    elapsed_ms: float = 0.0
+    error: str | None = None
+    not_modified: bool = False
+    final_url: str | None = None
+
+    @classmethod
+    def of(cls, page: Page) -> FetchFacts:
+        return cls(
+            status=page.status,
+            bytes=page.bytes,
+            elapsed_ms=page.elapsed_ms,
+            error=page.error,
+            not_modified=page.not_modified,
+            final_url=page.final_url,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One seller's offer of a product in one store (from a product page or a JAN search)."""
+
+    store: str
+    url: str
+    state: Availability
+    price: int | None = None  # integer yen (or the page currency's smallest whole unit)
+    currency: str | None = "JPY"
+    title: str | None = None
+    shop: str | None = None  # the shop inside a mall (Rakuten / Yahoo shop name)
+    seller: str | None = None
+    official: bool | None = None  # sold by the store itself or the maker's official shop
+    condition: ItemCondition | None = None
+    jan: str | None = None
+    # A "from ¥N" summary of other sellers (Amazon's 新品 (5)点：￥89,800より): shown, never bought.
+    summary: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One reading of one product: its availability and the facts that came with it.
+
+    `reason` names the rule that decided the state (e.g. ``jsonld:InStock``,
+    ``amazon:#availability 在庫あり``, ``blocked:captcha``) so a wrong verdict can be traced.
+    """
+
+    state: Availability
+    reason: str
+    price: int | None = None
+    currency: str | None = "JPY"
+    title: str | None = None
+    seller: str | None = None
+    ships_from: str | None = None
+    official: bool | None = None
+    condition: ItemCondition | None = None
+    quantity: int | None = None  # 残り3点 -> 3
+    offers: tuple[Offer, ...] = ()
+    store: str | None = None
+    url: str | None = None
+    jan: str | None = None
+    blocked: bool = False  # captcha / robot check / 429 / 503: the shop refused us
+    # Some sources of a JAN search failed: what the others said may not be the whole truth, so a
+    # not-buyable verdict from it is no evidence (a buyable one still is).
+    partial: bool = False
+    retry_after: float | None = None  # seconds the shop asked us to wait
+    fetch: FetchFacts | None = None
+
+    @classmethod
+    def unknown(cls, reason: str, **facts: Any) -> Observation:
+        return cls(state=Availability.UNKNOWN, reason=reason, **facts)
+
+    def with_fetch(self, page: Page) -> Observation:
+        return replace(self, fetch=FetchFacts.of(page), url=self.url or page.url)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `restock check --json` object (a contract: see DESIGN.md)."""
+        data = asdict(self)
+        data["state"] = self.state.value
+        data["condition"] = self.condition.value if self.condition else None
+        data["offers"] = [_offer_json(o) for o in self.offers]
+        return data
+
+
+def _offer_json(offer: Offer) -> dict[str, Any]:
+    data = asdict(offer)
+    data["state"] = offer.state.value
+    data["condition"] = offer.condition.value if offer.condition else None
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class WatchConditions:
+    """A buyer's conditions: which observations count as buyable for this watch.
+
+    With `max_price` set, an offer whose price could not be read does not count: a scalper's
+    price must not get through because a page hid it.
+    """
+
+    max_price: int | None = None
+    condition: ConditionFilter = ConditionFilter.ANY
+    seller: SellerFilter = SellerFilter.ANY
+    exclude_sellers: tuple[str, ...] = ()
+    buyable: frozenset[Availability] = frozenset({Availability.IN_STOCK})
+    stores: frozenset[str] = frozenset()  # JAN watches: only offers from these stores (empty: any)
+
+    def accepts_offer(self, offer: Offer) -> bool:
+        """True when this offer alone would satisfy the watch."""
+        if offer.summary or offer.state not in self.buyable:
+            return False
+        if self.stores and offer.store not in self.stores:
+            return False
+        seller = offer.seller or offer.shop
+        return self._accepts(offer.price, offer.condition, seller, offer.official)
+
+    def buyable_offers(self, obs: Observation) -> list[Offer]:
+        """Matching offers, cheapest first (unpriced last)."""
+        hits = [o for o in obs.offers if self.accepts_offer(o)]
+        return sorted(hits, key=lambda o: (o.price is None, o.price or 0))
+
+    def is_buyable(self, obs: Observation) -> bool:
+        """The verdict the detector debounces. An `unknown` observation is never buyable."""
+        if obs.state is Availability.UNKNOWN:
+            return False
+        if any(not offer.summary for offer in obs.offers):
+            return bool(self.buyable_offers(obs))
+        return obs.state in self.buyable and self._accepts(
+            obs.price, obs.condition, obs.seller, obs.official
+        )
+
+    def _accepts(
+        self,
+        price: int | None,
+        condition: ItemCondition | None,
+        seller: str | None,
+        official: bool | None,
+    ) -> bool:
+        if self.max_price is not None and (price is None or price > self.max_price):
+            return False
+        if not _condition_ok(self.condition, condition):
+            return False
+        if self.seller is SellerFilter.OFFICIAL and official is not True:
+            return False
+        return not (seller and _seller_excluded(seller, self.exclude_sellers))
+
+
+def _condition_ok(wanted: ConditionFilter, actual: ItemCondition | None) -> bool:
+    if wanted is ConditionFilter.ANY:
+        return True
+    # An item whose page states no condition is new: shops only say so for used goods.
+    actual = actual or ItemCondition.NEW
+    if wanted is ConditionFilter.NEW:
+        return actual is ItemCondition.NEW
+    return actual is not ItemCondition.NEW
+
+
+def _seller_excluded(seller: str, excluded: Iterable[str]) -> bool:
+    folded = seller.casefold()
+    return any(name.casefold() in folded for name in excluded if name)
+
+
+@dataclass(frozen=True, slots=True)
+class TextRules:
+    """A watch's own reading rules for a page the built-in rules misread (trusted YAML only).
+
+    `selector` narrows the page to the CSS-selected elements' text; `phrases` are tried in order
+    against that text and the first one found decides the state.
+    """
+
+    selector: str | None = None
+    phrases: tuple[tuple[str, Availability], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Who hears about a watch's events, per channel."""
+
+    telegram: tuple[int, ...] = ()
+    email: tuple[str, ...] = ()
+    x: bool = False
+    console: bool = False
+    webhook: bool = False
+    line: tuple[str, ...] = ()
+    discord: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A product plus one buyer's conditions. `key` (the watch's identity) survives reloads."""
+
+    key: str
+    name: str
+    url: str | None = None
+    jan: str | None = None
+    store: str | None = None
+    stores: tuple[str, ...] = ()
+    interval: timedelta | None = None
+    conditions: WatchConditions = field(default_factory=WatchConditions)
+    notify: Notify = field(default_factory=Notify)
+    once: bool = False
+    notify_on_first: bool = False
+    rules: TextRules | None = None
+
+    @property
+    def target(self) -> str:
+        """What is fetched: the URL or ``jan:<code>``; one fetch serves every watch on it."""
+        if self.url:
+            return self.url
+        return f"jan:{self.jan}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a watch's subscribers should hear about."""
+
+    kind: EventKind
+    watch_key: str
+    watch_name: str
+    state: Availability
+    observed_at: datetime  # timezone-aware
+    url: str | None = None
+    store: str | None = None
+    price: int | None = None
+    currency: str | None = "JPY"
+    title: str | None = None
+    seller: str | None = None
+    shop: str | None = None  # the shop inside a mall (Rakuten / Yahoo! Shopping)
+    previous_price: int | None = None
+    id: int | None = None  # set once stored
+
+    def to_webhook_json(self) -> dict[str, Any]:
+        """The webhook payload (a contract: see DESIGN.md)."""
+        return {
+            "event": self.kind.value,
+            "id": self.id,
+            "watch": self.watch_name,
+            "url": self.url,
+            "store": self.store,
+            "state": self.state.value,
+            "price": self.price,
+            "currency": self.currency,
+            "previous_price": self.previous_price,
+            "title": self.title,
+            "seller": self.seller,
+            "shop": self.shop,
+            "observed_at": self.observed_at.isoformat(),
+        }
+
+
+# Event kinds after which a one-shot subscription has had its message ("it is back").
+ENDING_EVENT_KINDS = frozenset({EventKind.RESTOCK, EventKind.PREORDER_OPEN})
+
+
+class Origin(enum.StrEnum):
+    """Where a watch or subscription came from: the operator's YAML, or a chat user."""
+
+    YAML = "yaml"
+    CHAT = "chat"
+
+
+class QuietMode(enum.StrEnum):
+    HOLD = "hold"  # keep messages and send them when the quiet hours end
+    DROP = "drop"  # skip messages that fall into the quiet hours
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A recipient's quiet hours, in the recipient's local time (`start` may be after `end`)."""
+
+    start: time
+    end: time
+    mode: QuietMode = QuietMode.HOLD
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"  # permanent failure
+    DEAD = "dead"  # retries exhausted
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event to one recipient on one channel (a row of the transactional outbox)."""
+
+    event: Event
+    channel: str
+    recipient: str
+    id: int | None = None
+    attempts: int = 0
+    status: DeliveryStatus = DeliveryStatus.PENDING
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.event.id}:{self.channel}:{self.recipient}"

@@ -1,0 +1,1 @@
+"""Fetching pages: the fetcher, its transports, the SSRF guard and per-host politeness."""

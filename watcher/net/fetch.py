@@ -1,0 +1,376 @@
+"""The fetcher: one HTTP GET (or whatever a `FetchPlan` asks) turned into a decoded `Page`.
+
+It never raises for network trouble: timeouts, refused connections, TLS failures, endless
+redirects, oversized bodies and undecodable bytes all come back as a `Page` with `error` set, so
+the adapter can turn it into an `unknown` observation. Redirects are followed by hand, a bounded
+number of times, so an untrusted URL's guard judges every hop.
+
+Each hop is an `httpx.Request` handed straight to the client's transport: the client's own layers
+(header and cookie merging, auth and redirect handling, stream wrappers) cost more CPU than the
+transport itself, and the fetcher does the little of their work it needs (default headers,
+timeouts, content decoding). No cookie outlives a fetch: one that a redirect sets goes with the
+rest of that redirect chain, never with a later fetch or to another shop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+import httpx
+
+from watcher.core.model import FetchPlan, Page
+from watcher.errors import UnsafeURL
+from watcher.net.decode import BodyDecoder, decode_body
+from watcher.net.headers import parse_retry_after
+from watcher.net.netguard import URLGuard, guarding_connections
+from watcher.net.transport import transport_of
+
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+DEFAULT_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+DEFAULT_ACCEPT_LANGUAGE = "ja,en;q=0.8"
+ACCEPT_ENCODING = "gzip, deflate"  # exactly the encodings `BodyDecoder` undoes
+DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
+DEFAULT_DEADLINE = 60.0  # seconds for the whole fetch, redirects included (slow-drip servers)
+
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_RETRY_AFTER_CODES = frozenset({429, 503})
+_CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
+
+
+class Fetcher:
+    """Sends `FetchPlan`s and returns `Page`s; never raises for what the network does.
+
+    `client` and `guarded_client` lend their transports; they keep owning them, so callers close
+    the clients as before.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        guarded_client: httpx.AsyncClient | None = None,
+        user_agent: str | None = None,
+        max_bytes: int = 5_000_000,
+        max_redirects: int = 5,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        clock: Callable[[], float] = time.perf_counter,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._transport = transport_of(client)
+        # Untrusted (guarded) fetches need a transport that re-checks each connection's address;
+        # trusted ones may use a faster one. One client serves both by default.
+        self._guarded_transport = transport_of(guarded_client or client)
+        # In the order httpx's client sent them (its defaults first), lower-case.
+        self._default_headers = {
+            "accept-encoding": ACCEPT_ENCODING,
+            "connection": "keep-alive",
+            "user-agent": user_agent or DEFAULT_USER_AGENT,
+            "accept": DEFAULT_ACCEPT,
+            "accept-language": DEFAULT_ACCEPT_LANGUAGE,
+        }
+        self._max_bytes = max_bytes
+        self._max_redirects = max_redirects
+        timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._timeouts = timeout.as_dict()  # the request extension httpx's transports read
+        self._deadline = deadline
+        self._clock = clock
+        self._now = now
+
+    async def fetch(
+        self,
+        plan: FetchPlan,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        cache_bust: bool = False,
+        guard: URLGuard | None = None,
+    ) -> Page:
+        """Fetch `plan`; `guard` (for untrusted URLs) checks the URL and every redirect hop."""
+        raw = await self.fetch_raw(
+            plan, etag=etag, last_modified=last_modified, cache_bust=cache_bust, guard=guard
+        )
+        return raw.decoded()
+
+    async def fetch_raw(
+        self,
+        plan: FetchPlan,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        cache_bust: bool = False,
+        guard: URLGuard | None = None,
+    ) -> RawPage:
+        """Like `fetch`, but the body stays bytes until `decoded()` is asked for.
+
+        A caller that recognises a page it already read by its bytes skips decoding it.
+        """
+        attempt = _Attempt(
+            url=plan.url,
+            method=plan.method.upper(),
+            headers=self._headers(plan, etag, last_modified, cache_bust),
+            started=self._clock(),
+        )
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await self._follow(attempt, plan, guard)
+        except TimeoutError:
+            error = "timeout"
+        except UnsafeURL as exc:
+            error = f"{'blocked redirect' if attempt.hops else 'blocked'}: {exc}"
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+            error = _describe(exc)
+        failed = Page(
+            url=plan.url,
+            status=attempt.status,
+            error=error,
+            final_url=attempt.url,
+            elapsed_ms=self._elapsed_ms(attempt),
+        )
+        return RawPage(failed)
+
+    def _headers(
+        self, plan: FetchPlan, etag: str | None, last_modified: str | None, cache_bust: bool
+    ) -> dict[str, str]:
+        headers = self._default_headers.copy()
+        for name, value in plan.headers.items():
+            headers[name.lower()] = value
+        if etag:
+            headers["if-none-match"] = etag
+        if last_modified:
+            headers["if-modified-since"] = last_modified
+        if cache_bust:
+            # Headers only: an unknown query parameter may make a shop serve a different page.
+            headers["cache-control"] = "no-cache"
+            headers["pragma"] = "no-cache"
+        return headers
+
+    def _elapsed_ms(self, attempt: _Attempt) -> float:
+        return round((self._clock() - attempt.started) * 1000.0, 1)
+
+    async def _follow(self, attempt: _Attempt, plan: FetchPlan, guard: URLGuard | None) -> RawPage:
+        target = httpx.URL(plan.url)
+        if plan.params:
+            target = target.copy_merge_params(dict(plan.params))
+        attempt.url = str(target)
+        transport = self._transport if guard is None else self._guarded_transport
+        while True:
+            if guard is not None:
+                attempt.url = await guard.check_resolved(attempt.url)
+                target = httpx.URL(attempt.url)
+            attempt.status = None
+            response = await self._send(transport, attempt, target, guard)
+            attempt.status = response.status_code
+            try:
+                next_url = _redirect_target(response, target)
+                if next_url is None:
+                    return await self._read(attempt, plan.url, target, response)
+                attempt.keep_cookies(response)
+            finally:
+                await response.aclose()
+            if attempt.hops >= self._max_redirects:
+                head = self._page(attempt, plan.url, target, response, error="too many redirects")
+                return RawPage(head)
+            attempt.follow(response.status_code, target, next_url)
+            target = next_url
+
+    async def _send(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        attempt: _Attempt,
+        target: httpx.URL,
+        guard: URLGuard | None,
+    ) -> httpx.Response:
+        if not target.is_absolute_url:
+            # httpx's client made these path-only URLs, which transports refuse; aiohttp's fails
+            # on "//host/path" with an assertion instead of an httpx error.
+            raise httpx.UnsupportedProtocol(
+                "Request URL is missing an 'http://' or 'https://' protocol."
+            )
+        # httpx.Request adds Host (and Content-Length: 0 to a body-less POST) by itself.
+        request = httpx.Request(
+            attempt.method, target, headers=attempt.headers, extensions={"timeout": self._timeouts}
+        )
+        if attempt.cookies is not None:
+            attempt.cookies.set_cookie_header(request)
+        # The guarded transport reads the guard from a context variable when it connects.
+        with guarding_connections(guard):
+            response = await transport.handle_async_request(request)
+        response.request = request
+        return response
+
+    async def _read(
+        self, attempt: _Attempt, original_url: str, target: httpx.URL, response: httpx.Response
+    ) -> RawPage:
+        status = response.status_code
+        if status == 304:
+            return RawPage(self._page(attempt, original_url, target, response, not_modified=True))
+        encoding = response.headers.get("content-encoding")
+        body, truncated = await self._read_capped(response, BodyDecoder.for_encoding(encoding))
+        retry_after = None
+        if status in _RETRY_AFTER_CODES:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), self._now())
+        head = self._page(
+            attempt,
+            original_url,
+            target,
+            response,
+            size=len(body),
+            truncated=truncated,
+            error=f"body over {self._max_bytes} bytes" if truncated else None,
+            retry_after=retry_after,
+        )
+        return RawPage(head, body)
+
+    async def _read_capped(
+        self, response: httpx.Response, decoder: BodyDecoder | None
+    ) -> tuple[bytes, bool]:
+        """The decompressed body, cut at `max_bytes` (and True when it was cut)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in _body_of(response):
+            if decoder is not None:
+                chunk = decoder.decode(chunk, self._max_bytes - size + 1)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self._max_bytes:
+                return b"".join(chunks)[: self._max_bytes], True
+        if decoder is not None:
+            tail = decoder.flush(self._max_bytes - size + 1)
+            chunks.append(tail)
+            size += len(tail)
+            if size > self._max_bytes:
+                return b"".join(chunks)[: self._max_bytes], True
+        return b"".join(chunks), False
+
+    def _page(
+        self,
+        attempt: _Attempt,
+        original_url: str,
+        target: httpx.URL,
+        response: httpx.Response,
+        *,
+        size: int = 0,
+        truncated: bool = False,
+        error: str | None = None,
+        retry_after: float | None = None,
+        not_modified: bool = False,
+    ) -> Page:
+        """The page of `response` without its body: status, final URL, headers and the rest."""
+        headers = dict(response.headers.items())  # httpx gives the names in lower case
+        return Page(
+            url=original_url,
+            status=response.status_code,
+            final_url=str(target),
+            headers=headers,
+            content_type=headers.get("content-type"),
+            etag=headers.get("etag"),
+            last_modified=headers.get("last-modified"),
+            bytes=size,
+            truncated=truncated,
+            error=error,
+            retry_after=retry_after,
+            not_modified=not_modified,
+            elapsed_ms=self._elapsed_ms(attempt),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RawPage:
+    """A fetched response whose body is still bytes (None when no body was read)."""
+
+    head: Page  # everything but `text` and `encoding`
+    body: bytes | None = None
+
+    def decoded(self) -> Page:
+        """The page with its body decoded (see `decode_body`)."""
+        if self.body is None:
+            return self.head
+        text, encoding = decode_body(self.body, self.head.content_type)
+        return replace(self.head, text=text, encoding=encoding)
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """Where a fetch has got to: the current URL, method and headers, and redirects taken."""
+
+    url: str
+    method: str
+    headers: dict[str, str]
+    started: float  # on the fetcher's clock
+    hops: int = 0
+    status: int | None = None  # of the response being read, if one arrived
+    cookies: httpx.Cookies | None = None  # set by this fetch's redirects, for its next hops
+
+    def keep_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            if self.cookies is None:
+                self.cookies = httpx.Cookies()
+            self.cookies.extract_cookies(response)
+
+    def follow(self, status: int, current: httpx.URL, target: httpx.URL) -> None:
+        if _origin(current) != _origin(target):
+            for name in _CREDENTIAL_HEADERS:
+                self.headers.pop(name, None)
+        if status == 303 or (status in (301, 302) and self.method == "POST"):
+            self.method = "GET"
+        self.url = str(target)
+        self.hops += 1
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def _redirect_target(response: httpx.Response, current: httpx.URL) -> httpx.URL | None:
+    if response.status_code not in _REDIRECT_CODES:
+        return None
+    location = response.headers.get("location")
+    if not location:
+        return None
+    return current.join(location)
+
+
+def _body_of(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The response's body as the transport delivers it (still content-encoded)."""
+    stream = response.stream
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError("the transport answered with a synchronous body")
+    return aiter(stream)
+
+
+def _describe(exc: Exception) -> str:
+    """A short, stable error text for a failed fetch."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        if _caused_by_tls(exc):
+            return f"tls: {detail}"
+        return f"connect: {detail}"
+    if isinstance(exc, httpx.DecodingError):
+        return f"decode: {detail}"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
+        return f"protocol: {detail}"
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | ValueError):
+        return f"invalid url: {detail}"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | OSError):
+        return f"network: {detail}"
+    return f"http: {detail}"
+
+
+def _caused_by_tls(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or "SSL" in str(seen) or "certificate" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

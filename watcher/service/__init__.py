@@ -1,0 +1,1 @@
+"""The long-running process (`restock run`): composition, engine, dispatch, metrics."""

@@ -1,0 +1,213 @@
+"""The SQLite connection every role of `SQLiteRepository` shares, and how a file is opened.
+
+Every write runs in `BEGIN IMMEDIATE`, which takes SQLite's single write lock up front: a claim's
+read and update then see the same data, so two processes on one file never claim the same row
+(`busy_timeout` makes the second one wait instead of failing). One repository holds one
+connection, shared by the coroutines of a process under an asyncio lock. Times are stored as
+epoch seconds (REAL, UTC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time as wall_clock
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from watcher.errors import StorageError
+from watcher.storage.codec import ids_json
+from watcher.storage.sqlite.migrations import LATEST_VERSION, MIGRATIONS
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def sqlite_path(path_or_url: str | Path) -> str:
+    """The file path in `path_or_url` (a path, or a sqlite:/// URL); other URLs are refused."""
+    text = str(path_or_url)
+    if text.startswith("sqlite:///"):
+        return text.removeprefix("sqlite:///") or ":memory:"
+    if text == "sqlite://":
+        return ":memory:"
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise StorageError(f"unsupported database URL scheme {scheme!r}: use a SQLite file path")
+    return text
+
+
+async def connect(path_or_url: str | Path) -> tuple[aiosqlite.Connection, str]:
+    """Open (creating and migrating if needed) the database at `path_or_url`."""
+    path = sqlite_path(path_or_url)
+    try:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from exc
+    try:
+        await _configure(conn)
+        await _migrate(conn, path)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn, path
+
+
+async def _configure(conn: aiosqlite.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    try:
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot use the database: {exc}") from exc
+
+
+async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
+    """Bring the schema to LATEST_VERSION in one transaction (other processes wait)."""
+    try:
+        await conn.execute("BEGIN IMMEDIATE")
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        rows = await conn.execute_fetchall("SELECT MAX(version) AS v FROM schema_version")
+        current = next(iter(rows))["v"] or 0
+        if current > LATEST_VERSION:
+            raise StorageError(
+                f"database {path} has schema version {current}, but this restock-watcher only "
+                f"knows versions up to {LATEST_VERSION}: upgrade restock-watcher to use it"
+            )
+        for version in range(current + 1, LATEST_VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (version, wall_clock.time()),
+            )
+        await conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StorageError(f"cannot migrate database {path}: {exc}") from exc
+        raise
+
+
+class SQLiteStore:
+    """The connection, its lock and transactions, and the rules several roles share."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[None]:
+        """One write transaction; any error rolls everything back."""
+        async with self._lock:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                yield
+                await self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageError(f"database {self.path}: {exc}") from exc
+                raise
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[None]:
+        async with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise StorageError(f"database {self.path}: {exc}") from exc
+
+    async def _rows(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[sqlite3.Row]:
+        return list(await self._conn.execute_fetchall(sql, params))
+
+    async def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        rows = await self._rows(sql, params)
+        return rows[0] if rows else None
+
+    async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cursor = await self._conn.execute(sql, params)
+        count = cursor.rowcount
+        await cursor.close()
+        return count
+
+    async def _refresh_products(self, product_ids: Iterable[int] | None = None) -> None:
+        """Recompute what follows from watches and subscriptions (all products when None).
+
+        A chat watch lives while it has an active subscription (it restarts from a fresh
+        detector state when it comes back); a product is polled while it has an active watch, at
+        the shortest interval of those, with its waiting subscribers as priority.
+        """
+        scope, params = "", []
+        if product_ids is not None:
+            scope = "AND product_id IN (SELECT value FROM json_each(?))"
+            params = [ids_json(product_ids)]
+        await self._run(
+            f"""
+            UPDATE watches SET
+                active = EXISTS (SELECT 1 FROM subscriptions s
+                                 WHERE s.watch_id = watches.id AND s.active = 1),
+                detector_state = CASE WHEN active = 0 THEN NULL ELSE detector_state END
+            WHERE origin = 'chat' {scope}
+            """,
+            params,
+        )
+        product_scope = scope.replace("product_id", "id")
+        await self._run(
+            f"""
+            UPDATE products SET
+                active = EXISTS (SELECT 1 FROM watches w
+                                 WHERE w.product_id = products.id AND w.active = 1),
+                interval_s = (SELECT MIN(w.interval_s) FROM watches w
+                              WHERE w.product_id = products.id AND w.active = 1),
+                subscribers = (SELECT COUNT(*) FROM subscriptions s
+                               JOIN watches w ON w.id = s.watch_id
+                               WHERE w.product_id = products.id AND w.active = 1
+                                 AND s.active = 1 AND s.paused = 0)
+            WHERE 1 {product_scope}
+            """,
+            params,
+        )
+
+    async def _end_subscriptions(
+        self, where: str, params: Sequence[Any], stamp: float, why: str
+    ) -> int:
+        """End the matching active subscriptions, skip their pending deliveries, refresh.
+
+        Every caller ends them on the recipient's own word (unsubscribe, /stop, removal, a
+        blocked bot), so they are marked opted out: a watchlist reload does not bring them back.
+        """
+        rows = await self._rows(
+            "UPDATE subscriptions SET active = 0, ended_at = ?, opted_out_at = ?"
+            f" WHERE active = 1 AND {where} RETURNING id, watch_id",
+            (stamp, stamp, *params),
+        )
+        if not rows:
+            return 0
+        await self._run(
+            "UPDATE deliveries SET status = 'skipped', last_error = ?, updated_at = ?,"
+            " lease_owner = NULL, lease_until = NULL WHERE status = 'pending'"
+            " AND subscription_id IN (SELECT value FROM json_each(?))",
+            (why, stamp, ids_json(row["id"] for row in rows)),
+        )
+        await self._refresh_watch_products([row["watch_id"] for row in rows])
+        return len(rows)
+
+    async def _refresh_watch_products(self, watch_ids: Sequence[int]) -> None:
+        rows = await self._rows(
+            "SELECT DISTINCT product_id FROM watches WHERE id IN (SELECT value FROM json_each(?))",
+            (ids_json(watch_ids),),
+        )
+        await self._refresh_products([row["product_id"] for row in rows])

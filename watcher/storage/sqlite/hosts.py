@@ -1,0 +1,56 @@
+"""Per-host politeness on SQLite: request slots and backoff shared by every worker."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from watcher.storage.codec import (
+    required_time,
+    to_epoch,
+)
+from watcher.storage.interface import (
+    HostState,
+)
+from watcher.storage.rows import host_state
+from watcher.storage.sqlite.connection import SQLiteStore
+
+
+class SQLiteHosts(SQLiteStore):
+    """One row per host, shared by workers."""
+
+    async def reserve_host_slot(self, host: str, now: datetime, min_delay: timedelta) -> datetime:
+        stamp, delay = to_epoch(now), min_delay.total_seconds()
+        async with self._write():
+            row = await self._row(
+                """
+                INSERT INTO host_state (host, next_allowed_at) VALUES (?, ?)
+                ON CONFLICT (host) DO UPDATE SET next_allowed_at =
+                    MAX(?, COALESCE(next_allowed_at, 0), COALESCE(backoff_until, 0)) + ?
+                RETURNING next_allowed_at
+                """,
+                (host, stamp + delay, stamp, delay),
+            )
+        assert row is not None  # RETURNING of an upsert
+        return required_time(row["next_allowed_at"] - delay)
+
+    async def save_host_state(self, state: HostState) -> None:
+        next_allowed = None if state.next_allowed_at is None else to_epoch(state.next_allowed_at)
+        backoff = None if state.backoff_until is None else to_epoch(state.backoff_until)
+        async with self._write():
+            await self._run(
+                """
+                INSERT INTO host_state (host, next_allowed_at, backoff_until, consecutive_blocks,
+                    last_reason) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (host) DO UPDATE SET
+                    next_allowed_at = COALESCE(excluded.next_allowed_at, next_allowed_at),
+                    backoff_until = excluded.backoff_until,
+                    consecutive_blocks = excluded.consecutive_blocks,
+                    last_reason = excluded.last_reason
+                """,
+                (state.host, next_allowed, backoff, state.consecutive_blocks, state.last_reason),
+            )
+
+    async def host_states(self) -> list[HostState]:
+        async with self._read():
+            rows = await self._rows("SELECT * FROM host_state ORDER BY host")
+        return [host_state(row) for row in rows]

@@ -1,0 +1,58 @@
+"""The SQLite implementation of `watcher.storage.interface.Repository` (aiosqlite, WAL).
+
+One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`), all on
+one shared connection (`connection.SQLiteStore`); `SQLiteRepository` is their sum.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+
+from watcher.storage.group_commit import CheckWriter
+from watcher.storage.interface import Repository
+from watcher.storage.sqlite.chats import SQLiteChats
+from watcher.storage.sqlite.checks import SQLiteChecks
+from watcher.storage.sqlite.connection import connect
+from watcher.storage.sqlite.hosts import SQLiteHosts
+from watcher.storage.sqlite.leases import SQLiteLeases
+from watcher.storage.sqlite.outbox import SQLiteOutbox
+from watcher.storage.sqlite.status import SQLiteStatus
+from watcher.storage.sqlite.watchlist import SQLiteWatchlist
+
+
+async def open_repository(path_or_url: str | Path) -> SQLiteRepository:
+    """Open (creating and migrating if needed) the database at `path_or_url`."""
+    conn, path = await connect(path_or_url)
+    return SQLiteRepository(conn, path)
+
+
+class SQLiteRepository(
+    SQLiteWatchlist,
+    SQLiteChecks,
+    SQLiteOutbox,
+    SQLiteLeases,
+    SQLiteHosts,
+    SQLiteStatus,
+    SQLiteChats,
+):
+    """`Repository` on one SQLite file. Build it with `open_repository`."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        super().__init__(conn, path)
+        self._closed = False
+        self._check_writer = CheckWriter(self._write, self._record_check)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._check_writer.drain()
+        async with self._lock:
+            await self._conn.close()
+
+
+def _check_protocol(repo: SQLiteRepository) -> Repository:
+    """Lets mypy prove that SQLiteRepository implements Repository."""
+    return repo

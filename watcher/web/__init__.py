@@ -1,0 +1,1 @@
+"""The HTTP endpoint: health, metrics, unsubscribe, the status report."""
