@@ -24,13 +24,14 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Protocol
 
 from watcher.core.model import (
     Availability,
     Event,
     Observation,
     Origin,
+    Outcome,
     QuietHours,
     Watch,
     WatchConditions,
@@ -151,9 +152,6 @@ class ClaimedDelivery:
         return f"{self.event.id}:{self.channel}:{self.recipient}"
 
 
-DeliveryOutcome = Literal["sent", "retry", "failed", "skipped"]
-
-
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     """What became of one claimed delivery, for `record_results`.
@@ -163,12 +161,12 @@ class DeliveryResult:
     """
 
     delivery_id: int
-    outcome: DeliveryOutcome
+    outcome: Outcome
     detail: str = ""
     retry_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        if (self.outcome == "retry") != (self.retry_at is not None):
+        if (self.outcome == Outcome.RETRY) != (self.retry_at is not None):
             raise ValueError(f"delivery {self.delivery_id}: retry_at goes with a retry, only")
 
 
@@ -373,11 +371,9 @@ class DeliveryStore(Protocol):
     ) -> str:
         """Try again at `at`, or dead-letter once `max_attempts` are spent. Returns the status."""
 
-    async def postpone(self, delivery_id: int, until: datetime, now: datetime) -> None:
-        """Hold a delivery until `until` without counting the attempt (quiet hours, rate limit)."""
-
     async def postpone_many(self, held: Sequence[tuple[int, datetime]], now: datetime) -> None:
-        """`postpone` for (delivery id, until) pairs, in ONE transaction."""
+        """Hold each (delivery id, until) pair's delivery until then without counting the attempt
+        (quiet hours, a rate limit), in ONE transaction."""
 
     async def mark_failed(self, delivery_id: int, error: str, now: datetime) -> None:
         """A permanent failure: never retried, listed with the dead letters."""
@@ -437,12 +433,6 @@ class LeaseStore(Protocol):
 
 class HostStore(Protocol):
     """Per-host politeness shared by workers."""
-
-    async def reserve_host_slot(self, host: str, now: datetime, min_delay: timedelta) -> datetime:
-        """Reserve the next request slot of `host`: the time the caller may send (>= now).
-
-        Consecutive reservations are `min_delay` apart, across every worker on this database.
-        """
 
     async def save_host_state(self, state: HostState) -> None:
         """Store a host's backoff (after a block, or cleared after a success)."""
