@@ -27,14 +27,13 @@ from watcher.core.model import ConditionFilter
 from watcher.line.bot import LineBot, LineBotSettings
 from watcher.line.commands import parse_text
 from watcher.line.signature import sign, verify
-from watcher.line.store import SQLiteLineStore
 from watcher.line.texts import TEXTS
 from watcher.line.webhook import MAX_BODY, LineWebhook
 from watcher.net.netguard import URLGuard
 from watcher.net.politeness import Politeness
 from watcher.secret import Secret
 from watcher.service.metrics import Metrics
-from watcher.storage.sqlite.repository import SQLiteRepository
+from watcher.storage.sqlite.repository import SQLiteRepository, open_repository
 from watcher.subscriptions import SubscriptionRules, Subscriptions
 from watcher.web.server import StatusServer
 
@@ -88,7 +87,7 @@ def body(*events: dict[str, Any]) -> bytes:
 class Harness:
     url: str
     line: LineStandIn
-    store: SQLiteLineStore
+    store: SQLiteRepository
     repo: SQLiteRepository
     resolver: FakeResolver
     client: httpx.AsyncClient
@@ -121,7 +120,7 @@ async def h(repo: SQLiteRepository) -> AsyncIterator[Harness]:
     resolver = FakeResolver()
     async with LineStandIn() as line:
         api = LineApi(token=TOKEN, clock=clock, base_url=line.url)
-        store = SQLiteLineStore(repo)
+        store = repo
         settings = LineBotSettings(max_watches_per_user=3, command_limit=20)
         guard = URLGuard(settings.allowed_hosts, resolver=resolver)
         # The shared rules, as the composition root builds them (its quota is Telegram's).
@@ -156,7 +155,7 @@ def test_signature_is_hmac_sha256_base64_of_the_raw_body() -> None:
 async def test_valid_signature_runs_the_command(h: Harness) -> None:
     reply = await h.say(f"登録 {ITEM} 6000 新品")
     assert reply.startswith("🔔 登録しました")
-    [sub] = await h.store.subscriptions(ALICE)
+    [sub] = await h.store.line_subscriptions(ALICE)
     assert sub.target == ITEM and sub.channel == "line" and sub.recipient == ALICE
     assert sub.conditions.max_price == 6000 and sub.conditions.condition is ConditionFilter.NEW
     assert sub.language == "ja"
@@ -173,7 +172,7 @@ async def test_bad_or_missing_signature_is_401_and_changes_nothing(
 ) -> None:
     response = await h.post(body(text(f"登録 {ITEM}")), signature=signature)
     assert response.status_code == 401
-    assert h.line.replies == [] and await h.store.subscriptions(ALICE) == []
+    assert h.line.replies == [] and await h.store.line_subscriptions(ALICE) == []
     assert h.resolver.asked == []
 
 
@@ -182,7 +181,7 @@ async def test_tampered_body_is_401(h: Harness) -> None:
     tampered = body(text(f"登録 {ITEM}"))
     response = await h.post(tampered, signature=sign(SECRET, genuine))
     assert response.status_code == 401
-    assert await h.store.subscriptions(ALICE) == []
+    assert await h.store.line_subscriptions(ALICE) == []
 
 
 async def test_oversized_body_is_refused_before_reading(h: Harness) -> None:
@@ -213,14 +212,18 @@ async def test_a_redelivered_event_is_handled_once(h: Harness) -> None:
     assert (await h.post(body(first))).status_code == 200
     assert (await h.post(body(again))).status_code == 200
     assert len(h.line.replies) == 1
-    assert len(await h.store.subscriptions(ALICE)) == 1
+    assert len(await h.store.line_subscriptions(ALICE)) == 1
 
 
 async def test_redelivery_is_remembered_across_restarts(h: Harness) -> None:
     first = postback("r:999")
     await h.post(body(first))
-    # A new store on the same database: what was handled is in the database, not in memory.
-    assert not await SQLiteLineStore(h.repo).claim_event(first["webhookEventId"], datetime.now(UTC))
+    # Another process on the same database file: what was handled is in the file, not in memory.
+    other = await open_repository(h.repo.path)
+    try:
+        assert not await other.claim_line_event(first["webhookEventId"], datetime.now(UTC))
+    finally:
+        await other.close()
 
 
 async def test_concurrent_deliveries_of_one_event_are_handled_once(h: Harness) -> None:
@@ -232,10 +235,10 @@ async def test_concurrent_deliveries_of_one_event_are_handled_once(h: Harness) -
 
 async def test_old_event_ids_are_forgotten_after_a_week(h: Harness) -> None:
     now = datetime(2026, 12, 1, tzinfo=UTC)
-    assert await h.store.claim_event("old", now)
-    assert not await h.store.claim_event("old", now + timedelta(days=1))
-    await h.store.claim_event("other", now + timedelta(days=8))  # prunes the week-old ids
-    assert await h.store.claim_event("old", now + timedelta(days=8))
+    assert await h.store.claim_line_event("old", now)
+    assert not await h.store.claim_line_event("old", now + timedelta(days=1))
+    await h.store.claim_line_event("other", now + timedelta(days=8))  # prunes the week-old ids
+    assert await h.store.claim_line_event("old", now + timedelta(days=8))
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -252,7 +255,7 @@ async def test_commands_in_japanese(h: Harness) -> None:
     assert "⏸ 停止中" in await h.say("一覧")
     assert (await h.say("再開")).startswith("▶️ 1件を再開しました")
     assert (await h.say("解除 2")).startswith("🗑 解除しました: JAN 4902370551495")
-    assert len(await h.store.subscriptions(ALICE)) == 1
+    assert len(await h.store.line_subscriptions(ALICE)) == 1
     assert (await h.say("ヘルプ")).startswith("再入荷お知らせボット")
 
 
@@ -277,20 +280,20 @@ async def test_list_offers_postback_buttons_that_work_only_on_own_entries(h: Har
     await h.say("一覧")
     items = h.last_reply()["messages"][0]["quickReply"]["items"]
     actions = [i["action"] for i in items]
-    [sub] = await h.store.subscriptions(ALICE)
+    [sub] = await h.store.line_subscriptions(ALICE)
     assert actions[0] == {"type": "postback", "label": "⏸ 停止 1", "data": f"p:{sub.id}"}
     assert actions[1]["data"] == f"r:{sub.id}"
     assert all(len(a["label"]) <= 20 for a in actions)
 
     await h.post(body(postback(f"r:{sub.id}", user=BOB)))  # not Bob's
     assert h.last_reply()["messages"][0]["text"] == TEXTS["ja"]["button_gone"]
-    assert len(await h.store.subscriptions(ALICE)) == 1
+    assert len(await h.store.line_subscriptions(ALICE)) == 1
 
     await h.post(body(postback(f"p:{sub.id}")))
-    [paused] = await h.store.subscriptions(ALICE)
+    [paused] = await h.store.line_subscriptions(ALICE)
     assert paused.paused
     await h.post(body(postback(f"r:{sub.id}")))
-    assert await h.store.subscriptions(ALICE) == []
+    assert await h.store.line_subscriptions(ALICE) == []
     await h.post(body(postback("forged-data")))
     assert h.last_reply()["messages"][0]["text"] == TEXTS["ja"]["button_gone"]
 
@@ -304,7 +307,7 @@ async def test_url_guard_and_quota_like_telegram(h: Harness) -> None:
     for n in range(3):
         await h.say(f"登録 {ITEM}{n}")
     assert (await h.say(f"登録 {ITEM}9")).startswith("登録できるのは3件までです")
-    assert len(await h.store.subscriptions(ALICE)) == 3
+    assert len(await h.store.line_subscriptions(ALICE)) == 3
 
 
 async def test_rate_limit_answers_once_then_stays_silent(h: Harness) -> None:
@@ -345,8 +348,8 @@ async def test_follow_is_welcomed_and_unfollow_ends_every_subscription(h: Harnes
     await h.say(f"登録 {ITEM}", user=BOB)
     replies = len(h.line.replies)
     await h.post(body(event("unfollow")))
-    assert await h.store.subscriptions(ALICE) == []
-    assert len(await h.store.subscriptions(BOB)) == 1  # nobody else is touched
+    assert await h.store.line_subscriptions(ALICE) == []
+    assert len(await h.store.line_subscriptions(BOB)) == 1  # nobody else is touched
     assert len(h.line.replies) == replies  # no reply token, no reply
 
 
@@ -366,7 +369,7 @@ async def test_a_database_failure_is_500_and_the_resend_finishes_the_body(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = text(f"登録 {ITEM}"), text("一覧")
-    claim = h.store.claim_event
+    claim = h.store.claim_line_event
     calls = 0
 
     async def flaky(event_id: str, now: datetime) -> bool:
@@ -376,11 +379,11 @@ async def test_a_database_failure_is_500_and_the_resend_finishes_the_body(
             raise OSError("database is locked")
         return await claim(event_id, now)
 
-    monkeypatch.setattr(h.store, "claim_event", flaky)
+    monkeypatch.setattr(h.store, "claim_line_event", flaky)
     raw = body(first, second)
     assert (await h.post(raw)).status_code == 500
     assert len(h.line.replies) == 1  # the first event was handled
     assert (await h.post(raw)).status_code == 200  # LINE sends the body again
     assert len(h.line.replies) == 2  # only the second event is answered now
     assert h.line.replies[1]["messages"][0]["text"].startswith("登録一覧（1件）")
-    assert len(await h.store.subscriptions(ALICE)) == 1
+    assert len(await h.store.line_subscriptions(ALICE)) == 1

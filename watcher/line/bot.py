@@ -40,9 +40,8 @@ from watcher.core.model import WatchConditions
 from watcher.line import texts
 from watcher.line.commands import LineCommand, parse_postback, parse_text
 from watcher.line.events import Kind, LineEvent
-from watcher.line.store import LineStore
 from watcher.redact import recipient_hash
-from watcher.storage.interface import Subscription
+from watcher.storage.interface import LineChatStore, Subscription
 from watcher.subscriptions import Refused, Subscriptions
 
 LOG = logging.getLogger("restock.line")
@@ -78,7 +77,7 @@ Handler = Callable[[Turn], Awaitable[list[Message]]]
 class LineBot:
     def __init__(
         self,
-        store: LineStore,
+        store: LineChatStore,
         api: LineApi,
         settings: LineBotSettings = LineBotSettings(),
         *,
@@ -113,7 +112,7 @@ class LineBot:
             if event.user_id is None or (event.kind is Kind.OTHER and event.reply_token is None):
                 continue  # nothing of ours: a group, a malformed event, one we cannot answer
             async with self._lock(event.user_id):
-                if event.event_id is not None and not await self.store.claim_event(
+                if event.event_id is not None and not await self.store.claim_line_event(
                     event.event_id, self.clock.now()
                 ):
                     LOG.info("line: event %s already handled", event.event_id)
@@ -193,12 +192,12 @@ class LineBot:
     async def _watch(self, turn: Turn) -> list[Message]:
         request = parse_watch(turn.args)
         limit = self.settings.max_watches_per_user
-        if await self.store.count_active(turn.user_id) >= limit:
+        if await self.store.count_line_active(turn.user_id) >= limit:
             raise Refused("quota", max=limit)
         # The shared rules: the URL guard (after DNS), canonical URLs, JAN only with a source.
         target, store = await self.subscriptions.checked_target(request)
         conditions = WatchConditions(max_price=request.max_price, condition=request.condition)
-        sub = await self.store.subscribe(
+        sub = await self.store.add_line_subscription(
             turn.user_id,
             target,
             store,
@@ -210,7 +209,7 @@ class LineBot:
         return [texts.text_message(texts.subscribed(turn.language, sub))]
 
     async def _list(self, turn: Turn) -> list[Message]:
-        subs = await self.store.subscriptions(turn.user_id)
+        subs = await self.store.line_subscriptions(turn.user_id)
         return [self._list_message(turn.language, subs)]
 
     async def _pause(self, turn: Turn) -> list[Message]:
@@ -224,27 +223,27 @@ class LineBot:
             raise InputError("bad_selector", arg=" ".join(turn.args))
         if turn.args:
             sub = await self._select(turn, turn.args[0])
-            if not await self.store.set_paused(turn.user_id, sub.id, paused):
+            if not await self.store.set_line_paused(turn.user_id, sub.id, paused):
                 raise InputError("not_found")
             key = "paused_one" if paused else "resumed_one"
             return [self._text(turn, key, name=subscription_name(sub))]
         changed = 0
-        for sub in await self.store.subscriptions(turn.user_id):
+        for sub in await self.store.line_subscriptions(turn.user_id):
             if sub.paused != paused:
-                changed += await self.store.set_paused(turn.user_id, sub.id, paused)
+                changed += await self.store.set_line_paused(turn.user_id, sub.id, paused)
         return [self._text(turn, "paused_all" if paused else "resumed_all", count=changed)]
 
     async def _unwatch(self, turn: Turn) -> list[Message]:
         if len(turn.args) != 1:
             raise InputError("unwatch_usage")
         sub = await self._select(turn, turn.args[0])
-        if not await self.store.remove(turn.user_id, sub.id, self.clock.now()):
+        if not await self.store.remove_line_subscription(turn.user_id, sub.id, self.clock.now()):
             raise InputError("not_found")
         return [self._text(turn, "removed", name=subscription_name(sub))]
 
     async def _select(self, turn: Turn, text: str) -> Subscription:
         selector = parse_selector(text)
-        subs = await self.store.subscriptions(turn.user_id)
+        subs = await self.store.line_subscriptions(turn.user_id)
         if selector.position is not None and selector.position <= len(subs):
             return subs[selector.position - 1]
         for sub in subs:
@@ -264,10 +263,10 @@ class LineBot:
         if press is not None:
             action, sub_id = press
             if action is ButtonAction.REMOVE:
-                done = await self.store.remove(user, sub_id, self.clock.now())
+                done = await self.store.remove_line_subscription(user, sub_id, self.clock.now())
             else:
-                done = await self.store.set_paused(user, sub_id, action is ButtonAction.PAUSE)
-        subs = await self.store.subscriptions(user)
+                done = await self.store.set_line_paused(user, sub_id, action is ButtonAction.PAUSE)
+        subs = await self.store.line_subscriptions(user)
         listing = self._list_message(language, subs)
         if done:
             return [listing]
@@ -288,7 +287,7 @@ class LineBot:
 
     async def _language_of(self, user_id: str) -> Language:
         """The language the user last wrote a command in (kept on their subscriptions)."""
-        for sub in await self.store.subscriptions(user_id):
+        for sub in await self.store.line_subscriptions(user_id):
             if sub.language in ("ja", "en"):
                 return "en" if sub.language == "en" else "ja"
         return DEFAULT_LANGUAGE
@@ -300,5 +299,5 @@ class LineBot:
             LOG.warning("line: reply not sent (%s %s)", answer.status or "-", answer.message)
 
     async def _unfollowed(self, user_id: str) -> None:
-        ended = await self.store.end_all(user_id, self.clock.now())
+        ended = await self.store.end_line_subscriptions(user_id, self.clock.now())
         LOG.info("line: user %s unfollowed, %d subscriptions ended", recipient_hash(user_id), ended)

@@ -29,7 +29,6 @@ from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
 from watcher.core.schedule import stable_phase
 from watcher.errors import ConfigError
 from watcher.line.bot import LineBot, LineBotSettings
-from watcher.line.store import SQLiteLineStore
 from watcher.line.webhook import LineWebhook
 from watcher.net.fetch import Fetcher
 from watcher.net.transport import build_client, fast_transport
@@ -139,7 +138,7 @@ class App:
             base_url=line.api_base_url,
         )
         bot = LineBot(
-            SQLiteLineStore(self.repository),
+            self.repository,
             self.line_api,
             LineBotSettings(
                 allowed_hosts=chat_hosts(config),

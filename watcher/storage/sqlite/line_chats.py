@@ -1,4 +1,4 @@
-"""What the LINE front-end asks of the database, and its SQLite implementation.
+"""LINE chats on SQLite: LINE users' subscriptions and the webhook events already handled.
 
 LINE users are recipients on the `line` channel: their subscriptions live in the shared
 `subscriptions` table (origin `chat`), so the engine's fan-out reaches them like any other, and
@@ -10,14 +10,13 @@ receiving it) is handled once.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from watcher.core.keys import chat_watch_key
 from watcher.core.model import WatchConditions
 from watcher.storage.codec import conditions_to_json, to_epoch
 from watcher.storage.interface import Subscription
-from watcher.storage.rows import subscription as _subscription
-from watcher.storage.sqlite.repository import SQLiteRepository
+from watcher.storage.rows import subscription as subscription_from_row
+from watcher.storage.sqlite.chats import SQLiteChats
 
 CHANNEL = "line"
 EVENT_MEMORY = timedelta(days=7)  # LINE redelivers for far less than this
@@ -30,54 +29,23 @@ _SELECT = """
 """
 
 
-class LineStore(Protocol):
-    async def claim_event(self, event_id: str, now: datetime) -> bool:
-        """True the first time `event_id` is claimed; False once it was handled."""
+class SQLiteLineChats(SQLiteChats):
+    """`LineChatStore` on SQLite: LINE users are chats whose ids are LINE user ids."""
 
-    async def subscribe(
-        self,
-        user_id: str,
-        target: str,
-        store: str | None,
-        conditions: WatchConditions,
-        language: str,
-        now: datetime,
-        *,
-        one_shot: bool = True,
-    ) -> Subscription: ...
-
-    async def subscriptions(self, user_id: str) -> list[Subscription]: ...
-
-    async def set_paused(self, user_id: str, subscription_id: int, paused: bool) -> bool: ...
-
-    async def remove(self, user_id: str, subscription_id: int, now: datetime) -> bool: ...
-
-    async def end_all(self, user_id: str, now: datetime) -> int:
-        """End every subscription of a user who blocked or unfollowed the account."""
-
-    async def count_active(self, user_id: str) -> int: ...
-
-
-class SQLiteLineStore:
-    """`LineStore` on the repository's SQLite connection (its write lock and helpers)."""
-
-    def __init__(self, repository: SQLiteRepository) -> None:
-        self.repo = repository
-
-    async def claim_event(self, event_id: str, now: datetime) -> bool:
+    async def claim_line_event(self, event_id: str, now: datetime) -> bool:
         stamp = to_epoch(now)
-        async with self.repo._write():
-            await self.repo._run(
+        async with self._write():
+            await self._run(
                 "DELETE FROM line_webhook_events WHERE seen_at < ?",
                 (stamp - EVENT_MEMORY.total_seconds(),),
             )
-            inserted = await self.repo._run(
+            inserted = await self._run(
                 "INSERT OR IGNORE INTO line_webhook_events (event_id, seen_at) VALUES (?, ?)",
                 (event_id, stamp),
             )
         return inserted > 0
 
-    async def subscribe(
+    async def add_line_subscription(
         self,
         user_id: str,
         target: str,
@@ -89,10 +57,9 @@ class SQLiteLineStore:
         one_shot: bool = True,
     ) -> Subscription:
         stamp = to_epoch(now)
-        repo = self.repo
-        async with repo._write():
-            product_id = await repo._ensure_product(target, store, stamp)
-            watch = await repo._row(
+        async with self._write():
+            product_id = await self._ensure_product(target, store, stamp)
+            watch = await self._row(
                 """
                 INSERT INTO watches (key, name, product_id, origin, conditions, active,
                     created_at, updated_at)
@@ -110,7 +77,7 @@ class SQLiteLineStore:
                 ),
             )
             assert watch is not None  # RETURNING of an upsert
-            row = await repo._row(
+            row = await self._row(
                 """
                 INSERT INTO subscriptions (watch_id, channel, recipient, origin, one_shot,
                     language, created_at)
@@ -124,31 +91,32 @@ class SQLiteLineStore:
                 (watch["id"], CHANNEL, user_id, one_shot, language, stamp),
             )
             assert row is not None  # RETURNING of an upsert
-            await repo._refresh_products([product_id])
-            return await repo._subscription(int(row["id"]))
+            await self._refresh_products([product_id])
+            return await self._subscription(int(row["id"]))
 
-    async def subscriptions(self, user_id: str) -> list[Subscription]:
-        async with self.repo._read():
-            rows = await self.repo._rows(
+    async def line_subscriptions(self, user_id: str) -> list[Subscription]:
+        async with self._read():
+            rows = await self._rows(
                 _SELECT + " WHERE s.channel = ? AND s.recipient = ? AND s.active = 1 ORDER BY s.id",
                 (CHANNEL, user_id),
             )
-        return [_subscription(row) for row in rows]
+        return [subscription_from_row(row) for row in rows]
 
-    async def set_paused(self, user_id: str, subscription_id: int, paused: bool) -> bool:
-        repo = self.repo
-        async with repo._write():
-            rows = await repo._rows(
+    async def set_line_paused(self, user_id: str, subscription_id: int, paused: bool) -> bool:
+        async with self._write():
+            rows = await self._rows(
                 "UPDATE subscriptions SET paused = ? WHERE id = ? AND channel = ?"
                 " AND recipient = ? AND active = 1 RETURNING watch_id",
                 (paused, subscription_id, CHANNEL, user_id),
             )
-            await repo._refresh_watch_products([row["watch_id"] for row in rows])
+            await self._refresh_watch_products([row["watch_id"] for row in rows])
         return bool(rows)
 
-    async def remove(self, user_id: str, subscription_id: int, now: datetime) -> bool:
-        async with self.repo._write():
-            ended = await self.repo._end_subscriptions(
+    async def remove_line_subscription(
+        self, user_id: str, subscription_id: int, now: datetime
+    ) -> bool:
+        async with self._write():
+            ended = await self._end_subscriptions(
                 "id = ? AND channel = ? AND recipient = ?",
                 (subscription_id, CHANNEL, user_id),
                 to_epoch(now),
@@ -156,15 +124,15 @@ class SQLiteLineStore:
             )
         return ended > 0
 
-    async def end_all(self, user_id: str, now: datetime) -> int:
-        async with self.repo._write():
-            return await self.repo._end_subscriptions(
+    async def end_line_subscriptions(self, user_id: str, now: datetime) -> int:
+        async with self._write():
+            return await self._end_subscriptions(
                 "channel = ? AND recipient = ?", (CHANNEL, user_id), to_epoch(now), "unfollowed"
             )
 
-    async def count_active(self, user_id: str) -> int:
-        async with self.repo._read():
-            row = await self.repo._row(
+    async def count_line_active(self, user_id: str) -> int:
+        async with self._read():
+            row = await self._row(
                 "SELECT COUNT(*) AS n FROM subscriptions WHERE channel = ? AND recipient = ?"
                 " AND origin = 'chat' AND active = 1",
                 (CHANNEL, user_id),
