@@ -99,3 +99,18 @@ async def test_build_notifiers_passes_the_quota_policy(tmp_path: Path) -> None:
     assert isinstance(line, LineNotifier) and line.quota_policy.value == "stop"
     assert line.api.base_url == "https://line.example.test"
     await line.aclose()
+
+
+def test_only_the_bots_own_settings_ask_for_a_restart(tmp_path: Path) -> None:
+    from watcher.service.app import _line_bot_section
+
+    path = write_watchlist(tmp_path, "https://line.example.test", 8787)
+    running = load_config(path)
+    path.write_text(
+        path.read_text().replace("bot: true", "bot: true\n    quota_policy: oldest_first")
+    )
+    policy_only = load_config(path)
+    path.write_text(path.read_text().replace(SECRET, "a-new-channel-secret"))
+    new_secret = load_config(path)
+    assert _line_bot_section(running) == _line_bot_section(policy_only)  # the notifier's alone
+    assert _line_bot_section(running) != _line_bot_section(new_secret)

@@ -25,7 +25,6 @@ from watcher.bot.telegram import BotSettings, ChatBot
 from watcher.bot.texts import stores_text
 from watcher.clock import SystemClock
 from watcher.config.load import Config, load_config
-from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
 from watcher.core.schedule import stable_phase
 from watcher.errors import ConfigError
 from watcher.line.bot import LineBot, LineBotSettings
@@ -90,7 +89,7 @@ class App:
             repository,
             self.guard,
             subscription_rules(config),
-            refused_url_hint=stores_text(_allowed_hosts(config)),
+            refused_url_hint=stores_text(chat_hosts(config)),
         )
         self.client = build_client(transport=overrides.transport or fast_transport())
         # Tests hand in one transport for everything; otherwise chat URLs get the guarded one.
@@ -324,6 +323,9 @@ class App:
         if "telegram" in changed and "telegram" in self.notifiers:
             log.error("notifiers.telegram changed: restart `restock run` to apply it")
             changed.discard("telegram")
+        if "line" in changed and _line_bot_section(self.config) != _line_bot_section(config):
+            # The alerts' channel is rebuilt now; the bot behind the running endpoint is not.
+            log.error("notifiers.line's bot changed: restart `restock run` to apply it")
         if not changed:
             return
         fresh = build_notifiers(config, only=changed)
@@ -365,6 +367,14 @@ def _install_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-def _allowed_hosts(config: Config) -> tuple[str, ...]:
-    telegram = config.notifiers.telegram
-    return tuple(telegram.allowed_hosts) if telegram is not None else DEFAULT_ALLOWED_HOSTS
+def _line_bot_section(config: Config) -> tuple[object, ...] | None:
+    """What the running LINE bot was built from (a change needs a restart)."""
+    line = config.notifiers.line
+    if line is None or not line.bot:
+        return None
+    return (
+        line.channel_secret,
+        line.channel_access_token,
+        line.api_base_url,
+        line.max_watches_per_user,
+    )
