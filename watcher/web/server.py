@@ -14,6 +14,7 @@ import asyncio
 import html
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -34,6 +35,8 @@ log = logging.getLogger("restock.server")
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 EMAIL = "email"
 
+# The web UI's handler: the answer for a path it owns, None for the others.
+WebHandler = Callable[[Request], Awaitable[Response | None]]
 
 # The page needs no script, image or outside style; the token in its URL must not leak onwards.
 _PAGE_HEADERS = {
@@ -61,6 +64,7 @@ class StatusServer:
         unsubscribe_secret: str | None = None,
         line_webhook: Handler | None = None,
         clock: WallClock = utc_now,
+        web: WebHandler | None = None,
     ) -> None:
         self.repository = repository
         self.metrics = metrics
@@ -68,6 +72,7 @@ class StatusServer:
         self._unsubscribe_secret = unsubscribe_secret or None
         self._line_webhook = line_webhook
         self.clock = clock
+        self._web = web
         self._server: asyncio.Server | None = None
 
     @property
@@ -80,6 +85,7 @@ class StatusServer:
         self._server = await miniserver.start(self.handle, host, port)
         extra = ", /unsubscribe" if self._unsubscribe_secret else ""
         extra += f", {LINE_WEBHOOK_PATH}" if self._line_webhook else ""
+        extra += ", web UI at /" if self._web is not None else ""
         log.info("status endpoint on http://%s:%d (/healthz, /metrics%s)", host, self.port, extra)
 
     async def stop(self) -> None:
@@ -94,6 +100,10 @@ class StatusServer:
             return await self._line_webhook(request)
         if path == "/unsubscribe" and self._unsubscribe_secret is not None:
             return await self._unsubscribe(request, query, self._unsubscribe_secret)
+        if self._web is not None and path not in ("/healthz", "/metrics"):
+            answer = await self._web(request)
+            if answer is not None:
+                return answer
         if path not in ("/healthz", "/metrics"):
             return Response(404, b"not found\n", _TEXT)
         if request.method != "GET":

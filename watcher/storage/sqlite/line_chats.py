@@ -16,17 +16,13 @@ from watcher.core.model import WatchConditions
 from watcher.storage.codec import conditions_to_json, to_epoch
 from watcher.storage.interface import Subscription
 from watcher.storage.rows import subscription as subscription_from_row
-from watcher.storage.sqlite.chats import SQLiteChats
+from watcher.storage.sqlite.chats import _SUBSCRIPTION_SELECT, SQLiteChats
 
 CHANNEL = "line"
 EVENT_MEMORY = timedelta(days=7)  # LINE redelivers for far less than this
 
-_SELECT = """
-    SELECT s.*, w.key AS watch_key, w.name AS watch_name, w.conditions, p.target, p.store
-    FROM subscriptions s
-    JOIN watches w ON w.id = s.watch_id
-    JOIN products p ON p.id = w.product_id
-"""
+# The chats' own select, so both read subscriptions into the same row shape.
+_SELECT = _SUBSCRIPTION_SELECT
 
 
 class SQLiteLineChats(SQLiteChats):
