@@ -142,3 +142,26 @@ def test_unreachable_url_is_unknown_not_a_crash(capsys: pytest.CaptureFixture[st
     data = run_json(capsys, "check", "http://127.0.0.1:9/items/none")
     assert data["state"] == "unknown"
     assert "connect" in str(data["reason"])
+
+
+def test_json_carries_the_lottery_deadline(capsys: pytest.CaptureFixture[str]) -> None:
+    page = PAGES / "generic" / "biccamera-lottery-window.html"
+    data = run_json(capsys, "check", "--file", str(page), "--store", "generic")
+    assert data["state"] == "lottery"
+    assert data["lottery_deadline"] == "2026-12-10T23:59:00+09:00"
+
+
+def test_json_has_no_lottery_deadline_for_an_ordinary_page(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    page = PAGES / "amazon_jp" / "in-stock-sold-by-amazon.html"
+    data = run_json(capsys, "check", "--file", str(page), "https://www.amazon.co.jp/dp/B0TEST0001")
+    assert data["lottery_deadline"] is None
+
+
+def test_summary_names_the_lottery_deadline(capsys: pytest.CaptureFixture[str]) -> None:
+    page = PAGES / "generic" / "biccamera-lottery-window.html"
+    assert main(["check", "--file", str(page), "--store", "generic"]) == 0
+    out = capsys.readouterr().out
+    assert "state:     lottery" in out
+    assert "deadline:  2026-12-10T23:59:00+09:00" in out

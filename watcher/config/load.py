@@ -114,6 +114,7 @@ def watch_from_entry(entry: WatchEntry, default_interval: timedelta) -> Watch:
         exclude_sellers=tuple(entry.exclude_sellers),
         buyable=frozenset(entry.buyable),
         stores=frozenset(entry.stores),
+        variant=entry.variant,
     )
     notify = entry.notify.to_model() if entry.notify else Notify(console=True)
     return Watch(

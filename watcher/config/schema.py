@@ -545,6 +545,9 @@ class WatchEntry(_Section):
     """Sellers (or shops) whose offers never count; matched as case-insensitive parts."""
     buyable: list[BuyableState] = Field(default=[Availability.IN_STOCK], min_length=1)
     """States that count as buyable: in_stock, backorder, preorder."""
+    variant: Text | None = None
+    """Only this variation of the page (colour, size, SKU): matched against each variation row's
+    name, option text or SKU (full-width and half-width alike, any letter case)."""
     interval: PositiveDuration | None = None
     """Check interval; absent: settings.default_interval."""
     once: bool = False
