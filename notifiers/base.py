@@ -51,6 +51,7 @@ class Notice:
     recipient: str  # chat id, e-mail address, "public" for X, "-" for console / webhook
     attempt: int = 1
     language: str | None = None  # "ja" / "en" for this recipient; None: the channel's default
+    subscription_id: int | None = None  # grows with time: how long the recipient has subscribed
 
     @property
     def idempotency_key(self) -> str:
@@ -72,6 +73,9 @@ class Notifier(ABC):
     # Most deliveries handed over in one batch: a batch must finish well inside the dispatcher's
     # lease even when every send runs into its timeout (else another worker could resend).
     batch_size: ClassVar[int] = 10
+    # The channel sends one request to many recipients (LINE's multicast): its batches are as
+    # large as `batch_size` says, not capped by the dispatcher's general batch setting.
+    fans_out: ClassVar[bool] = False
 
     @abstractmethod
     async def send(self, notice: Notice) -> SendResult:

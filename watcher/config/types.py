@@ -328,6 +328,22 @@ def _event_kind(value: object) -> EventKind:
     return EventKind(choice(value, EVENT_NAMES, "event"))
 
 
+_LINE_USER_ID = re.compile(r"U[0-9a-f]{32}")
+
+
+def _line_user_id(value: object) -> str:
+    if isinstance(value, str) and _LINE_USER_ID.fullmatch(value.strip()):
+        return value.strip()
+    raise fail("line_user_id", 'must be a LINE user id ("U" and 32 hex digits)', value)
+
+
+LineUserId = Annotated[
+    str,
+    BeforeValidator(_line_user_id),
+    WithJsonSchema({"type": "string", "pattern": "^U[0-9a-f]{32}$"}),
+]
+
+
 HttpUrl = Annotated[
     str,
     BeforeValidator(_http_url),

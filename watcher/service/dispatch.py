@@ -308,6 +308,8 @@ class Dispatcher:
         )
 
     def _batch_size(self, notifier: Notifier) -> int:
+        if notifier.fans_out:
+            return notifier.batch_size
         return min(self.settings.batch, notifier.batch_size)
 
     async def _send(
@@ -527,6 +529,7 @@ def _notice(item: ClaimedDelivery) -> Notice:
         recipient=item.recipient,
         attempt=item.attempts,
         language=item.language,
+        subscription_id=item.subscription_id,
     )
 
 
