@@ -80,7 +80,7 @@ class EngineSettings:
     hot_windows: tuple[HotWindow, ...] = ()
     timezone: str = "Asia/Tokyo"
     adaptive: bool = False
-    concurrency: int = 16  # checks in flight across all hosts
+    concurrency: int = 64  # checks in flight across all hosts (settings.global_concurrency)
     lease: timedelta = timedelta(minutes=2)
     idle_poll: float = 0.5  # seconds between looks for due products when none were due
     error_backoff_base: timedelta = timedelta(seconds=30)
