@@ -654,6 +654,7 @@ def _content_hash(raw: RawPage) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=65_536)  # one parse per target, not one per check
 def _host_of(target: str) -> str:
     if target.startswith("jan:"):
         return JAN_SEARCH_HOST

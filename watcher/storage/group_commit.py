@@ -169,7 +169,10 @@ class CheckWriter:
     async def _write_alone(self, write: CheckWrite) -> None:
         try:
             async with self._transaction():
-                result = await self._record_lease_checked(write)
+                if self._record_quiet is not None and is_quiet(write):
+                    [result] = await self._record_quiet([write])
+                else:
+                    result = await self._record_lease_checked(write)
         except Exception as exc:
             if not write.result.done():
                 write.result.set_exception(exc)
