@@ -179,7 +179,7 @@ def test_defaults_of_a_minimal_file(tmp_path: Path) -> None:
     assert (settings.debounce.confirm, settings.debounce.rearm) == (2, 2)
     assert settings.debounce.cooldown == timedelta(minutes=10)
     assert settings.politeness.default.limits() == HostLimits()
-    assert (settings.adaptive, settings.global_concurrency, settings.language) == (False, 16, "ja")
+    assert (settings.adaptive, settings.global_concurrency, settings.language) == (False, 64, "ja")
     windows = [(w.days, w.start, w.end, w.interval) for w in settings.hot_windows]
     assert windows == [
         (frozenset(range(7)), time(0), time(5), timedelta(minutes=1)),

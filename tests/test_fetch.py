@@ -18,7 +18,7 @@ from watcher.net.decode import BodyDecoder, decode_body, normalise_charset
 from watcher.net.fetch import DEFAULT_ACCEPT, DEFAULT_USER_AGENT, Fetcher
 from watcher.net.headers import parse_retry_after
 from watcher.net.netguard import IPAddress, URLGuard
-from watcher.net.transport import build_client
+from watcher.net.transport import build_client, fast_transport
 
 STOCK = "在庫あり ～ 残り1点 ①"  # kana, kanji, a wave dash and an NEC special character
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
@@ -152,8 +152,19 @@ def server() -> Iterator[LoopbackServer]:
         yield running
 
 
+@pytest.fixture(params=["guarded", "trusted"])
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    """Every fetch test runs on both transports the app sends through: the guarded one (for
+    untrusted URLs) and the fast one for trusted URLs."""
+    transport = fast_transport() if request.param == "trusted" else None
+    if request.param == "trusted" and transport is None:
+        pytest.skip("aiohttp is not installed")
+    async with build_client(transport=transport) as http:
+        yield http
+
+
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+async def guarded_client() -> AsyncIterator[httpx.AsyncClient]:
     async with build_client() as http:
         yield http
 
@@ -570,11 +581,11 @@ def shop_guard(server: LoopbackServer, **answers: Sequence[Sequence[str]]) -> UR
 
 
 async def test_guarded_fetch_connects_to_the_checked_address(
-    server: LoopbackServer, client: httpx.AsyncClient
+    server: LoopbackServer, guarded_client: httpx.AsyncClient
 ) -> None:
     server.add("/item", Reply(body=b"ok"))
     url = f"http://SHOP.test:{server.port}/item#reviews"
-    page = await fetcher(client).fetch(FetchPlan(url=url), guard=shop_guard(server))
+    page = await fetcher(guarded_client).fetch(FetchPlan(url=url), guard=shop_guard(server))
     assert page.ok, page.error
     assert page.final_url == f"http://shop.test:{server.port}/item"
     assert server.requests[0].headers["host"] == f"shop.test:{server.port}"
@@ -591,11 +602,11 @@ async def test_guarded_fetch_connects_to_the_checked_address(
     ],
 )
 async def test_guarded_fetch_blocks_bad_redirects(
-    server: LoopbackServer, client: httpx.AsyncClient, location: str, reason: str
+    server: LoopbackServer, guarded_client: httpx.AsyncClient, location: str, reason: str
 ) -> None:
     server.add("/item", Reply(status=302, headers={"location": location.format(port=server.port)}))
     guard = shop_guard(server, other_test=[["10.0.0.5"]])
-    page = await fetcher(client).fetch(
+    page = await fetcher(guarded_client).fetch(
         FetchPlan(url=f"http://shop.test:{server.port}/item"), guard=guard
     )
     assert page.error is not None
@@ -605,21 +616,23 @@ async def test_guarded_fetch_blocks_bad_redirects(
 
 
 async def test_guarded_fetch_blocks_the_first_url(
-    server: LoopbackServer, client: httpx.AsyncClient
+    server: LoopbackServer, guarded_client: httpx.AsyncClient
 ) -> None:
-    page = await fetcher(client).fetch(FetchPlan(url=server.url("/")), guard=shop_guard(server))
+    page = await fetcher(guarded_client).fetch(
+        FetchPlan(url=server.url("/")), guard=shop_guard(server)
+    )
     assert page.error == "blocked: IP address hosts are not allowed (127.0.0.1)"
     assert page.status is None
     assert server.requests == []
 
 
 async def test_guard_rechecks_at_connect_time_against_dns_rebinding(
-    server: LoopbackServer, client: httpx.AsyncClient
+    server: LoopbackServer, guarded_client: httpx.AsyncClient
 ) -> None:
     server.add("/item", Reply(body=b"secret"))
     # First answer passes the check; the answer at connect time points inside the network.
     guard = shop_guard(server, shop_test=[["127.0.0.1"], ["10.1.2.3"]])
-    page = await fetcher(client).fetch(
+    page = await fetcher(guarded_client).fetch(
         FetchPlan(url=f"http://shop.test:{server.port}/item"), guard=guard
     )
     assert page.error == "blocked: shop.test resolves to private address 10.1.2.3"
@@ -627,7 +640,7 @@ async def test_guard_rechecks_at_connect_time_against_dns_rebinding(
 
 
 async def test_guarded_connect_tries_the_next_checked_address(
-    server: LoopbackServer, client: httpx.AsyncClient
+    server: LoopbackServer, guarded_client: httpx.AsyncClient
 ) -> None:
     class LoopbackNetGuard(URLGuard):
         def refusal_for_address(self, address: IPAddress) -> str | None:
@@ -636,7 +649,7 @@ async def test_guarded_connect_tries_the_next_checked_address(
     server.add("/item", Reply(body=b"second address"))
     resolver = fake_resolver({"shop.test": [["127.0.0.2", "127.0.0.1"]]})  # nothing on .2
     guard = LoopbackNetGuard(["shop.test"], resolver=resolver, ports={server.port})
-    page = await fetcher(client).fetch(
+    page = await fetcher(guarded_client).fetch(
         FetchPlan(url=f"http://shop.test:{server.port}/item"), guard=guard
     )
     assert page.text == "second address"

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from watcher.core.model import Availability, Event, EventKind, Notify, Observation, Watch
+from watcher.core.model import (
+    Availability,
+    Event,
+    EventKind,
+    FetchFacts,
+    Notify,
+    Observation,
+    Watch,
+)
 from watcher.errors import StorageError
 from watcher.storage import open_repository
 from watcher.storage.codec import to_epoch
@@ -572,3 +580,69 @@ async def test_checks_written_together_land_or_fail_each_on_their_own(
     assert isinstance(failing[1], RecordedCheck) and not failing[1].lease_lost
     second_round = await claim_all(repo, NOW + LEASE * 3)
     assert {d.event.watch_key for d in second_round} == {"w0"}
+
+
+async def test_quiet_checks_written_together_store_what_each_check_read(
+    repo: SQLiteRepository,
+) -> None:
+    """Checks without events share a few statements; each still lands as if written alone."""
+    urls = [f"https://www.amazon.co.jp/dp/B0QX00000{i}" for i in range(4)]
+    watches = [Watch(key=f"q{i}", name=f"q{i}", url=u, notify=EVERYONE) for i, u in enumerate(urls)]
+    await repo.sync_yaml_watches(watches, NOW)
+    products = await repo.claim_due_products("worker-a", NOW, 10, LEASE)
+    ids = [p.id for p in products]
+    stored = {pid: (await repo.load_watches(pid))[0] for pid in ids}
+    later = NOW + timedelta(seconds=5)
+
+    def write(index: int, owner: str) -> Awaitable[RecordedCheck]:
+        pid = ids[index]
+        obs = Observation(
+            state=Availability.OUT_OF_STOCK,
+            reason=f"read {index}",
+            price=1000 + index,
+            title=f"item {index}",
+            fetch=FetchFacts(status=200, bytes=100 + index, elapsed_ms=1.5),
+        )
+        outcome = CheckOutcome(
+            next_due_at=later + timedelta(minutes=index),
+            content_hash=f"hash{index}",
+            lease_owner=owner,
+        )
+        decision = WatchDecision(stored[pid].id, {"phase": "idle", "n": index})
+        # No await before record_check: concurrent calls queue up and are written as one batch.
+        return repo.record_check(pid, obs, [decision], outcome, later)
+
+    results = await asyncio.gather(
+        write(0, "worker-a"), write(1, "worker-b"), write(2, "worker-a"), write(3, "worker-a")
+    )
+    assert [r.lease_lost for r in results] == [False, True, False, False]
+    assert all(r.events == () and r.deliveries == 0 for r in results)
+
+    db = sqlite3.connect(repo.path)
+    try:
+        rows = {
+            row[0]: row[1:]
+            for row in db.execute(
+                "SELECT id, due_at, lease_owner, content_hash, last_state, last_price,"
+                " last_title, last_checked_at, checks FROM products"
+            )
+        }
+        observed = db.execute(
+            "SELECT product_id, state, price, reason, status, bytes FROM observations ORDER BY id"
+        ).fetchall()
+        states = dict(db.execute("SELECT product_id, detector_state FROM watches").fetchall())
+    finally:
+        db.close()
+    for index in (0, 2, 3):
+        pid = ids[index]
+        due = to_epoch(later + timedelta(minutes=index))
+        assert rows[pid] == (
+            due, None, f"hash{index}", "out_of_stock", 1000 + index, f"item {index}",
+            to_epoch(later), 1,
+        )  # fmt: skip
+        assert (pid, "out_of_stock", 1000 + index, f"read {index}", 200, 100 + index) in observed
+        assert states[pid] is not None and f'"n":{index}' in states[pid]
+    # The check that lost its lease wrote nothing: its product is still leased to worker-a.
+    assert rows[ids[1]][1:3] == ("worker-a", None) and rows[ids[1]][-1] == 0
+    assert [o for o in observed if o[0] == ids[1]] == []
+    assert states[ids[1]] is None

@@ -254,8 +254,9 @@ class Settings(_Section):
     )
     """Windows of faster polling; absent: nights 0-5 daily at 1m and weekdays 10-17 at 2m;
     [] turns them off."""
-    global_concurrency: Count = 16
-    """Most fetches in flight over all hosts."""
+    global_concurrency: Count = 64
+    """Most fetches in flight over all hosts (each host's own `concurrency` still holds); 64
+    keeps the engine busy while fetches wait on the network, measured by bench/compare.py."""
     parse_workers: Workers = "auto"
     """Processes that parse fetched pages beside the main one; 0 parses in the main process;
     auto: none on one core, else one fewer than the cores, at most 2."""

@@ -207,7 +207,7 @@ class Politeness:
         self,
         policy_for: Callable[[str], HostPolicy] = lambda host: HostPolicy(),
         *,
-        global_concurrency: int = 16,
+        global_concurrency: int = 64,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,

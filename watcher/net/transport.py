@@ -41,11 +41,13 @@ def transport_of(client: httpx.AsyncClient) -> httpx.AsyncBaseTransport:
 def fast_transport() -> httpx.AsyncBaseTransport | None:
     """The transport for trusted URLs: aiohttp's when it is installed, else httpx's default.
 
-    httpx's own pool loses throughput as concurrency grows; the aiohttp transport keeps it.
+    httpx's own pool loses throughput as concurrency grows; the aiohttp transport keeps it (and
+    `TrustedTransport` sends through it on a shorter path than httpx_aiohttp's own).
     """
     try:
         import aiohttp
-        from httpx_aiohttp import AiohttpTransport  # type: ignore[import-not-found, unused-ignore]
+
+        from watcher.net.trusted import TrustedTransport
     except ImportError:
         return None
 
@@ -59,5 +61,4 @@ def fast_transport() -> httpx.AsyncBaseTransport | None:
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
         )
 
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(trust_env=False, client=session)
-    return transport
+    return TrustedTransport(session)

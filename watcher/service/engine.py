@@ -80,7 +80,7 @@ class EngineSettings:
     hot_windows: tuple[HotWindow, ...] = ()
     timezone: str = "Asia/Tokyo"
     adaptive: bool = False
-    concurrency: int = 16  # checks in flight across all hosts
+    concurrency: int = 64  # checks in flight across all hosts (settings.global_concurrency)
     lease: timedelta = timedelta(minutes=2)
     idle_poll: float = 0.5  # seconds between looks for due products when none were due
     error_backoff_base: timedelta = timedelta(seconds=30)
@@ -654,6 +654,7 @@ def _content_hash(raw: RawPage) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=65_536)  # one parse per target, not one per check
 def _host_of(target: str) -> str:
     if target.startswith("jan:"):
         return JAN_SEARCH_HOST

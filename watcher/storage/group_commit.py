@@ -5,6 +5,10 @@ Checks that finish while another group is being written are written together, in
 (fewer commits and trips to the database); each check still lands whole or not at all, and its
 caller hears only after the commit. If the group's transaction fails, each check is written again
 in its own, so one bad check does not take the others down.
+
+Most checks are quiet (no event, no watch finished): a backend may write a group's quiet checks
+with a few statements for the whole group (`record_quiet`) instead of several per check, since
+every statement is a trip to the database (a thread hop for SQLite, a round trip for a server).
 """
 
 from __future__ import annotations
@@ -71,14 +75,24 @@ class CheckWrite:
 
 Transaction = Callable[[], AbstractAsyncContextManager[None]]
 RecordOne = Callable[[CheckWrite], Awaitable[Written]]
+# Writes quiet checks (no events) inside the caller's transaction, a result per check in order;
+# a check whose lease passed to another check is answered with `LEASE_LOST` and writes nothing.
+RecordQuiet = Callable[[Sequence[CheckWrite]], Awaitable[list[Written]]]
+LEASE_LOST = Written(RecordedCheck(events=(), deliveries=0, lease_lost=True))
 
 
 class CheckWriter:
     """Queues checks and writes them in groups with `record_one` inside `transaction()`."""
 
-    def __init__(self, transaction: Transaction, record_one: RecordOne) -> None:
+    def __init__(
+        self,
+        transaction: Transaction,
+        record_one: RecordOne,
+        record_quiet: RecordQuiet | None = None,
+    ) -> None:
         self._transaction = transaction
         self._record_one = record_one
+        self._record_quiet = record_quiet
         self._check_queue: list[CheckWrite] = []  # checks waiting for the next group
         self._check_writer: asyncio.Task[None] | None = None
 
@@ -135,22 +149,30 @@ class CheckWriter:
 
     async def _write_batch(self, batch: list[CheckWrite]) -> None:
         """All checks in one transaction; on any failure, each again in its own."""
-        results: list[Written] = []
+        results: dict[int, Written] = {}
+        quiet = _quiet_of(batch) if self._record_quiet is not None else []
         try:
             async with self._transaction():
+                if quiet and self._record_quiet is not None:
+                    written = await self._record_quiet(quiet)
+                    results.update(zip(map(id, quiet), written, strict=True))
                 for write in batch:
-                    results.append(await self._record_lease_checked(write))
+                    if id(write) not in results:
+                        results[id(write)] = await self._record_lease_checked(write)
         except Exception:
             for write in batch:
                 await self._write_alone(write)
             return
-        for write, result in zip(batch, results, strict=True):
-            _settle(write.result, result)
+        for write in batch:
+            _settle(write.result, results[id(write)])
 
     async def _write_alone(self, write: CheckWrite) -> None:
         try:
             async with self._transaction():
-                result = await self._record_lease_checked(write)
+                if self._record_quiet is not None and is_quiet(write):
+                    [result] = await self._record_quiet([write])
+                else:
+                    result = await self._record_lease_checked(write)
         except Exception as exc:
             if not write.result.done():
                 write.result.set_exception(exc)
@@ -162,7 +184,24 @@ class CheckWriter:
         try:
             return await self._record_one(write)
         except LeaseLost:
-            return Written(RecordedCheck(events=(), deliveries=0, lease_lost=True))
+            return LEASE_LOST
+
+
+def is_quiet(write: CheckWrite) -> bool:
+    """True for a check that fires no event and finishes no watch (most checks)."""
+    return not any(d.events or d.finished for d in write.decisions)
+
+
+def _quiet_of(batch: Sequence[CheckWrite]) -> list[CheckWrite]:
+    """The batch's quiet checks, one per product (a second check of one product, if any, is
+    written after the first, on its own)."""
+    seen: set[int] = set()
+    quiet = []
+    for write in batch:
+        if write.product_id not in seen and is_quiet(write):
+            quiet.append(write)
+        seen.add(write.product_id)
+    return quiet
 
 
 def _settle(future: asyncio.Future[Written], result: Written) -> None:

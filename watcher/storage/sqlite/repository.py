@@ -54,7 +54,7 @@ class SQLiteRepository(
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         super().__init__(conn, path)
         self._closed = False
-        self._check_writer = CheckWriter(self._write, self._record_check)
+        self._check_writer = CheckWriter(self._write, self._record_check, self._record_quiet_checks)
 
     def web_views(self) -> WebViews:
         """The web UI's reads and operator actions, on this connection and its lock."""

@@ -1,0 +1,406 @@
+"""restock beside a bare GET loop and urlwatch, on one simulated shop, in one run.
+
+Absolute checks per second differ from machine to machine; ratios measured in one run on the same
+pages do not. So one shop (in its own process: ~100 KB product pages with a JSON-LD offer) is
+served once, and three clients take turns on the same pages:
+
+1. **bare**: an asyncio GET loop over every product page (aiohttp, 64 in flight), reading each
+   body and nothing else: no parsing, no database. The physical limit.
+2. **urlwatch**: installed into a throw-away virtual environment (`pip install urlwatch==2.29`;
+   skipped with a message when it cannot be installed), one job per product with a CSS filter on
+   the JSON-LD block, its default threads; the first pass records snapshots, the second is measured.
+3. **restock**: `restock run --config FILE` as a user runs it (a watchlist with one watch per
+   product, the defaults apart from the host's limits), counted through its /metrics.
+
+Page modes: "unchanged" serves each page identically every time; "changed" ends every page with a
+per-request token, so every client sees new content on every fetch.
+
+Prints each client's checks/s and CPU seconds per 1,000 checks (its own process and children)
+and the ratios restock/urlwatch and restock/bare. Targets: restock >= 7x urlwatch and >= 50 % of
+bare, in both modes. Asserts nothing.
+
+Run from the project root: `python bench/compare.py [--products 3000] [--seconds 20]
+[--pages both] [--no-urlwatch]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+URLWATCH = "urlwatch==2.29"
+PAGE_KB = 100
+MODES = ("unchanged", "changed")
+
+
+@dataclass(frozen=True)
+class Figures:
+    client: str
+    checks: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.checks / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_1000(self) -> float:
+        return 1000 * self.cpu_seconds / self.checks if self.checks else float("nan")
+
+
+# --- the shop --------------------------------------------------------------------------------
+
+
+def product_page(index: int, padding: int, token: str) -> bytes:
+    """A product page: JSON-LD offer (out of stock), visible wording, padding up to the size."""
+    ld = json.dumps(
+        {
+            "@context": "https://schema.org",
+            "@type": "Product",
+            "name": f"商品 {index}",
+            "sku": f"p{index}",
+            "offers": {
+                "@type": "Offer",
+                "price": str(1000 + index),
+                "priceCurrency": "JPY",
+                "availability": "https://schema.org/OutOfStock",
+            },
+        },
+        ensure_ascii=False,
+    )
+    filler = "<p>" + ("商品の説明です。" * 16) + "</p>\n"
+    body = [
+        "<!doctype html><html lang=ja><head><meta charset=utf-8>",
+        f"<title>商品 {index}</title>",
+        f'<script type="application/ld+json">{ld}</script></head><body>',
+        f'<h1 id="title">商品 {index}</h1><div id="stock">在庫切れ</div>',
+    ]
+    size = sum(len(part.encode()) for part in body)
+    chunk = len(filler.encode())
+    body.extend(filler for _ in range(max(0, (padding - size) // chunk)))
+    body.append(f"<!-- {token} --></body></html>")
+    return "".join(body).encode()
+
+
+def serve_shop(products: int, changed: bool, pipe: Connection) -> None:
+    """The shop's process: aiohttp on 127.0.0.1, port sent through `pipe`, serves until killed."""
+    from aiohttp import web
+
+    pages = [product_page(i, PAGE_KB * 1024, "") for i in range(products)]
+    served = [0]
+
+    async def item(request: web.Request) -> web.Response:
+        index = int(request.match_info["index"])
+        if not 0 <= index < products:
+            raise web.HTTPNotFound()
+        served[0] += 1
+        body = pages[index]
+        if changed:
+            body = body + f"<!-- {served[0]} -->".encode()
+        return web.Response(body=body, content_type="text/html", charset="utf-8")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/items/p{index}", item)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets
+        pipe.send(server.sockets[0].getsockname()[1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def start_shop(products: int, changed: bool) -> tuple[multiprocessing.Process, int]:
+    ours, theirs = multiprocessing.Pipe()
+    shop = multiprocessing.Process(target=serve_shop, args=(products, changed, theirs), daemon=True)
+    shop.start()
+    return shop, int(ours.recv())
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a live process and its live children (parse workers), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for each in [pid, *child_pids(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(part) for part in text.split()]
+
+
+# --- client 1: the bare loop -----------------------------------------------------------------
+
+
+async def bare_loop(port: int, products: int, in_flight: int, seconds: float) -> Figures:
+    import aiohttp
+
+    urls = [f"http://127.0.0.1:{port}/items/p{i}" for i in range(products)]
+    counted = [0]
+    counting = [False]
+
+    async def client(session: aiohttp.ClientSession, start: int) -> None:
+        index = start
+        while True:
+            async with session.get(urls[index % products]) as response:
+                await response.read()
+            if counting[0]:
+                counted[0] += 1
+            index += in_flight
+
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        tasks = [asyncio.create_task(client(session, i)) for i in range(in_flight)]
+        await asyncio.sleep(min(3.0, seconds / 4))  # connections open, caches warm
+        counting[0] = True
+        cpu, start = own_cpu(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        counting[0] = False
+        figures = Figures("bare GET loop", counted[0], time.perf_counter() - start, own_cpu() - cpu)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return figures
+
+
+# --- client 2: urlwatch ----------------------------------------------------------------------
+
+
+def urlwatch_venv(base: Path) -> Path | None:
+    """A throw-away virtual environment with urlwatch, or None (and why) when pip cannot."""
+    venv = base / "urlwatch-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", URLWATCH, "cssselect", "lxml"],
+        capture_output=True,
+        text=True,
+    )
+    if pip.returncode != 0:
+        print(f"urlwatch: not installed ({pip.stderr.strip().splitlines()[-1:]}); skipped")
+        return None
+    return venv / "bin" / "urlwatch"
+
+
+def urlwatch_pass(
+    binary: Path, base: Path, port: int, products: int, recorded: bool
+) -> Figures | None:
+    urls = base / "urls.yaml"
+    if not urls.exists():
+        jobs = (
+            f"name: p{i}\nurl: http://127.0.0.1:{port}/items/p{i}\n"
+            "filter:\n  - css: 'script[type=\"application/ld+json\"]'\n"
+            for i in range(products)
+        )
+        urls.write_text("---\n".join(jobs))
+    command = [
+        str(binary),
+        "--urls",
+        str(urls),
+        "--config",
+        str(base / "urlwatch.yaml"),
+        "--hooks",
+        str(base / "hooks.py"),
+        "--cache",
+        str(base / "cache.db"),
+    ]
+    env = {**os.environ, "HOME": str(base), "XDG_CONFIG_HOME": str(base)}
+    cpu, start = children_cpu(), time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    elapsed, used = time.perf_counter() - start, children_cpu() - cpu
+    if done.returncode != 0:
+        print(f"urlwatch: exit {done.returncode}: {done.stderr.strip()[-400:]}")
+        return None
+    label = "urlwatch (2nd pass)" if recorded else "urlwatch (1st pass)"
+    return Figures(label, products, elapsed, used)
+
+
+def run_urlwatch(binary: Path, port: int, products: int) -> Figures | None:
+    with tempfile.TemporaryDirectory(prefix="urlwatch-") as folder:
+        base = Path(folder)
+        (base / "hooks.py").write_text("")
+        if urlwatch_pass(binary, base, port, products, recorded=False) is None:
+            return None
+        return urlwatch_pass(binary, base, port, products, recorded=True)
+
+
+# --- client 3: restock run -------------------------------------------------------------------
+
+
+def restock_watchlist(database: Path, port: int, products: int, listen_port: int) -> str:
+    head = f"""settings:
+  database: {database}
+  default_interval: 1s
+  hot_windows: []
+  server:
+    listen: 127.0.0.1:{listen_port}
+  politeness:
+    hosts:
+      127.0.0.1: {{concurrency: 1000, min_delay: 0s, min_interval: 0s}}
+notifiers:
+  console: {{}}
+watches:
+"""
+    watches = (
+        f"  - {{name: p{i}, url: '{url}', notify: {{console: true}}}}\n"
+        for i in range(products)
+        if (url := f"http://127.0.0.1:{port}/items/p{i}")
+    )
+    return head + "".join(watches)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+CHECKS = re.compile(r"^restock_checks_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
+
+
+def checks_so_far(listen_port: int) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{listen_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    return int(sum(float(value) for value in CHECKS.findall(text)))
+
+
+def wait_for_checks(listen_port: int, at_least: int, deadline: float) -> int | None:
+    while time.monotonic() < deadline:
+        seen = checks_so_far(listen_port)
+        if seen is not None and seen >= at_least:
+            return seen
+        time.sleep(0.2)
+    return None
+
+
+def run_restock(port: int, products: int, seconds: float) -> Figures | None:
+    with tempfile.TemporaryDirectory(prefix="restock-") as folder:
+        base = Path(folder)
+        listen_port = free_port()
+        config = base / "watchlist.yaml"
+        config.write_text(restock_watchlist(base / "restock.sqlite3", port, products, listen_port))
+        command = [sys.executable, "-m", "watcher", "run", "--config", str(config)]
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            # Warm-up: every product's first check (nothing to compare with yet) is not measured.
+            if wait_for_checks(listen_port, products, time.monotonic() + 300) is None:
+                print("restock: did not finish its first round in 300 s; skipped")
+                return None
+            first, cpu, start = (
+                checks_so_far(listen_port),
+                tree_cpu(process.pid),
+                time.perf_counter(),
+            )
+            time.sleep(seconds)
+            last, used = checks_so_far(listen_port), tree_cpu(process.pid) - cpu
+            elapsed = time.perf_counter() - start
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if first is None or last is None:
+            return None
+        return Figures("restock run", last - first, elapsed, used)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def one_mode(args: argparse.Namespace, mode: str, urlwatch: Path | None) -> list[Figures]:
+    shop, port = start_shop(args.products, changed=mode == "changed")
+    try:
+        figures = [asyncio.run(bare_loop(port, args.products, args.in_flight, args.seconds))]
+        if urlwatch is not None and (watched := run_urlwatch(urlwatch, port, args.products)):
+            figures.append(watched)
+        if ours := run_restock(port, args.products, args.seconds):
+            figures.append(ours)
+        return figures
+    finally:
+        shop.terminate()
+        shop.join()
+
+
+def report(mode: str, figures: list[Figures]) -> None:
+    print(f"\n== pages {mode} ({PAGE_KB} KB each) ==")
+    print(f"{'client':<22} {'checks':>8} {'seconds':>8} {'checks/s':>9} {'CPU s/1000':>11}")
+    for f in figures:
+        print(
+            f"{f.client:<22} {f.checks:>8} {f.seconds:>8.1f} {f.rate:>9.0f} {f.cpu_per_1000:>11.2f}"
+        )
+    by_name = {f.client.split(" (")[0]: f for f in figures}
+    ours = by_name.get("restock run")
+    if ours is None:
+        return
+    if (watched := by_name.get("urlwatch")) and watched.rate:
+        print(f"restock / urlwatch: {ours.rate / watched.rate:.1f}x (target >= 7x)")
+    if (bare := by_name.get("bare GET loop")) and bare.rate:
+        print(f"restock / bare loop: {100 * ours.rate / bare.rate:.0f} % (target >= 50 %)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--in-flight", type=int, default=64, help="the bare loop's concurrency")
+    parser.add_argument("--pages", choices=[*MODES, "both"], default="both")
+    parser.add_argument("--no-urlwatch", action="store_true")
+    args = parser.parse_args()
+    modes = MODES if args.pages == "both" else (args.pages,)
+    with tempfile.TemporaryDirectory(prefix="compare-") as folder:
+        urlwatch = None if args.no_urlwatch else urlwatch_venv(Path(folder))
+        for mode in modes:
+            report(mode, one_mode(args, mode, urlwatch))
+
+
+if __name__ == "__main__":
+    main()
