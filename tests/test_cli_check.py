@@ -87,11 +87,30 @@ def test_jan_without_credentials_names_the_skipped_sources(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("RAKUTEN_APPLICATION_ID", raising=False)
+    monkeypatch.delenv("RAKUTEN_ACCESS_KEY", raising=False)
     monkeypatch.delenv("YAHOO_APP_ID", raising=False)
     data = run_json(capsys, "check", "4901234567894")
     assert data["state"] == "unknown"
     assert "rakuten" in str(data["reason"])
     assert "yahoo_shopping" in str(data["reason"])
+
+
+def test_jan_check_takes_rakutens_application_id_and_access_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from watcher.commands.check import _env_search_setup
+
+    monkeypatch.setenv("RAKUTEN_APPLICATION_ID", "app-1")
+    monkeypatch.delenv("RAKUTEN_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("YAHOO_APP_ID", raising=False)
+    usable, skipped = _env_search_setup().usable(["rakuten"])
+    assert usable == [] and skipped == ["rakuten: no credentials in sources.rakuten"]
+
+    monkeypatch.setenv("RAKUTEN_ACCESS_KEY", "pk_env")
+    setup = _env_search_setup()
+    assert setup.credentials["rakuten"] == {"application_id": "app-1", "access_key": "pk_env"}
+    usable, skipped = setup.usable(["rakuten"])
+    assert [source.name for source in usable] == ["rakuten"] and skipped == []
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ _CONDITION_WORDS = {
 }
 _STANDING_WORDS = frozenset({"always", "standing", "ずっと", "毎回", "常時"})
 _ONCE_WORDS = frozenset({"once", "一回", "1回"})
+_LOTTERY_WORDS = frozenset({"lottery", "抽選"})
 _QUIET_MODES = {"hold": QuietMode.HOLD, "保留": QuietMode.HOLD, "drop": QuietMode.DROP}
 _OFF_WORDS = frozenset({"off", "none", "解除", "オフ"})
 
@@ -120,7 +121,8 @@ def parse_price(text: str) -> int:
 
 
 def parse_watch(args: tuple[str, ...]) -> WatchRequest:
-    """`<url|JAN> [max price] [new|used|any] [always]` (options in any order after the target)."""
+    """`<url|JAN> [max price] [new|used|any] [always] [lottery]` (options in any order after the
+    target)."""
     if not args:
         raise InputError("watch_usage")
     url, jan = parse_target(args[0])
@@ -135,7 +137,12 @@ def parse_watch(args: tuple[str, ...]) -> WatchRequest:
 
 
 def parse_target(text: str) -> tuple[str | None, str | None]:
-    """(url, None) or (None, jan). A URL is only shaped here; the guard decides if it is safe."""
+    """(url, None) or (None, jan). A URL is only shaped here; the guard decides if it is safe.
+
+    Invisible marks that copying a link picks up (zero-width spaces, joiners, LRM/RLM, BOMs)
+    are dropped first, so the guard and the store see the link the user sees.
+    """
+    text = without_invisible_marks(text)
     if looks_like_jan(text):
         try:
             return None, parse_jan(text)
@@ -148,9 +155,15 @@ def parse_target(text: str) -> tuple[str | None, str | None]:
     raise InputError("bad_target", arg=text)
 
 
+def without_invisible_marks(text: str) -> str:
+    """`text` without Unicode format characters (category Cf: U+200B-U+200F, U+2060, U+FEFF,
+    U+00AD, the bidi marks), which show nothing and change what a URL names."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
 def looks_like_target(text: str) -> bool:
     """True for a plain message that is meant as something to watch (a link or a JAN)."""
-    word = text.strip()
+    word = without_invisible_marks(text).strip()
     if not word or any(ch.isspace() for ch in word):
         return False
     return looks_like_jan(word) or word.lower().startswith(("http://", "https://"))
@@ -163,6 +176,8 @@ def _with_option(request: WatchRequest, arg: str) -> tuple[str, WatchRequest]:
         return "condition", replace(request, condition=_CONDITION_WORDS[word])
     if word in _STANDING_WORDS or word in _ONCE_WORDS:
         return "standing", replace(request, standing=word in _STANDING_WORDS)
+    if word in _LOTTERY_WORDS:
+        return "lottery", replace(request, lottery=True)
     return "max_price", replace(request, max_price=parse_price(arg))
 
 

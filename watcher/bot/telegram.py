@@ -20,6 +20,7 @@ waiting for an answer goes before queued restock messages and both stay within T
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import traceback
@@ -89,6 +90,7 @@ from watcher.bot.texts import (
 from watcher.clock import Clock, SystemClock
 from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
 from watcher.core.forecast import describe_forecast, forecast_for
+from watcher.core.model import EventKind
 from watcher.net.netguard import URLGuard
 from watcher.redact import (
     LIBRARY_LOGGERS,
@@ -247,16 +249,40 @@ class ChatBot:
         await self.application.initialize()
 
     async def start(self) -> None:
-        """Start long polling inside the running loop (pending updates are kept, not dropped)."""
-        await self.initialize()
-        await self.application.start()
-        updater = self.application.updater
-        if updater is not None:
-            await updater.start_polling(
-                drop_pending_updates=False,
-                allowed_updates=list(ALLOWED_UPDATES),
-                timeout=self.settings.poll_timeout,
-            )
+        """Start long polling inside the running loop (pending updates are kept, not dropped).
+
+        A start that fails half-way is taken back whole, so the next try starts from scratch:
+        PTB refuses to start an application it still counts as running.
+        """
+        try:
+            await self.initialize()
+            await self.application.start()
+            updater = self.application.updater
+            if updater is not None:
+                await updater.start_polling(
+                    drop_pending_updates=False,
+                    allowed_updates=list(ALLOWED_UPDATES),
+                    timeout=self.settings.poll_timeout,
+                )
+        except BaseException:
+            await self._undo_start()
+            raise
+
+    async def _undo_start(self) -> None:
+        application = self.application
+        updater = application.updater
+        with contextlib.suppress(Exception):
+            if updater is not None and updater.running:
+                await updater.stop()
+        with contextlib.suppress(Exception):
+            if application.running:
+                await application.stop()
+        with contextlib.suppress(Exception):
+            await application.shutdown()
+        with contextlib.suppress(Exception):
+            # An application whose getMe failed counts as shut down; its bot's
+            # connections are open all the same.
+            await application.bot.shutdown()
 
     async def stop(self) -> None:
         """Stop polling, finish the update in hand, and close the connections."""
@@ -693,6 +719,7 @@ def _subscribed_text(language: Language, sub: Subscription) -> str:
         max_price=sub.conditions.max_price,
         condition=sub.conditions.condition,
         one_shot=sub.one_shot,
+        lottery=EventKind.LOTTERY_OPEN in sub.conditions.events,
     )
     return say(language, "subscribed", name=subscription_name(sub), details=Html(details))
 

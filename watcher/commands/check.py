@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # Where `restock check` finds JAN search credentials when no watchlist is given.
 SOURCE_ENV = {
-    "rakuten": {"application_id": "RAKUTEN_APPLICATION_ID"},
+    "rakuten": {"application_id": "RAKUTEN_APPLICATION_ID", "access_key": "RAKUTEN_ACCESS_KEY"},
     "yahoo_shopping": {"app_id": "YAHOO_APP_ID"},
 }
 

@@ -34,8 +34,10 @@ from watcher.config.types import (
     Count,
     Duration,
     EmailAddress,
+    EventName,
     HttpUrl,
     Jan,
+    LineUserId,
     Listen,
     Mailbox,
     NonNegative,
@@ -49,8 +51,10 @@ from watcher.config.types import (
     format_duration,
 )
 from watcher.core.model import (
+    DEFAULT_EVENTS,
     Availability,
     ConditionFilter,
+    EventKind,
     Notify,
     SellerFilter,
     TextRules,
@@ -361,6 +365,45 @@ class XNotifier(_Section):
     access_token_secret: RequiredSecret
 
 
+class LineNotifier(_Section):
+    """LINE Messaging API: alerts by push and multicast, and optionally the shoppers' chat bot."""
+
+    channel_access_token: RequiredSecret
+    """Channel access token of the Messaging API channel (use ${LINE_CHANNEL_ACCESS_TOKEN})."""
+    channel_secret: Secret | None = None
+    """Channel secret that signs LINE's webhook (use ${LINE_CHANNEL_SECRET}); the bot needs it."""
+    api_base_url: HttpUrl = "https://api.line.me"
+    """Messaging API server."""
+    bot: bool = False
+    """Run the shoppers' chat bot on settings.server's /line/webhook (登録, 一覧, ...)."""
+    quota_policy: Literal["stop", "oldest_first"] = "stop"
+    """When an alert's fan-out exceeds the monthly message quota left: stop (send it to nobody)
+    or oldest_first (the longest-standing subscriptions get it); the rest are dead-lettered."""
+    max_watches_per_user: Count = 20
+    """Most watches one LINE user may hold."""
+
+    @model_validator(mode="after")
+    def _bot_needs_secret(self) -> LineNotifier:
+        if self.bot and not self.channel_secret:
+            raise PydanticCustomError(
+                "line_bot_secret", "bot: true needs channel_secret (it verifies LINE's webhook)"
+            )
+        return self
+
+
+def _webhook_url_secret(value: Secret) -> Secret:
+    if not value.reveal().startswith(("https://", "http://")):
+        raise PydanticCustomError("discord_webhook_url", "must be an http(s) webhook URL")
+    return value
+
+
+class DiscordNotifier(_Section):
+    """Embeds posted to a Discord channel's webhook."""
+
+    webhook_url: Annotated[RequiredSecret, AfterValidator(_webhook_url_secret)]
+    """The channel's webhook URL (it holds a token: use ${DISCORD_WEBHOOK_URL})."""
+
+
 class Notifiers(_Section):
     """Channels; a watch may only notify a channel configured here (console always is)."""
 
@@ -369,10 +412,12 @@ class Notifiers(_Section):
     telegram: TelegramNotifier | None = None
     email: EmailNotifier | None = None
     x: XNotifier | None = None
+    line: LineNotifier | None = None
+    discord: DiscordNotifier | None = None
 
     @property
     def channels(self) -> tuple[str, ...]:
-        optional = ("webhook", "telegram", "email", "x")
+        optional = ("webhook", "telegram", "email", "x", "line", "discord")
         return ("console", *(name for name in optional if getattr(self, name) is not None))
 
 
@@ -380,10 +425,12 @@ class Notifiers(_Section):
 
 
 class RakutenSource(_Section):
-    """Rakuten Ichiba item search API."""
+    """Rakuten Ichiba item search API (Rakuten Web Service's current system)."""
 
     application_id: Secret | None = None
     """Application ID (use ${RAKUTEN_APPLICATION_ID}); empty: the source is skipped."""
+    access_key: Secret | None = None
+    """Access key of the same application (use ${RAKUTEN_ACCESS_KEY}); empty: skipped."""
 
 
 class YahooShoppingSource(_Section):
@@ -426,6 +473,10 @@ class NotifyTargets(_Section):
     """Print to standard output."""
     webhook: bool = False
     """POST to the configured webhook."""
+    line: list[LineUserId] = []
+    """LINE user ids (they must have added the official account as a friend)."""
+    discord: bool = False
+    """Post to the configured Discord webhook."""
 
     def to_model(self) -> Notify:
         return Notify(
@@ -434,10 +485,12 @@ class NotifyTargets(_Section):
             x=self.x,
             console=self.console,
             webhook=self.webhook,
+            line=tuple(self.line),
+            discord=self.discord,
         )
 
 
-_RULE_STATES = ("in_stock", "out_of_stock", "preorder", "backorder", "discontinued")
+_RULE_STATES = ("in_stock", "out_of_stock", "preorder", "backorder", "discontinued", "lottery")
 
 
 class Rules(_Section):
@@ -454,6 +507,8 @@ class Rules(_Section):
     preorder: list[Text] = []
     backorder: list[Text] = []
     discontinued: list[Text] = []
+    lottery: list[Text] = []
+    """Wording of a lottery sale (抽選受付中): not buyable; `lottery_open` for watches that ask."""
     _order: tuple[str, ...] = PrivateAttr(default=_RULE_STATES)
 
     @model_validator(mode="wrap")
@@ -506,6 +561,11 @@ class WatchEntry(_Section):
     """Notify once, then stop watching."""
     notify_on_first: bool = False
     """Also notify when it is already buyable at the first check."""
+    events: list[EventName] = Field(
+        default=[kind for kind in EventKind if kind in DEFAULT_EVENTS], min_length=1
+    )
+    """Events to send: restock, preorder_open, out_of_stock, price_drop, lottery_open (a lottery
+    sale opened); absent: every one but lottery_open."""
     notify: NotifyTargets | None = None
     rules: Rules | None = None
 

@@ -20,12 +20,13 @@ from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonS
 from pydantic_core import PydanticCustomError
 
 from watcher.core.jan import parse_jan
-from watcher.core.model import ORDERABLE_STATES, Availability
+from watcher.core.model import ORDERABLE_STATES, Availability, EventKind
 from watcher.errors import InvalidJAN
 
 STORE_NAMES = ("amazon_jp", "rakuten", "yahoo_shopping", "base", "shopify", "generic")
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 BUYABLE_NAMES = tuple(s.value for s in Availability if s in ORDERABLE_STATES)
+EVENT_NAMES = tuple(kind.value for kind in EventKind)
 
 DURATION_FORMS = "30s, 5m, 1h, 1h30m or a whole number of seconds"
 _DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
@@ -72,6 +73,15 @@ def choice(value: object, choices: Iterable[str], kind: str) -> str:
 
 def parse_duration(value: object) -> timedelta:
     """ "30s", "5m", "1h", "1h30m" or whole seconds (an int or a string of digits)."""
+    try:
+        return _duration(value)
+    except PydanticCustomError:
+        raise
+    except (OverflowError, ValueError):  # more digits or days than Python's types hold
+        raise fail("duration", "is far longer than any duration a watchlist needs", value) from None
+
+
+def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -253,10 +263,16 @@ Weekdays = Annotated[
 
 
 def _http_url(value: object) -> str:
+    if isinstance(value, str) and _URL_CONTROL.search(value):
+        # A newline or NUL in a URL splits or cuts the request line and headers it goes into.
+        raise fail("url", "must not contain control characters (newline, tab, NUL)", value)
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise fail("url", "must be an http(s) URL with a host", value)
     return str(value)
+
+
+_URL_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _email_address(value: object) -> str:
@@ -308,6 +324,26 @@ def _buyable_state(value: object) -> Availability:
     raise fail("buyable", f"must be an orderable state ({', '.join(BUYABLE_NAMES)})", value)
 
 
+def _event_kind(value: object) -> EventKind:
+    return EventKind(choice(value, EVENT_NAMES, "event"))
+
+
+_LINE_USER_ID = re.compile(r"U[0-9a-f]{32}")
+
+
+def _line_user_id(value: object) -> str:
+    if isinstance(value, str) and _LINE_USER_ID.fullmatch(value.strip()):
+        return value.strip()
+    raise fail("line_user_id", 'must be a LINE user id ("U" and 32 hex digits)', value)
+
+
+LineUserId = Annotated[
+    str,
+    BeforeValidator(_line_user_id),
+    WithJsonSchema({"type": "string", "pattern": "^U[0-9a-f]{32}$"}),
+]
+
+
 HttpUrl = Annotated[
     str,
     BeforeValidator(_http_url),
@@ -333,4 +369,9 @@ BuyableState = Annotated[
     Availability,
     BeforeValidator(_buyable_state),
     WithJsonSchema({"type": "string", "enum": list(BUYABLE_NAMES)}),
+]
+EventName = Annotated[
+    EventKind,
+    BeforeValidator(_event_kind),
+    WithJsonSchema({"type": "string", "enum": list(EVENT_NAMES)}),
 ]

@@ -63,6 +63,13 @@ class EventKind(enum.StrEnum):
     PREORDER_OPEN = "preorder_open"
     OUT_OF_STOCK = "out_of_stock"
     PRICE_DROP = "price_drop"
+    LOTTERY_OPEN = "lottery_open"  # a lottery sale opened: only for watches that ask for it
+
+
+# What a watch sends unless its `events` say otherwise: the restock-like events.
+DEFAULT_EVENTS = frozenset(
+    {EventKind.RESTOCK, EventKind.PREORDER_OPEN, EventKind.OUT_OF_STOCK, EventKind.PRICE_DROP}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +78,8 @@ class FetchPlan:
 
     url: str
     method: str = "GET"
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Left out of the repr: a search API's key travels here (Authorization), never in a URL.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     params: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -206,7 +214,8 @@ def _offer_json(offer: Offer) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class WatchConditions:
-    """A buyer's conditions: which observations count as buyable for this watch.
+    """A buyer's conditions: which observations count as buyable for this watch, and which
+    events the buyer wants to hear (`events`).
 
     With `max_price` set, an offer whose price could not be read does not count: a scalper's
     price must not get through because a page hid it.
@@ -217,6 +226,7 @@ class WatchConditions:
     seller: SellerFilter = SellerFilter.ANY
     exclude_sellers: tuple[str, ...] = ()
     buyable: frozenset[Availability] = frozenset({Availability.IN_STOCK})
+    events: frozenset[EventKind] = DEFAULT_EVENTS  # what the watch sends (see EventKind)
     stores: frozenset[str] = frozenset()  # JAN watches: only offers from these stores (empty: any)
     # One variation of a product page (a colour, a size, a SKU): see `variant_matches`.
     variant: str | None = None
@@ -315,6 +325,8 @@ class Notify:
     x: bool = False
     console: bool = False
     webhook: bool = False
+    line: tuple[str, ...] = ()
+    discord: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,11 +371,13 @@ class Event:
     seller: str | None = None
     shop: str | None = None  # the shop inside a mall (Rakuten / Yahoo! Shopping)
     previous_price: int | None = None
+    lottery_deadline: datetime | None = None  # timezone-aware, when the page states one
     id: int | None = None  # set once stored
 
     def to_webhook_json(self) -> dict[str, Any]:
-        """The webhook payload (a contract: see DESIGN.md)."""
-        return {
+        """The webhook payload (a contract: see DESIGN.md); a `lottery_open` event also carries
+        `lottery_deadline` (ISO 8601 with offset, or null when the page states none)."""
+        payload = {
             "event": self.kind.value,
             "id": self.id,
             "watch": self.watch_name,
@@ -378,6 +392,10 @@ class Event:
             "shop": self.shop,
             "observed_at": self.observed_at.isoformat(),
         }
+        if self.kind is EventKind.LOTTERY_OPEN:
+            deadline = self.lottery_deadline
+            payload["lottery_deadline"] = deadline.isoformat() if deadline else None
+        return payload
 
 
 class Outcome(enum.StrEnum):

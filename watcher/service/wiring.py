@@ -19,10 +19,18 @@ from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
 from watcher.core.detector import DebounceSettings
 from watcher.core.schedule import HotWindow
 from watcher.net.netguard import URLGuard
-from watcher.net.politeness import Backoff, HostPolicy, PolicyBook, Politeness
+from watcher.net.politeness import (
+    Backoff,
+    HostPolicy,
+    PolicyBook,
+    Politeness,
+    registered_store_limits,
+)
 from watcher.reading.read import SearchSetup
 from watcher.service.dispatch import DispatchSettings
-from watcher.service.engine import EngineSettings
+from watcher.service.engine import JAN_SEARCH_HOST, EngineSettings
+from watcher.stores._base import HostLimits
+from watcher.stores.sources import SEARCH_LIMITS
 from watcher.subscriptions import SubscriptionRules
 from watcher.unsubscribe import unsubscribe_secret_from_env
 
@@ -126,12 +134,39 @@ def _x(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
     )
 
 
+def _line(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+    from notifiers.line import LineNotifier
+
+    section = config.notifiers.line
+    if section is None:
+        return None
+    return LineNotifier(
+        channel_access_token=section.channel_access_token.reveal(),
+        api_base_url=section.api_base_url,
+        quota_policy=section.quota_policy,
+        language=config.settings.language,
+    )
+
+
+def _discord(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+    from notifiers.discord import DiscordNotifier
+
+    section = config.notifiers.discord
+    if section is None:
+        return None
+    return DiscordNotifier(
+        webhook_url=section.webhook_url.reveal(), language=config.settings.language
+    )
+
+
 NOTIFIER_BUILDERS: dict[str, NotifierBuilder] = {
     "console": _console,
     "webhook": _webhook,
     "telegram": _telegram,
     "email": _email,
     "x": _x,
+    "line": _line,
+    "discord": _discord,
 }
 
 
@@ -194,8 +229,19 @@ def host_policies(config: Config) -> Callable[[str], HostPolicy]:
     book = PolicyBook(
         default=p.default.model_dump(),
         hosts={host: o.model_dump(exclude_none=True) for host, o in p.hosts.items()},
+        store_limits=store_limits,
     )
     return functools.lru_cache(maxsize=4096)(book.policy)  # a policy is asked for every request
+
+
+def store_limits(host: str) -> HostLimits | None:
+    """The gentle defaults of the store that serves `host`, if a store does.
+
+    JAN searches share one slot, paced for the strictest search API (see stores/sources.py).
+    """
+    if host == JAN_SEARCH_HOST:
+        return SEARCH_LIMITS
+    return registered_store_limits(host)
 
 
 def politeness_for(config: Config, backoff: Backoff | None = None) -> Politeness:
@@ -217,12 +263,16 @@ def tuned(settings: EngineSettings, overrides: Overrides) -> EngineSettings:
     return settings
 
 
+def chat_hosts(config: Config) -> tuple[str, ...]:
+    """The store hosts chat users (Telegram and LINE alike) may watch."""
+    telegram = config.notifiers.telegram
+    return tuple(telegram.allowed_hosts if telegram is not None else DEFAULT_ALLOWED_HOSTS)
+
+
 def chat_guard(config: Config) -> URLGuard:
     """The guard of chat users' URLs: used whether or not the bot runs now, because products
     that chat users subscribed to stay in the database when the bot is switched off."""
-    telegram = config.notifiers.telegram
-    hosts = telegram.allowed_hosts if telegram is not None else DEFAULT_ALLOWED_HOSTS
-    return URLGuard(allowed_hosts=hosts)
+    return URLGuard(allowed_hosts=chat_hosts(config))
 
 
 def subscription_rules(config: Config) -> SubscriptionRules:
