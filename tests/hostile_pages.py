@@ -139,6 +139,33 @@ def unclosed_tags(size: int) -> str:
     return HEAD + _fill("<p><li><td><option><a><i>", size) + TAIL
 
 
+def select_options(size: int) -> str:
+    """One select with a great many options: the parser's work per option grows with the
+    options before it."""
+    option = '<option value="1">1 個（お一人様につき）'
+    return f"{HEAD}<select name=qty>{_fill(option, size)}</select>{TAIL}"
+
+
+def select_optgroups(size: int) -> str:
+    """Options in groups, in a select inside a table cell, the last stating a state."""
+    group = '<optgroup label="色">' + "<option>赤</option>" * 9
+    return (
+        f"{HEAD}<table><tr><td><select>{_fill(group, size)}<option>青 (在庫なし)</option>"
+        f"</select></td></tr></table>{TAIL}"
+    )
+
+
+def selects_at_the_cap(size: int) -> str:
+    """Many selects, each as long as one may be: the cost is what the cap leaves."""
+    select = "<select>" + '<option value="1">1 個（お一人様）</option>' * 256 + "</select>"
+    return HEAD + _fill(select, size) + TAIL
+
+
+def nested_options(size: int) -> str:
+    """Options outside a select, each in a span inside the one before: they nest."""
+    return HEAD + _fill("<option><span>赤", size) + TAIL
+
+
 def stock_words_text(size: int) -> str:
     """One huge text node, sold-out wording first, then buy wording forever."""
     return f"{HEAD}<p>売り切れ {_fill('在庫あり カートに入れる ', size)}</p>{TAIL}"
@@ -166,4 +193,8 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "many_scripts": many_scripts,
     "unclosed_tags": unclosed_tags,
     "stock_words_text": stock_words_text,
+    "select_options": select_options,
+    "select_optgroups": select_optgroups,
+    "selects_at_the_cap": selects_at_the_cap,
+    "nested_options": nested_options,
 }

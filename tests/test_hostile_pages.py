@@ -12,7 +12,14 @@ from selectolax.lexbor import LexborHTMLParser
 
 from watcher.core.model import Availability, Page
 from watcher.reading.read import read_page
-from watcher.stores._bounds import MAX_ATTRIBUTES, MAX_DEPTH, MAX_TAGS, bounded_html
+from watcher.stores._bounds import (
+    MAX_ATTRIBUTES,
+    MAX_DEPTH,
+    MAX_OPTIONS,
+    MAX_PAGE_OPTIONS,
+    MAX_TAGS,
+    bounded_html,
+)
 from watcher.stores.parse import OVER_BUDGET, TOO_MANY_TAGS, parse_page
 from watcher.stores.registry import ADAPTERS
 
@@ -54,6 +61,9 @@ GROWTH_SHAPES = (
     "unclosed_formatting",
     "many_attributes",
     "many_jsonld",
+    "select_options",
+    "select_optgroups",
+    "nested_options",
 )
 
 
@@ -99,6 +109,28 @@ def test_attributes_per_tag_are_capped() -> None:
     tree = LexborHTMLParser(bounded_html(f"<div {names}>x</div>"))
     div = tree.css_first("div")
     assert div is not None and len(div.attributes) == MAX_ATTRIBUTES
+
+
+def test_options_per_select_are_capped_and_what_follows_kept() -> None:
+    options = "".join(f"<option value={i}>{i}" for i in range(MAX_OPTIONS + 500))
+    html = f"<form><select name=qty>{options}</select><button>カートに入れる</button></form>"
+    tree = LexborHTMLParser(bounded_html(html))
+    kept = tree.css("select option")
+    assert len(kept) == MAX_OPTIONS
+    assert kept[-1].text() == str(MAX_OPTIONS - 1)  # the first ones, each with its own text
+    button = tree.css_first("form button")
+    assert button is not None and button.text() == "カートに入れる"
+
+
+def test_options_per_page_are_capped() -> None:
+    select = "<select>" + "<option>1</option>" * 100 + "</select>"
+    tree = LexborHTMLParser(bounded_html(select * (MAX_PAGE_OPTIONS // 100 + 10)))
+    assert len(tree.css("option")) == MAX_PAGE_OPTIONS
+
+
+def test_options_nested_in_spans_count_as_open() -> None:
+    html = bounded_html("<div>" + "<option><span>赤" * 5_000 + "</div><p>x</p>")
+    assert _depth(LexborHTMLParser(html)) <= MAX_DEPTH + 4
 
 
 @pytest.mark.parametrize("path", sorted(PAGES.glob("*/*.html")), ids=lambda p: p.name)

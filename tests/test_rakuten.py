@@ -128,3 +128,31 @@ def test_a_page_without_any_signal_is_unknown_and_not_buyable() -> None:
     obs = parse_product(Page(url=URL, text="<html><body><h1>楽天市場</h1></body></html>"))
     assert obs.state is _A.UNKNOWN
     assert not WatchConditions().is_buyable(obs)
+
+
+def test_a_sold_out_cart_button_contradicts_app_data_in_stock() -> None:
+    button = (
+        '<form action="https://basket.step.rakuten.co.jp/rms/mall/bs/cartadd/set">'
+        '<button class="cart-button" disabled>買い物かごに入れる</button></form>'
+    )
+    obs = parse_product(_app_page({"purchaseInfo": _purchase(5)}, extra=button))
+    assert obs.state is _A.OUT_OF_STOCK
+    expected = "rakuten:conflict: app-data quantity 5 vs button disabled:買い物かごに入れる"
+    assert obs.reason == expected
+
+
+def test_one_options_sold_out_wording_is_not_the_items() -> None:
+    picker = (
+        '<div class="purchase-box"><select name="sku"><option>赤</option>'
+        "<option>青（売り切れ）</option></select> 3日以内に発送</div>"
+    )
+    obs = parse_product(_app_page({"purchaseInfo": _purchase(3)}, extra=picker))
+    assert obs.state is _A.IN_STOCK
+    assert obs.reason == "rakuten:app-data quantity 3"  # the wording agreed: no conflict
+
+
+def test_an_ended_lottery_is_not_a_lottery() -> None:
+    box = '<div class="lottery-box">抽選販売の受付は終了しました</div>'
+    obs = parse_product(_app_page({"purchaseInfo": _purchase(3)}, extra=box))
+    assert obs.state is _A.OUT_OF_STOCK
+    assert obs.lottery_deadline is None

@@ -60,6 +60,10 @@ ROWS = [
     ("受付期間", A.LOTTERY),
     ("抽選に申し込む", A.LOTTERY),
     ("抽選販売の受付は終了しました", A.OUT_OF_STOCK),
+    ("招待リクエスト", A.LOTTERY),
+    ("この商品は招待制です", A.LOTTERY),
+    ("招待リクエストの受付は終了しました", A.OUT_OF_STOCK),
+    ("Request invitation", A.LOTTERY),
     # English
     ("Add to Cart", A.IN_STOCK),
     ("In stock", A.IN_STOCK),

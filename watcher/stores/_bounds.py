@@ -10,7 +10,11 @@ parser we use does not, so `bounded_html` does, in one pass over the page's tags
   tag: what it held stays, as content of the deepest element kept;
 - a formatting element (`<b>`, `<font>`, ...) that would make more than `MAX_FORMATTING` of them
   stay open (or be reopened after a misnested end tag) is dropped the same way;
-- a tag keeps its first `MAX_ATTRIBUTES` attributes.
+- a tag keeps its first `MAX_ATTRIBUTES` attributes;
+- a `<select>` keeps its first `MAX_OPTIONS` options (and optgroups): the parser's work for each
+  option grows with the options before it in the same select, so 20,000 options take seconds.
+  The rest of the select's content is dropped, up to the tag that ends it; once the page's
+  selects hold `MAX_PAGE_OPTIONS` options, each further select keeps none.
 
 A page with more than `MAX_TAGS` tags is not read at all (`too_many_tags`), and adapters read at
 most `MAX_CANDIDATES` elements of one kind.
@@ -30,6 +34,11 @@ import re
 MAX_DEPTH = 256
 MAX_FORMATTING = 48
 MAX_ATTRIBUTES = 64
+# Options one select may hold: a shop's quantity or size picker lists up to a couple of hundred.
+MAX_OPTIONS = 256
+# Options all the page's selects may hold: a few pickers of a few hundred each. Without it,
+# thousands of selects of MAX_OPTIONS options each would still take the parser a second.
+MAX_PAGE_OPTIONS = 4_096
 # Elements of one kind (stock labels, buy controls, price elements) an adapter reads per page: a
 # product page shows a handful; a page with a hundred thousand is a listing or an attack, and
 # reading each one's wording would take seconds.
@@ -87,8 +96,6 @@ _SIBLING_CLOSE: dict[str, frozenset[str]] = {
     "li": frozenset({"li"}),
     "dd": frozenset({"dd", "dt"}),
     "dt": frozenset({"dd", "dt"}),
-    "option": frozenset({"option"}),
-    "optgroup": frozenset({"option", "optgroup"}),
     "tr": frozenset({"tr", "td", "th"}),
     "td": frozenset({"td", "th"}),
     "th": frozenset({"td", "th"}),
@@ -110,7 +117,15 @@ _BREAKOUT = _names(
 
 
 _A = frozenset({"a"})
-_MAY_CLOSE = _CLOSES_P | frozenset(_SIBLING_CLOSE) | _A  # start tags that may close others
+_OPTIONS = frozenset({"option", "optgroup"})  # close only the current node (see _close_option)
+_MAY_CLOSE = _CLOSES_P | frozenset(_SIBLING_CLOSE) | _A | _OPTIONS  # may close others
+# Where dropping a full select's excess options stops: its end tag, or a tag that ends the select
+# (in a table, its structure tags do; outside one the parser ignores them, so keeping them alters
+# nothing).
+_SELECT_END = re.compile(
+    r"</?(?:select|input|keygen|textarea|caption|table|tbody|tfoot|thead|tr|td|th)[\t\n\f\r />]",
+    re.IGNORECASE,
+)
 
 
 class _Model:
@@ -128,6 +143,8 @@ class _Model:
         "marks",
         "near_scope",
         "near_special",
+        "options",
+        "page_options",
         "stack",
         "where",
     )
@@ -142,6 +159,8 @@ class _Model:
         self.where: dict[str, list[int]] = {}  # name -> stack positions holding it
         self.near_scope = [-1]  # per stack entry: the nearest element of _SCOPE_STOP
         self.near_special = [-1]  # per stack entry: the nearest element of _SPECIAL
+        self.options = 0  # options and optgroups opened since the last <select>
+        self.page_options = 0  # options and optgroups opened in any select
 
     def in_foreign(self) -> bool:
         return (
@@ -196,6 +215,11 @@ class _Model:
         """Account for a start tag; False when it must be dropped."""
         if self.foreign_open or name in _FOREIGN_ROOTS:
             return self._start_foreign(name, self_closing)
+        if name == "select":
+            self.options = 0
+        elif name in _OPTIONS and self.where.get("select"):
+            self.options += 1
+            self.page_options += 1
         if name in _MAY_CLOSE:
             self._implied_closes(name)
         if name in _VOID:
@@ -245,7 +269,23 @@ class _Model:
                 del self.formatting[last]
         return True
 
+    def select_is_full(self) -> bool:
+        """True when an open select may take no more options (its own or the page's bound)."""
+        return bool(self.where.get("select")) and (
+            self.options >= MAX_OPTIONS or self.page_options >= MAX_PAGE_OPTIONS
+        )
+
+    def _close_option(self, name: str) -> None:
+        """An option or optgroup closes the current node only (in a select, or not), so one
+        nested in a `<span>` inside another option stays open."""
+        if self.stack and self.stack[-1] == "option":
+            self.pop()
+        if name == "optgroup" and self.where.get("select") and self.stack[-1:] == ["optgroup"]:
+            self.pop()
+
     def _implied_closes(self, name: str) -> None:
+        if name in _OPTIONS:
+            self._close_option(name)
         if name in _CLOSES_P:
             spots = self.where.get("p")
             if spots and spots[-1] >= self.near_scope[-1]:
@@ -273,11 +313,20 @@ def too_many_tags(html: str) -> int | None:
 
 
 def bounded_html(html: str) -> str:
-    """`html` with nesting, open formatting elements and attributes per tag bounded (see the
-    module docstring); the same string when nothing needed bounding."""
-    if _surely_shallow(html) and not _many_attributes(html):
+    """`html` with nesting, open formatting elements, attributes per tag and options per select
+    bounded (see the module docstring); the same string when nothing needed bounding."""
+    if _surely_shallow(html) and not _many_attributes(html) and not _many_options(html):
         return html
     return _bounded(html)
+
+
+_OPTION_TAG = re.compile(r"<opt(?:ion|group)", re.IGNORECASE)
+
+
+def _many_options(html: str) -> bool:
+    """True when the page holds more options than one select may (in all its selects)."""
+    found = _OPTION_TAG.finditer(html)
+    return sum(1 for _ in itertools.islice(found, MAX_OPTIONS + 1)) > MAX_OPTIONS
 
 
 def _surely_shallow(html: str) -> bool:
@@ -344,6 +393,10 @@ def _bounded(html: str) -> str:
             if not model.end(name):
                 _cut(cuts, start, end)
             continue
+        if name in _OPTIONS and model.select_is_full():
+            skip_to = _select_end(html, start)
+            _cut(cuts, start, skip_to)
+            continue
         if not model.start(name, rest.endswith("/")):
             _cut(cuts, start, end)
             continue  # the parser never sees it: what follows is markup, whatever its name
@@ -358,6 +411,12 @@ def _bounded(html: str) -> str:
         elif name == "plaintext":
             break
     return _apply(html, cuts)
+
+
+def _select_end(html: str, start: int) -> int:
+    """Where the tag that ends an open select begins (or the page's end)."""
+    found = _SELECT_END.search(html, start)
+    return len(html) if found is None else found.start()
 
 
 def _cut(cuts: list[tuple[int, int, str]], start: int, end: int) -> None:

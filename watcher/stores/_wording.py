@@ -76,6 +76,11 @@ JAPANESE: tuple[Phrase, ...] = (
         r"応募受付中|抽選に(?:申し?込む|応募する)|抽選(?:申込|応募)(?:フォーム|はこちら)",
         _A.LOTTERY,
     ),
+    # sale by invitation (Amazon.co.jp's 招待リクエスト): an application to be allowed to buy
+    Phrase(
+        r"招待(?:を)?リクエスト(?![^。]{0,12}(?:終了|締め?切))|招待制(?:の商品|です|販売)",
+        _A.LOTTERY,
+    ),
     Phrase(r"(?<!予約)(?<!販売)受付期間", _A.LOTTERY, _W),
     Phrase(r"応募する|抽選(?:申込|応募)", _A.LOTTERY, _W),
     # out of stock
@@ -88,6 +93,7 @@ JAPANESE: tuple[Phrase, ...] = (
     Phrase(r"予定数の販売を終了|販売休止|販売を一時停止|予約受付終了|予約終了", _A.OUT_OF_STOCK),
     Phrase(r"受付(?:は|を)?終了(?!日|予定|時刻|日時)|受付を締め?切|受付期間外", _A.OUT_OF_STOCK),
     Phrase(r"抽選(?:販売|受付|応募|申込)?(?:の受付)?(?:は)?(?:終了|締め?切)", _A.OUT_OF_STOCK),
+    Phrase(r"招待(?:リクエスト)?(?:の受付)?(?:は)?(?:終了|締め?切)", _A.OUT_OF_STOCK),
     Phrase(r"ご注文いただけません|購入できません|販売期間外|販売開始前", _A.OUT_OF_STOCK),
     Phrase(r"在庫\s*(?:状況)?\s*[:：]?\s*[×✕✖]", _A.OUT_OF_STOCK),  # 在庫：× (parts shops' marks)
     Phrase(r"再?入荷(?:お知らせ|通知)|入荷したらお知らせ|入荷連絡", _A.OUT_OF_STOCK, _W),
@@ -126,6 +132,7 @@ ENGLISH: tuple[Phrase, ...] = (
     Phrase(
         r"\blottery (?:entry )?(?:is )?open\b|\benter the (?:lottery|draw|raffle)\b", _A.LOTTERY
     ),
+    Phrase(r"\brequest (?:an )?invitation\b|\bavailable by invitation\b", _A.LOTTERY),
     Phrase(r"sold[ -]?out|out[ -]of[ -]stock|not in stock|no stock", _A.OUT_OF_STOCK),
     Phrase(r"currently unavailable|temporarily unavailable", _A.OUT_OF_STOCK),
     Phrase(

@@ -84,6 +84,12 @@ _NO_FEATURED_WORDING = (
     r"|ver todas las opciones de compra|nenhuma oferta em destaque|ver todas as opções de compra"
 )
 _NO_FEATURED = re.compile(_NO_FEATURED_WORDING, re.IGNORECASE)
+# Sale by invitation: the buy box offers an application ("招待リクエスト"), not a purchase; one
+# may buy only once invited, so it reads as a lottery, whatever cart button is left beside it.
+_INVITATION = re.compile(
+    r"招待(?:を)?リクエスト(?![^。]{0,12}(?:終了|締め?切))|request (?:an )?invitation",
+    re.IGNORECASE,
+)
 # The buy box in today's and older layouts: "no featured offer" anywhere in it decides.
 _BUY_BOX = ("#buybox", "#desktop_buybox", "#buyBoxAccordion", "#exports_desktop_buybox")
 _TEMPORARILY_OUT = "temporarily_out"  # orderable (backorder) only when a cart button is there
@@ -241,6 +247,7 @@ class BuyBox:
     out_of_stock_box: bool
     used_only: bool
     no_featured_offer: str | None = None  # the phrase, when the buy box says so anywhere
+    invitation: str | None = None  # the phrase, when the buy box offers an invitation request
 
 
 def product_request(url: str) -> FetchPlan:
@@ -307,6 +314,8 @@ def decide(box: BuyBox) -> tuple[Availability, str]:
     """The buy box's verdict and the rule that gave it."""
     if box.no_featured_offer is not None:
         return _A.OUT_OF_STOCK, f"amazon:no featured offer ({box.no_featured_offer})"
+    if box.invitation is not None:
+        return _A.LOTTERY, f"amazon:invitation ({box.invitation})"
     worded = _classify(box.availability)
     orderable = box.has_cart or box.has_buy_now
     if worded is not None:
@@ -348,18 +357,19 @@ def _read_buy_box(tree: LexborHTMLParser) -> BuyBox:
         has_buy_now=_has_any(tree, _BUY_NOW_BUTTONS),
         out_of_stock_box=tree.css_first("#outOfStock") is not None,
         used_only=used_section and not new_offer,
-        no_featured_offer=_no_featured_offer(tree),
+        no_featured_offer=_buy_box_phrase(tree, _NO_FEATURED),
+        invitation=_buy_box_phrase(tree, _INVITATION),
     )
 
 
-def _no_featured_offer(tree: LexborHTMLParser) -> str | None:
-    """The "no featured offers" phrase anywhere in the buy box (its other-sellers summary is
-    still read apart, by `_other_sellers`)."""
+def _buy_box_phrase(tree: LexborHTMLParser, phrase: re.Pattern[str]) -> str | None:
+    """A phrase ("no featured offers", an invitation request) anywhere in the buy box (its
+    other-sellers summary is still read apart, by `_other_sellers`)."""
     for selector in _BUY_BOX:
         node = tree.css_first(selector)
         if node is None:
             continue
-        found = _NO_FEATURED.search(_clean(node)[:_BUY_BOX_MAX])
+        found = phrase.search(_clean(node)[:_BUY_BOX_MAX])
         if found is not None:
             return found.group(0)
     return None

@@ -3,9 +3,13 @@
 Today's item page draws its purchase box in the browser from a JSON island
 (`#item-page-app-data`: stock quantity, sell type, sold-out flag, shop name) and states price and
 availability in schema.org microdata, not JSON-LD. Older pages (often EUC-JP) print the purchase
-box as HTML: 売り切れました, ご注文できない商品, a 買い物かごに入れる button. The page reads in
-that order. Shop policy and description text are never read for wording: shops write 予約 and
-売り切れ there about other items.
+box as HTML: 売り切れました, ご注文できない商品, a 買い物かごに入れる button. Three witnesses are
+reconciled (`_reconcile`): the structured data (the app data, else microdata, else OpenGraph),
+the purchase box's visible wording (抽選受付中 is a lottery, with the deadline it states), and
+its cart controls; a buyable verdict needs a positive signal that neither of the others
+contradicts. Shop policy and description text are never read for wording: shops write 予約 and
+売り切れ there about other items; nor are option pickers (one option's "売り切れ" is not the
+item's).
 """
 
 from __future__ import annotations
@@ -22,13 +26,18 @@ from watcher.core.model import Availability, FetchPlan, ItemCondition, Observati
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import screened
 from watcher.stores._bounds import MAX_CANDIDATES
+from watcher.stores._controls import control_state, disabled
+from watcher.stores._dates import lottery_deadline
+from watcher.stores._reconcile import Evidence, Verdict, reconcile
 from watcher.stores._schema_org import ProductData, read_microdata, read_opengraph
 from watcher.stores._text import (
+    PriceCandidate,
+    choose_price,
     classify_wording,
     clean_title,
     normalise,
     parse_amount,
-    parse_price,
+    price_candidates,
 )
 
 NAME = "rakuten"
@@ -41,8 +50,10 @@ _KEEP_PARAMS = frozenset({"variantId"})  # everything else on an item URL is tra
 _PURCHASE_AREAS = (
     ".soldout_msg, .item_soldout, [class*=soldout i], [id*=soldout i],"
     " form[action*=cartadd i], form[action*=basket i], #rakutenLimitedId_cart,"
-    " .cart-button-container, [class*=purchase i], .normal_reserve_item_name"
+    " .cart-button-container, [class*=purchase i], .normal_reserve_item_name,"
+    " [class*=lottery i], [id*=lottery i], [class*=deliveryDate i], [class*=inventory i]"
 )
+_PICKERS = "select, option, datalist"  # one option's wording is not the item's
 _CART_CONTROLS = (
     'form[action*="cartadd" i] input[type=submit i], form[action*="cartadd" i] button,'
     " button.cart-button, input.cart-button, [class*=new_addToCart i]"
@@ -87,11 +98,19 @@ def parse_product(page: Page) -> Observation:
         return early
     app = read_app_data(tree)
     micro = read_microdata(tree)
-    state, reason = _decide(tree, app, micro)
+    verdict = _decide(tree, app, micro)
+    state, reason = (
+        (verdict.state, verdict.reason) if verdict else (_A.UNKNOWN, "rakuten:no signal")
+    )
     title = _title(tree, app, micro)
     shop = app.shop or _shop_from_title(tree)
     if state in (_A.IN_STOCK, _A.BACKORDER) and _is_reserve(app, title):
         state, reason = _A.PREORDER, f"{reason}; reserve item"
+    deadline = None
+    if verdict is not None and state is _A.LOTTERY:
+        deadline = lottery_deadline(verdict.witness.context, page.headers) or lottery_deadline(
+            _areas_text(tree), page.headers
+        )
     return Observation(
         state=state,
         reason=reason,
@@ -105,54 +124,70 @@ def parse_product(page: Page) -> Observation:
         store=NAME,
         url=page.url,
         jan=app.jan or (micro.gtin if micro else None) or _gtin13(tree),
+        lottery_deadline=deadline,
     )
 
 
-def _decide(
-    tree: LexborHTMLParser, app: AppData, micro: ProductData | None
-) -> tuple[Availability, str]:
+def _decide(tree: LexborHTMLParser, app: AppData, micro: ProductData | None) -> Verdict | None:
+    """The three witnesses, reconciled (wording is read before the controls: reading it drops
+    option pickers from the tree)."""
+    structured = _structured(tree, app, micro)
+    text = _purchase_wording(tree) or _system_message(tree)
+    control = _cart_control(tree)
+    verdict = reconcile(structured, text, control)
+    if verdict is None:
+        return None
+    return Verdict(verdict.state, f"rakuten:{verdict.reason}", verdict.witness)
+
+
+def _structured(tree: LexborHTMLParser, app: AppData, micro: ProductData | None) -> Evidence | None:
+    """The app data's state, else the microdata's, else OpenGraph's."""
     from_app = _app_state(app)
     if from_app is not None:
-        return from_app
+        state, detail = from_app
+        return Evidence("app-data", state, detail, f"app-data {detail}")
     if micro is not None and micro.state is not None:
-        return micro.state, f"rakuten:{micro.reason}"
-    worded = _purchase_wording(tree) or _system_message(tree)
-    if worded is not None:
-        return worded
-    if tree.css_first(_CART_CONTROLS) is not None:
-        return _A.IN_STOCK, "rakuten:cart button"
+        return Evidence("microdata", micro.state, micro.token or "", micro.reason)
     og = read_opengraph(tree)
     if og is not None and og.state is not None:
-        return og.state, f"rakuten:{og.reason}"
-    return _A.UNKNOWN, "rakuten:no signal"
+        return Evidence("og", og.state, og.token or "", og.reason)
+    return None
 
 
 def _app_state(app: AppData) -> tuple[Availability, str] | None:
     if app.sold_out:
-        return _A.OUT_OF_STOCK, "rakuten:app-data soldout"
+        return _A.OUT_OF_STOCK, "soldout"
     if app.purchase_enabled is False:
-        return _A.OUT_OF_STOCK, "rakuten:app-data purchase disabled"
+        return _A.OUT_OF_STOCK, "purchase disabled"
     if app.quantity is not None:
         if app.quantity <= 0:
-            return _A.OUT_OF_STOCK, "rakuten:app-data quantity 0"
-        return _A.IN_STOCK, f"rakuten:app-data quantity {app.quantity}"
+            return _A.OUT_OF_STOCK, "quantity 0"
+        return _A.IN_STOCK, f"quantity {app.quantity}"
     return None
 
 
-def _purchase_wording(tree: LexborHTMLParser) -> tuple[Availability, str] | None:
+def _purchase_wording(tree: LexborHTMLParser) -> Evidence | None:
     for node in tree.css(_PURCHASE_AREAS)[:MAX_CANDIDATES]:
+        for picker in node.css(_PICKERS):
+            picker.decompose()
         text = _visible_text(node)[:_AREA_TEXT_MAX]
         for pattern, state in _RAKUTEN_RULES:
             match = pattern.search(text)
             if match:
-                return state, f"rakuten:text {match.group(0)}"
+                return Evidence("text", state, match.group(0), f"text {match.group(0)}", text)
         shared = classify_wording(text)
         if shared is not None:
-            return shared[0], f"rakuten:text {shared[1]}"
+            return Evidence("text", shared[0], shared[1], f"text {shared[1]}", text)
     return None
 
 
-def _system_message(tree: LexborHTMLParser) -> tuple[Availability, str] | None:
+def _areas_text(tree: LexborHTMLParser) -> str:
+    """The purchase areas' text together (where a lottery states its window)."""
+    texts = [_visible_text(node)[:_AREA_TEXT_MAX] for node in tree.css(_PURCHASE_AREAS)]
+    return " ".join(texts[:MAX_CANDIDATES])[: _AREA_TEXT_MAX * 4]
+
+
+def _system_message(tree: LexborHTMLParser) -> Evidence | None:
     """Rakuten's own fixed messages, wherever an old template put them."""
     body = tree.body
     if body is None:
@@ -160,8 +195,25 @@ def _system_message(tree: LexborHTMLParser) -> tuple[Availability, str] | None:
     text = _visible_text(body)
     for message in _SYSTEM_MESSAGES:
         if message in text:
-            return _A.OUT_OF_STOCK, f"rakuten:text {message}"
+            return Evidence("text", _A.OUT_OF_STOCK, message, f"text {message}")
     return None
+
+
+def _cart_control(tree: LexborHTMLParser) -> Evidence | None:
+    """The first enabled cart control (whatever its caption: Rakuten's say 買い物かごに入れる,
+    or show an image), else a disabled one."""
+    off: Evidence | None = None
+    for node in tree.css(_CART_CONTROLS)[:MAX_CANDIDATES]:
+        stated = control_state(node)
+        if stated is not None and not stated[0].orderable:
+            off = off or Evidence("button", stated[0], stated[1], f"button {stated[1]}")
+        elif disabled(node):
+            off = off or Evidence("button", _A.OUT_OF_STOCK, "disabled", "button disabled")
+        else:
+            phrase = stated[1] if stated else "cart"
+            state = stated[0] if stated else _A.IN_STOCK
+            return Evidence("button", state, phrase, f"cart button {phrase}")
+    return off
 
 
 def _is_reserve(app: AppData, title: str | None) -> bool:
@@ -231,13 +283,14 @@ def _price(tree: LexborHTMLParser, app: AppData, micro: ProductData | None) -> i
         return micro.price
     if app.price is not None:
         return app.price
+    # Every price element's amounts together: a reference price (通常価格, 定価) printed first
+    # in its own element is not the selling price beside it.
+    candidates: list[PriceCandidate] = []
     for node in tree.css(".price2, .important_price, #priceCalculationConfig, [class*=price i]")[
         :MAX_CANDIDATES
     ]:
-        price = parse_price(_visible_text(node))
-        if price is not None:
-            return price
-    return None
+        candidates.extend(price_candidates(_visible_text(node)))
+    return choose_price(candidates)
 
 
 def _title(tree: LexborHTMLParser, app: AppData, micro: ProductData | None) -> str | None:
