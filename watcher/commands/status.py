@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 from dataclasses import asdict, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from watcher.config.load import load_config
 from watcher.errors import UsageError
 from watcher.service.engine import STORE_ROW_PREFIX
 from watcher.storage import open_repository
+from watcher.storage.coordination import Coordinated
 from watcher.storage.interface import HostState, Repository
 from watcher.storage.url import local_file
 
@@ -77,9 +78,17 @@ async def _status(args: argparse.Namespace) -> dict[str, Any]:
             "stores": [_store_health(h) for h in rows if h.host.startswith(STORE_ROW_PREFIX)],
             "outbox": await repo.outbox_depth(),
             "dead_letters": [_plain(d) for d in await repo.dead_letters(20)],
+            "workers": await _workers(repo),
         }
     finally:
         await repo.close()
+
+
+async def _workers(repo: Repository) -> list[dict[str, Any]] | None:
+    """The live workers sharing a server database (None on SQLite, which has one process)."""
+    if not isinstance(repo, Coordinated):
+        return None
+    return [_plain(w) for w in await repo.live_workers(datetime.now(UTC))]
 
 
 def _store_health(row: HostState) -> dict[str, Any]:
@@ -107,6 +116,12 @@ def _status_text(report: dict[str, Any]) -> str:
                 f"host {host['host']}: {host['consecutive_blocks']} blocks, backing off until "
                 f"{_short(host['backoff_until'])} ({host['last_reason'] or '-'})"
             )
+    for worker in report["workers"] or ():
+        duties = ", ".join(worker["duties"]) or "no single-owner duty"
+        lines.append(
+            f"worker {worker['name']} (pid {worker['pid']} on {worker['host']}): {duties};"
+            f" seen {_short(worker['seen_at'])}"
+        )
     for store in report["stores"]:
         if store["warning"]:
             lines.append(f"store {store['store']}: {store['warning']}")

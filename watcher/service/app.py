@@ -35,11 +35,20 @@ from watcher.errors import ConfigError
 from watcher.net.fetch import Fetcher, build_client
 from watcher.net.netguard import URLGuard
 from watcher.net.politeness import Backoff, HostPolicy, PolicyBook, Politeness
+from watcher.net.shared_budget import HostBudget, SharedPoliteness
 from watcher.reading.pool import page_reader
 from watcher.reading.read import SearchSetup
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.engine import Engine, EngineSettings
 from watcher.service.metrics import Metrics
+from watcher.service.workers import (
+    SINGLE_SENDER_CHANNELS,
+    TELEGRAM_BOT_DUTY,
+    Duty,
+    Membership,
+    channel_duty,
+)
+from watcher.storage.coordination import Coordinated
 from watcher.storage.interface import Repository
 from watcher.stores._base import HostLimits
 from watcher.stores.registry import ADAPTERS
@@ -177,12 +186,21 @@ def host_policies(config: Config) -> Callable[[str], HostPolicy]:
     return functools.lru_cache(maxsize=4096)(book.policy)  # a policy is asked for every request
 
 
-def politeness_for(config: Config, backoff: Backoff | None = None) -> Politeness:
-    return Politeness(
-        host_policies(config),
-        global_concurrency=config.settings.global_concurrency,
-        backoff=backoff or Backoff(),
-    )
+def politeness_for(
+    config: Config,
+    backoff: Backoff | None = None,
+    *,
+    shared: HostBudget | None = None,
+    owner: str = "",
+) -> Politeness:
+    """Per-host politeness; with `shared` (several workers), its limits hold across workers."""
+    options: dict[str, Any] = {
+        "global_concurrency": config.settings.global_concurrency,
+        "backoff": backoff or Backoff(),
+    }
+    if shared is not None:
+        return SharedPoliteness(host_policies(config), budget=shared, owner=owner, **options)
+    return Politeness(host_policies(config), **options)
 
 
 def store_limits(host: str) -> HostLimits | None:
@@ -249,14 +267,22 @@ class App:
         self.owner = worker_id()
         self.metrics = Metrics()
         self.notifiers = overrides.notifiers or build_notifiers(config)
+        # With several workers on one database, some channels send from one worker at a time.
+        self.coordinated = isinstance(repository, Coordinated)
+        self.sending_alone: set[str] = set()
         self.dispatcher = Dispatcher(
             repository,
-            self.notifiers,
+            self._dispatching(),
             owner=self.owner,
             settings=dispatch_settings(config),
             metrics=self.metrics,
         )
-        self.politeness = politeness_for(config, overrides.host_backoff)
+        self.politeness = politeness_for(
+            config,
+            overrides.host_backoff,
+            shared=repository if isinstance(repository, Coordinated) else None,
+            owner=self.owner,
+        )
         settings = engine_settings(config)
         settings = tuned(settings, overrides)
         # One guard for the bot's checks and the engine's fetches of chat users' products.
@@ -283,6 +309,50 @@ class App:
             ),
         )
         self.bot = self._chat_bot(config)
+        self.membership = self._membership(repository)
+        self._bot_run: tuple[asyncio.Event, asyncio.Task[None]] | None = None
+
+    def _dispatching(self) -> dict[str, Notifier]:
+        """The channels this worker's dispatcher sends on now (single-sender ones while held)."""
+        if not self.coordinated:
+            return dict(self.notifiers)
+        return {
+            name: notifier
+            for name, notifier in self.notifiers.items()
+            if name not in SINGLE_SENDER_CHANNELS or name in self.sending_alone
+        }
+
+    def _membership(self, repository: Repository) -> Membership | None:
+        if not isinstance(repository, Coordinated):
+            return None
+        duties = [self._sender_duty(channel) for channel in sorted(SINGLE_SENDER_CHANNELS)]
+        if self.bot is not None:
+            duties.append(Duty(TELEGRAM_BOT_DUTY, self._start_bot, self._stop_bot))
+        return Membership(repository.coordinator(self.owner), duties, self.dispatcher.wake)
+
+    def _sender_duty(self, channel: str) -> Duty:
+        async def gained() -> None:
+            self.sending_alone.add(channel)
+            self.dispatcher.replace_notifiers(self._dispatching())
+
+        async def lost() -> None:
+            self.sending_alone.discard(channel)
+            self.dispatcher.replace_notifiers(self._dispatching())
+
+        return Duty(channel_duty(channel), gained, lost)
+
+    async def _start_bot(self) -> None:
+        if self.bot is None or self._bot_run is not None:
+            return
+        stop = asyncio.Event()
+        self._bot_run = (stop, asyncio.create_task(self._run_bot(self.bot, stop)))
+
+    async def _stop_bot(self) -> None:
+        if self._bot_run is None:
+            return
+        (stop, task), self._bot_run = self._bot_run, None
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
 
     def _fetcher(self, config: Config) -> Fetcher:
         # It only borrows the clients' transports: a new one per User-Agent costs nothing.
@@ -330,7 +400,10 @@ class App:
                 group.create_task(self.engine.run(stop, grace=STOP_GRACE_SECONDS))
                 group.create_task(self.dispatcher.run(stop))
                 group.create_task(self._watch_config(stop))
-                if self.bot is not None:
+                if self.membership is not None:
+                    # The bot and single-sender channels run while this worker holds them.
+                    group.create_task(self.membership.run(stop))
+                elif self.bot is not None:
                     group.create_task(self._run_bot(self.bot, stop))
                 for extra in self.overrides.extra_tasks:
                     group.create_task(extra(stop))
@@ -465,7 +538,7 @@ class App:
             await notifier.start()
         kept = {k: v for k, v in self.notifiers.items() if k not in changed}
         self.notifiers = {**kept, **fresh}
-        for old in self.dispatcher.replace_notifiers(self.notifiers):
+        for old in self.dispatcher.replace_notifiers(self._dispatching()):
             with contextlib.suppress(Exception):
                 await old.aclose()
         log.info("channels reloaded: %s", ", ".join(sorted(changed)))

@@ -35,7 +35,7 @@ from watcher.storage.interface import (
     WatchDecision,
 )
 from watcher.storage.postgres.connection import PostgresStore
-from watcher.storage.postgres.signals import OUTBOX_CHANNEL
+from watcher.storage.postgres.signals import OUTBOX_CHANNEL_SQL
 from watcher.storage.rows import WATCH_COLUMNS, due_product, quiet_from_row, stored_watch
 
 OBSERVATIONS_KEPT = 200  # per product; older ones are pruned as new ones arrive
@@ -136,7 +136,7 @@ class PostgresChecks(PostgresStore):
             await self._refresh_products([product_id])
         if unclaimed:
             # Heard by every listening dispatcher when this transaction commits.
-            await self._run("SELECT pg_notify($1 || current_schema(), '')", OUTBOX_CHANNEL)
+            await self._run(f"SELECT pg_notify({OUTBOX_CHANNEL_SQL}, '')")
         return Written(RecordedCheck(events=tuple(stored), deliveries=deliveries), claimed)
 
     async def _insert_observation(

@@ -18,11 +18,12 @@ import asyncpg
 
 from watcher.errors import StorageError
 from watcher.storage.postgres.migrations import LATEST_VERSION, MIGRATIONS
+from watcher.storage.postgres.signals import LOCK_KEY_SQL
 
 POOL_MIN = 1
 POOL_MAX = 8
 # Taken by every process that migrates, so that workers starting together migrate once.
-MIGRATION_LOCK = "restock-watcher:migrate"
+MIGRATION_LOCK = "migrate"
 
 DatabaseErrors = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
@@ -66,9 +67,7 @@ async def _migrate(conn: asyncpg.Connection, url: str) -> None:
     """Bring the schema to LATEST_VERSION in one transaction (other processes wait)."""
     try:
         async with conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || $1))", MIGRATION_LOCK
-            )
+            await conn.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY_SQL})", MIGRATION_LOCK)
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
                 " version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"

@@ -2,7 +2,8 @@
 
 One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`), as on
 SQLite, all on one shared pool (`connection.PostgresStore`); `PostgresRepository` is their sum.
-The SQL is PostgreSQL's own; row decoding (`watcher.storage.rows`), value codecs and the grouped
+Beyond SQLite it lets several workers coordinate (`watcher.storage.coordination`). The SQL
+is PostgreSQL's own; row decoding (`watcher.storage.rows`), value codecs and the grouped
 check writer (`watcher.storage.group_commit`) are shared with SQLite.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
+from watcher.storage.coordination import Coordinated
 from watcher.storage.group_commit import CheckWriter
 from watcher.storage.interface import Repository
 from watcher.storage.postgres.chats import PostgresChats
@@ -22,6 +24,7 @@ from watcher.storage.postgres.leases import PostgresLeases
 from watcher.storage.postgres.outbox import PostgresOutbox
 from watcher.storage.postgres.status import PostgresStatus
 from watcher.storage.postgres.watchlist import PostgresWatchlist
+from watcher.storage.postgres.workers import PostgresWorkers
 
 
 async def open_repository(url: str | Path) -> PostgresRepository:
@@ -38,6 +41,7 @@ class PostgresRepository(
     PostgresHosts,
     PostgresStatus,
     PostgresChats,
+    PostgresWorkers,
 ):
     """`Repository` on a PostgreSQL database. Build it with `open_repository`."""
 
@@ -57,4 +61,9 @@ class PostgresRepository(
 
 def _check_protocol(repo: PostgresRepository) -> Repository:
     """Lets mypy prove that PostgresRepository implements Repository."""
+    return repo
+
+
+def _check_coordinated(repo: PostgresRepository) -> Coordinated:
+    """Lets mypy prove that PostgresRepository offers what several workers need."""
     return repo

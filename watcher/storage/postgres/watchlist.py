@@ -13,9 +13,10 @@ from watcher.core.keys import notify_recipients
 from watcher.core.model import Watch
 from watcher.storage.codec import to_epoch
 from watcher.storage.postgres.connection import PostgresStore
+from watcher.storage.postgres.signals import LOCK_KEY_SQL
 from watcher.storage.rows import yaml_watch_params
 
-WATCHLIST_LOCK = "restock-watcher:watchlist"
+WATCHLIST_LOCK = "watchlist"
 
 
 class PostgresWatchlist(PostgresStore):
@@ -30,9 +31,7 @@ class PostgresWatchlist(PostgresStore):
         stamp = to_epoch(now)
         due = {w.target: to_epoch(first_due(w.target)) if first_due else stamp for w in watches}
         async with self._write():
-            await self._run(
-                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || $1))", WATCHLIST_LOCK
-            )
+            await self._run(f"SELECT pg_advisory_xact_lock({LOCK_KEY_SQL})", WATCHLIST_LOCK)
             product_ids = await self._upsert_yaml_products(watches, due, stamp)
             watch_ids = await self._upsert_yaml_watches(watches, product_ids, stamp)
             await self._run(
