@@ -170,3 +170,24 @@ async def test_a_block_stored_by_one_worker_backs_the_host_off_for_all(
     assert refused.slot_id is None and refused.backoff_until == until
     granted = await b.acquire_host_slot("shop.example", "B", until, **limits)  # type: ignore[arg-type]
     assert granted.start_at == until
+
+
+async def test_the_leases_of_a_worker_whose_beat_expired_come_back_at_once(
+    two: tuple[PostgresRepository, PostgresRepository],
+) -> None:
+    a, b = two
+    await a.sync_yaml_watches([watch(n) for n in range(4)], NOW)
+    dead, alive = a.coordinator("A"), b.coordinator("B")
+    await dead.start(lambda: None)
+    await alive.start(lambda: None)
+    await dead.beat(NOW, TTL)
+    assert len(await a.claim_due_products("A", NOW, 2, LEASE)) == 2
+    assert len(await b.claim_due_products("fresh", NOW, 1, LEASE)) == 1  # never beat yet
+    assert await b.release_dead_workers(NOW + TTL / 2) == []  # still alive
+    await alive.beat(NOW + TTL, TTL)
+    assert await b.release_dead_workers(NOW + TTL) == ["A"]
+    freed = await b.claim_due_products("B", NOW + TTL, 10, LEASE)
+    assert len(freed) == 3  # A's two and the unclaimed one; "fresh" keeps its own
+    assert await b.lease_owners(NOW + TTL) == ["B", "fresh"]
+    await dead.close()
+    await alive.close()

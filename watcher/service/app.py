@@ -328,7 +328,12 @@ class App:
         duties = [self._sender_duty(channel) for channel in sorted(SINGLE_SENDER_CHANNELS)]
         if self.bot is not None:
             duties.append(Duty(TELEGRAM_BOT_DUTY, self._start_bot, self._stop_bot))
-        return Membership(repository.coordinator(self.owner), duties, self.dispatcher.wake)
+        return Membership(
+            repository.coordinator(self.owner),
+            duties,
+            self.dispatcher.wake,
+            reap=repository.release_dead_workers,
+        )
 
     def _sender_duty(self, channel: str) -> Duty:
         async def gained() -> None:

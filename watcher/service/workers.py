@@ -49,6 +49,7 @@ class Membership:
         duties: Sequence[Duty],
         on_outbox: Callable[[], None],
         *,
+        reap: Callable[[datetime], Awaitable[list[str]]] | None = None,
         beat_every: float = BEAT_SECONDS,
         ttl: timedelta = BEAT_TTL,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -56,6 +57,7 @@ class Membership:
         self.coordinator = coordinator
         self.duties = list(duties)
         self._on_outbox = on_outbox
+        self._reap = reap
         self._beat_every = beat_every
         self._ttl = ttl
         self._clock = clock
@@ -91,6 +93,19 @@ class Membership:
             log.warning("lost the link to the database: giving up %s", sorted(self.held) or "-")
             self._connected = False
             await self._give_up_all()
+            return
+        if self._reap is not None:
+            await self._release_the_dead()
+
+    async def _release_the_dead(self) -> None:
+        assert self._reap is not None
+        try:
+            dead = await self._reap(self._clock())
+        except Exception as exc:
+            log.warning("cannot release the leases of dead workers: %s", exc)
+            return
+        for name in dead:
+            log.warning("worker %s stopped beating: its products and deliveries are free", name)
 
     async def _give_up_all(self) -> None:
         for duty in self.duties:

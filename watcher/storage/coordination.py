@@ -70,6 +70,9 @@ class Coordinated(Protocol):
     async def live_workers(self, now: datetime) -> list[WorkerInfo]:
         """Workers whose last beat has not expired, by name."""
 
+    async def release_dead_workers(self, now: datetime) -> list[str]:
+        """Give back at once the leases of workers whose beat expired; their names."""
+
     async def acquire_host_slot(
         self,
         host: str,

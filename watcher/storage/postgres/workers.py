@@ -146,6 +146,35 @@ class PostgresWorkers(PostgresStore):
             for row in rows
         ]
 
+    async def release_dead_workers(self, now: datetime) -> list[str]:
+        """Give back the leases of workers whose beat expired (killed, or cut off), at once.
+
+        Only workers that beat once and then stopped: one that has not beaten yet is left alone.
+        A worker merely cut off for longer than its beat's life loses its products (its checks
+        are then dropped as lease-lost) and its deliveries (a send in flight may repeat).
+        """
+        async with self._write():
+            rows = await self._rows(
+                "DELETE FROM workers WHERE name IN (SELECT name FROM workers"
+                " WHERE expires_at <= $1 FOR UPDATE SKIP LOCKED) RETURNING name",
+                to_epoch(now),
+            )
+            names = sorted(row["name"] for row in rows)
+            if names:
+                await self._run(
+                    "UPDATE products SET lease_owner = NULL, lease_until = NULL"
+                    " WHERE lease_owner = ANY($1::text[])",
+                    names,
+                )
+                await self._run(
+                    "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL,"
+                    " attempts = GREATEST(attempts - 1, 0)"
+                    " WHERE lease_owner = ANY($1::text[]) AND status = 'pending'",
+                    names,
+                )
+                await self._run("DELETE FROM host_slots WHERE owner = ANY($1::text[])", names)
+        return names
+
     async def acquire_host_slot(
         self,
         host: str,
