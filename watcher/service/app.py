@@ -45,7 +45,8 @@ from watcher.service.wiring import (
 )
 from watcher.storage.interface import Repository
 from watcher.subscriptions import Subscriptions
-from watcher.web.server import StatusServer, unsubscribe_secret_from_env
+from watcher.unsubscribe import unsubscribe_secret_from_env
+from watcher.web.server import StatusServer
 
 log = logging.getLogger("restock.app")
 

@@ -24,7 +24,7 @@ from watcher.reading.read import SearchSetup
 from watcher.service.dispatch import DispatchSettings
 from watcher.service.engine import EngineSettings
 from watcher.subscriptions import SubscriptionRules
-from watcher.web.server import unsubscribe_secret_from_env
+from watcher.unsubscribe import unsubscribe_secret_from_env
 
 if TYPE_CHECKING:
     from notifiers.base import Notifier
