@@ -6,7 +6,7 @@ The bot is open to anyone, so every input is hostile until checked:
 - each user gets `command_limit` commands per `command_window` seconds: the first refused
   command gets one short answer, the rest get silence, so a flood costs one message;
 - overlong messages and control characters get a short answer and are not read further;
-- every dynamic text in a reply is escaped for Telegram's HTML mode (`bot_texts.say`);
+- every dynamic text in a reply is escaped for Telegram's HTML mode (`watcher.bot.texts.say`);
 - in a group, only its creator and administrators (asked with getChatMember, answers cached for a
   few minutes; an anonymous admin writing as the group counts) change what the group watches;
   members may still read /list and /help. When Telegram cannot say, the change is refused.
