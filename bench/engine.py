@@ -60,18 +60,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
+import httpx
 
-from notifiers.base import Notice, Notifier, SendResult  # noqa: E402
-from notifiers.telegram import TelegramNotifier  # noqa: E402
-from watcher.config.load import parse_config  # noqa: E402
-from watcher.core.model import Notify, Watch  # noqa: E402
-from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
-from watcher.service.app import App, Overrides  # noqa: E402
-from watcher.service.engine import EngineCounters  # noqa: E402
-from watcher.service.runtime import tune_gc  # noqa: E402
-from watcher.storage import open_repository  # noqa: E402
-from watcher.storage.sqlite.repository import SQLiteRepository  # noqa: E402
+from notifiers.base import Notice, Notifier, SendResult
+from notifiers.telegram import TelegramNotifier
+from watcher.config.load import parse_config
+from watcher.core.model import Notify, Watch
+from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline
+from watcher.service.app import App
+from watcher.service.engine import EngineCounters
+from watcher.service.runtime import tune_gc
+from watcher.service.wiring import Overrides
+from watcher.storage import open_repository
+from watcher.storage.sqlite.repository import SQLiteRepository
 
 MODES = {
     "changed": "every page changed (a per-request token: every page is parsed)",

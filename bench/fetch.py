@@ -27,12 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
+import httpx
 
-from watcher.core.model import FetchPlan  # noqa: E402
-from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline  # noqa: E402
-from watcher.net.fetch import Fetcher, build_client  # noqa: E402
-from watcher.service.app import Overrides, fast_transport  # noqa: E402
+from watcher.core.model import FetchPlan
+from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline
+from watcher.net.fetch import Fetcher
+from watcher.net.transport import build_client, fast_transport
 
 
 def serve_shop(products: int, page_kb: int, pipe: Connection) -> None:
@@ -55,7 +55,7 @@ def transport_for(name: str) -> httpx.AsyncBaseTransport | None:
     if name == "httpx":
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    return fast_transport(Overrides())
+    return fast_transport()
 
 
 def cpu_seconds() -> float:

@@ -14,9 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from watcher.core.model import Page  # noqa: E402
-from watcher.stores.parse import parse_page  # noqa: E402
-from watcher.stores.registry import ADAPTERS  # noqa: E402
+from watcher.core.model import Page
+from watcher.stores.parse import parse_page
+from watcher.stores.registry import ADAPTERS
 
 PAGES = ROOT / "tests" / "fixtures" / "pages"
 TARGET_US = 10_000

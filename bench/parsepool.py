@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from parse import big_product_page  # noqa: E402
+from parse import big_product_page
 
-from watcher.core.model import Observation, Page, TextRules  # noqa: E402
-from watcher.net.fetch import RawPage  # noqa: E402
-from watcher.reading.pool import InlineReader, PageReader, ProcessReader, read_all  # noqa: E402
+from watcher.core.model import Observation, Page, TextRules
+from watcher.net.fetch import RawPage
+from watcher.reading.pool import InlineReader, PageReader, ProcessReader, read_all
 
 IN_FLIGHT = 32
 RULES: tuple[TextRules | None, ...] = (None,)

@@ -6,8 +6,9 @@ import sys
 from typing import ClassVar, TextIO
 
 from notifiers.base import Notice, Notifier, SendResult
-from notifiers.pacing import Clock, SystemClock, log_send
+from notifiers.pacing import log_send
 from notifiers.render import Language, pick_language, render_text
+from watcher.clock import Clock, SystemClock
 
 
 class ConsoleNotifier(Notifier):

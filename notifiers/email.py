@@ -7,8 +7,6 @@ add a header. A refused recipient fails for that address alone; a lost connectio
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 from collections.abc import Sequence
 from datetime import timedelta
@@ -21,24 +19,14 @@ from urllib.parse import urlencode
 import aiosmtplib
 
 from notifiers.base import Notice, Notifier, SendResult
-from notifiers.pacing import Clock, SystemClock, backoff_seconds, log_send
-from notifiers.render import (
-    Language,
-    email_subject,
-    pick_language,
-    render_email_html,
-    render_text,
-)
+from notifiers.pacing import backoff_seconds, log_send
+from notifiers.render import Language, email_subject, pick_language, render_email_html, render_text
+from watcher.clock import Clock, SystemClock
+from watcher.unsubscribe import unsubscribe_token
 
 Tls = Literal["starttls", "implicit", "none"]
 TLS_MODES: tuple[Tls, ...] = ("starttls", "implicit", "none")
 SUBJECT_TITLE_MAX = 80
-
-
-def unsubscribe_token(secret: str, recipient: str, watch_key: str) -> str:
-    """HMAC of recipient and watch: the one-click link proves it came from us, for this pair."""
-    message = f"{recipient.strip().lower()}\n{watch_key}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
 class EmailNotifier(Notifier):

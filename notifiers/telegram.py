@@ -40,18 +40,7 @@ from telegram.error import (
 from telegram.request import BaseRequest, HTTPXRequest
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
-from notifiers.pacing import (
-    SEND_LOG,
-    Clock,
-    Pacer,
-    Priority,
-    SecretRedactor,
-    SystemClock,
-    backoff_seconds,
-    install_redactor,
-    log_send,
-    remove_redactor,
-)
+from notifiers.pacing import SEND_LOG, Pacer, Priority, backoff_seconds, log_send
 from notifiers.render import (
     Language,
     canonical_url,
@@ -61,6 +50,8 @@ from notifiers.render import (
     render_telegram,
     shorten,
 )
+from watcher.clock import Clock, SystemClock
+from watcher.redact import SecretRedactor, install_redactor, remove_redactor
 
 MAX_MESSAGE = 4096
 MAX_EVENTS_PER_MESSAGE = 10  # one URL button per product; more would bury the message

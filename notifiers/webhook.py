@@ -15,8 +15,9 @@ from typing import ClassVar
 import httpx
 
 from notifiers.base import Notice, Notifier, SendResult
-from notifiers.pacing import Clock, SystemClock, backoff_seconds, log_send
-from watcher.net.fetch import parse_retry_after
+from notifiers.pacing import backoff_seconds, log_send
+from watcher.clock import Clock, SystemClock
+from watcher.net.headers import parse_retry_after
 
 USER_AGENT = "restock-watcher (+webhook)"
 

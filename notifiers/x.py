@@ -18,8 +18,9 @@ import requests
 import tweepy
 
 from notifiers.base import Notice, Notifier, SendResult
-from notifiers.pacing import Clock, SystemClock, backoff_seconds, log_send
+from notifiers.pacing import backoff_seconds, log_send
 from notifiers.render import Language, pick_language, render_x
+from watcher.clock import Clock, SystemClock
 
 DUPLICATE = "duplicate content"
 # (connect, read) seconds for each request, and a bound on a whole send: requests has no default

@@ -30,7 +30,7 @@ def _case_id(path: Path) -> str:
 
 def _decode(raw: bytes) -> str:
     try:
-        from watcher.net.fetch import decode_body
+        from watcher.net.decode import decode_body
     except ImportError:  # the fetcher is optional for reading saved pages
         try:
             return raw.decode("utf-8")

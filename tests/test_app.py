@@ -30,21 +30,18 @@ from watcher.config.load import load_config
 from watcher.config.schema import Server, Settings
 from watcher.core.model import EventKind, FetchPlan, Watch
 from watcher.demo.shop import DemoShop, ShopProduct, Shows
-from watcher.net.fetch import Fetcher, build_client
-from watcher.service.app import (
+from watcher.net.fetch import Fetcher
+from watcher.net.transport import build_client, fast_transport
+from watcher.service.app import App
+from watcher.service.engine import EngineSettings
+from watcher.service.leases import is_dead_local_worker, release_dead_local_leases
+from watcher.service.reload import (
     CHANNEL_SETTINGS,
     LIVE_SETTINGS,
-    RELOAD_POLL_SECONDS,
     RESTART_SETTINGS,
-    App,
-    Overrides,
-    fast_transport,
     held_for_restart,
-    is_dead_local_worker,
-    release_dead_local_leases,
-    tuned,
 )
-from watcher.service.engine import EngineSettings
+from watcher.service.wiring import RELOAD_POLL_SECONDS, Overrides, tuned
 from watcher.storage import open_repository
 from watcher.web import miniserver
 
@@ -273,7 +270,7 @@ async def test_chat_users_urls_stay_guarded_whether_or_not_the_bot_runs(
 
 async def test_the_fast_transport_keeps_no_cookies_between_checks() -> None:
     """A shop's session cookie must not follow later checks (a jar would keep a host's)."""
-    transport = fast_transport(Overrides())
+    transport = fast_transport()
     assert transport is not None
     client = build_client(transport=transport)
     fetcher = Fetcher(client)

@@ -11,7 +11,8 @@ import pytest
 from notifiers.console import ConsoleNotifier
 from watcher.config.load import load_config
 from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline
-from watcher.service.app import App, Overrides
+from watcher.service.app import App
+from watcher.service.wiring import Overrides
 from watcher.storage import open_repository
 
 TOKEN = "123456:SECRET-token-value"

@@ -13,11 +13,11 @@ import pytest
 
 from notifiers.base import Notice, Outcome
 from notifiers.console import ConsoleNotifier
-from notifiers.pacing import recipient_hash
 from notifiers.registry import NOTIFIERS
 from notifiers.webhook import WebhookNotifier
 from watcher.core.model import Availability, Event, EventKind
-from watcher.net.fetch import parse_retry_after as retry_after_seconds
+from watcher.net.headers import parse_retry_after as retry_after_seconds
+from watcher.redact import recipient_hash
 
 NOW = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
 

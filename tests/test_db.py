@@ -419,19 +419,11 @@ async def test_stats_count_users_watches_checks_blocks_and_demand(repo: SQLiteRe
     ]
 
 
-async def test_host_slots_are_shared_and_respect_backoff(database: str) -> None:
+async def test_host_states_are_shared_between_workers(database: str) -> None:
     first, second = await open_repository(database), await open_repository(database)
     try:
-        delay = timedelta(seconds=3)
-        slots = [
-            await first.reserve_host_slot("www.amazon.co.jp", NOW, delay),
-            await second.reserve_host_slot("www.amazon.co.jp", NOW, delay),
-            await first.reserve_host_slot("www.amazon.co.jp", NOW, delay),
-        ]
-        assert slots == [NOW, NOW + delay, NOW + 2 * delay]
-        assert await first.reserve_host_slot("item.rakuten.co.jp", NOW, delay) == NOW
-
         backoff = NOW + timedelta(minutes=10)
+        await first.save_host_state(HostState("item.rakuten.co.jp", next_allowed_at=NOW))
         await second.save_host_state(
             HostState(
                 "www.amazon.co.jp",
@@ -440,11 +432,11 @@ async def test_host_slots_are_shared_and_respect_backoff(database: str) -> None:
                 last_reason="captcha",
             )
         )
-        assert await first.reserve_host_slot("www.amazon.co.jp", NOW, delay) == backoff
         states = {s.host: s for s in await first.host_states()}
-        assert states["www.amazon.co.jp"].consecutive_blocks == 2
-        assert states["www.amazon.co.jp"].next_allowed_at == backoff + delay
-        assert states["item.rakuten.co.jp"].backoff_until is None
+        amazon, rakuten = states["www.amazon.co.jp"], states["item.rakuten.co.jp"]
+        assert (amazon.consecutive_blocks, amazon.last_reason) == (2, "captcha")
+        assert amazon.backoff_until == backoff and amazon.next_allowed_at is None
+        assert rakuten.next_allowed_at == NOW and rakuten.backoff_until is None
     finally:
         await first.close()
         await second.close()

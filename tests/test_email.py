@@ -15,8 +15,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from notifiers.base import Notice, Outcome
-from notifiers.email import EmailNotifier, unsubscribe_token
+from notifiers.email import EmailNotifier
 from watcher.core.model import Availability, Event, EventKind
+from watcher.unsubscribe import unsubscribe_token
 
 REJECTED = "gone@example.net"
 

@@ -31,12 +31,13 @@ from watcher.net.politeness import Backoff, Politeness
 from watcher.reading import pool as parsepool
 from watcher.reading.read import read_page
 from watcher.service import engine as engine_module
-from watcher.service.app import App, Overrides
+from watcher.service.app import App
 from watcher.service.engine import (
     STORE_ROW_PREFIX,
     Engine,
     EngineSettings,
 )
+from watcher.service.wiring import Overrides
 from watcher.storage import open_repository
 from watcher.storage.interface import DueProduct, ObservationRecord
 from watcher.storage.sqlite.repository import SQLiteRepository

@@ -14,17 +14,11 @@ import pytest
 from httpserver import LoopbackServer, Reply, Request, endless
 
 from watcher.core.model import FetchPlan
-from watcher.net.fetch import (
-    DEFAULT_ACCEPT,
-    DEFAULT_USER_AGENT,
-    Fetcher,
-    _BodyDecoder,
-    build_client,
-    decode_body,
-    normalise_charset,
-    parse_retry_after,
-)
+from watcher.net.decode import BodyDecoder, decode_body, normalise_charset
+from watcher.net.fetch import DEFAULT_ACCEPT, DEFAULT_USER_AGENT, Fetcher
+from watcher.net.headers import parse_retry_after
 from watcher.net.netguard import IPAddress, URLGuard
+from watcher.net.transport import build_client
 
 STOCK = "在庫あり ～ 残り1点 ①"  # kana, kanji, a wave dash and an NEC special character
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
@@ -381,7 +375,7 @@ def test_a_bomb_never_inflates_past_the_limit_in_one_call(
     """A few hundred kilobytes that inflate to 300 MB, arriving as one chunk: the decoder hands
     out no more than asked for, so memory stays bounded whatever the transport's chunk size."""
     bomb = compress(b"\0" * 300_000_000)
-    decoder = _BodyDecoder.for_encoding(encoding)
+    decoder = BodyDecoder.for_encoding(encoding)
     assert decoder is not None and len(bomb) < 1_000_000
     tracemalloc.start()
     try:
@@ -399,7 +393,7 @@ def test_bounded_decoding_still_gives_every_byte_of_a_normal_body() -> None:
         ("gzip", gzip.compress(raw)),
         ("gzip, deflate", zlib.compress(gzip.compress(raw))),
     ):
-        decoder = _BodyDecoder.for_encoding(encoding)
+        decoder = BodyDecoder.for_encoding(encoding)
         assert decoder is not None
         # Small chunks and a small limit per call: pieces are carried over, nothing is lost.
         out = b"".join(

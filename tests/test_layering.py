@@ -143,3 +143,35 @@ def test_no_import_cycles() -> None:
                     seen.add(nxt)
                     stack.append((nxt, [*trail, nxt]))
     assert not cycles, cycles
+
+
+HEAVY_LIBRARIES = ("httpx", "telegram", "tweepy", "aiosqlite", "aiohttp", "aiosmtplib", "asyncio")
+
+
+def modules_loaded_by(*argv: str) -> set[str]:
+    """The top-level packages a `restock` command line loads (run in a fresh interpreter)."""
+    code = (
+        "import sys\n"
+        "from watcher.cli import main\n"
+        "try:\n"
+        f"    main({list(argv)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('\\n' + ','.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return set(result.stdout.strip().splitlines()[-1].split(","))
+
+
+def test_help_imports_only_the_command_line() -> None:
+    loaded = modules_loaded_by("--help")
+    assert "watcher" in loaded and "argparse" in loaded  # the probe saw the command line load
+    assert not loaded & {*HEAVY_LIBRARIES, "pydantic", "ruamel", "selectolax", "notifiers"}
+
+
+def test_validate_imports_the_config_and_nothing_that_does_io() -> None:
+    loaded = modules_loaded_by("validate", str(ROOT / "watchlists" / "minimal.yaml"))
+    assert {"pydantic", "ruamel"} <= loaded
+    assert not loaded & set(HEAVY_LIBRARIES)

@@ -362,7 +362,7 @@ async def test_postpone_holds_a_delivery_without_counting_an_attempt(
     await record(repo, [event()])
     [held] = await claim_all(repo)
     morning = NOW + timedelta(hours=8)
-    await repo.postpone(held.id, morning, NOW)
+    await repo.postpone_many([(held.id, morning)], NOW)
     assert await claim_all(repo, morning - timedelta(minutes=1)) == []
     [again] = await claim_all(repo, morning)
     assert again.id == held.id and again.attempts == 1

@@ -11,15 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifiers.pacing import (
-    Pacer,
-    Priority,
-    SecretRedactor,
-    TelegramLimits,
-    backoff_seconds,
-    install_redactor,
-    remove_redactor,
-)
+from notifiers.pacing import Pacer, Priority, TelegramLimits, backoff_seconds
+from watcher.redact import SecretRedactor, install_redactor, remove_redactor
 
 
 class FakeClock:

@@ -101,7 +101,7 @@ def test_microdata_decides_when_there_is_no_json_island() -> None:
     ],
 )
 def test_old_encodings_decode_like_the_fetcher_does(case: str, title: str) -> None:
-    from watcher.net.fetch import decode_body
+    from watcher.net.decode import decode_body
 
     raw = (PAGES / f"{case}.html").read_bytes()
     with pytest.raises(UnicodeDecodeError):

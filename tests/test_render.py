@@ -18,8 +18,8 @@ from notifiers.render import (
     render_telegram,
     render_text,
     render_x,
-    weighted_length,
 )
+from notifiers.x_text import weighted_length
 from watcher.core.model import Availability, Event, EventKind
 
 

@@ -12,16 +12,17 @@ import httpx
 import pytest
 
 from notifiers.base import Notice
-from notifiers.email import EmailNotifier, unsubscribe_token
+from notifiers.email import EmailNotifier
 from watcher.config.load import parse_config
 from watcher.core.model import Availability, Event, EventKind, Notify, Observation, Watch
 from watcher.net.politeness import Politeness
-from watcher.service.app import build_notifiers
 from watcher.service.metrics import Metrics
+from watcher.service.wiring import build_notifiers
 from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, WatchDecision
 from watcher.storage.sqlite.repository import SQLiteRepository
-from watcher.web.server import StatusServer, unsubscribe_secret_from_env
+from watcher.unsubscribe import unsubscribe_secret_from_env, unsubscribe_token
+from watcher.web.server import StatusServer
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 SECRET = "s3cret-for-tests-only"

@@ -16,8 +16,9 @@ import requests
 import responses
 
 from notifiers.base import Notice, Outcome
-from notifiers.render import X_MAX_WEIGHT, render_x, weighted_length, x_weight_of_post
+from notifiers.render import render_x
 from notifiers.x import XNotifier
+from notifiers.x_text import X_MAX_WEIGHT, weighted_length, x_weight_of_post
 from watcher.core.model import Availability, Event, EventKind
 
 TWEETS = "https://api.twitter.com/2/tweets"

@@ -17,7 +17,8 @@ from typing import Literal
 
 from watcher.core.jan import looks_like_jan, parse_jan
 from watcher.core.model import ConditionFilter, QuietHours, QuietMode
-from watcher.errors import InvalidJAN, UsageError
+from watcher.errors import InvalidJAN
+from watcher.subscriptions import Refused, WatchRequest
 
 Language = Literal["ja", "en"]
 
@@ -49,13 +50,8 @@ _QUIET_MODES = {"hold": QuietMode.HOLD, "保留": QuietMode.HOLD, "drop": QuietM
 _OFF_WORDS = frozenset({"off", "none", "解除", "オフ"})
 
 
-class InputError(UsageError):
+class InputError(Refused):
     """Something a chat user typed that cannot be used; `key` names the answer to give."""
-
-    def __init__(self, key: str, **values: str | int) -> None:
-        super().__init__(key)
-        self.key = key
-        self.values = values
 
 
 def language_for(code: str | None) -> Language:
@@ -121,21 +117,6 @@ def parse_price(text: str) -> int:
     if not 1 <= price <= MAX_PRICE:
         raise InputError("bad_price", arg=text)
     return price
-
-
-@dataclass(frozen=True, slots=True)
-class WatchRequest:
-    """What `/watch` asked for, before the URL is checked against the network guard."""
-
-    url: str | None = None
-    jan: str | None = None
-    max_price: int | None = None
-    condition: ConditionFilter = ConditionFilter.ANY
-    standing: bool = False
-
-    @property
-    def target(self) -> str:
-        return self.url if self.url is not None else f"jan:{self.jan}"
 
 
 def parse_watch(args: tuple[str, ...]) -> WatchRequest:

@@ -6,7 +6,7 @@ The bot is open to anyone, so every input is hostile until checked:
 - each user gets `command_limit` commands per `command_window` seconds: the first refused
   command gets one short answer, the rest get silence, so a flood costs one message;
 - overlong messages and control characters get a short answer and are not read further;
-- every dynamic text in a reply is escaped for Telegram's HTML mode (`bot_texts.say`);
+- every dynamic text in a reply is escaped for Telegram's HTML mode (`watcher.bot.texts.say`);
 - in a group, only its creator and administrators (asked with getChatMember, answers cached for a
   few minutes; an anonymous admin writing as the group counts) change what the group watches;
   members may still read /list and /help. When Telegram cannot say, the change is refused.
@@ -48,18 +48,8 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from notifiers.pacing import (
-    LIBRARY_LOGGERS,
-    Clock,
-    Pacer,
-    Priority,
-    SecretRedactor,
-    SystemClock,
-    install_redactor,
-    recipient_hash,
-    remove_redactor,
-)
-from notifiers.render import canonical_url, escape_html, shorten
+from notifiers.pacing import Pacer, Priority
+from notifiers.render import escape_html, shorten
 from notifiers.telegram import retry_after_seconds
 from watcher.bot.limits import AdminCache, CommandRateLimiter, Verdict
 from watcher.bot.parse import (
@@ -68,7 +58,6 @@ from watcher.bot.parse import (
     Command,
     InputError,
     Language,
-    WatchRequest,
     callback_data,
     input_problem,
     language_for,
@@ -93,13 +82,19 @@ from watcher.bot.texts import (
     stores_text,
     subscription_name,
 )
+from watcher.clock import Clock, SystemClock
 from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
-from watcher.core.model import WatchConditions
-from watcher.errors import UnsafeURL
 from watcher.net.netguard import URLGuard
+from watcher.redact import (
+    LIBRARY_LOGGERS,
+    SecretRedactor,
+    install_redactor,
+    recipient_hash,
+    remove_redactor,
+)
 from watcher.secret import Secret
 from watcher.storage.interface import Repository, Subscription
-from watcher.stores.registry import adapter_for
+from watcher.subscriptions import Refused, SubscriptionRules, Subscriptions
 
 LOG = logging.getLogger("restock.bot")
 
@@ -107,7 +102,6 @@ REDACTED_LOGGERS = (*LIBRARY_LOGGERS, LOG.name)
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
 CONCURRENT_UPDATES = 32
 ECHO_MAX = 80  # characters of a user's own input quoted back in an error
-RESOLVE_TIMEOUT = 10.0  # seconds a user's URL may take to resolve before it is refused
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 GONE_STATUSES = frozenset({ChatMemberStatus.BANNED, ChatMemberStatus.LEFT})
 GROUP_TYPES = frozenset({ChatType.GROUP, ChatType.SUPERGROUP})
@@ -164,6 +158,7 @@ class ChatBot:
         settings: BotSettings,
         *,
         guard: URLGuard | None = None,
+        subscriptions: Subscriptions | None = None,
         clock: Clock | None = None,
         pacer: Pacer | None = None,
         request: BaseRequest | None = None,
@@ -174,6 +169,13 @@ class ChatBot:
         # The same guard instance goes to the engine, which re-checks every redirect hop.
         self.guard = guard or URLGuard(settings.allowed_hosts)
         self.clock = clock or SystemClock()
+        self.subscriptions = subscriptions or Subscriptions(
+            repository,
+            self.guard,
+            SubscriptionRules(settings.max_watches_per_user, settings.jan_search),
+            now=self.clock.now,
+            refused_url_hint=stores_text(settings.allowed_hosts),
+        )
         self.pacer = pacer
         self._stores = stores_text(settings.allowed_hosts)
         self.limiter = CommandRateLimiter(settings.command_limit, settings.command_window)
@@ -320,7 +322,7 @@ class ChatBot:
                     return
             try:
                 await self._dispatch(incoming, command)
-            except InputError as exc:
+            except Refused as exc:
                 await self._send(chat.id, _error_text(language, exc))
 
     async def _dispatch(self, incoming: Incoming, command: Command | None) -> None:
@@ -385,11 +387,9 @@ class ChatBot:
     async def _apply_press(self, press: ButtonPress, chat_id: int) -> bool:
         """Apply a button to the chat's own subscription; False if it is not theirs (any more)."""
         if press.action is ButtonAction.REMOVE:
-            return await self.repository.remove_subscription(
-                press.subscription_id, chat_id, self.clock.now()
-            )
+            return await self.subscriptions.remove(chat_id, press.subscription_id)
         paused = press.action is ButtonAction.PAUSE
-        return await self.repository.set_paused(press.subscription_id, chat_id, paused)
+        return await self.subscriptions.set_paused(chat_id, press.subscription_id, paused)
 
     async def _on_membership(self, update: Update, context: Context) -> None:
         change = update.my_chat_member
@@ -426,23 +426,13 @@ class ChatBot:
         await self._send(incoming.chat_id, help_text(incoming.language, self._stores))
 
     async def _cmd_watch(self, incoming: Incoming) -> None:
-        request = parse_watch(incoming.args)
-        await self._check_quota(incoming)
-        target, store = await self._checked_target(request)
+        accepted = await self.subscriptions.accept(incoming.chat_id, parse_watch(incoming.args))
         await self._remember(incoming)
-        conditions = WatchConditions(max_price=request.max_price, condition=request.condition)
-        sub = await self.repository.add_chat_subscription(
-            incoming.chat_id,
-            target,
-            store,
-            conditions,
-            self.clock.now(),
-            one_shot=not request.standing,
-        )
+        sub = await self.subscriptions.subscribe(incoming.chat_id, accepted)
         await self._send(incoming.chat_id, _subscribed_text(incoming.language, sub))
 
     async def _cmd_list(self, incoming: Incoming) -> None:
-        subs = await self.repository.list_subscriptions(incoming.chat_id)
+        subs = await self.subscriptions.list(incoming.chat_id)
         text, shown = list_page(incoming.language, subs)
         await self._send(
             incoming.chat_id, text, markup=_list_keyboard(incoming.language, subs[:shown])
@@ -452,10 +442,7 @@ class ChatBot:
         if len(incoming.args) != 1:
             raise InputError("unwatch_usage")
         sub = await self._select(incoming, incoming.args[0])
-        removed = await self.repository.remove_subscription(
-            sub.id, incoming.chat_id, self.clock.now()
-        )
-        if not removed:
+        if not await self.subscriptions.remove(incoming.chat_id, sub.id):
             raise InputError("not_found")
         await self._send(
             incoming.chat_id, say(incoming.language, "removed", name=subscription_name(sub))
@@ -472,18 +459,14 @@ class ChatBot:
             raise InputError("bad_selector", arg=" ".join(incoming.args))
         if incoming.args:
             sub = await self._select(incoming, incoming.args[0])
-            if not await self.repository.set_paused(sub.id, incoming.chat_id, paused):
+            if not await self.subscriptions.set_paused(incoming.chat_id, sub.id, paused):
                 raise InputError("not_found")
             key = "paused_one" if paused else "resumed_one"
             await self._send(
                 incoming.chat_id, say(incoming.language, key, name=subscription_name(sub))
             )
             return
-        subs = await self.repository.list_subscriptions(incoming.chat_id)
-        changed = 0
-        for sub in subs:
-            if sub.paused != paused:
-                changed += await self.repository.set_paused(sub.id, incoming.chat_id, paused)
+        changed = await self.subscriptions.set_all_paused(incoming.chat_id, paused)
         key = "paused_all" if paused else "resumed_all"
         await self._send(incoming.chat_id, say(incoming.language, key, count=changed))
 
@@ -564,58 +547,14 @@ class ChatBot:
             language=incoming.language,
         )
 
-    async def _check_quota(self, incoming: Incoming) -> None:
-        limit = self.settings.max_watches_per_user
-        if await self.repository.count_active(incoming.chat_id) >= limit:
-            raise InputError("quota", max=limit)
-
-    async def _checked_target(self, request: WatchRequest) -> tuple[str, str | None]:
-        """The product to fetch and its store; InputError unless the URL is safe to fetch."""
-        if request.url is None:
-            if not self.settings.jan_search:
-                raise InputError("jan_unavailable")  # no search source: it could never fire
-            return request.target, None
-        try:
-            async with asyncio.timeout(RESOLVE_TIMEOUT):
-                url = await self.guard.check_resolved(request.url)
-        except (UnsafeURL, TimeoutError) as exc:
-            LOG.info("bot: refused url: %s", exc)
-            raise InputError("bad_url", stores=self._stores) from None
-        url = canonical_url(url) or url  # tracking parameters would split one product in two
-        return url, adapter_for(url).name
-
     async def _subscribe_shared(self, incoming: Incoming, watch_key: str) -> None:
-        """Subscribe to a watch the operator shares by link.
-
-        Only watches on a public store product can be joined this way: a guessed key must not
-        reveal an operator's private watch (its YAML may point anywhere, even at localhost).
-        """
-        if not await self._shareable(watch_key):
-            raise InputError("link_unknown")
-        await self._check_quota(incoming)
-        sub = await self.repository.subscribe_to_watch(
-            incoming.chat_id, watch_key, self.clock.now()
-        )
-        if sub is None:
-            raise InputError("link_unknown")
+        """Subscribe to a watch the operator shares by link (see `Subscriptions.join_shared`)."""
+        sub = await self.subscriptions.join_shared(incoming.chat_id, watch_key)
         await self._send(incoming.chat_id, _subscribed_text(incoming.language, sub))
-
-    async def _shareable(self, watch_key: str) -> bool:
-        history = await self.repository.history(watch_key, limit=1)
-        if history is None or not history.status.active:
-            return False
-        target = history.status.target
-        if target.startswith("jan:"):
-            return True
-        try:
-            self.guard.check(target)
-        except UnsafeURL:
-            return False
-        return True
 
     async def _select(self, incoming: Incoming, text: str) -> Subscription:
         selector = parse_selector(text)
-        subs = await self.repository.list_subscriptions(incoming.chat_id)
+        subs = await self.subscriptions.list(incoming.chat_id)
         if selector.position is not None and selector.position <= len(subs):
             return subs[selector.position - 1]
         for sub in subs:
@@ -624,7 +563,7 @@ class ChatBot:
         raise InputError("not_found")
 
     async def _refresh_list(self, chat_id: int, message_id: int, language: Language) -> None:
-        subs = await self.repository.list_subscriptions(chat_id)
+        subs = await self.subscriptions.list(chat_id)
         text, shown = list_page(language, subs)
         await self._pace(chat_id, Priority.REPLY)
         try:
@@ -710,7 +649,7 @@ def _changes_subscriptions(command: Command | None) -> bool:
     return command.name in CHANGING_COMMANDS
 
 
-def _error_text(language: Language, error: InputError) -> str:
+def _error_text(language: Language, error: Refused) -> str:
     """The answer to a refused input, quoting at most a little of what the user typed."""
     values = {
         name: shorten(value, ECHO_MAX) if isinstance(value, str) else value

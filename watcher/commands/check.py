@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from selectolax.lexbor import LexborHTMLParser
-
-from watcher.core.jan import looks_like_jan, parse_jan
-from watcher.core.model import Observation, Page
 from watcher.errors import UsageError
-from watcher.net.fetch import Fetcher, build_client
-from watcher.reading.read import SearchSetup, read_jan, read_page, read_url
+
+if TYPE_CHECKING:
+    from watcher.core.model import Observation
+    from watcher.reading.read import SearchSetup
 
 # Where `restock check` finds JAN search credentials when no watchlist is given.
 SOURCE_ENV = {
@@ -39,6 +36,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     observation = asyncio.run(_observe(args))
     if args.json:
         print(json.dumps(observation.to_json(), ensure_ascii=False, indent=2))
@@ -48,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _observe(args: argparse.Namespace) -> Observation:
+    from watcher.core.jan import looks_like_jan, parse_jan
+    from watcher.net.fetch import Fetcher
+    from watcher.net.transport import build_client
+    from watcher.reading.read import read_jan, read_url
+
     if args.file is not None:
         return _read_file(args.file, args.target, args.store)
     if not args.target:
@@ -66,7 +70,9 @@ async def _observe(args: argparse.Namespace) -> Observation:
 
 
 def _read_file(path: Path, url: str | None, store: str | None) -> Observation:
-    from watcher.net.fetch import decode_body
+    from watcher.core.model import Page
+    from watcher.net.decode import decode_body
+    from watcher.reading.read import read_page
 
     try:
         body = path.read_bytes()
@@ -80,6 +86,8 @@ def _read_file(path: Path, url: str | None, store: str | None) -> Observation:
 
 def page_address(text: str) -> str | None:
     """The address a saved page gives for itself (canonical link or og:url), to pick its store."""
+    from selectolax.lexbor import LexborHTMLParser
+
     head = text[: text.find("</head>") + 7] if "</head>" in text else text[:200_000]
     tree = LexborHTMLParser(head)
     for selector, attribute in (
@@ -99,6 +107,8 @@ def _require_http_url(target: str) -> None:
 
 
 def _env_search_setup() -> SearchSetup:
+    from watcher.reading.read import SearchSetup
+
     credentials = {
         source: {key: os.environ.get(env, "") for key, env in keys.items()}
         for source, keys in SOURCE_ENV.items()

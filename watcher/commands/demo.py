@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import Any
-
-from watcher.demo.run import run_demo
 
 
 def add_parser(sub: Any) -> None:
@@ -24,10 +21,14 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.seconds < 5:
         from watcher.errors import UsageError
 
         raise UsageError("--seconds must be at least 5")
+    from watcher.demo.run import run_demo
+
     asyncio.run(run_demo(args.seconds))
     return 0

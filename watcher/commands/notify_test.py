@@ -8,18 +8,17 @@ marked as a test in its title, to the recipients the watchlist names for that ch
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from notifiers.base import Notice, Notifier, Outcome, SendResult
-from watcher.config.load import Config, load_config
-from watcher.core.keys import notify_recipients
-from watcher.core.model import Availability, Event, EventKind
 from watcher.errors import UsageError
-from watcher.service.app import build_notifiers
+
+if TYPE_CHECKING:
+    from notifiers.base import Notifier, SendResult
+    from watcher.config.load import Config
+    from watcher.core.model import Event
 
 EXIT_ALL_SENT = 0
 EXIT_NOT_ALL_SENT = 1
@@ -52,6 +51,11 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from notifiers.base import Outcome
+    from watcher.service.wiring import build_notifiers
+
     config = _load(args.config)
     channel: str = args.channel
     if channel not in config.channels:
@@ -70,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(path: Path) -> Config:
+    from watcher.config.load import load_config
+
     try:
         return load_config(path)
     except OSError as exc:
@@ -78,6 +84,8 @@ def _load(path: Path) -> Config:
 
 def recipients_for(config: Config, channel: str, given: Sequence[str], source: str) -> list[str]:
     """`--to` when given, else every distinct recipient of `channel` across the watches."""
+    from watcher.core.keys import notify_recipients
+
     if channel in FIXED_RECIPIENTS:
         if given:
             raise UsageError(f"--to does not apply to {channel}: it has no recipients to choose")
@@ -105,6 +113,8 @@ def sample_event(now: datetime) -> Event:
     The id is negative, so it is no stored event's id, and differs from run to run, so a webhook
     receiver that deduplicates by Idempotency-Key still sees every test.
     """
+    from watcher.core.model import Availability, Event, EventKind
+
     return Event(
         kind=EventKind.RESTOCK,
         watch_key="notify-test",
@@ -122,6 +132,8 @@ def sample_event(now: datetime) -> Event:
 async def send_sample(
     notifier: Notifier, event: Event, recipients: Sequence[str]
 ) -> list[SendResult]:
+    from notifiers.base import Notice, SendResult
+
     notices = [Notice(delivery_id=0, event=event, recipient=r) for r in recipients]
     await notifier.start()
     try:
@@ -134,6 +146,8 @@ async def send_sample(
 
 
 def result_line(channel: str, recipient: str, result: SendResult) -> str:
+    from notifiers.base import Outcome
+
     line = f"{channel} {recipient}: {result.outcome.value}"
     if result.outcome is Outcome.RETRY and result.retry_at is not None:
         line += f", would be retried at {result.retry_at.isoformat(timespec='seconds')}"

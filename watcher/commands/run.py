@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
-from watcher.config.load import load_config
 from watcher.errors import UsageError
-from watcher.service.app import run_config
-from watcher.service.runtime import tune_gc
 
 
 def add_parser(sub: Any) -> None:
@@ -34,6 +30,12 @@ def configure_logging(verbose: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from watcher.config.load import load_config
+    from watcher.service.app import run_config
+    from watcher.service.runtime import tune_gc
+
     configure_logging(max(args.verbose, 1))
     try:
         config = load_config(args.config)

@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from watcher.config.schema import json_schema
-
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -26,4 +24,6 @@ def run(args: argparse.Namespace) -> int:
 
 def render() -> str:
     """The schema as committed in watchlists/schema.json."""
+    from watcher.config.schema import json_schema
+
     return json.dumps(json_schema(), indent=2, ensure_ascii=False)

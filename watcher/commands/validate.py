@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from watcher.config.load import Config, load_config
-from watcher.errors import ConfigError
+if TYPE_CHECKING:
+    from watcher.config.load import Config
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -25,6 +25,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from watcher.config.load import load_config
+    from watcher.errors import ConfigError
+
     try:
         config = load_config(args.file)
     except ConfigError as exc:

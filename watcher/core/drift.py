@@ -6,6 +6,9 @@ from watcher.core.model import Availability, Observation
 
 REAL_STATES = frozenset(Availability) - {Availability.UNKNOWN}
 _LAYOUT_MISSES = ("no signal", "not a product page")
+# Layout-drift warnings are kept beside the hosts' rows (`host_state`) under this prefix; a host
+# name never contains a colon, so the two never meet.
+STORE_ROW_PREFIX = "store:"
 
 
 class LayoutDrift:

@@ -1,7 +1,7 @@
 """The shared vocabulary: every part of restock-watcher speaks in these types.
 
 Adapters turn a `Page` into an `Observation`; the detector turns observations into `Event`s for a
-`Watch`; the outbox turns events into `Delivery` rows that notifiers send. Nothing here does I/O.
+`Watch`; the outbox turns events into deliveries that notifiers send. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ class Availability(enum.StrEnum):
 
 
 ORDERABLE_STATES = frozenset({Availability.IN_STOCK, Availability.BACKORDER, Availability.PREORDER})
-NOT_BUYABLE_STATES = frozenset({Availability.OUT_OF_STOCK, Availability.DISCONTINUED})
 
 
 class ItemCondition(enum.StrEnum):
@@ -377,27 +376,3 @@ class QuietHours:
     start: time
     end: time
     mode: QuietMode = QuietMode.HOLD
-
-
-class DeliveryStatus(enum.StrEnum):
-    PENDING = "pending"
-    SENT = "sent"
-    SKIPPED = "skipped"
-    FAILED = "failed"  # permanent failure
-    DEAD = "dead"  # retries exhausted
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One event to one recipient on one channel (a row of the transactional outbox)."""
-
-    event: Event
-    channel: str
-    recipient: str
-    id: int | None = None
-    attempts: int = 0
-    status: DeliveryStatus = DeliveryStatus.PENDING
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"{self.event.id}:{self.channel}:{self.recipient}"

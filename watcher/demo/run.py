@@ -19,7 +19,8 @@ from notifiers.console import ConsoleNotifier
 from watcher.config.load import Config, load_config
 from watcher.demo.shop import DemoShop, ShopProduct, Shows, ghost_once, timeline
 from watcher.net.politeness import Backoff
-from watcher.service.app import App, Overrides
+from watcher.service.app import App
+from watcher.service.wiring import Overrides
 from watcher.storage import open_repository
 
 IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER

@@ -15,21 +15,20 @@ rest of that redirect chain, never with a later fetch or to another shop.
 from __future__ import annotations
 
 import asyncio
-import codecs
-import re
 import ssl
 import time
-import zlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 
 from watcher.core.model import FetchPlan, Page
 from watcher.errors import UnsafeURL
-from watcher.net.netguard import URLGuard, guarded_transport, guarding_connections
+from watcher.net.decode import BodyDecoder, decode_body
+from watcher.net.headers import parse_retry_after
+from watcher.net.netguard import URLGuard, guarding_connections
+from watcher.net.transport import transport_of
 
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -37,42 +36,13 @@ DEFAULT_USER_AGENT = (
 )
 DEFAULT_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 DEFAULT_ACCEPT_LANGUAGE = "ja,en;q=0.8"
-ACCEPT_ENCODING = "gzip, deflate"  # exactly the encodings `_BodyDecoder` undoes
+ACCEPT_ENCODING = "gzip, deflate"  # exactly the encodings `BodyDecoder` undoes
 DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
 DEFAULT_DEADLINE = 60.0  # seconds for the whole fetch, redirects included (slow-drip servers)
-MAX_RETRY_AFTER = 86_400.0  # a shop asking for more than a day is not taken literally
 
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _RETRY_AFTER_CODES = frozenset({429, 503})
 _CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
-
-
-def build_client(
-    transport: httpx.AsyncBaseTransport | None = None,
-    *,
-    verify: ssl.SSLContext | bool = True,
-    max_connections: int = 100,
-) -> httpx.AsyncClient:
-    """The HTTP client the fetcher uses; without `transport`, one that guards connections.
-
-    Redirects are never followed by the client (the fetcher follows them itself) and proxy
-    settings from the environment are ignored: an untrusted fetch must connect where it checked.
-    """
-    if transport is None:
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=20)
-        transport = guarded_transport(verify=verify, limits=limits)
-    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False)
-
-
-def _transport_of(client: httpx.AsyncClient) -> httpx.AsyncBaseTransport:
-    """The transport `client` sends through; the client still owns it (and closes it).
-
-    httpx offers no public way to read it; the pin on httpx 0.28 keeps the attribute stable.
-    A client with mounted transports (proxies) would route some URLs elsewhere: refused.
-    """
-    if client._mounts:
-        raise ValueError("the fetcher needs a client without mounted transports")
-    return client._transport
 
 
 class Fetcher:
@@ -95,10 +65,10 @@ class Fetcher:
         clock: Callable[[], float] = time.perf_counter,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._transport = _transport_of(client)
+        self._transport = transport_of(client)
         # Untrusted (guarded) fetches need a transport that re-checks each connection's address;
         # trusted ones may use a faster one. One client serves both by default.
-        self._guarded_transport = _transport_of(guarded_client or client)
+        self._guarded_transport = transport_of(guarded_client or client)
         # In the order httpx's client sent them (its defaults first), lower-case.
         self._default_headers = {
             "accept-encoding": ACCEPT_ENCODING,
@@ -244,7 +214,7 @@ class Fetcher:
         if status == 304:
             return RawPage(self._page(attempt, original_url, target, response, not_modified=True))
         encoding = response.headers.get("content-encoding")
-        body, truncated = await self._read_capped(response, _BodyDecoder.for_encoding(encoding))
+        body, truncated = await self._read_capped(response, BodyDecoder.for_encoding(encoding))
         retry_after = None
         if status in _RETRY_AFTER_CODES:
             retry_after = parse_retry_after(response.headers.get("retry-after"), self._now())
@@ -261,7 +231,7 @@ class Fetcher:
         return RawPage(head, body)
 
     async def _read_capped(
-        self, response: httpx.Response, decoder: _BodyDecoder | None
+        self, response: httpx.Response, decoder: BodyDecoder | None
     ) -> tuple[bytes, bool]:
         """The decompressed body, cut at `max_bytes` (and True when it was cut)."""
         chunks: list[bytes] = []
@@ -377,90 +347,6 @@ def _body_of(response: httpx.Response) -> AsyncIterator[bytes]:
     return aiter(stream)
 
 
-class _BodyDecoder:
-    """Undoes a response's Content-Encoding chunk by chunk, as httpx's `aiter_bytes` would.
-
-    gzip and deflate, in any stack ("gzip, deflate" was gzipped first); names we cannot undo
-    (and "identity") pass the bytes through. Broken data raises `httpx.DecodingError`. No call
-    gives more than the `limit` it is asked for, however small the compressed input (a bomb of
-    a few kilobytes may inflate to gigabytes): the reader stops at its cap anyway.
-    """
-
-    def __init__(self, layers: list[_Inflater]) -> None:
-        self._layers = layers  # outermost (last applied) first
-
-    @classmethod
-    def for_encoding(cls, content_encoding: str | None) -> _BodyDecoder | None:
-        if not content_encoding:
-            return None
-        names = [name.strip().lower() for name in content_encoding.split(",")]
-        layers = [_Inflater(name) for name in reversed(names) if name in _INFLATERS]
-        return cls(layers) if layers else None
-
-    def decode(self, data: bytes, limit: int) -> bytes:
-        """`data` through every layer: at most `limit` bytes."""
-        return self._through(0, data, limit, final=False)
-
-    def flush(self, limit: int) -> bytes:
-        """What the layers still hold once the body has ended: at most `limit` bytes."""
-        return self._through(0, b"", limit, final=True)
-
-    def _through(self, index: int, data: bytes, limit: int, *, final: bool) -> bytes:
-        if index == len(self._layers) or limit <= 0:
-            return data[: max(limit, 0)]
-        layer = self._layers[index]
-        out = bytearray()
-        piece = layer.decompress(data, limit)
-        while True:  # in bounded pieces, each passed on before the next is made
-            out += self._through(index + 1, piece, limit - len(out), final=False)
-            if len(out) >= limit or not layer.pending:
-                break
-            piece = layer.decompress(b"", limit)
-        if final and len(out) < limit:
-            out += self._through(index + 1, layer.flush(), limit - len(out), final=True)
-        return bytes(out)
-
-
-_INFLATERS = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
-
-
-class _Inflater:
-    """One gzip or deflate layer, inflating at most as much as it is asked for per call."""
-
-    __slots__ = ("_inflate", "_may_be_raw")
-
-    def __init__(self, name: str) -> None:
-        self._inflate = zlib.decompressobj(_INFLATERS[name])
-        # "deflate" means zlib-wrapped data, but some servers send raw deflate: a bad start
-        # switches to that, once.
-        self._may_be_raw = name == "deflate"
-
-    @property
-    def pending(self) -> bool:
-        """Input is left that a bounded call did not get to."""
-        return bool(self._inflate.unconsumed_tail)
-
-    def decompress(self, data: bytes, limit: int) -> bytes:
-        source = self._inflate.unconsumed_tail + data
-        try:
-            out = self._inflate.decompress(source, limit)
-        except zlib.error as exc:
-            if not self._may_be_raw:
-                raise httpx.DecodingError(str(exc)) from exc
-            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-            self._may_be_raw = False
-            return self.decompress(source, limit)
-        self._may_be_raw = False
-        return out
-
-    def flush(self) -> bytes:
-        # Only called with no input left over, so this is what zlib still buffers: small.
-        try:
-            return self._inflate.flush()
-        except zlib.error as exc:
-            raise httpx.DecodingError(str(exc)) from exc
-
-
 def _describe(exc: Exception) -> str:
     """A short, stable error text for a failed fetch."""
     if isinstance(exc, httpx.TimeoutException):
@@ -488,139 +374,3 @@ def _caused_by_tls(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After value (seconds or an HTTP date), within a day."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-# --- decoding ---------------------------------------------------------------------------------
-
-_BOMS: tuple[tuple[bytes, str], ...] = (
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-
-_ALIASES: Mapping[str, str] = {
-    **dict.fromkeys(
-        [
-            "shift_jis",
-            "shift-jis",
-            "sjis",
-            "x-sjis",
-            "s_jis",
-            "ms_kanji",
-            "csshiftjis",
-            "windows-31j",
-            "cp932",
-            "ms932",
-            "x-ms-cp932",
-        ],
-        "cp932",
-    ),
-    # EUC-JIS-2004 reads plain EUC-JP and also the NEC / JIS X 0213 characters shops use.
-    **dict.fromkeys(
-        ["euc-jp", "eucjp", "x-euc-jp", "euc_jp", "ujis", "cseucpkdfmtjapanese", "eucjp-ms"],
-        "euc_jis_2004",
-    ),
-    **dict.fromkeys(["iso-2022-jp", "csiso2022jp", "iso2022_jp"], "iso2022_jp_ext"),
-    **dict.fromkeys(["utf-8", "utf8", "unicode-1-1-utf-8", "x-unicode20utf8"], "utf-8"),
-    # Browsers read these labels as windows-1252, and so do we.
-    **dict.fromkeys(["iso-8859-1", "latin1", "latin-1", "us-ascii", "ascii"], "cp1252"),
-}
-
-_META_CHARSET = re.compile(
-    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
-)
-_XML_ENCODING = re.compile(rb"""^<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""")
-_PRESCAN_BYTES = 4096
-
-
-def normalise_charset(label: str | None) -> str | None:
-    """A Python codec name for a charset label (Shift_JIS -> cp932), or None if unknown."""
-    if not label:
-        return None
-    label = label.strip().strip("\"'").lower()
-    if label in _ALIASES:
-        return _ALIASES[label]
-    try:
-        return codecs.lookup(label).name
-    except LookupError:
-        return None
-
-
-def decode_body(body: bytes, content_type: str | None) -> tuple[str, str]:
-    """The body as text and the encoding used; bad bytes become U+FFFD, never an exception.
-
-    Order: byte order mark, the Content-Type charset (JSON is always UTF-8), a <meta> or XML
-    declaration in the first 4 KB, strict UTF-8, then whichever of cp932 / EUC-JP fits best.
-    """
-    for bom, encoding in _BOMS:
-        if body.startswith(bom):
-            return body[len(bom) :].decode(encoding, errors="replace"), encoding
-    media_type, charset = _parse_content_type(content_type)
-    if media_type == "application/json" or media_type.endswith("+json"):
-        return body.decode("utf-8", errors="replace"), "utf-8"
-    declared = normalise_charset(charset) or _declared_in_document(body)
-    if declared:
-        return body.decode(declared, errors="replace"), declared
-    return _sniff(body)
-
-
-def _parse_content_type(content_type: str | None) -> tuple[str, str | None]:
-    if not content_type:
-        return "", None
-    media_type, *params = content_type.split(";")
-    charset = None
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip("\"'")
-    return media_type.strip().lower(), charset
-
-
-def _declared_in_document(body: bytes) -> str | None:
-    head = body[:_PRESCAN_BYTES]
-    match = _XML_ENCODING.match(head) or _META_CHARSET.search(head)
-    if not match:
-        return None
-    declared = normalise_charset(match.group(1).decode("ascii"))
-    if declared and declared.startswith("utf-16"):
-        return "utf-8"  # a document that could state this in ASCII is not UTF-16
-    return declared
-
-
-def _sniff(body: bytes) -> tuple[str, str]:
-    try:
-        return body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    candidates = [(_japanese_score(body, enc), enc) for enc in ("cp932", "euc_jis_2004")]
-    _, best = max(candidates)
-    return body.decode(best, errors="replace"), best
-
-
-def _japanese_score(body: bytes, encoding: str) -> tuple[int, float]:
-    """How plausible `body` is as Japanese in `encoding`: fewest bad bytes, then most kana."""
-    text = body.decode(encoding, errors="replace")
-    errors = text.count("\ufffd")
-    non_ascii = [ch for ch in text if ord(ch) > 0x7F and ch != "\ufffd"]
-    if not non_ascii:
-        return -errors, 0.0
-    kana = sum(1 for ch in non_ascii if "\u3040" <= ch <= "\u30ff" or "\u3000" <= ch <= "\u303f")
-    return -errors, kana / len(non_ascii)

@@ -9,38 +9,41 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import os
 import signal
-import socket
-import uuid
-from collections.abc import Callable, Collection, Coroutine, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
 
-import httpx
 from telegram.error import InvalidToken
 
 from notifiers.base import Notifier
-from notifiers.registry import NOTIFIERS
 from watcher.bot.telegram import BotSettings, ChatBot
+from watcher.bot.texts import stores_text
 from watcher.config.load import Config, load_config
-from watcher.config.schema import DEFAULT_ALLOWED_HOSTS, Server, Settings
-from watcher.core.detector import DebounceSettings
-from watcher.core.schedule import HotWindow, stable_phase
+from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
+from watcher.core.schedule import stable_phase
 from watcher.errors import ConfigError
-from watcher.net.fetch import Fetcher, build_client
-from watcher.net.netguard import URLGuard
-from watcher.net.politeness import Backoff, HostPolicy, PolicyBook, Politeness
-from watcher.net.shared_budget import HostBudget, SharedPoliteness
+from watcher.net.fetch import Fetcher
+from watcher.net.transport import build_client, fast_transport
 from watcher.reading.pool import page_reader
-from watcher.reading.read import SearchSetup
-from watcher.service.dispatch import Dispatcher, DispatchSettings
-from watcher.service.engine import Engine, EngineSettings
+from watcher.service.dispatch import Dispatcher
+from watcher.service.engine import Engine
+from watcher.service.leases import release_dead_local_leases, worker_id
 from watcher.service.metrics import Metrics
+from watcher.service.reload import changed_channels, changed_settings, held_for_restart, mtime
+from watcher.service.wiring import (
+    Overrides,
+    build_notifiers,
+    chat_guard,
+    dispatch_settings,
+    engine_settings,
+    host_policies,
+    politeness_for,
+    search_setup,
+    subscription_rules,
+    tuned,
+)
 from watcher.service.workers import (
     SINGLE_SENDER_CHANNELS,
     TELEGRAM_BOT_DUTY,
@@ -50,211 +53,15 @@ from watcher.service.workers import (
 )
 from watcher.storage.coordination import Coordinated
 from watcher.storage.interface import Repository
-from watcher.stores._base import HostLimits
-from watcher.stores.registry import ADAPTERS
-from watcher.web.server import StatusServer, unsubscribe_secret_from_env
+from watcher.subscriptions import Subscriptions
+from watcher.unsubscribe import unsubscribe_secret_from_env
+from watcher.web.server import StatusServer
 
 log = logging.getLogger("restock.app")
 
-RELOAD_POLL_SECONDS = 2.0
 STOP_GRACE_SECONDS = 8.0
 BOT_RETRY_FIRST = 5.0
 BOT_RETRY_CAP = 300.0
-
-
-@dataclass
-class Overrides:
-    """Seams for tests and the demo: a transport, ready-made notifiers, a stop event."""
-
-    transport: httpx.AsyncBaseTransport | None = None
-    notifiers: dict[str, Notifier] | None = None
-    stop: asyncio.Event | None = None
-    install_signals: bool = True
-    host_backoff: Backoff | None = None  # the demo's short spells want a short backoff
-    error_backoff: timedelta | None = None
-    recheck_delay: tuple[timedelta, timedelta] | None = None  # confirming re-checks, sooner
-    idle_poll: float | None = None  # seconds between looks for due products
-    reload_poll: float = RELOAD_POLL_SECONDS  # seconds between looks at the watchlist file
-    parse_workers: int | Literal["auto"] | None = None  # instead of the watchlist's setting
-    extra_tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
-        default_factory=list
-    )
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def build_notifiers(
-    config: Config,
-    *,
-    only: Collection[str] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> dict[str, Notifier]:
-    """One notifier per configured channel (or per configured channel in `only`).
-
-    Built from the watchlist's `notifiers` section. The secret of one-click unsubscribe links
-    comes from the environment (`RESTOCK_UNSUBSCRIBE_SECRET`), like every other secret; `env`
-    replaces `os.environ` for tests.
-    """
-    n = config.notifiers
-    language = config.settings.language
-    wanted = set(n.channels if only is None else only)
-    built: dict[str, Notifier] = {}
-    if "console" in wanted:
-        built["console"] = NOTIFIERS["console"](language=language)  # type: ignore[call-arg]
-    if "webhook" in wanted and n.webhook is not None:
-        built["webhook"] = NOTIFIERS["webhook"](  # type: ignore[call-arg]
-            url=n.webhook.url,
-            headers={k: v.reveal() for k, v in n.webhook.headers.items()},
-            timeout=n.webhook.timeout.total_seconds(),
-        )
-    if "telegram" in wanted and n.telegram is not None:
-        built["telegram"] = NOTIFIERS["telegram"](  # type: ignore[call-arg]
-            token=n.telegram.token.reveal(), api_base_url=n.telegram.api_base_url, language=language
-        )
-    if "email" in wanted and n.email is not None:
-        server = config.settings.server
-        built["email"] = NOTIFIERS["email"](  # type: ignore[call-arg]
-            host=n.email.host,
-            port=n.email.port,
-            tls=n.email.tls,
-            username=n.email.username,
-            password=n.email.password.reveal() if n.email.password else None,
-            sender=n.email.sender,
-            language=language,
-            public_url=n.email.public_url or (server.public_url if server else None),
-            # Links only when the server that answers them runs (settings.server).
-            unsubscribe_secret=unsubscribe_secret_from_env(env) if server else None,
-        )
-    if "x" in wanted and n.x is not None:
-        posting = config.settings.x
-        built["x"] = NOTIFIERS["x"](  # type: ignore[call-arg]
-            consumer_key=n.x.consumer_key.reveal(),
-            consumer_secret=n.x.consumer_secret.reveal(),
-            access_token=n.x.access_token.reveal(),
-            access_token_secret=n.x.access_token_secret.reveal(),
-            language=language,
-            include_url=posting.include_url,
-            daily_budget=posting.daily_budget,
-            max_age=posting.max_age,
-        )
-    return built
-
-
-def engine_settings(config: Config) -> EngineSettings:
-    s = config.settings
-    return EngineSettings(
-        debounce=DebounceSettings(
-            confirm=s.debounce.confirm, rearm=s.debounce.rearm, cooldown=s.debounce.cooldown
-        ),
-        default_interval=s.default_interval,
-        hot_windows=tuple(
-            HotWindow(days=w.days, start=w.start, end=w.end, interval=w.interval)
-            for w in s.hot_windows
-        ),
-        timezone=s.timezone,
-        adaptive=s.adaptive,
-        concurrency=s.global_concurrency,
-        search=search_setup(config),
-    )
-
-
-def search_setup(config: Config) -> SearchSetup:
-    credentials: dict[str, dict[str, str]] = {}
-    for name in ("rakuten", "yahoo_shopping"):
-        given = config.sources.credentials(name)
-        if given is not None:
-            credentials[name] = given
-    return SearchSetup(credentials=credentials)
-
-
-def dispatch_settings(config: Config) -> DispatchSettings:
-    return DispatchSettings(
-        max_attempts=config.settings.dispatch.max_attempts, timezone=config.settings.timezone
-    )
-
-
-def host_policies(config: Config) -> Callable[[str], HostPolicy]:
-    """Each host's limits under the watchlist's `politeness` (a fresh cache per watchlist)."""
-    p = config.settings.politeness
-    book = PolicyBook(
-        default=p.default.model_dump(),
-        hosts={host: o.model_dump(exclude_none=True) for host, o in p.hosts.items()},
-        store_limits=store_limits,
-    )
-    return functools.lru_cache(maxsize=4096)(book.policy)  # a policy is asked for every request
-
-
-def politeness_for(
-    config: Config,
-    backoff: Backoff | None = None,
-    *,
-    shared: HostBudget | None = None,
-    owner: str = "",
-) -> Politeness:
-    """Per-host politeness; with `shared` (several workers), its limits hold across workers."""
-    options: dict[str, Any] = {
-        "global_concurrency": config.settings.global_concurrency,
-        "backoff": backoff or Backoff(),
-    }
-    if shared is not None:
-        return SharedPoliteness(host_policies(config), budget=shared, owner=owner, **options)
-    return Politeness(host_policies(config), **options)
-
-
-def store_limits(host: str) -> HostLimits | None:
-    """The gentle defaults of the store that serves `host`, if a store does."""
-    for adapter in ADAPTERS.values():
-        if adapter.serves(host):
-            return adapter.limits
-    return None
-
-
-def tuned(settings: EngineSettings, overrides: Overrides) -> EngineSettings:
-    """The engine settings with the overrides' shorter timings (tests and the demo)."""
-    if overrides.error_backoff is not None:
-        settings = replace(settings, error_backoff_base=overrides.error_backoff)
-    if overrides.recheck_delay is not None:
-        settings = replace(settings, recheck_delay=overrides.recheck_delay)
-    if overrides.idle_poll is not None:
-        settings = replace(settings, idle_poll=overrides.idle_poll)
-    return settings
-
-
-def fast_transport(overrides: Overrides) -> httpx.AsyncBaseTransport | None:
-    """The transport for trusted URLs: aiohttp's when it is installed, else httpx's default.
-
-    httpx's own pool loses throughput as concurrency grows; the aiohttp transport keeps it.
-    """
-    if overrides.transport is not None:
-        return overrides.transport
-    try:
-        import aiohttp
-        from httpx_aiohttp import AiohttpTransport  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-
-    def session() -> aiohttp.ClientSession:
-        # No cookie jar: a shop's session cookie must not follow later checks (the fetcher
-        # carries cookies within one redirect chain itself).
-        connector = aiohttp.TCPConnector(
-            limit=100, keepalive_timeout=5.0, ssl=httpx.create_ssl_context()
-        )
-        return aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
-        )
-
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(trust_env=False, client=session)
-    return transport
-
-
-def chat_guard(config: Config) -> URLGuard:
-    """The guard of chat users' URLs: used whether or not the bot runs now, because products
-    that chat users subscribed to stay in the database when the bot is switched off."""
-    telegram = config.notifiers.telegram
-    hosts = telegram.allowed_hosts if telegram is not None else DEFAULT_ALLOWED_HOSTS
-    return URLGuard(allowed_hosts=hosts)
 
 
 class App:
@@ -287,7 +94,13 @@ class App:
         settings = tuned(settings, overrides)
         # One guard for the bot's checks and the engine's fetches of chat users' products.
         self.guard = chat_guard(config)
-        self.client = build_client(transport=fast_transport(overrides))
+        self.subscriptions = Subscriptions(
+            repository,
+            self.guard,
+            subscription_rules(config),
+            refused_url_hint=stores_text(_allowed_hosts(config)),
+        )
+        self.client = build_client(transport=overrides.transport or fast_transport())
         # Tests hand in one transport for everything; otherwise chat URLs get the guarded one.
         self.guarded_client = self.client if overrides.transport is not None else build_client()
         self.engine = Engine(
@@ -381,6 +194,7 @@ class App:
                 jan_search=bool(search_setup(config).credentials),
             ),
             guard=self.guard,
+            subscriptions=self.subscriptions,
             # Replies and alerts share one pacer, so together they stay under Telegram's limits.
             pacer=getattr(notifier, "pacer", None),
         )
@@ -464,11 +278,11 @@ class App:
         path = self.config.source_path
         if path is None:
             return
-        seen = _mtime(path)
+        seen = mtime(path)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.overrides.reload_poll)
-            current = _mtime(path)
+            current = mtime(path)
             if current == seen or stop.is_set():
                 continue
             seen = current
@@ -511,7 +325,7 @@ class App:
                 host_policies(config), global_concurrency=config.settings.global_concurrency
             )
         if "user_agent" in changed:
-            self.engine.fetcher = self._fetcher(config)
+            self.engine.use_fetcher(self._fetcher(config))
         # Built as at the start, with the overrides' timings (tests and the demo) kept.
         self.engine.apply_settings(tuned(engine_settings(config), self.overrides))
         # The dispatcher's other settings are not the watchlist's: they stay as they were built.
@@ -523,9 +337,7 @@ class App:
                 timezone=config.settings.timezone,
             )
         )
-        if self.bot is not None and "sources" in changed:
-            jan_search = bool(search_setup(config).credentials)
-            self.bot.settings = replace(self.bot.settings, jan_search=jan_search)
+        self.subscriptions.apply_rules(subscription_rules(config))
         log.info("settings reloaded: %s", ", ".join(sorted(changed)))
 
     async def _reload_channels(self, config: Config) -> None:
@@ -549,68 +361,6 @@ class App:
         log.info("channels reloaded: %s", ", ".join(sorted(changed)))
 
 
-def changed_channels(old: Config, new: Config) -> set[str]:
-    """Channels a reload adds, removes or configures differently (secrets compare by value)."""
-    names = set(old.channels) | set(new.channels)
-    shared = ("language", "x", "server")
-    if any(getattr(old.settings, k) != getattr(new.settings, k) for k in shared):
-        return names
-    return {n for n in names if getattr(old.notifiers, n) != getattr(new.notifiers, n)}
-
-
-# Settings a reload applies to the running engine, politeness and dispatcher.
-LIVE_SETTINGS = (
-    "timezone",
-    "default_interval",
-    "user_agent",
-    "debounce",
-    "politeness",
-    "adaptive",
-    "hot_windows",
-    "global_concurrency",
-    "dispatch",
-)
-# Settings of the channels: a reload rebuilds the channels they shape (`changed_channels`).
-CHANNEL_SETTINGS = ("language", "x")
-# Settings that only a restart applies (`server.public_url` alone is a channel setting).
-RESTART_SETTINGS = ("database", "parse_workers", "server")
-
-
-def changed_settings(old: Config, new: Config) -> set[str]:
-    """The live settings a reload changes; `sources` when the JAN search credentials change."""
-    changed = {k for k in LIVE_SETTINGS if getattr(old.settings, k) != getattr(new.settings, k)}
-    if search_setup(old) != search_setup(new):
-        changed.add("sources")
-    return changed
-
-
-def held_for_restart(running: Settings, new: Settings) -> tuple[list[str], Settings]:
-    """The restart-only settings `new` changes, and `new` with their running values kept."""
-    kept: dict[str, object] = {}
-    for name in ("database", "parse_workers"):
-        if getattr(running, name) != getattr(new, name):
-            kept[name] = getattr(running, name)
-    server = running_server(running.server, new.server)
-    if server != new.server:
-        kept["server"] = server
-    return sorted(kept), new.model_copy(update=kept)
-
-
-def running_server(running: Server | None, new: Server | None) -> Server | None:
-    """The `server` section that holds until a restart: the endpoint starts, stops and moves
-    only then; a new `public_url` (a channel setting: e-mail links) applies at once."""
-    if running is None or new is None:
-        return running
-    return new.model_copy(update={"listen": running.listen})
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
-
-
 async def run_config(config: Config, overrides: Overrides | None = None) -> int:
     """Run until SIGINT/SIGTERM (or the override's stop event). Returns the exit code."""
     from watcher.storage import open_repository
@@ -631,42 +381,13 @@ async def run_config(config: Config, overrides: Overrides | None = None) -> int:
     return 0
 
 
-async def release_dead_local_leases(repository: Repository, me: str, now: datetime) -> list[str]:
-    """Give back the leases of earlier processes on this machine that died (SIGKILL, OOM).
-
-    Their products and deliveries then resume at once instead of after the leases expire.
-    Workers on other machines are left alone: their leases expire by themselves.
-    """
-    released = []
-    for owner in await repository.lease_owners(now):
-        if owner != me and is_dead_local_worker(owner):
-            await repository.release_leases(owner)
-            released.append(owner)
-            log.warning("released the leases of worker %s, which is no longer running", owner)
-    return released
-
-
-def is_dead_local_worker(owner: str, host: str | None = None, pid: int | None = None) -> bool:
-    """True for a `worker_id` of this machine whose process is gone (or whose pid is now ours)."""
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return False
-    if parts[0] != (host or socket.gethostname()):
-        return False
-    their_pid = int(parts[1])
-    if their_pid == (pid or os.getpid()):
-        return True  # an earlier process that had our pid (a container restarted)
-    try:
-        os.kill(their_pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, under another user
-    return False
-
-
 def _install_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+
+def _allowed_hosts(config: Config) -> tuple[str, ...]:
+    telegram = config.notifiers.telegram
+    return tuple(telegram.allowed_hosts) if telegram is not None else DEFAULT_ALLOWED_HOSTS

@@ -24,10 +24,11 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from notifiers.base import Notice, Notifier, Outcome, SendResult
+from watcher.clock import WallClock, utc_now, wait_any
 from watcher.core.model import QuietMode
 from watcher.core.quiet import quiet_until
 from watcher.core.schedule import backoff
@@ -41,12 +42,6 @@ from watcher.storage.interface import (
 )
 
 log = logging.getLogger("restock.dispatch")
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +87,7 @@ class Dispatcher:
         owner: str,
         settings: DispatchSettings = DispatchSettings(),
         metrics: Metrics | None = None,
-        clock: Clock = utc_now,
+        clock: WallClock = utc_now,
         rng: random.Random | None = None,
     ) -> None:
         self.repository = repository
@@ -263,7 +258,7 @@ class Dispatcher:
                 log.exception("dispatch %s: batch failed", name)
                 turns.look_at = moment() + self.settings.idle_poll
             if not self._handed.get(name):
-                await _wait_any(wake, stop, max(0.0, turns.look_at - moment()))
+                await wait_any((wake, stop), max(0.0, turns.look_at - moment()))
 
     async def _send_next(
         self, name: str, notifier: Notifier, turns: _Turns, moment: Callable[[], float]
@@ -510,12 +505,3 @@ async def _send_safely(notifier: Notifier, notices: list[Notice]) -> list[SendRe
     if len(results) != len(notices):
         return [SendResult(Outcome.RETRY, "notifier returned a short batch")] * len(notices)
     return results
-
-
-async def _wait_any(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stop.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

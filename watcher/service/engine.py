@@ -21,10 +21,11 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from watcher.clock import WallClock, utc_now, wait_any
 from watcher.core.detector import (
     DebounceSettings,
     Decision,
@@ -33,7 +34,7 @@ from watcher.core.detector import (
     WatchState,
     state_from_text,
 )
-from watcher.core.drift import REAL_STATES, LayoutDrift
+from watcher.core.drift import REAL_STATES, STORE_ROW_PREFIX, LayoutDrift
 from watcher.core.model import Availability, FetchFacts, Observation, Origin, Page, TextRules
 from watcher.core.schedule import (
     HotWindow,
@@ -67,17 +68,9 @@ from watcher.stores.registry import adapter_for
 
 log = logging.getLogger("restock.engine")
 
-Clock = Callable[[], datetime]
 JAN_SEARCH_HOST = "jan-search"  # JAN searches share one politeness slot (APIs allow ~1 query/s)
-# Layout-drift warnings are kept beside the hosts' rows (`host_state`) under this prefix; a host
-# name never contains a colon, so the two never meet.
-STORE_ROW_PREFIX = "store:"
 # Statuses every adapter reads as a block whatever the body says (stores/_blocked.py).
 BLOCK_STATUSES = frozenset(STATUS_BLOCKS)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +161,7 @@ class Engine:
         claim_for: Callable[[], DeliveryClaim | None] = lambda: None,
         metrics: Metrics | None = None,
         reader: PageReader | None = None,
-        clock: Clock = utc_now,
+        clock: WallClock = utc_now,
         rng: random.Random | None = None,
     ) -> None:
         self.repository = repository
@@ -199,6 +192,10 @@ class Engine:
         # check in flight: that queue is the hand-off latency of a restock under load.
         self._db_turn = asyncio.Semaphore(settings.db_writers)
         self._in_flight: set[int] = set()  # product ids being checked by this engine
+
+    def use_fetcher(self, fetcher: Fetcher) -> None:
+        """Fetch with `fetcher` from the next check on (a reload changed the User-Agent)."""
+        self.fetcher = fetcher
 
     def apply_settings(self, settings: EngineSettings) -> None:
         """Run on `settings` from now on (a watchlist reload); checks in flight finish as they are.
@@ -263,7 +260,7 @@ class Engine:
             self._soonest = None
         self._nudge.clear()
         if timeout > 0:
-            await _wait_any((stop, self._nudge), timeout)
+            await wait_any((stop, self._nudge), timeout)
 
     def _scheduled(self, due: datetime) -> None:
         if self._soonest is None or due < self._soonest:
@@ -659,15 +656,6 @@ def _host_of(target: str) -> str:
     if target.startswith("jan:"):
         return JAN_SEARCH_HOST
     return (urlsplit(target).hostname or "").lower()
-
-
-async def _wait_any(events: Iterable[asyncio.Event], timeout: float) -> None:
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
 
 
 async def _wait_for_room(stop: asyncio.Event, running: set[asyncio.Task[None]], most: int) -> None:

@@ -373,11 +373,9 @@ class DeliveryStore(Protocol):
     ) -> str:
         """Try again at `at`, or dead-letter once `max_attempts` are spent. Returns the status."""
 
-    async def postpone(self, delivery_id: int, until: datetime, now: datetime) -> None:
-        """Hold a delivery until `until` without counting the attempt (quiet hours, rate limit)."""
-
     async def postpone_many(self, held: Sequence[tuple[int, datetime]], now: datetime) -> None:
-        """`postpone` for (delivery id, until) pairs, in ONE transaction."""
+        """Hold each (delivery id, until) pair's delivery until then without counting the attempt
+        (quiet hours, a rate limit), in ONE transaction."""
 
     async def mark_failed(self, delivery_id: int, error: str, now: datetime) -> None:
         """A permanent failure: never retried, listed with the dead letters."""
@@ -437,12 +435,6 @@ class LeaseStore(Protocol):
 
 class HostStore(Protocol):
     """Per-host politeness shared by workers."""
-
-    async def reserve_host_slot(self, host: str, now: datetime, min_delay: timedelta) -> datetime:
-        """Reserve the next request slot of `host`: the time the caller may send (>= now).
-
-        Consecutive reservations are `min_delay` apart, across every worker on this database.
-        """
 
     async def save_host_state(self, state: HostState) -> None:
         """Store a host's backoff (after a block, or cleared after a success)."""

@@ -365,10 +365,6 @@ def _gtin(product: dict[str, Any]) -> str | None:
     return None
 
 
-def _first_seller(offers: Iterable[SchemaOffer]) -> str | None:
-    return next((o.seller for o in offers if o.seller), None)
-
-
 def _from_product(product: dict[str, Any]) -> ProductData:
     offers = _product_offers(product)
     winner = decide(offers)

@@ -11,34 +11,28 @@ does not exist (404), and the e-mail notifier offers no https link.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import html
 import json
 import logging
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 from urllib.parse import parse_qsl
 
-from notifiers.email import unsubscribe_token
-from notifiers.pacing import recipient_hash
+from watcher.clock import WallClock, utc_now
 from watcher.net.politeness import Politeness
+from watcher.redact import recipient_hash
 from watcher.service.metrics import Metrics
 from watcher.storage.interface import Repository
+from watcher.unsubscribe import UnsubscribeLink
 from watcher.web import miniserver
 from watcher.web.miniserver import Request, Response
 
 log = logging.getLogger("restock.server")
 
-UNSUBSCRIBE_SECRET_ENV = "RESTOCK_UNSUBSCRIBE_SECRET"
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 EMAIL = "email"
 
-Clock = Callable[[], datetime]
 
 # The page needs no script, image or outside style; the token in its URL must not leak onwards.
 _PAGE_HEADERS = {
@@ -51,38 +45,9 @@ _PAGE_HEADERS = {
 _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
-def unsubscribe_secret_from_env(env: Mapping[str, str] | None = None) -> str | None:
-    """The one-click unsubscribe secret from `RESTOCK_UNSUBSCRIBE_SECRET`; None when unset."""
-    value = (os.environ if env is None else env).get(UNSUBSCRIBE_SECRET_ENV, "").strip()
-    return value or None
-
-
 def split_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class UnsubscribeLink:
-    """The fields of a List-Unsubscribe https link: which watch, which address, the proof."""
-
-    watch: str
-    to: str
-    token: str
-
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, str]) -> UnsubscribeLink | None:
-        values = [fields.get(name, "").strip() for name in ("watch", "to", "token")]
-        return cls(*values) if all(values) else None
-
-    def signed_with(self, secret: str) -> bool:
-        expected = unsubscribe_token(secret, self.to, self.watch)
-        # Bytes, not str: compare_digest refuses non-ASCII text, and a token is anyone's input.
-        return hmac.compare_digest(expected.encode(), self.token.encode())
 
 
 class StatusServer:
@@ -93,7 +58,7 @@ class StatusServer:
         politeness: Politeness,
         *,
         unsubscribe_secret: str | None = None,
-        clock: Clock = utc_now,
+        clock: WallClock = utc_now,
     ) -> None:
         self.repository = repository
         self.metrics = metrics

@@ -1,11 +1,9 @@
-"""Per-host politeness on PostgreSQL: one row per host, its slots and backoff shared by every
-worker (the upsert locks the row for the moment it takes, so reservations queue up)."""
+"""Per-host state on PostgreSQL: one row per host, its backoff shared by every worker (the
+request slots taken through it are in `workers`)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from watcher.storage.codec import required_time, to_epoch
+from watcher.storage.codec import to_epoch
 from watcher.storage.interface import HostState
 from watcher.storage.postgres.connection import PostgresStore
 from watcher.storage.rows import host_state
@@ -13,24 +11,6 @@ from watcher.storage.rows import host_state
 
 class PostgresHosts(PostgresStore):
     """One row per host, shared by workers."""
-
-    async def reserve_host_slot(self, host: str, now: datetime, min_delay: timedelta) -> datetime:
-        stamp, delay = to_epoch(now), min_delay.total_seconds()
-        async with self._write():
-            next_allowed: float = await self._conn().fetchval(
-                """
-                INSERT INTO host_state AS h (host, next_allowed_at)
-                VALUES ($1, $2::double precision + $3::double precision)
-                ON CONFLICT (host) DO UPDATE SET next_allowed_at =
-                    GREATEST($2, COALESCE(h.next_allowed_at, 0), COALESCE(h.backoff_until, 0))
-                    + $3
-                RETURNING next_allowed_at
-                """,
-                host,
-                stamp,
-                delay,
-            )
-        return required_time(next_allowed - delay)
 
     async def save_host_state(self, state: HostState) -> None:
         next_allowed = None if state.next_allowed_at is None else to_epoch(state.next_allowed_at)

@@ -114,9 +114,6 @@ class PostgresOutbox(PostgresStore):
             raise StorageError(f"no delivery with id {delivery_id}")
         return str(row["status"])
 
-    async def postpone(self, delivery_id: int, until: datetime, now: datetime) -> None:
-        await self.postpone_many([(delivery_id, until)], now)
-
     async def postpone_many(self, held: Sequence[tuple[int, datetime]], now: datetime) -> None:
         stamp = to_epoch(now)
         rows = [(to_epoch(until), stamp, delivery_id) for delivery_id, until in held]

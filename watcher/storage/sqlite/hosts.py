@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from watcher.storage.codec import (
-    required_time,
     to_epoch,
 )
 from watcher.storage.interface import (
@@ -17,21 +14,6 @@ from watcher.storage.sqlite.connection import SQLiteStore
 
 class SQLiteHosts(SQLiteStore):
     """One row per host, shared by workers."""
-
-    async def reserve_host_slot(self, host: str, now: datetime, min_delay: timedelta) -> datetime:
-        stamp, delay = to_epoch(now), min_delay.total_seconds()
-        async with self._write():
-            row = await self._row(
-                """
-                INSERT INTO host_state (host, next_allowed_at) VALUES (?, ?)
-                ON CONFLICT (host) DO UPDATE SET next_allowed_at =
-                    MAX(?, COALESCE(next_allowed_at, 0), COALESCE(backoff_until, 0)) + ?
-                RETURNING next_allowed_at
-                """,
-                (host, stamp + delay, stamp, delay),
-            )
-        assert row is not None  # RETURNING of an upsert
-        return required_time(row["next_allowed_at"] - delay)
 
     async def save_host_state(self, state: HostState) -> None:
         next_allowed = None if state.next_allowed_at is None else to_epoch(state.next_allowed_at)
