@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
-from notifiers.base import Notice, Outcome, SendResult
+from notifiers.base import Notice, SendResult
 from notifiers.telegram import TelegramNotifier
-from watcher.core.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind, Outcome
 
 TOKEN = "999999:bench-token"
 

@@ -5,21 +5,13 @@ A notifier never lets a library exception escape `send`: every outcome is one `S
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from watcher.core.model import Event
-
-
-class Outcome(enum.StrEnum):
-    SENT = "sent"
-    RETRY = "retry"  # try again at `retry_at`
-    FAILED = "failed"  # permanent: never retried
-    SKIPPED = "skipped"  # deliberately not sent (duplicate, budget, stale, quiet hours...)
+from watcher.core.model import Event, Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from telegram.error import (
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from notifiers.base import Notice, Notifier, Outcome, SendResult
+from notifiers.base import Notice, Notifier, SendResult
 from notifiers.pacing import SEND_LOG, Pacer, Priority, backoff_seconds, log_send
 from notifiers.render import (
     Language,
@@ -51,6 +51,7 @@ from notifiers.render import (
     shorten,
 )
 from watcher.clock import Clock, SystemClock
+from watcher.core.model import Outcome
 from watcher.redact import SecretRedactor, install_redactor, remove_redactor
 
 MAX_MESSAGE = 4096

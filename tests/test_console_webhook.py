@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from notifiers.base import Notice, Outcome
+from notifiers.base import Notice
 from notifiers.console import ConsoleNotifier
 from notifiers.registry import NOTIFIERS
 from notifiers.webhook import WebhookNotifier
-from watcher.core.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind, Outcome
 from watcher.net.headers import parse_retry_after as retry_after_seconds
 from watcher.redact import recipient_hash
 

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from notifiers.base import Notice, Notifier, Outcome, SendResult
+from notifiers.base import Notice, Notifier, SendResult
 from watcher.core.model import (
     Availability,
     Event,
     EventKind,
     Notify,
     Observation,
+    Outcome,
     QuietHours,
     QuietMode,
     Watch,

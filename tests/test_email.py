@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from notifiers.base import Notice, Outcome
+from notifiers.base import Notice
 from notifiers.email import EmailNotifier
-from watcher.core.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind, Outcome
 from watcher.unsubscribe import unsubscribe_token
 
 REJECTED = "gone@example.net"

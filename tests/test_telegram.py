@@ -13,10 +13,10 @@ import httpx
 import pytest
 import respx
 
-from notifiers.base import Notice, Outcome
+from notifiers.base import Notice
 from notifiers.pacing import Pacer
 from notifiers.telegram import TelegramNotifier
-from watcher.core.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind, Outcome
 
 TOKEN = "123456:AAH-very-secret-token_value"
 API = "https://tg.example.test"

@@ -15,11 +15,11 @@ import pytest
 import requests
 import responses
 
-from notifiers.base import Notice, Outcome
+from notifiers.base import Notice
 from notifiers.render import render_x
 from notifiers.x import XNotifier
 from notifiers.x_text import X_MAX_WEIGHT, weighted_length, x_weight_of_post
-from watcher.core.model import Availability, Event, EventKind
+from watcher.core.model import Availability, Event, EventKind, Outcome
 
 TWEETS = "https://api.twitter.com/2/tweets"
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

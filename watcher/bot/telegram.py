@@ -20,6 +20,7 @@ waiting for an answer goes before queued restock messages and both stay within T
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import traceback
 import weakref
@@ -194,8 +195,8 @@ class ChatBot:
             "watch": self._cmd_watch,
             "list": self._cmd_list,
             "unwatch": self._cmd_unwatch,
-            "pause": self._cmd_pause,
-            "resume": self._cmd_resume,
+            "pause": functools.partial(self._set_paused, paused=True),
+            "resume": functools.partial(self._set_paused, paused=False),
             "quiet": self._cmd_quiet,
             "stop": self._cmd_stop,
         }
@@ -447,12 +448,6 @@ class ChatBot:
         await self._send(
             incoming.chat_id, say(incoming.language, "removed", name=subscription_name(sub))
         )
-
-    async def _cmd_pause(self, incoming: Incoming) -> None:
-        await self._set_paused(incoming, paused=True)
-
-    async def _cmd_resume(self, incoming: Incoming) -> None:
-        await self._set_paused(incoming, paused=False)
 
     async def _set_paused(self, incoming: Incoming, *, paused: bool) -> None:
         if len(incoming.args) > 1:

@@ -53,7 +53,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from notifiers.base import Outcome
+    from watcher.core.model import Outcome
     from watcher.service.wiring import build_notifiers
 
     config = _load(args.config)
@@ -146,7 +146,7 @@ async def send_sample(
 
 
 def result_line(channel: str, recipient: str, result: SendResult) -> str:
-    from notifiers.base import Outcome
+    from watcher.core.model import Outcome
 
     line = f"{channel} {recipient}: {result.outcome.value}"
     if result.outcome is Outcome.RETRY and result.retry_at is not None:

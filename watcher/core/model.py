@@ -353,6 +353,15 @@ class Event:
         }
 
 
+class Outcome(enum.StrEnum):
+    """What became of one delivery: what a notifier reports and the outbox records."""
+
+    SENT = "sent"
+    RETRY = "retry"  # try again at `retry_at`
+    FAILED = "failed"  # permanent: never retried
+    SKIPPED = "skipped"  # deliberately not sent (duplicate, budget, stale, quiet hours...)
+
+
 # Event kinds after which a one-shot subscription has had its message ("it is back").
 ENDING_EVENT_KINDS = frozenset({EventKind.RESTOCK, EventKind.PREORDER_OPEN})
 

@@ -27,16 +27,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from notifiers.base import Notice, Notifier, Outcome, SendResult
+from notifiers.base import Notice, Notifier, SendResult
 from watcher.clock import WallClock, utc_now, wait_any
-from watcher.core.model import QuietMode
+from watcher.core.model import Outcome, QuietMode
 from watcher.core.quiet import quiet_until
 from watcher.core.schedule import backoff
 from watcher.service.metrics import Metrics
 from watcher.storage.interface import (
     ClaimedDelivery,
     DeliveryClaim,
-    DeliveryOutcome,
     DeliveryResult,
     Repository,
 )
@@ -428,7 +427,7 @@ class Dispatcher:
         self, item: ClaimedDelivery, result: SendResult, now: datetime
     ) -> DeliveryResult:
         retry_at = self._retry_at(item, result, now) if result.outcome is Outcome.RETRY else None
-        return DeliveryResult(item.id, _OUTCOMES[result.outcome], result.detail, retry_at)
+        return DeliveryResult(item.id, result.outcome, result.detail, retry_at)
 
     async def _record_safely(self, channel: str, item: ClaimedDelivery, result: SendResult) -> None:
         """Record one result; a failure to record it does not keep the others from being recorded.
@@ -470,14 +469,6 @@ class Dispatcher:
             return max(result.retry_at, floor)
         s = self.settings
         return now + backoff(item.attempts, s.retry_base, s.retry_cap, self.rng, s.retry_floor)
-
-
-_OUTCOMES: dict[Outcome, DeliveryOutcome] = {
-    Outcome.SENT: "sent",
-    Outcome.RETRY: "retry",
-    Outcome.FAILED: "failed",
-    Outcome.SKIPPED: "skipped",
-}
 
 
 def _has_side_effects(result: SendResult) -> bool:

@@ -24,13 +24,14 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Protocol
 
 from watcher.core.model import (
     Availability,
     Event,
     Observation,
     Origin,
+    Outcome,
     QuietHours,
     Watch,
     WatchConditions,
@@ -151,9 +152,6 @@ class ClaimedDelivery:
         return f"{self.event.id}:{self.channel}:{self.recipient}"
 
 
-DeliveryOutcome = Literal["sent", "retry", "failed", "skipped"]
-
-
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     """What became of one claimed delivery, for `record_results`.
@@ -163,12 +161,12 @@ class DeliveryResult:
     """
 
     delivery_id: int
-    outcome: DeliveryOutcome
+    outcome: Outcome
     detail: str = ""
     retry_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        if (self.outcome == "retry") != (self.retry_at is not None):
+        if (self.outcome == Outcome.RETRY) != (self.retry_at is not None):
             raise ValueError(f"delivery {self.delivery_id}: retry_at goes with a retry, only")
 
 
