@@ -129,6 +129,8 @@ class PostgresStore:
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[None]:
+        """A borrowed connection outside a transaction: reads, or one self-contained statement
+        (each is its own transaction)."""
         if self._conn_var.get() is not None:
             yield
             return

@@ -169,6 +169,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
         "CREATE INDEX host_slots_host ON host_slots (host, lease_until)",
+        # One of a host's slots in one call (one round trip while the host's row is locked):
+        # refused while the host backs off or while `concurrency` slots are taken; granted with
+        # the start time `min_delay` after the previous one. Each statement here reads afresh,
+        # so slots taken by the transaction this one waited for are counted.
+        """
+        CREATE FUNCTION restock_grant_host_slot(
+            p_host TEXT, p_owner TEXT, p_now DOUBLE PRECISION, p_concurrency INTEGER,
+            p_min_delay DOUBLE PRECISION, p_hold DOUBLE PRECISION,
+            OUT slot_id BIGINT, OUT start_at DOUBLE PRECISION, OUT backoff_until DOUBLE PRECISION)
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            state host_state%ROWTYPE;
+            taken INTEGER;
+        BEGIN
+            INSERT INTO host_state (host) VALUES (p_host) ON CONFLICT (host) DO NOTHING;
+            SELECT * INTO state FROM host_state h WHERE h.host = p_host FOR UPDATE;
+            IF state.backoff_until > p_now THEN
+                backoff_until := state.backoff_until;
+                RETURN;
+            END IF;
+            DELETE FROM host_slots s WHERE s.host = p_host AND s.lease_until <= p_now;
+            SELECT COUNT(*) INTO taken FROM host_slots s WHERE s.host = p_host;
+            IF taken >= p_concurrency THEN
+                RETURN;
+            END IF;
+            start_at := GREATEST(p_now, COALESCE(state.next_allowed_at, 0));
+            UPDATE host_state h SET next_allowed_at = start_at + p_min_delay
+                WHERE h.host = p_host;
+            INSERT INTO host_slots (host, owner, lease_until)
+                VALUES (p_host, p_owner, start_at + p_hold) RETURNING id INTO slot_id;
+        END
+        $$
+        """,
         # Live workers: each refreshes its row; a row past `expires_at` is a dead worker.
         """
         CREATE TABLE workers (

@@ -185,43 +185,23 @@ class PostgresWorkers(PostgresStore):
         min_delay: timedelta,
         hold: timedelta,
     ) -> HostGrant:
-        stamp = to_epoch(now)
-        async with self._write():
-            # The host's row is the lock: slot grants of one host queue up on it, briefly.
-            await self._run(
-                "INSERT INTO host_state (host) VALUES ($1) ON CONFLICT (host) DO NOTHING", host
-            )
-            state = await self._row(
-                "SELECT next_allowed_at, backoff_until FROM host_state WHERE host = $1 FOR UPDATE",
-                host,
-            )
-            assert state is not None  # inserted above if it was missing
-            backoff = state["backoff_until"]
-            if backoff is not None and backoff > stamp:
-                return HostGrant(backoff_until=from_epoch(backoff))
-            await self._run(
-                "DELETE FROM host_slots WHERE host = $1 AND lease_until <= $2", host, stamp
-            )
-            taken: int = await self._conn().fetchval(
-                "SELECT COUNT(*) FROM host_slots WHERE host = $1", host
-            )
-            if taken >= concurrency:
-                return HostGrant()
-            start = max(stamp, state["next_allowed_at"] or 0.0)
-            await self._run(
-                "UPDATE host_state SET next_allowed_at = $2 WHERE host = $1",
-                host,
-                start + min_delay.total_seconds(),
-            )
-            slot_id: int = await self._conn().fetchval(
-                "INSERT INTO host_slots (host, owner, lease_until) VALUES ($1, $2, $3)"
-                " RETURNING id",
+        async with self._read():  # one statement, its own transaction
+            row = await self._row(
+                "SELECT * FROM restock_grant_host_slot($1, $2, $3, $4, $5, $6)",
                 host,
                 owner,
-                start + hold.total_seconds(),
+                to_epoch(now),
+                concurrency,
+                min_delay.total_seconds(),
+                hold.total_seconds(),
             )
-        return HostGrant(slot_id=slot_id, start_at=required_time(start))
+        assert row is not None  # a function with OUT parameters returns one row
+        if row["backoff_until"] is not None:
+            return HostGrant(backoff_until=from_epoch(row["backoff_until"]))
+        if row["slot_id"] is None:
+            return HostGrant()
+        return HostGrant(slot_id=row["slot_id"], start_at=required_time(row["start_at"]))
 
     async def release_host_slot(self, slot_id: int) -> None:
-        async with self._write():
+        async with self._read():  # one statement, its own transaction
             await self._run("DELETE FROM host_slots WHERE id = $1", slot_id)
