@@ -237,7 +237,11 @@ async def shop_with(start: Start, **levers: Lever) -> DemoShop:
     return await start.shop(**levers)
 
 
-async def test_a_restock_is_reported_within_interval_plus_confirmation(start: Start) -> None:
+async def test_a_restock_is_reported_within_interval_plus_confirmation(
+    start: Start, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("a latency bound for the embedded database; bench/workers.py measures others")
     lever = Lever(OUT)
     shop = await shop_with(start, box=lever)
     h = await start([url_watch("box", shop.url("box"))], shop=shop)
@@ -280,10 +284,13 @@ async def test_a_captcha_saying_in_stock_never_fires_and_counts_as_blocked(start
     await eventually(lambda: h.requests("figure") >= 1, what="the baseline")
 
     lever.shows = Shows.CAPTCHA
-    await eventually(lambda: h.counters.blocked >= 2, what="two blocked checks")
+    # Generous: the backoffs between blocked checks add up on a loaded machine.
+    await eventually(lambda: h.counters.blocked >= 2, timeout=30, what="two blocked checks")
     lever.shows = OUT
     seen = h.requests("figure")
-    await eventually(lambda: h.requests("figure") >= seen + 1, what="a check after the spell")
+    await eventually(
+        lambda: h.requests("figure") >= seen + 1, timeout=30, what="a check after the spell"
+    )
 
     assert h.recorder.notices == []
     history = await h.repo.history("figure", limit=100)

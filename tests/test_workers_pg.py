@@ -32,6 +32,14 @@ async def two(postgresql_database: str) -> AsyncIterator[tuple[PostgresRepositor
     await second.close()
 
 
+async def end_session(repo: PostgresRepository, coordinator: object) -> None:
+    """End a worker's standing session from the server's side, as its death would, and wait
+    until the server has let go of what it held."""
+    pid = coordinator._conn.get_server_pid()  # type: ignore[attr-defined]
+    async with repo._read():
+        assert await repo._conn().fetchval("SELECT pg_terminate_backend($1, 10000)", pid)
+
+
 def watch(n: int, **kw: object) -> Watch:
     url = f"https://shop.example/items/{n}"
     return Watch(key=f"w{n}", name=f"W{n}", url=url, **kw)  # type: ignore[arg-type]
@@ -69,7 +77,7 @@ async def test_a_duty_has_one_holder_and_passes_on_when_it_dies(
     live = {w.name: w.duties for w in await a.live_workers(NOW)}
     assert live == {"A": ("telegram-bot",), "B": ("send:x",)}
 
-    first._conn.terminate()  # type: ignore[union-attr]  # the process died: its session ends
+    await end_session(a, first)  # the process died: its session ends
     assert await second.hold("telegram-bot")
     assert not await first.beat(NOW, TTL)  # the dead link is noticed, its duties are gone
     assert first.held == frozenset()
@@ -100,7 +108,7 @@ async def test_membership_hands_a_duty_over_at_the_next_beat(
     await second.beat()
     assert log == ["A+"] and first.held == {"telegram-bot"} and second.held == set()
 
-    first.coordinator._conn.terminate()  # type: ignore[attr-defined]  # SIGKILL, as seen by the server
+    await end_session(a, first.coordinator)  # SIGKILL, as the server sees it
     await second.beat()
     assert log == ["A+", "B+"]
     await first.beat()  # the survivor of a lost link stops its side at once
