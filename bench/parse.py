@@ -1,7 +1,10 @@
 """How long reading one page takes: a ~1 MB generic product page, then each adapter's largest
 saved page. Prints median and p90 in microseconds; asserts nothing (target: median under 10 ms).
+Then every hostile page shape of `tests/hostile_pages.py` at 1 MB and 5 MB (the fetch cap),
+through every adapter: milliseconds of one reading (wall and the thread's CPU, which a busy
+machine does not inflate), and its verdict (target: under 1 s of CPU each).
 
-Run from the project root: `python bench/parse.py [runs]`.
+Run from the project root: `python bench/parse.py [runs] [--hostile-only] [--shapes a,b]`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from hostile_pages import SHAPES
 
 from watcher.core.model import Page
 from watcher.stores.parse import parse_page
@@ -20,6 +26,8 @@ from watcher.stores.registry import ADAPTERS
 
 PAGES = ROOT / "tests" / "fixtures" / "pages"
 TARGET_US = 10_000
+HOSTILE_TARGET_MS = 1_000
+HOSTILE_SIZES = (1_000_000, 5_000_000)
 
 
 def big_product_page(size: int = 1_000_000) -> str:
@@ -76,8 +84,34 @@ def report(label: str, size: int, page: Page, store: str, runs: int) -> None:
     )
 
 
+def hostile(shapes: list[str]) -> None:
+    """One reading per shape, size and adapter, without the parse budget (to show the cost)."""
+    for name in shapes:
+        for size in HOSTILE_SIZES:
+            page = Page(url="https://shop.example/items/1", text=SHAPES[name](size))
+            for store in sorted(ADAPTERS):
+                start, cpu = time.perf_counter(), time.thread_time()
+                obs = parse_page(page, store=store, budget=float("inf"))
+                ms = (time.perf_counter() - start) * 1000
+                cpu_ms = (time.thread_time() - cpu) * 1000
+                mark = "ok" if cpu_ms < HOSTILE_TARGET_MS else "SLOW"
+                print(
+                    f"{name:<24} {size / 1e6:4.1f} MB  {store:<15} {ms:8.1f} ms"
+                    f" ({cpu_ms:7.1f} ms CPU)  {mark:<4}  {obs.state.value} ({obs.reason[:40]})",
+                    flush=True,
+                )
+
+
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    shapes = list(SHAPES)
+    if "--shapes" in sys.argv:
+        shapes = sys.argv[sys.argv.index("--shapes") + 1].split(",")
+        args = [a for a in args if a != ",".join(shapes)]
+    if "--hostile-only" in sys.argv:
+        hostile(shapes)
+        return
+    runs = int(args[0]) if args else 30
     text = big_product_page()
     report(
         "generic: synthetic product page",
@@ -94,6 +128,7 @@ def main() -> None:
         raw = path.read_bytes()
         page = Page(url=f"https://shop.example/{store}", text=raw.decode("utf-8", "replace"))
         report(f"{store}: {path.name}", len(raw), page, store, runs)
+    hostile(shapes)
 
 
 if __name__ == "__main__":

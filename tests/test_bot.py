@@ -633,3 +633,21 @@ async def test_quoted_input_is_clipped(tmp_path: Path) -> None:
         [reply] = await h.say("/watch " + "&" * 900)
         assert len(reply.text) < 600
         assert "&amp;" in reply.text
+
+
+async def test_list_shows_the_restock_hour_forecast_when_known(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path) as h:
+        await h.say(PRODUCT)
+        [reply] = await h.say("/list")
+        assert "🕑" not in reply.text  # no restocks yet: no forecast
+        [sub] = await h.repo.list_subscriptions(ALICE)
+        assert sub.product_id is not None
+        tuesday_2am_jst = datetime(2026, 5, 4, 17, 30, tzinfo=UTC)
+        for week in range(5):
+            await h.repo.record_restock(
+                sub.product_id, None, tuesday_2am_jst - timedelta(weeks=week)
+            )
+        [reply] = await h.say("/list")
+        assert "🕑 再入荷は火曜 02:00–03:00 JSTが多い（5回中5回）" in reply.text
+        [reply] = await h.say("/list", language="en")
+        assert "usually back on Tue 02:00–03:00 JST (5 of 5 restocks)" in reply.text

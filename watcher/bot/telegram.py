@@ -26,7 +26,9 @@ import traceback
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from telegram import (
     Chat,
@@ -72,6 +74,7 @@ from watcher.bot.parse import (
     watch_key_from_payload,
 )
 from watcher.bot.texts import (
+    LIST_MAX,
     Html,
     details_line,
     help_text,
@@ -85,6 +88,7 @@ from watcher.bot.texts import (
 )
 from watcher.clock import Clock, SystemClock
 from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
+from watcher.core.forecast import describe_forecast, forecast_for
 from watcher.net.netguard import URLGuard
 from watcher.redact import (
     LIBRARY_LOGGERS,
@@ -106,6 +110,7 @@ ECHO_MAX = 80  # characters of a user's own input quoted back in an error
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 GONE_STATUSES = frozenset({ChatMemberStatus.BANNED, ChatMemberStatus.LEFT})
 GROUP_TYPES = frozenset({ChatType.GROUP, ChatType.SUPERGROUP})
+JST = ZoneInfo("Asia/Tokyo")
 ADMIN_STATUSES = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
 ADMIN_CACHE_SECONDS = 300.0
 ADMIN_CACHE_SIZE = 4096  # (group, user) answers remembered at most
@@ -132,6 +137,7 @@ class BotSettings:
     max_broadcast_chars: int = 3500
     poll_timeout: int = 30  # seconds Telegram holds a getUpdates call open
     jan_search: bool = True  # a JAN search source is configured (else JAN codes are refused)
+    zone: tzinfo = JST  # restock-hour forecasts are told in this zone (settings.timezone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,7 +440,8 @@ class ChatBot:
 
     async def _cmd_list(self, incoming: Incoming) -> None:
         subs = await self.subscriptions.list(incoming.chat_id)
-        text, shown = list_page(incoming.language, subs)
+        forecasts = await self._forecasts(subs[:LIST_MAX], incoming.language)
+        text, shown = list_page(incoming.language, subs, forecasts)
         await self._send(
             incoming.chat_id, text, markup=_list_keyboard(incoming.language, subs[:shown])
         )
@@ -557,9 +564,24 @@ class ChatBot:
                 return sub
         raise InputError("not_found")
 
+    async def _forecasts(self, subs: Sequence[Subscription], language: Language) -> dict[int, str]:
+        """The restock-hour forecast of each subscription's product, where there is one."""
+        found: dict[int, str] = {}
+        store_times: dict[str, list[datetime]] = {}
+        for sub in subs:
+            if sub.product_id is None:
+                continue
+            own = await self.repository.restock_times(product_id=sub.product_id)
+            if sub.store and sub.store not in store_times:
+                store_times[sub.store] = await self.repository.restock_times(store=sub.store)
+            forecast = forecast_for(own, store_times.get(sub.store or "", []), self.settings.zone)
+            if forecast is not None:
+                found[sub.id] = describe_forecast(forecast, language)
+        return found
+
     async def _refresh_list(self, chat_id: int, message_id: int, language: Language) -> None:
         subs = await self.subscriptions.list(chat_id)
-        text, shown = list_page(language, subs)
+        text, shown = list_page(language, subs, await self._forecasts(subs[:LIST_MAX], language))
         await self._pace(chat_id, Priority.REPLY)
         try:
             await self.application.bot.edit_message_text(

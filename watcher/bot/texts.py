@@ -6,7 +6,7 @@ markup; only values wrapped in `Html` (built here from escaped parts) go in as t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from notifiers.render import clean_text, escape_html, format_price, shorten, store_name
@@ -263,7 +263,9 @@ def details_line(
     return escape_html(" · ".join(p for p in parts if p))
 
 
-def subscription_line(language: Language, number: int, sub: Subscription) -> str:
+def subscription_line(
+    language: Language, number: int, sub: Subscription, forecast: str | None = None
+) -> str:
     details = details_line(
         language,
         store=sub.store,
@@ -273,18 +275,26 @@ def subscription_line(language: Language, number: int, sub: Subscription) -> str
         one_shot=sub.one_shot,
         paused=sub.paused,
     )
-    return f"{number}. <b>{escape_html(subscription_name(sub))}</b>\n    {details}"
+    line = f"{number}. <b>{escape_html(subscription_name(sub))}</b>\n    {details}"
+    return f"{line}\n    🕑 {escape_html(forecast)}" if forecast else line
 
 
-def list_page(language: Language, subs: Sequence[Subscription]) -> tuple[str, int]:
-    """The /list message and how many subscriptions it shows (as many as fit one message)."""
+def list_page(
+    language: Language,
+    subs: Sequence[Subscription],
+    forecasts: Mapping[int, str] | None = None,
+) -> tuple[str, int]:
+    """The /list message and how many subscriptions it shows (as many as fit one message).
+
+    `forecasts` holds the restock-hour forecast of some subscriptions, by subscription id.
+    """
     if not subs:
         return say(language, "list_empty"), 0
     lines = [say(language, "list_header", count=len(subs))]
     used = len(lines[0])
     shown = 0
     for number, sub in enumerate(subs[:LIST_MAX], start=1):
-        line = subscription_line(language, number, sub)
+        line = subscription_line(language, number, sub, (forecasts or {}).get(sub.id))
         if used + len(line) + 1 > LIST_BUDGET:
             break
         lines.append(line)

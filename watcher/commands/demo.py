@@ -17,6 +17,12 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--seconds", type=float, default=45.0, help="how long the demo runs (default 45)"
     )
+    parser.add_argument(
+        "--web",
+        type=int,
+        metavar="PORT",
+        help="also serve the web UI on 127.0.0.1:PORT to watch the demo in a browser",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -28,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
         from watcher.errors import UsageError
 
         raise UsageError("--seconds must be at least 5")
+    if args.web is not None and not 0 < args.web < 65536:
+        from watcher.errors import UsageError
+
+        raise UsageError("--web takes a port between 1 and 65535")
     from watcher.demo.run import run_demo
 
-    asyncio.run(run_demo(args.seconds))
+    asyncio.run(run_demo(args.seconds, web_port=args.web))
     return 0

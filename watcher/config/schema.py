@@ -160,12 +160,14 @@ class Politeness(_Section):
 
 
 class Server(_Section):
-    """The optional HTTP endpoint: /healthz, /metrics, one-click unsubscribe."""
+    """The optional HTTP endpoint: /healthz, /metrics, one-click unsubscribe, the web UI."""
 
     listen: Listen = "127.0.0.1:8787"
     """Address and port to listen on."""
     public_url: HttpUrl | None = None
     """The URL people reach the server at (used in List-Unsubscribe links)."""
+    web: bool = False
+    """Serve the web UI at / and its JSON API at /api/ (off loopback it needs RESTOCK_WEB_TOKEN)."""
 
 
 class HotWindow(_Section):

@@ -367,10 +367,11 @@ ENDING_EVENT_KINDS = frozenset({EventKind.RESTOCK, EventKind.PREORDER_OPEN})
 
 
 class Origin(enum.StrEnum):
-    """Where a watch or subscription came from: the operator's YAML, or a chat user."""
+    """Where a watch or subscription came from: the operator's YAML, a chat user, the web UI."""
 
     YAML = "yaml"
     CHAT = "chat"
+    WEB = "web"
 
 
 class QuietMode(enum.StrEnum):

@@ -69,8 +69,11 @@ def _products(length: float) -> list[DemoProduct]:
     ]  # fmt: skip
 
 
-def watchlist_yaml(shop: DemoShop, products: list[DemoProduct], database: Path) -> str:
+def watchlist_yaml(
+    shop: DemoShop, products: list[DemoProduct], database: Path, web_port: int | None = None
+) -> str:
     """The demo's watchlist: an ordinary watchlist with limits lifted for the loopback shop."""
+    server = [f"  server: {{listen: 127.0.0.1:{web_port}, web: true}}"] if web_port else []
     lines = [
         "settings:",
         f"  database: {database}",
@@ -80,6 +83,7 @@ def watchlist_yaml(shop: DemoShop, products: list[DemoProduct], database: Path) 
         "  politeness:",
         "    hosts:",
         "      127.0.0.1: {concurrency: 8, min_delay: 0s, min_interval: 0s}",
+        *server,
         "notifiers:",
         "  console: {}",
         "watches:",
@@ -94,8 +98,13 @@ def watchlist_yaml(shop: DemoShop, products: list[DemoProduct], database: Path) 
     return "\n".join(lines) + "\n"
 
 
-async def run_demo(seconds: float = 45.0, out: TextIO | None = None) -> dict[str, int]:
-    """Run the demo for `seconds`; print messages and a summary; return the summary figures."""
+async def run_demo(
+    seconds: float = 45.0, out: TextIO | None = None, web_port: int | None = None
+) -> dict[str, int]:
+    """Run the demo for `seconds`; print messages and a summary; return the summary figures.
+
+    With `web_port`, the web UI runs on that loopback port meanwhile.
+    """
     products = _products(seconds)
     shop = DemoShop()
     for product in products:
@@ -103,9 +112,10 @@ async def run_demo(seconds: float = 45.0, out: TextIO | None = None) -> dict[str
     with tempfile.TemporaryDirectory(prefix="restock-demo-") as folder:
         async with shop:
             path = Path(folder) / "demo.yaml"
-            path.write_text(watchlist_yaml(shop, products, Path(folder) / "demo.sqlite3"))
+            database = Path(folder) / "demo.sqlite3"
+            path.write_text(watchlist_yaml(shop, products, database, web_port))
             config = load_config(path)
-            _print_intro(products, seconds, out)
+            _print_intro(products, seconds, out, web_port)
             summary = await _run(config, seconds, out)
     _print_summary(summary, out)
     return summary
@@ -144,10 +154,14 @@ async def _run(config: Config, seconds: float, out: TextIO | None) -> dict[str, 
         await repository.close()
 
 
-def _print_intro(products: list[DemoProduct], seconds: float, out: TextIO | None) -> None:
+def _print_intro(
+    products: list[DemoProduct], seconds: float, out: TextIO | None, web_port: int | None
+) -> None:
     print(f"restock demo: watching a simulated shop for {seconds:.0f} s (offline)", file=out)
     for product in products:
         print(f"  - {product.title}: {product.story}", file=out)
+    if web_port:
+        print(f"web UI: http://127.0.0.1:{web_port}/ (open it in a browser)", file=out)
     print(file=out, flush=True)
 
 

@@ -45,7 +45,10 @@ ParseFn = Callable[[Page, str | None, TextRules | None], Observation]
 Rules = tuple[TextRules | None, ...]
 Observations = tuple[Observation, ...]
 
-DEFAULT_TIMEOUT = 30.0  # seconds one page may take in a worker before the worker is killed
+# Seconds one page may take in a worker before the worker is killed: parsing is linear and a
+# reading over `watcher.stores.parse.PARSE_BUDGET` is discarded anyway, so only a stuck parse
+# gets here.
+DEFAULT_TIMEOUT = 10.0
 START_TIMEOUT = 60.0  # seconds a new worker may take to start before it is given up
 CLOSE_GRACE = 1.0  # seconds workers get to exit on `aclose` before they are killed
 FAILED_PREFIX = "parse failed:"  # how an observation says its page could not be parsed

@@ -7,7 +7,8 @@ back as `unknown` observations (see errors.py): this module never raises for the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from watcher.core.model import Observation, Offer, Page, TextRules
@@ -85,10 +86,15 @@ async def read_url(
 
 
 def read_page(
-    page: Page, *, store: str | None = None, rules: TextRules | None = None
+    page: Page,
+    *,
+    store: str | None = None,
+    rules: TextRules | None = None,
+    cpu_clock: Callable[[], float] = time.thread_time,
 ) -> Observation:
-    """Parse a fetched or saved page with the adapter its URL (or `store`) names."""
-    observation = parse_page(page, store=store, rules=rules)
+    """Parse a fetched or saved page with the adapter its URL (or `store`) names, within the
+    parse budget by `cpu_clock` (the reading thread's CPU time: a busy machine does not count)."""
+    observation = parse_page(page, store=store, rules=rules, clock=cpu_clock)
     return replace(observation, url=observation.url or page.url)
 
 

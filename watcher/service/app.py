@@ -21,7 +21,8 @@ from notifiers.base import Notifier
 from watcher.bot.telegram import BotSettings, ChatBot
 from watcher.bot.texts import stores_text
 from watcher.config.load import Config, load_config
-from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
+from watcher.config.schema import DEFAULT_ALLOWED_HOSTS, Server
+from watcher.core.model import Origin
 from watcher.core.schedule import stable_phase
 from watcher.errors import ConfigError
 from watcher.net.fetch import Fetcher
@@ -55,7 +56,7 @@ from watcher.storage.coordination import Coordinated
 from watcher.storage.interface import Repository
 from watcher.subscriptions import Subscriptions
 from watcher.unsubscribe import unsubscribe_secret_from_env
-from watcher.web.server import StatusServer
+from watcher.web.server import StatusServer, WebHandler
 
 log = logging.getLogger("restock.app")
 
@@ -192,6 +193,7 @@ class App:
                 allowed_hosts=tuple(telegram.allowed_hosts),
                 max_watches_per_user=telegram.max_watches_per_user,
                 jan_search=bool(search_setup(config).credentials),
+                zone=config.settings.zone,
             ),
             guard=self.guard,
             subscriptions=self.subscriptions,
@@ -213,7 +215,11 @@ class App:
     async def run(self, stop: asyncio.Event) -> None:
         for notifier in self.notifiers.values():
             await notifier.start()
-        server = await self._start_server()
+        try:
+            server = await self._start_server()
+        except BaseException:  # e.g. the web UI refused to listen off loopback without a token
+            await self.close()
+            raise
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.engine.run(stop, grace=STOP_GRACE_SECONDS))
@@ -269,9 +275,30 @@ class App:
             self.metrics,
             self.politeness,
             unsubscribe_secret=unsubscribe_secret_from_env(),
+            web=self._web_ui(listen),
         )
         await server.start(listen.listen)
         return server
+
+    def _web_ui(self, listen: Server) -> WebHandler | None:
+        if not listen.web:
+            return None
+        from watcher.web.wiring import build_web_app
+
+        web = build_web_app(
+            self.config,
+            self.repository,
+            client=self.client,
+            guarded_client=self.guarded_client,
+            guard=self.guard,
+            politeness=self.politeness,
+            notifiers=self.notifiers,
+            search=search_setup(self.config),
+            subscriptions=self.subscriptions,
+        )
+        if web.setup.guard is not None:  # exposed: its watches fetch like chat users' ones
+            self.engine.guarded_origins.add(Origin.WEB)
+        return web.handle
 
     async def _watch_config(self, stop: asyncio.Event) -> None:
         """Reload the watchlist when its file changes; a broken file keeps the old config."""

@@ -170,6 +170,8 @@ class Engine:
         self.owner = owner
         self.settings = settings
         self.chat_guard = chat_guard
+        # Watches from these origins fetch under `chat_guard` (web ones too, off loopback).
+        self.guarded_origins: set[Origin] = {Origin.CHAT}
         self.on_deliveries = on_deliveries
         self.claim_for = claim_for
         self.metrics = metrics or Metrics()
@@ -370,7 +372,7 @@ class Engine:
                 cache_bust=cache_bust,
             )  # fmt: skip
             return _Read(reading.observation)
-        guard = self.chat_guard if any(w.origin is Origin.CHAT for w in watches) else None
+        guard = self.chat_guard if any(w.origin in self.guarded_origins for w in watches) else None
         rules = _distinct_rules(watches)
         known = self._last.get(product.id)
         if known is not None and not known.covers(rules):

@@ -190,6 +190,7 @@ class Subscription:
     created_at: datetime
     quiet: QuietHours | None = None
     language: str | None = None
+    product_id: int | None = None  # what is fetched for it (its restock history, forecast)
 
 
 @dataclass(frozen=True, slots=True)

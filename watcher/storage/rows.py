@@ -178,6 +178,7 @@ def subscription(row: Row) -> Subscription:
         created_at=required_time(row["created_at"]),
         quiet=quiet_from_row(row),
         language=row["language"],
+        product_id=row["product_id"],
     )
 
 

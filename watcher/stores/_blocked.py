@@ -22,6 +22,7 @@ from __future__ import annotations
 from selectolax.lexbor import LexborHTMLParser
 
 from watcher.core.model import Observation, Page
+from watcher.stores._bounds import MAX_CANDIDATES
 from watcher.stores._text import classify_wording
 
 CAPTCHA = "captcha"
@@ -168,10 +169,10 @@ def has_product_signal(tree: LexborHTMLParser) -> bool:
     control whose label states a stock state (カートに入れる, 売り切れ, "Add to cart")."""
     if tree.css_first(_PRODUCT_MARKUP) is not None:
         return True
-    for script in tree.css('script[type="application/ld+json" i]'):
+    for script in tree.css('script[type="application/ld+json" i]')[:MAX_CANDIDATES]:
         if '"product' in script.text(deep=True).casefold():
             return True
-    for node in tree.css(_CONTROLS):
+    for node in tree.css(_CONTROLS)[:MAX_CANDIDATES]:
         label = node.attributes.get("value") if node.tag == "input" else node.text()
         if label and len(label) < 200 and classify_wording(label) is not None:
             return True

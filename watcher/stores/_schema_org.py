@@ -29,14 +29,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.core.model import Availability, ItemCondition
+from watcher.stores._bounds import MAX_CANDIDATES
 from watcher.stores._text import clean_title, normalise, parse_amount
 
 _A = Availability
@@ -105,6 +108,9 @@ _RELATED_KEYS = frozenset(
 _MAX_NODES = 5000  # JSON-LD nodes visited per page: a hostile page cannot make us walk forever
 _MAX_DEPTH = 30
 _MAX_SCRIPT = 2_000_000  # characters of one JSON-LD script we are willing to decode
+_MAX_SCRIPTS = 100  # JSON-LD scripts read per page (shops print a handful)
+_MAX_PRODUCTS = 100  # Product nodes or scopes compared per page
+_MAX_OFFERS = 500  # offers read per product
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +236,7 @@ _COMMENT_WRAP = re.compile(
 def jsonld_documents(tree: LexborHTMLParser) -> list[Any]:
     """Every JSON-LD script's decoded JSON; scripts that do not decode are skipped."""
     docs: list[Any] = []
-    for script in tree.css('script[type="application/ld+json" i]'):
+    for script in tree.css('script[type="application/ld+json" i]')[:_MAX_SCRIPTS]:
         raw = script.text(deep=True)
         if not raw or len(raw) > _MAX_SCRIPT:
             continue
@@ -251,15 +257,15 @@ def _types(node: dict[str, Any]) -> set[str]:
 def _walk(doc: Any) -> Iterator[dict[str, Any]]:
     """Top-level Product and Offer nodes: lists, @graph and wrappers (a WebPage's mainEntity) are
     looked through; products, item lists and related-product links are not descended into."""
-    stack: list[tuple[Any, int]] = [(doc, 0)]
+    stack: deque[tuple[Any, int]] = deque([(doc, 0)])
     seen = 0
     while stack and seen < _MAX_NODES:
-        node, depth = stack.pop(0)
+        node, depth = stack.popleft()
         seen += 1
         if depth > _MAX_DEPTH:
             continue
         if isinstance(node, list):
-            stack.extend((item, depth + 1) for item in node)
+            stack.extend((item, depth + 1) for item in node[:_MAX_NODES])
         elif isinstance(node, dict):
             types = _types(node)
             if types & (_PRODUCT_TYPES | _OFFER_TYPES):
@@ -400,7 +406,7 @@ def read_jsonld(tree: LexborHTMLParser, page_url: str | None = None) -> ProductD
             else:
                 loose.extend(_jsonld_offers(node))
     if products:
-        return _main_jsonld_product(products, tree, page_url)
+        return _main_jsonld_product(products[:_MAX_PRODUCTS], tree, page_url)
     winner = decide(loose)
     if winner is None:
         return None
@@ -561,7 +567,7 @@ def read_microdata(tree: LexborHTMLParser, page_url: str | None = None) -> Produ
     if tree.css_first("[itemprop]") is None:
         return None
     typed = tree.css("[itemscope][itemtype]")
-    products = [n for n in typed if _itemtype(n) in _PRODUCT_TYPES]
+    products = [n for n in typed if _itemtype(n) in _PRODUCT_TYPES][:_MAX_PRODUCTS]
     if products:
         main = _main_micro_scope(products, tree, page_url)
         if main is None:
@@ -569,7 +575,8 @@ def read_microdata(tree: LexborHTMLParser, page_url: str | None = None) -> Produ
         offers = _micro_offers_of(main, typed)
         title = _micro_name(main)
     else:
-        offers = [_micro_offer(scope) for scope in typed if _itemtype(scope) in _OFFER_TYPES]
+        scopes = [scope for scope in typed if _itemtype(scope) in _OFFER_TYPES]
+        offers = [_micro_offer(scope) for scope in scopes[:_MAX_OFFERS]]
         if not offers and tree.root is not None:
             offers = [_micro_offer(tree.root)]
         title = None
@@ -590,6 +597,12 @@ def read_microdata(tree: LexborHTMLParser, page_url: str | None = None) -> Produ
         offers=tuple(offers),
         is_product=bool(products),
     )
+
+
+def _same_node(one: LexborNode | None, other: LexborNode) -> bool:
+    """Whether two handles name the same element. Not `==`: the parser compares two different
+    elements by serialising both, which costs their whole subtrees on every test."""
+    return one is not None and one.mem_id == other.mem_id
 
 
 def _owning_scope(node: LexborNode) -> LexborNode | None:
@@ -647,20 +660,21 @@ def _main_micro_scope(
 
 
 def _micro_offers_of(main: LexborNode, typed: list[LexborNode]) -> list[SchemaOffer]:
-    scopes = [
+    owned = (
         n
-        for n in main.css("[itemscope][itemtype]")
-        if _itemtype(n) in _OFFER_TYPES and _product_of(n) == main
-    ]
+        for n in main.css("[itemscope][itemtype]")[:MAX_CANDIDATES]
+        if _itemtype(n) in _OFFER_TYPES and _same_node(_product_of(n), main)
+    )
+    scopes = list(islice(owned, _MAX_OFFERS))
     if scopes:
-        return [_micro_offer(scope) for scope in scopes]
+        return [_micro_offer(scope) for scope in scopes[:_MAX_OFFERS]]
     return [_micro_offer(main, own=True)]
 
 
 def _first_own_prop(scope: LexborNode, prop: str) -> LexborNode | None:
     """The first `prop` property of this scope itself (not of a scope nested inside it)."""
-    for node in scope.css(f'[itemprop~="{prop}" i]'):
-        if _owning_scope(node) == scope:
+    for node in scope.css(f'[itemprop~="{prop}" i]')[:MAX_CANDIDATES]:
+        if _same_node(_owning_scope(node), scope):
             return node
     return None
 

@@ -21,6 +21,9 @@ from watcher.core.model import Availability
 
 TITLE_MAX = 300
 _MAX_DIGITS = 10  # a price longer than this is an id or a phone number, not a price
+# Characters of one text searched for prices: a price element or a labelled price is short, and a
+# megabyte of "¥1 ¥1 ..." must not become a million candidates.
+PRICE_SCAN_MAX = 20_000
 
 # --- normalising -------------------------------------------------------------------------------
 
@@ -44,9 +47,14 @@ def clean_title(text: str | None, limit: int = TITLE_MAX) -> str | None:
 
 # --- prices ------------------------------------------------------------------------------------
 
-# 1,980 / 1980 / 1980.5; in yen also "29.800", a thousands group written with dots.
-_PLAIN_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
-_YEN_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d{1,3}(?:\.\d{3})+(?![\d,])|\d+)(?:\.(\d+))?"
+# 1,980 / 1980 / 1980.5; in yen also "29.800", a thousands group written with dots. The digit
+# runs are possessive and a yen amount starts where a digit run does, so a long run of digits
+# with no yen sign is given up at once instead of being retried from every digit in it.
+_PLAIN_NUMBER = r"(\d{1,3}(?:,\d{3})++|\d++)(?:\.(\d++))?"
+_YEN_NUMBER = r"(?<!\d)(\d{1,3}(?:,\d{3})++|\d{1,3}(?:\.\d{3})++(?![\d,])|\d++)(?:\.(\d++))?"
+# Runs of digits, commas and dots longer than any price are blanked before amounts are looked
+# for: they are ids, codes or garbage, and each place inside them could start a match.
+_LONG_NUMBER = re.compile(r"(?<![\d,.])[\d,.]{40,}+")
 # Yen amounts as shops print them: ¥1,980 / 1,980円 / JPY 1980 / 1980 JPY (after NFKC, ￥ is ¥).
 _YEN_AMOUNT = re.compile(
     r"(?:[¥\\]|JPY)\s*" + _YEN_NUMBER + r"|" + _YEN_NUMBER + r"\s*(?:円|JPY)", re.IGNORECASE
@@ -104,7 +112,7 @@ def parse_price(text: str | None, currency: str | None = None) -> int | None:
     """
     if not text:
         return None
-    norm = normalise(text)
+    norm = _without_long_numbers(normalise(text[:PRICE_SCAN_MAX]))
     if _is_yen(currency):
         return choose_price(price_candidates(norm))
     match = _ANY_NUMBER.search(norm)
@@ -118,6 +126,7 @@ def price_candidates(text: str, reference: bool = False) -> list[PriceCandidate]
     """
     found: list[PriceCandidate] = []
     previous_end = 0
+    text = _without_long_numbers(text[:PRICE_SCAN_MAX])
     for match in _YEN_AMOUNT.finditer(text):
         whole, fraction = match.group(1, 2) if match.group(1) else match.group(3, 4)
         value = _to_int(whole, fraction)
@@ -138,6 +147,10 @@ def price_candidates(text: str, reference: bool = False) -> list[PriceCandidate]
         suffix = points or tax
         previous_end = match.end() + (suffix.end() if suffix else 0)
     return found
+
+
+def _without_long_numbers(text: str) -> str:
+    return _LONG_NUMBER.sub(" ", text) if len(text) >= 40 else text
 
 
 def choose_price(candidates: list[PriceCandidate]) -> int | None:
@@ -272,6 +285,9 @@ WORDING_RULES: tuple[tuple[str, Availability], ...] = (
     (r"\bin stock\b|add to (?:cart|bag|basket)|buy (?:it )?now|only \d+ left", _A.IN_STOCK),
 )
 _COMPILED = tuple((re.compile(pattern, re.IGNORECASE), state) for pattern, state in WORDING_RULES)
+# Characters of one text read for stock wording: far more than a product page shows, and a bound
+# on the cost of a hostile page's megabytes of text.
+WORDING_SCAN_MAX = 200_000
 
 
 def classify_wording(text: str | None) -> tuple[Availability, str] | None:
@@ -282,7 +298,7 @@ def classify_wording(text: str | None) -> tuple[Availability, str] | None:
     """
     if not text:
         return None
-    norm = normalise(text)
+    norm = normalise(text[:WORDING_SCAN_MAX])
     for pattern, state in _COMPILED:
         match = pattern.search(norm)
         if match:

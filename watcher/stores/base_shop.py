@@ -18,6 +18,7 @@ from watcher.core.model import Availability, Observation, Page
 from watcher.stores import generic
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import screened
+from watcher.stores._bounds import MAX_CANDIDATES
 from watcher.stores._text import classify_wording, clean_title, normalise
 
 NAME = "base"
@@ -72,7 +73,8 @@ def _purchase_box(tree: LexborHTMLParser) -> tuple[Availability, str] | None:
         if worded is not None:
             return worded[0], f"base:purchase button {worded[1]}"
         return _A.IN_STOCK, f"base:purchase button {label[:40]}".rstrip()
-    for mark in [*tree.css(_SOLD_OUT_MARKS), *tree.css(_PURCHASE_BUTTONS)]:
+    marks = [*tree.css(_SOLD_OUT_MARKS), *tree.css(_PURCHASE_BUTTONS)]
+    for mark in marks[:MAX_CANDIDATES]:
         found = _SOLD_OUT_WORDS.search(_label(mark))
         if found:
             return _A.OUT_OF_STOCK, f"base:{found.group(0)}"
@@ -80,7 +82,7 @@ def _purchase_box(tree: LexborHTMLParser) -> tuple[Availability, str] | None:
 
 
 def _live_purchase_button(tree: LexborHTMLParser) -> LexborNode | None:
-    for node in tree.css(_PURCHASE_BUTTONS):
+    for node in tree.css(_PURCHASE_BUTTONS)[:MAX_CANDIDATES]:
         label = _label(node)
         if not label or _SOLD_OUT_WORDS.search(label) or _disabled(node):
             continue
@@ -89,7 +91,9 @@ def _live_purchase_button(tree: LexborHTMLParser) -> LexborNode | None:
 
 
 def _every_variation_sold_out(tree: LexborHTMLParser) -> bool:
-    options = [o for o in tree.css(_VARIATION_OPTIONS) if o.attributes.get("value")]
+    options = [
+        o for o in tree.css(_VARIATION_OPTIONS)[:MAX_CANDIDATES] if o.attributes.get("value")
+    ]
     return bool(options) and all(_disabled(o) or _SOLD_OUT_WORDS.search(_label(o)) for o in options)
 
 

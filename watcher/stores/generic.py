@@ -62,6 +62,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from watcher.core.model import Availability, Observation, Page, TextRules
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
+from watcher.stores._bounds import MAX_CANDIDATES
 from watcher.stores._schema_org import ProductData, Structured, read_structured
 from watcher.stores._text import (
     PriceCandidate,
@@ -379,7 +380,7 @@ def _product_block(tree: LexborHTMLParser) -> LexborNode | None:
             return None
         if node.css_first(_PRICE_ZONES) is not None or node.css_first(_CART_FORMS) is not None:
             return node
-        if any(_stock_control(c) for c in node.css(_CONTROLS)):
+        if any(_stock_control(c) for c in node.css(_CONTROLS)[:MAX_CANDIDATES]):
             return node
         node = node.parent
     return None
@@ -420,7 +421,7 @@ def _label_signal(view: ProductView, block_only: bool = False) -> Signal | None:
 def _labels(view: ProductView, block_only: bool) -> Iterator[tuple[LexborNode, int]]:
     scopes = view.scopes()
     for scope in scopes[:1] if block_only else scopes:
-        for node in scope.css(_STOCK_LABELS):
+        for node in scope.css(_STOCK_LABELS)[:MAX_CANDIDATES]:
             yield node, _LABEL_MAX
     if view.form is not None:
         yield view.form, _FORM_MAX
@@ -431,7 +432,7 @@ def _text_signal(text: str, kind: str) -> Signal | None:
     if found is None:
         return None
     state, phrase = found
-    return Signal(state, f"{kind}:{phrase}", phrase, normalise(text)[:500])
+    return Signal(state, f"{kind}:{phrase}", phrase, normalise(text[:2000])[:500])
 
 
 def _control_label(node: LexborNode) -> str:
@@ -454,7 +455,7 @@ def _control_signal(view: ProductView, first_only: bool = False) -> Signal | Non
     """Buy controls: the main cart form's, the product block's, the block's own text, then every
     other control (`first_only`: the first two steps only, for a conflict note)."""
     for scope in (view.form, view.block):
-        if scope is not None and (found := _first_control(scope.css(_CONTROLS))):
+        if scope is not None and (found := _first_control(scope.css(_CONTROLS)[:MAX_CANDIDATES])):
             return found
     if first_only:
         return None
@@ -464,7 +465,7 @@ def _control_signal(view: ProductView, first_only: bool = False) -> Signal | Non
             found = _text_signal(text, "text")
             if found is not None:
                 return found
-    return _first_control(view.tree.css(_CONTROLS))
+    return _first_control(view.tree.css(_CONTROLS)[:MAX_CANDIDATES])
 
 
 def _first_control(nodes: list[LexborNode]) -> Signal | None:
@@ -486,7 +487,7 @@ def _first_control(nodes: list[LexborNode]) -> Signal | None:
 
 def _live_buy_controls(tree: LexborHTMLParser) -> int:
     count = 0
-    for node in tree.css(_CONTROLS):
+    for node in tree.css(_CONTROLS)[:MAX_CANDIDATES]:
         found = classify_wording(_control_label(node)[: _LABEL_MAX * 4])
         if found and found[0] is Availability.IN_STOCK and not _disabled(node):
             count += 1
@@ -529,7 +530,7 @@ def _price(view: ProductView, facts: ProductData | None) -> int | None:
         return _foreign_price(view, currency)
     reference: int | None = None
     for scope in view.scopes():
-        for node in scope.css(_PRICE_ZONES):
+        for node in scope.css(_PRICE_ZONES)[:MAX_CANDIDATES]:
             candidates = _zone_candidates(node)
             if candidates is None:
                 continue
@@ -596,7 +597,7 @@ def _split_struck(zone: LexborNode) -> tuple[str, str]:
 
 def _aside_kind(node: LexborNode, zone: LexborNode, aside: dict[int, str]) -> str | None:
     parent = node.parent
-    while parent is not None and parent != zone:
+    while parent is not None and parent.mem_id != zone.mem_id:  # `!=` serialises both
         if parent.mem_id in aside:
             return aside[parent.mem_id]
         parent = parent.parent
@@ -615,7 +616,7 @@ def _labelled_price(view: ProductView) -> int | None:
 
 def _foreign_price(view: ProductView, currency: str) -> int | None:
     for scope in view.scopes():
-        for node in scope.css(_PRICE_ZONES):
+        for node in scope.css(_PRICE_ZONES)[:MAX_CANDIDATES]:
             if _price_zone_kind(node) != "sale":
                 continue
             text = node.text(separator=" ")

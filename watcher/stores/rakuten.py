@@ -21,6 +21,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from watcher.core.model import Availability, FetchPlan, ItemCondition, Observation, Page
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import screened
+from watcher.stores._bounds import MAX_CANDIDATES
 from watcher.stores._schema_org import ProductData, read_microdata, read_opengraph
 from watcher.stores._text import (
     classify_wording,
@@ -138,7 +139,7 @@ def _app_state(app: AppData) -> tuple[Availability, str] | None:
 
 
 def _purchase_wording(tree: LexborHTMLParser) -> tuple[Availability, str] | None:
-    for node in tree.css(_PURCHASE_AREAS):
+    for node in tree.css(_PURCHASE_AREAS)[:MAX_CANDIDATES]:
         text = _visible_text(node)
         for pattern, state in _RAKUTEN_RULES:
             match = pattern.search(text)
@@ -229,7 +230,9 @@ def _price(tree: LexborHTMLParser, app: AppData, micro: ProductData | None) -> i
         return micro.price
     if app.price is not None:
         return app.price
-    for node in tree.css(".price2, .important_price, #priceCalculationConfig, [class*=price i]"):
+    for node in tree.css(".price2, .important_price, #priceCalculationConfig, [class*=price i]")[
+        :MAX_CANDIDATES
+    ]:
         price = parse_price(_visible_text(node))
         if price is not None:
             return price

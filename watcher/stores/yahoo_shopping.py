@@ -18,6 +18,7 @@ from watcher.core.model import Availability, FetchPlan, Observation, Page
 from watcher.stores import generic
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import screened
+from watcher.stores._bounds import MAX_CANDIDATES
 from watcher.stores._schema_org import read_jsonld
 from watcher.stores._text import clean_title, normalise
 
@@ -68,7 +69,7 @@ def _store_name(tree: LexborHTMLParser, from_jsonld: str | None) -> str | None:
 
 
 def _restock_notice_only(tree: LexborHTMLParser) -> bool:
-    labels = [normalise(node.text(separator=" ")) for node in tree.css(_CONTROLS)]
+    labels = [normalise(node.text(separator=" ")) for node in tree.css(_CONTROLS)[:MAX_CANDIDATES]]
     return any(_RESTOCK_NOTICE.search(label) for label in labels if len(label) < 60)
 
 

@@ -1,1 +1,1 @@
-"""The HTTP endpoint: health, metrics, unsubscribe, the status report."""
+"""The HTTP endpoint: health, metrics, unsubscribe, the status report, the web UI and its API."""

@@ -14,6 +14,7 @@ import asyncio
 import html
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -33,6 +34,8 @@ log = logging.getLogger("restock.server")
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 EMAIL = "email"
 
+# The web UI's handler: the answer for a path it owns, None for the others.
+WebHandler = Callable[[Request], Awaitable[Response | None]]
 
 # The page needs no script, image or outside style; the token in its URL must not leak onwards.
 _PAGE_HEADERS = {
@@ -59,12 +62,14 @@ class StatusServer:
         *,
         unsubscribe_secret: str | None = None,
         clock: WallClock = utc_now,
+        web: WebHandler | None = None,
     ) -> None:
         self.repository = repository
         self.metrics = metrics
         self.politeness = politeness
         self._unsubscribe_secret = unsubscribe_secret or None
         self.clock = clock
+        self._web = web
         self._server: asyncio.Server | None = None
 
     @property
@@ -76,6 +81,7 @@ class StatusServer:
         host, port = split_listen(listen)
         self._server = await miniserver.start(self.handle, host, port)
         extra = ", /unsubscribe" if self._unsubscribe_secret else ""
+        extra += ", web UI at /" if self._web is not None else ""
         log.info("status endpoint on http://%s:%d (/healthz, /metrics%s)", host, self.port, extra)
 
     async def stop(self) -> None:
@@ -88,6 +94,10 @@ class StatusServer:
         path, _, query = request.path.partition("?")
         if path == "/unsubscribe" and self._unsubscribe_secret is not None:
             return await self._unsubscribe(request, query, self._unsubscribe_secret)
+        if self._web is not None and path not in ("/healthz", "/metrics"):
+            answer = await self._web(request)
+            if answer is not None:
+                return answer
         if path not in ("/healthz", "/metrics"):
             return Response(404, b"not found\n", _TEXT)
         if request.method != "GET":

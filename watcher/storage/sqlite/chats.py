@@ -28,7 +28,7 @@ from watcher.storage.sqlite.connection import SQLiteStore
 
 _SUBSCRIPTION_SELECT = """
     SELECT s.*, w.key AS watch_key, w.name AS watch_name, w.conditions,
-           p.target, p.store
+           p.id AS product_id, p.target, p.store
     FROM subscriptions s
     JOIN watches w ON w.id = s.watch_id
     JOIN products p ON p.id = w.product_id
@@ -64,16 +64,6 @@ class SQLiteChats(SQLiteStore):
     async def ensure_product(self, target: str, store: str | None, now: datetime) -> int:
         async with self._write():
             return await self._ensure_product(target, store, to_epoch(now))
-
-    async def _ensure_product(self, target: str, store: str | None, stamp: float) -> int:
-        row = await self._row(
-            "INSERT INTO products (target, store, due_at, created_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (target) DO UPDATE SET store = COALESCE(store, excluded.store)"
-            " RETURNING id",
-            (target, store, stamp, stamp),
-        )
-        assert row is not None  # RETURNING of an upsert
-        return int(row["id"])
 
     async def add_chat_subscription(
         self,

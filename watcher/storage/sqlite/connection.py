@@ -67,7 +67,12 @@ async def _configure(conn: aiosqlite.Connection) -> None:
 
 
 async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
-    """Bring the schema to LATEST_VERSION in one transaction (other processes wait)."""
+    """Bring the schema to LATEST_VERSION in one transaction (other processes wait).
+
+    Foreign keys are off meanwhile, so a migration may rebuild a table that others refer to
+    (SQLite's way to change a constraint); they are checked before the commit and back on after.
+    """
+    await conn.execute("PRAGMA foreign_keys = OFF")
     try:
         await conn.execute("BEGIN IMMEDIATE")
         await conn.execute(
@@ -88,6 +93,8 @@ async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
                 "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                 (version, wall_clock.time()),
             )
+        if list(await conn.execute_fetchall("PRAGMA foreign_key_check")):
+            raise StorageError(f"cannot migrate database {path}: foreign keys would break")
         await conn.execute("COMMIT")
     except BaseException as exc:
         if conn.in_transaction:
@@ -95,15 +102,21 @@ async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
         if isinstance(exc, sqlite3.Error):
             raise StorageError(f"cannot migrate database {path}: {exc}") from exc
         raise
+    finally:
+        await conn.execute("PRAGMA foreign_keys = ON")
 
 
 class SQLiteStore:
     """The connection, its lock and transactions, and the rules several roles share."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, path: str, lock: asyncio.Lock | None = None
+    ) -> None:
         self._conn = conn
         self.path = path
-        self._lock = asyncio.Lock()
+        # Roles built apart from the repository (its web views) share its lock: one connection
+        # holds one transaction at a time.
+        self._lock = lock or asyncio.Lock()
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[None]:
@@ -142,6 +155,16 @@ class SQLiteStore:
         count = cursor.rowcount
         await cursor.close()
         return count
+
+    async def _ensure_product(self, target: str, store: str | None, stamp: float) -> int:
+        row = await self._row(
+            "INSERT INTO products (target, store, due_at, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (target) DO UPDATE SET store = COALESCE(store, excluded.store)"
+            " RETURNING id",
+            (target, store, stamp, stamp),
+        )
+        assert row is not None  # RETURNING of an upsert
+        return int(row["id"])
 
     async def _refresh_products(self, product_ids: Iterable[int] | None = None) -> None:
         """Recompute what follows from watches and subscriptions (all products when None).

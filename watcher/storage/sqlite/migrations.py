@@ -156,6 +156,59 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 2: watches and subscriptions may come from the web UI (origin 'web'). SQLite cannot change
+    # a CHECK constraint in place: each table is rebuilt as a copy that takes the old one's name
+    # (foreign keys are off while migrating, and checked before the commit).
+    (
+        """
+        CREATE TABLE watches_v2 (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            product_id INTEGER NOT NULL REFERENCES products (id),
+            origin TEXT NOT NULL CHECK (origin IN ('yaml', 'chat', 'web')),
+            conditions TEXT NOT NULL,
+            once INTEGER NOT NULL DEFAULT 0,
+            notify_on_first INTEGER NOT NULL DEFAULT 0,
+            rules TEXT,
+            interval_s REAL,
+            stores TEXT NOT NULL DEFAULT '[]',
+            detector_state TEXT,
+            active INTEGER NOT NULL DEFAULT 1,
+            paused INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """,
+        "INSERT INTO watches_v2 SELECT * FROM watches",
+        "DROP TABLE watches",
+        "ALTER TABLE watches_v2 RENAME TO watches",
+        "CREATE INDEX watches_product ON watches (product_id, active)",
+        """
+        CREATE TABLE subscriptions_v2 (
+            id INTEGER PRIMARY KEY,
+            watch_id INTEGER NOT NULL REFERENCES watches (id),
+            channel TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            origin TEXT NOT NULL CHECK (origin IN ('yaml', 'chat', 'web')),
+            active INTEGER NOT NULL DEFAULT 1,
+            paused INTEGER NOT NULL DEFAULT 0,
+            one_shot INTEGER NOT NULL DEFAULT 0,
+            quiet_from TEXT,
+            quiet_to TEXT,
+            quiet_mode TEXT CHECK (quiet_mode IN ('hold', 'drop')),
+            language TEXT,
+            created_at REAL NOT NULL,
+            ended_at REAL,
+            opted_out_at REAL,  -- the recipient unsubscribed: a watchlist reload keeps it ended
+            UNIQUE (watch_id, channel, recipient)
+        )
+        """,
+        "INSERT INTO subscriptions_v2 SELECT * FROM subscriptions",
+        "DROP TABLE subscriptions",
+        "ALTER TABLE subscriptions_v2 RENAME TO subscriptions",
+        "CREATE INDEX subscriptions_recipient ON subscriptions (channel, recipient)",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,7 +1,8 @@
 """The SQLite implementation of `watcher.storage.interface.Repository` (aiosqlite, WAL).
 
 One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`), all on
-one shared connection (`connection.SQLiteStore`); `SQLiteRepository` is their sum.
+one shared connection (`connection.SQLiteStore`); `SQLiteRepository` is their sum. The web UI's
+views (`webviews`) are one more role on that connection, handed out by `web_views()`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from watcher.storage.sqlite.leases import SQLiteLeases
 from watcher.storage.sqlite.outbox import SQLiteOutbox
 from watcher.storage.sqlite.status import SQLiteStatus
 from watcher.storage.sqlite.watchlist import SQLiteWatchlist
+from watcher.storage.sqlite.webviews import SQLiteWebViews
+from watcher.storage.views import WebViews, WebViewsSource
 
 
 async def open_repository(path_or_url: str | Path) -> SQLiteRepository:
@@ -44,6 +47,10 @@ class SQLiteRepository(
         self._closed = False
         self._check_writer = CheckWriter(self._write, self._record_check)
 
+    def web_views(self) -> WebViews:
+        """The web UI's reads and operator actions, on this connection and its lock."""
+        return SQLiteWebViews(self._conn, self.path, lock=self._lock)
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -55,4 +62,9 @@ class SQLiteRepository(
 
 def _check_protocol(repo: SQLiteRepository) -> Repository:
     """Lets mypy prove that SQLiteRepository implements Repository."""
+    return repo
+
+
+def _check_web_views(repo: SQLiteRepository) -> WebViewsSource:
+    """Lets mypy prove that SQLiteRepository serves the web UI."""
     return repo

@@ -1,0 +1,144 @@
+"""Hostile page shapes: every adapter reads them in time that grows linearly, and sanely."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+from hostile_pages import SHAPES, deep_divs, unclosed_formatting
+from selectolax.lexbor import LexborHTMLParser
+
+from watcher.core.model import Availability, Page
+from watcher.reading.read import read_page
+from watcher.stores._bounds import MAX_ATTRIBUTES, MAX_DEPTH, MAX_TAGS, bounded_html
+from watcher.stores.parse import OVER_BUDGET, TOO_MANY_TAGS, parse_page
+from watcher.stores.registry import ADAPTERS
+
+PAGES = Path(__file__).parent / "fixtures" / "pages"
+URL = "https://shop.example/items/1"
+
+
+def _read(html: str, store: str) -> Page:
+    return Page(url=URL, text=html)
+
+
+@pytest.mark.parametrize("store", sorted(ADAPTERS))
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_hostile_shape_reads_sanely(shape: str, store: str) -> None:
+    obs = parse_page(_read(SHAPES[shape](60_000), store), store=store)
+    assert not obs.state.orderable, obs.reason  # no shape states a buyable product
+    assert obs.price is None or obs.price < 10**10
+
+
+def _best_seconds(html: str, store: str, runs: int = 5) -> float:
+    """The least CPU time (of this thread: other processes' load does not count) of `runs`."""
+    page = _read(html, store)
+    best = float("inf")
+    for _ in range(runs):
+        start = time.thread_time()
+        parse_page(page, store=store, budget=float("inf"))
+        best = min(best, time.thread_time() - start)
+    return best
+
+
+# The shapes that were quadratic, and a few more; doubling the page must not quadruple the time.
+GROWTH_SHAPES = (
+    "price_digits",
+    "price_groups",
+    "deep_divs",
+    "deep_spans_then_blocks",
+    "nested_microdata",
+    "far_microdata_props",
+    "unclosed_formatting",
+    "many_attributes",
+    "many_jsonld",
+)
+
+
+@pytest.mark.parametrize("store", ["generic", "rakuten"])
+@pytest.mark.parametrize("shape", GROWTH_SHAPES)
+def test_reading_time_grows_linearly(shape: str, store: str) -> None:
+    small = _best_seconds(SHAPES[shape](150_000), store)
+    large = _best_seconds(SHAPES[shape](300_000), store)
+    # Linear growth gives about 2; the quadratic shapes gave 4 or more. A generous margin, and a
+    # floor so that millisecond noise cannot fail it.
+    assert large < 3.2 * max(small, 0.005), (small, large)
+
+
+def _depth(tree: LexborHTMLParser) -> int:
+    deepest = 0
+    stack = [(tree.root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        child = node.child if node is not None else None
+        while child is not None:
+            if child.is_element_node:
+                stack.append((child, depth + 1))
+            child = child.next
+    return deepest
+
+
+def test_nesting_is_capped_and_the_content_kept() -> None:
+    html = bounded_html(deep_divs(50_000))
+    tree = LexborHTMLParser(html)
+    assert _depth(tree) <= MAX_DEPTH + 4  # html, body and the page's own wrappers
+    assert "木製ブロック" in (tree.body.text() if tree.body else "")
+
+
+def test_open_formatting_elements_are_capped() -> None:
+    html = bounded_html(unclosed_formatting(50_000))
+    assert html.count("<b ") < 100
+    assert html.count("<p>") == unclosed_formatting(50_000).count("<p>")
+
+
+def test_attributes_per_tag_are_capped() -> None:
+    names = " ".join(f"a{i}" for i in range(1000))
+    tree = LexborHTMLParser(bounded_html(f"<div {names}>x</div>"))
+    div = tree.css_first("div")
+    assert div is not None and len(div.attributes) == MAX_ATTRIBUTES
+
+
+@pytest.mark.parametrize("path", sorted(PAGES.glob("*/*.html")), ids=lambda p: p.name)
+def test_ordinary_pages_are_left_alone(path: Path) -> None:
+    if path.name == "hostile-page.html":
+        pytest.skip("nested 10,000 deep on purpose")
+    html = path.read_bytes().decode("utf-8", "replace")
+    assert bounded_html(html) == html
+
+
+def test_well_formed_deep_page_below_the_cap_is_unchanged() -> None:
+    html = "<div>" * (MAX_DEPTH - 60) + "x" + "</div>" * (MAX_DEPTH - 60)
+    assert bounded_html(html) == html
+
+
+def test_reading_over_budget_is_unknown() -> None:
+    ticks = itertools.count(step=5.0)  # every look at the clock is 5 s later
+    page = Page(url=URL, text="<h1>木製ブロック</h1><p>在庫あり</p><button>カートに入れる</button>")
+    obs = parse_page(page, store="generic", clock=lambda: next(ticks), budget=2.0)
+    assert obs.state is Availability.UNKNOWN
+    assert obs.reason.startswith(OVER_BUDGET)
+    assert obs.fetch is not None  # the fetch facts still reach the scheduler
+
+
+def test_the_reading_edge_applies_the_budget() -> None:
+    ticks = itertools.count(step=5.0)
+    page = Page(url=URL, text="<h1>木製ブロック</h1><p>在庫あり</p><button>カートに入れる</button>")
+    obs = read_page(page, store="generic", cpu_clock=lambda: next(ticks))
+    assert obs.state is Availability.UNKNOWN
+    assert obs.reason.startswith(OVER_BUDGET)
+
+
+def test_reading_within_budget_stands() -> None:
+    page = Page(url=URL, text="<h1>木製ブロック</h1><p>在庫あり</p><button>カートに入れる</button>")
+    obs = parse_page(page, store="generic", clock=lambda: 0.0, budget=2.0)
+    assert obs.state is Availability.IN_STOCK
+
+
+def test_page_with_too_many_tags_is_not_read() -> None:
+    html = "<h1>木製ブロック</h1><button>カートに入れる</button>" + "<i>" * (MAX_TAGS + 1)
+    obs = parse_page(Page(url=URL, text=html), store="generic")
+    assert obs.state is Availability.UNKNOWN
+    assert obs.reason.startswith(TOO_MANY_TAGS)
