@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 SLOT_HOLD = timedelta(seconds=120)
 # Between two asks while every slot of a host is taken by other workers.
 FULL_RETRY_SECONDS = 0.05
+# A slot is asked for a little ahead of now (a quarter of the host's delay, at most this): the
+# next worker's start is reckoned from the granted one, so a request that went out late (the
+# database's answer, a busy loop) would bring the next one closer than `min_delay`. Granted
+# ahead, the request sleeps until its start and goes out on time.
+MAX_LEAD_SECONDS = 0.25
 
 
 class HostBudget(Protocol):
@@ -83,12 +88,13 @@ class SharedPoliteness(Politeness):
     async def _shared_slot(self, host: str) -> int:
         """Wait for one of `host`'s slots across workers and for its start time."""
         policy = self.policy(host)
+        lead = timedelta(seconds=min(MAX_LEAD_SECONDS, policy.min_delay / 4))
         while True:
             now = self._wall_clock()
             grant = await self._budget.acquire_host_slot(
                 host,
                 self._owner,
-                now,
+                now + lead,
                 concurrency=policy.concurrency,
                 min_delay=timedelta(seconds=policy.min_delay),
                 hold=self._hold,
