@@ -29,12 +29,14 @@ _HEADLINES: dict[Language, dict[EventKind, str]] = {
         EventKind.PREORDER_OPEN: "【予約開始】",
         EventKind.OUT_OF_STOCK: "【在庫切れ】",
         EventKind.PRICE_DROP: "【値下げ】",
+        EventKind.LOTTERY_OPEN: "【抽選受付開始】",
     },
     "en": {
         EventKind.RESTOCK: "[Restock]",
         EventKind.PREORDER_OPEN: "[Pre-order open]",
         EventKind.OUT_OF_STOCK: "[Sold out]",
         EventKind.PRICE_DROP: "[Price drop]",
+        EventKind.LOTTERY_OPEN: "[Lottery open]",
     },
 }
 
@@ -73,6 +75,7 @@ _LABELS: dict[Language, dict[str, str]] = {
         "state": "状態",
         "price": "価格",
         "seller": "販売元",
+        "deadline": "応募締切",
         "time": "確認時刻",
         "open": "ストアで開く",
         "untitled": "（商品名不明）",
@@ -83,6 +86,7 @@ _LABELS: dict[Language, dict[str, str]] = {
         "state": "State",
         "price": "Price",
         "seller": "Seller",
+        "deadline": "Apply by",
         "time": "Checked",
         "open": "Open in store",
         "untitled": "(untitled product)",
@@ -115,12 +119,14 @@ class Facts:
     time: str
     url: str | None
     labels: dict[str, str]
+    deadline: str | None = None  # a lottery's application deadline, when the page states one
 
     def detail_lines(self) -> list[tuple[str, str]]:
         """(label, value) pairs under the title, in display order; absent facts are left out."""
         rows = [
             ("store", self.store),
             ("state", self.state),
+            ("deadline", self.deadline),
             ("price", self.price),
             ("seller", self.seller),
             ("time", self.time),
@@ -164,6 +170,13 @@ def format_price(price: int | None, currency: str | None = "JPY") -> str | None:
 def format_jst(when: datetime) -> str:
     """Wall time in Japan, to the second (it also keeps otherwise identical posts unique)."""
     return when.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S JST")
+
+
+def format_deadline(when: datetime | None) -> str | None:
+    """A deadline in Japan's wall time, to the minute (shops state them so); None if unknown."""
+    if when is None or when.utcoffset() is None:
+        return None  # a naive time could be any zone: better unsaid than wrong
+    return when.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
 
 
 def store_name(store: str | None) -> str | None:
@@ -221,6 +234,7 @@ def facts(event: Event, language: Language = "ja", title_max: int = 200) -> Fact
         time=format_jst(event.observed_at),
         url=canonical_url(event.url),
         labels=labels,
+        deadline=format_deadline(event.lottery_deadline),
     )
 
 

@@ -17,7 +17,15 @@ from watcher.stores.registry import ADAPTERS
 PAGES = FIXTURES / "pages"
 MIN_CASES = 25  # the golden test must never pass on an empty or half-found folder
 COMPARED = ("state", "price", "currency", "title", "seller", "quantity", "blocked")
-KNOWN_KEYS = {*COMPARED, "reason_prefix", "condition", "page"}
+KNOWN_KEYS = {
+    *COMPARED,
+    "reason_prefix",
+    "condition",
+    "page",
+    "lottery_deadline",
+    "offer_states",
+    "seen",
+}
 
 
 def _cases() -> list[Path]:
@@ -47,6 +55,7 @@ def load_page(path: Path, spec: dict[str, Any]) -> Page:
         url=fetched.get("url", f"https://shop.example/{path.parent.name}/{path.stem}"),
         text=_decode(raw),
         status=fetched.get("status", 200),
+        headers={k.lower(): v for k, v in fetched.get("headers", {}).items()},
         retry_after=fetched.get("retry_after"),
         bytes=len(raw),
     )
@@ -75,6 +84,12 @@ def test_saved_page_reads_as_expected(path: Path) -> None:
         assert (obs.condition.value if obs.condition else None) == expected["condition"]
     if "reason_prefix" in expected:
         assert obs.reason.startswith(expected["reason_prefix"]), obs.reason
+    if "lottery_deadline" in expected:
+        deadline = obs.lottery_deadline.isoformat() if obs.lottery_deadline else None
+        assert deadline == expected["lottery_deadline"], obs.reason
+    if "offer_states" in expected:
+        states = [o.state.value for o in obs.offers if not o.summary]
+        assert states == expected["offer_states"], obs.reason
     assert obs.fetch is not None  # the registry attaches fetch facts to every reading
 
 
@@ -112,3 +127,51 @@ def test_shared_real_pages_read_as_labelled(name: str, label: dict[str, Any]) ->
     assert obs.state.value == label["state"], obs.reason
     if label.get("price") is not None:
         assert obs.price == label["price"]
+
+
+def _corpus() -> list[tuple[Path, dict[str, Any], str]]:
+    return [(p, _expected(p), p.read_text("utf-8", errors="replace")) for p in _cases()]
+
+
+_FAILURE_CLASSES: dict[str, Any] = {
+    "structured buyable, visible page not (conflict)": lambda e, html: str(
+        e.get("reason_prefix", "")
+    ).startswith("conflict:"),
+    "structured not buyable, visible wording and cart agree": lambda e, html: (
+        "disagreed" in str(e.get("reason_prefix", ""))
+    ),
+    "variation table": lambda e, html: "offer_states" in e,
+    "reference price beside the selling price": lambda e, html: (
+        e.get("price") is not None
+        and any(w in html for w in ("参考基準価格", "希望小売価格", "定価", "通常価格", "参考価格"))
+    ),
+    "block page with stock wording": lambda e, html: (
+        e.get("blocked") is True and ("在庫あり" in html or "カートに入れる" in html)
+    ),
+    "lottery": lambda e, html: e["state"] == "lottery",
+    "backorder (ship-later wording)": lambda e, html: e["state"] == "backorder",
+    "absurd price": lambda e, html: (
+        "price" in e
+        and e["price"] is None
+        and any(w in html for w in ("1e+25", "NaN", "999,999,999"))
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FAILURE_CLASSES))
+def test_every_failure_class_has_golden_pages(name: str) -> None:
+    matches = [p for p, e, html in _corpus() if _FAILURE_CLASSES[name](e, html)]
+    assert len(matches) >= 2, f"{name}: {len(matches)} saved pages"
+
+
+def test_the_corpus_is_wide_and_says_where_structures_were_seen() -> None:
+    corpus = _corpus()
+    seen = [e["seen"] for _, e, _ in corpus if "seen" in e]
+    assert len(corpus) >= 80
+    assert len(seen) >= 70
+    assert all(isinstance(s, str) and len(s) > 10 for s in seen)
+
+
+def test_every_adapter_has_a_block_page_with_stock_wording() -> None:
+    blocked = {p.parent.name for p, e, html in _corpus() if e.get("blocked") and "在庫あり" in html}
+    assert blocked == set(ADAPTERS)

@@ -316,3 +316,14 @@ def test_real_pages_read_as_labelled(name: str, label: dict[str, Any]) -> None:
         assert obs.price == label["price"]
     if obs.state is _A.UNKNOWN:
         assert not PERMISSIVE.is_buyable(obs)
+
+
+def test_no_featured_offer_keeps_the_other_sellers_summary() -> None:
+    html = (FIXTURES / "pages" / "amazon_jp" / "no-featured-offers-jp-buy-box.html").read_text(
+        "utf-8"
+    )
+    obs = parse_product(Page(url="https://www.amazon.co.jp/dp/B0FIXT0000", text=html))
+    assert obs.state is Availability.OUT_OF_STOCK
+    assert obs.reason == "amazon:no featured offer (おすすめ出品がありません)"
+    summaries = [o for o in obs.offers if o.summary]
+    assert [(o.price, o.condition) for o in summaries] == [(36980, ItemCondition.NEW)]

@@ -9,7 +9,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -651,3 +651,66 @@ async def test_list_shows_the_restock_hour_forecast_when_known(tmp_path: Path) -
         assert "🕑 再入荷は火曜 02:00–03:00 JSTが多い（5回中5回）" in reply.text
         [reply] = await h.say("/list", language="en")
         assert "usually back on Tue 02:00–03:00 JST (5 of 5 restocks)" in reply.text
+
+
+# --- lottery sales -----------------------------------------------------------------------------
+
+
+async def test_a_shopper_asks_for_lottery_alerts_and_sees_the_lottery_in_list(
+    tmp_path: Path,
+) -> None:
+    async with bot_harness(tmp_path) as h:
+        [reply] = await h.say(f"/watch {PRODUCT} 抽選 always")
+        assert "抽選も通知" in reply.text
+        [sub] = await h.repo.list_subscriptions(ALICE)
+        assert EventKind.LOTTERY_OPEN in sub.conditions.events
+        assert EventKind.RESTOCK in sub.conditions.events  # restocks are still told
+
+        await h.say(f"/watch {PRODUCT}", user=BOB)  # no lottery option: another watch
+        [bob] = await h.repo.list_subscriptions(BOB)
+        assert EventKind.LOTTERY_OPEN not in bob.conditions.events
+        assert bob.watch_id != sub.watch_id
+
+        product_id = await h.repo.ensure_product(sub.target, sub.store, h.clock.now())
+        deadline = datetime(2026, 12, 10, 23, 59, tzinfo=timezone(timedelta(hours=9)))
+        lottery = Event(
+            kind=EventKind.LOTTERY_OPEN,
+            watch_key=sub.watch_key,
+            watch_name=sub.watch_key,
+            state=Availability.LOTTERY,
+            observed_at=T0,
+            url=PRODUCT,
+            store="amazon_jp",
+            lottery_deadline=deadline,
+        )
+        observation = Observation(state=Availability.LOTTERY, reason="text:抽選受付中")
+        decision = WatchDecision(watch_id=sub.watch_id, state={}, events=(lottery,))
+        outcome = CheckOutcome(next_due_at=h.clock.now() + timedelta(minutes=5))
+        recorded = await h.repo.record_check(
+            product_id, observation, [decision], outcome, h.clock.now()
+        )
+        assert recorded.deliveries == 1  # Alice only: Bob did not ask
+
+        [listing] = await h.say("/list")
+        assert "抽選受付中" in listing.text and "抽選も通知" in listing.text
+        [listing] = await h.say("/list", user=BOB, language="en")
+        assert "lottery open (抽選受付中)" in listing.text
+        assert "lottery alerts too" not in listing.text
+
+
+async def test_a_lottery_does_not_end_a_one_shot_subscription(tmp_path: Path) -> None:
+    async with bot_harness(tmp_path) as h:
+        await h.say(f"/watch {PRODUCT} lottery", language="en")
+        [sub] = await h.repo.list_subscriptions(ALICE)
+        assert sub.one_shot
+        product_id = await h.repo.ensure_product(sub.target, sub.store, h.clock.now())
+        lottery = Event(
+            EventKind.LOTTERY_OPEN, sub.watch_key, sub.watch_key, Availability.LOTTERY, T0
+        )
+        decision = WatchDecision(watch_id=sub.watch_id, state={}, events=(lottery,))
+        outcome = CheckOutcome(next_due_at=h.clock.now() + timedelta(minutes=5))
+        observation = Observation(state=Availability.LOTTERY, reason="test")
+        await h.repo.record_check(product_id, observation, [decision], outcome, h.clock.now())
+        assert len(await h.repo.list_subscriptions(ALICE)) == 1  # still waiting for the restock
+        assert await record_restock(h, ALICE) == 1
+        assert await h.repo.list_subscriptions(ALICE) == []

@@ -26,7 +26,7 @@ from watcher.bot.parse import (
     start_payload,
     watch_key_from_payload,
 )
-from watcher.core.model import ConditionFilter, QuietHours, QuietMode
+from watcher.core.model import DEFAULT_EVENTS, ConditionFilter, EventKind, QuietHours, QuietMode
 
 
 @pytest.mark.parametrize(
@@ -311,3 +311,22 @@ def test_admin_cache_rejects_nonsense() -> None:
         AdminCache(seconds=0, max_entries=10)
     with pytest.raises(ValueError):
         AdminCache(seconds=300, max_entries=0)
+
+
+@pytest.mark.parametrize("word", ["lottery", "LOTTERY", "抽選", "ｌｏｔｔｅｒｙ"])
+def test_watch_lottery_option_asks_for_lottery_alerts_too(word: str) -> None:
+    request = parse_watch(("https://www.amazon.co.jp/dp/B0DX000000", "6000", word))
+    assert request.lottery
+    assert request.events == DEFAULT_EVENTS | {EventKind.LOTTERY_OPEN}
+    assert request.max_price == 6000
+
+
+def test_watch_without_the_lottery_option_keeps_the_default_events() -> None:
+    request = parse_watch(("https://www.amazon.co.jp/dp/B0DX000000",))
+    assert not request.lottery and request.events == DEFAULT_EVENTS
+
+
+def test_watch_lottery_option_given_twice_is_refused() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_watch(("4901234567894", "lottery", "抽選"))
+    assert caught.value.key == "duplicate_arg"

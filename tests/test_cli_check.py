@@ -87,11 +87,30 @@ def test_jan_without_credentials_names_the_skipped_sources(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("RAKUTEN_APPLICATION_ID", raising=False)
+    monkeypatch.delenv("RAKUTEN_ACCESS_KEY", raising=False)
     monkeypatch.delenv("YAHOO_APP_ID", raising=False)
     data = run_json(capsys, "check", "4901234567894")
     assert data["state"] == "unknown"
     assert "rakuten" in str(data["reason"])
     assert "yahoo_shopping" in str(data["reason"])
+
+
+def test_jan_check_takes_rakutens_application_id_and_access_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from watcher.commands.check import _env_search_setup
+
+    monkeypatch.setenv("RAKUTEN_APPLICATION_ID", "app-1")
+    monkeypatch.delenv("RAKUTEN_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("YAHOO_APP_ID", raising=False)
+    usable, skipped = _env_search_setup().usable(["rakuten"])
+    assert usable == [] and skipped == ["rakuten: no credentials in sources.rakuten"]
+
+    monkeypatch.setenv("RAKUTEN_ACCESS_KEY", "pk_env")
+    setup = _env_search_setup()
+    assert setup.credentials["rakuten"] == {"application_id": "app-1", "access_key": "pk_env"}
+    usable, skipped = setup.usable(["rakuten"])
+    assert [source.name for source in usable] == ["rakuten"] and skipped == []
 
 
 @pytest.fixture
@@ -142,3 +161,26 @@ def test_unreachable_url_is_unknown_not_a_crash(capsys: pytest.CaptureFixture[st
     data = run_json(capsys, "check", "http://127.0.0.1:9/items/none")
     assert data["state"] == "unknown"
     assert "connect" in str(data["reason"])
+
+
+def test_json_carries_the_lottery_deadline(capsys: pytest.CaptureFixture[str]) -> None:
+    page = PAGES / "generic" / "biccamera-lottery-window.html"
+    data = run_json(capsys, "check", "--file", str(page), "--store", "generic")
+    assert data["state"] == "lottery"
+    assert data["lottery_deadline"] == "2026-12-10T23:59:00+09:00"
+
+
+def test_json_has_no_lottery_deadline_for_an_ordinary_page(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    page = PAGES / "amazon_jp" / "in-stock-sold-by-amazon.html"
+    data = run_json(capsys, "check", "--file", str(page), "https://www.amazon.co.jp/dp/B0TEST0001")
+    assert data["lottery_deadline"] is None
+
+
+def test_summary_names_the_lottery_deadline(capsys: pytest.CaptureFixture[str]) -> None:
+    page = PAGES / "generic" / "biccamera-lottery-window.html"
+    assert main(["check", "--file", str(page), "--store", "generic"]) == 0
+    out = capsys.readouterr().out
+    assert "state:     lottery" in out
+    assert "deadline:  2026-12-10T23:59:00+09:00" in out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -94,3 +94,59 @@ def test_history_of_an_unknown_watch(tmp_path: Path, capsys: pytest.CaptureFixtu
     config = make_database(tmp_path)
     assert main(["history", "nope", "--config", str(config)]) == 2
     assert "no watch with key 'nope'" in capsys.readouterr().err
+
+
+def test_status_and_history_show_an_open_lottery_with_its_deadline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        f"settings:\n  database: {tmp_path / 'db.sqlite3'}\n"
+        "watches:\n  - name: Switch 2\n    url: 'https://shop.example/switch2'\n"
+        "    events: [restock, lottery_open]\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    jst = timezone(timedelta(hours=9))
+    deadline = datetime(2026, 11, 30, 23, 59, tzinfo=jst)
+
+    async def fill() -> None:
+        repo = await open_repository(config.settings.database)
+        try:
+            await repo.sync_yaml_watches(config.watches, NOW)
+            [product] = await repo.claim_due_products("w", NOW, 10, timedelta(minutes=1))
+            [stored] = await repo.load_watches(product.id)
+            assert EventKind.LOTTERY_OPEN in stored.watch.conditions.events
+            event = Event(
+                EventKind.LOTTERY_OPEN,
+                stored.watch.key,
+                "Switch 2",
+                Availability.LOTTERY,
+                NOW,
+                lottery_deadline=deadline,
+            )
+            observation = Observation(
+                Availability.LOTTERY, "text:抽選受付中", lottery_deadline=deadline
+            )
+            decision = WatchDecision(stored.id, {"phase": "armed"}, [event])
+            outcome = CheckOutcome(next_due_at=NOW + timedelta(minutes=5))
+            await repo.record_check(product.id, observation, [decision], outcome, NOW)
+        finally:
+            await repo.close()
+
+    asyncio.run(fill())
+    assert main(["status", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "lottery" in out
+    assert "lottery open (抽選受付中), apply by 2026-11-30 23:59 +09:00" in out
+
+    assert main(["status", "--config", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    [watch] = report["watches"]
+    assert watch["last_state"] == "lottery"
+    assert watch["last_events"][0]["kind"] == "lottery_open"
+    assert watch["last_events"][0]["lottery_deadline"] == "2026-11-30T23:59:00+09:00"
+
+    assert main(["history", "switch-2", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "lottery_open  lottery  apply by 2026-11-30 23:59 +09:00" in out

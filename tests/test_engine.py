@@ -470,7 +470,7 @@ async def test_a_jan_watch_searches_the_store_api(start: Start) -> None:
         [jan_watch],
         transport=httpx.MockTransport(api),
         hosts={"jan-search": FAST},
-        sources="sources:\n  rakuten: {application_id: test-app}",
+        sources="sources:\n  rakuten: {application_id: test-app, access_key: test-key}",
     )
     await eventually(lambda: len(asked) >= 1, what="the baseline search")
     assert h.recorder.notices == []
@@ -479,6 +479,8 @@ async def test_a_jan_watch_searches_the_store_api(start: Start) -> None:
 
     [notice] = h.recorder.notices
     assert notice.event.kind is EventKind.RESTOCK
+    assert all(r.headers["authorization"] == "Bearer test-key" for r in asked)
+    assert all("test-key" not in str(r.url) for r in asked)
     assert notice.event.store == "rakuten"
     assert notice.event.url == "https://item.rakuten.co.jp/shop/box/"
     assert notice.event.price == 5980

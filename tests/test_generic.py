@@ -18,13 +18,13 @@ from watcher.stores._schema_org import (
     schema_availability,
 )
 from watcher.stores._text import (
-    WORDING_RULES,
     classify_wording,
     clean_title,
     parse_amount,
     parse_price,
     quantity_hint,
 )
+from watcher.stores._wording import STATE_ORDER
 from watcher.stores.generic import parse_product, parse_with_rules
 from watcher.stores.parse import failed_fetch, parse_page
 from watcher.stores.registry import ADAPTERS, adapter_for
@@ -177,7 +177,7 @@ def test_classify_wording_says_nothing_for_other_text(text: str) -> None:
 
 
 def test_wording_rules_put_every_negative_before_every_positive() -> None:
-    states = [state for _, state in WORDING_RULES]
+    states = list(STATE_ORDER)
     last_negative = max(i for i, s in enumerate(states) if not s.orderable)
     first_positive = min(i for i, s in enumerate(states) if s.orderable)
     assert last_negative < first_positive
@@ -468,10 +468,11 @@ def test_generic_ignores_scripts_and_hidden_text() -> None:
     assert (obs.state, obs.reason) == (A.UNKNOWN, "no signal")
 
 
-def test_generic_stock_label_beats_a_cart_button() -> None:
+def test_generic_stock_label_against_a_cart_button_is_a_conflict() -> None:
     html = "<h1>X</h1><button>カートに入れる</button><p class='zaiko'>在庫切れ</p>"
     obs = parse_product(page(html))
-    assert (obs.state, obs.reason) == (A.OUT_OF_STOCK, "text:在庫切れ")
+    assert obs.state is A.OUT_OF_STOCK
+    assert obs.reason == "conflict: button カートに入れる vs text 在庫切れ"
 
 
 def test_generic_enabled_buy_button_is_in_stock() -> None:
@@ -649,7 +650,7 @@ def test_generic_conflict_is_recorded_in_the_reason() -> None:
     )
     obs = parse_product(page(html))
     assert obs.state is A.OUT_OF_STOCK
-    assert obs.reason == "jsonld:OutOfStock; conflict: text said 在庫あり"
+    assert obs.reason == "conflict: text 在庫あり vs jsonld OutOfStock"
 
 
 def test_generic_reads_a_captcha_page_as_blocked() -> None:

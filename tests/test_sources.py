@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -23,8 +26,11 @@ from watcher.core.model import (
 from watcher.core.offers import combine
 from watcher.net.fetch import Fetcher
 from watcher.reading.read import SearchSetup, read_jan
+from watcher.service.engine import JAN_SEARCH_HOST
+from watcher.service.wiring import store_limits
 from watcher.stores.sources import (
     RAKUTEN_SEARCH_URL,
+    SEARCH_LIMITS,
     SOURCES,
     YAHOO_SEARCH_URL,
     parse_rakuten,
@@ -35,7 +41,11 @@ from watcher.stores.sources import (
 
 JAN = "4521329400006"
 API = Path(__file__).parent / "fixtures" / "api"
-CREDENTIALS = {"rakuten": {"application_id": "app-123"}, "yahoo_shopping": {"app_id": "yahoo-456"}}
+ACCESS_KEY = "pk_test-access-key-789"
+CREDENTIALS = {
+    "rakuten": {"application_id": "app-123", "access_key": ACCESS_KEY},
+    "yahoo_shopping": {"app_id": "yahoo-456"},
+}
 
 
 def _api(name: str) -> str:
@@ -67,14 +77,67 @@ def test_the_fixture_jan_is_valid() -> None:
 
 
 def test_rakuten_request_includes_sold_out_items_and_searches_the_jan_as_keyword() -> None:
-    plan = rakuten_request(JAN, {"application_id": "app-123"})
+    plan = rakuten_request(JAN, CREDENTIALS["rakuten"])
     assert plan.url == RAKUTEN_SEARCH_URL
-    assert plan.url.endswith("/IchibaItem/Search/20220601")
+    assert plan.url.startswith("https://openapi.rakuten.co.jp/")
+    assert plan.url.endswith("/ichibams/api/IchibaItem/Search/20260401")
     assert plan.params["availability"] == "0"
     assert plan.params["keyword"] == JAN
     assert plan.params["applicationId"] == "app-123"
     assert plan.params["hits"] == "30"
     assert plan.params["format"] == "json"
+    assert plan.params["formatVersion"] == "2"
+
+
+def test_rakuten_access_key_goes_in_the_authorization_header_never_in_the_url() -> None:
+    plan = rakuten_request(JAN, CREDENTIALS["rakuten"])
+    assert plan.headers == {"Authorization": f"Bearer {ACCESS_KEY}"}
+    assert ACCESS_KEY not in plan.url
+    assert all(ACCESS_KEY not in value for value in plan.params.values())
+    assert "accessKey" not in plan.params
+
+
+def test_rakuten_reads_the_new_systems_flat_items() -> None:
+    offers = parse_rakuten(_page("rakuten-openapi-search-v2.json"), JAN)
+    assert not isinstance(offers, Observation)
+    assert [(o.shop, o.state, o.price) for o in offers] == [
+        ("トイショップまんぼう", Availability.OUT_OF_STOCK, 5980),
+        ("カード屋さん", Availability.IN_STOCK, 6480),
+    ]  # the sleeve (another JAN) is dropped
+    assert offers[1].url == "https://item.rakuten.co.jp/cardya/sv8a-box/"
+
+
+def test_rakuten_reads_items_spelled_as_the_documentation_spells_them() -> None:
+    body = '{"count":1,"items":[{"itemName":"BOX 4521329400006","itemPrice":5000,'
+    body += '"itemUrl":"https://item.rakuten.co.jp/a/b/","availability":1,"shopName":"A"}]}'
+    offers = parse_rakuten(Page(url="x", text=body), JAN)
+    assert not isinstance(offers, Observation)
+    assert [(o.price, o.state) for o in offers] == [(5000, Availability.IN_STOCK)]
+
+
+def test_rakuten_gateway_refusal_is_unknown_and_says_why() -> None:
+    page = _page("rakuten-openapi-referrer-missing.json", 403)
+    result = parse_rakuten(page, JAN)
+    assert isinstance(result, Observation)
+    assert result.state is Availability.UNKNOWN
+    assert result.reason == "rakuten api: 403: REQUEST_CONTEXT_BODY_HTTP_REFERRER_MISSING"
+
+
+def test_rakuten_plain_text_refusal_is_unknown_with_its_words() -> None:
+    page = Page(url="x", text="Forbidden\n  access denied", status=403)
+    result = parse_rakuten(page, JAN)
+    assert isinstance(result, Observation)
+    assert result.reason == "rakuten api: 403: Forbidden access denied"
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"errors": "x"}', '{"errors": {"errorCode": true}}', '{"Items": "none"}', "[]", "null"],
+)
+def test_rakuten_odd_answers_are_unknown_never_a_crash(body: str) -> None:
+    result = parse_rakuten(Page(url="x", text=body, status=200), JAN)
+    assert isinstance(result, Observation)
+    assert result.state is Availability.UNKNOWN
 
 
 def test_rakuten_keeps_only_items_carrying_the_jan_with_their_own_stock_flag() -> None:
@@ -169,9 +232,17 @@ def test_yahoo_rate_limit_is_blocked_with_a_wait() -> None:
 
 
 def test_sources_are_registered_with_their_credential_keys() -> None:
-    assert SOURCES["rakuten"].credential_keys == ("application_id",)
+    assert SOURCES["rakuten"].credential_keys == ("application_id", "access_key")
     assert SOURCES["yahoo_shopping"].credential_keys == ("app_id",)
     assert "amazon_jp" not in SOURCES
+
+
+def test_jan_searches_are_paced_for_the_strictest_api() -> None:
+    assert SOURCES["rakuten"].min_delay == timedelta(seconds=1)  # one request a second
+    assert SOURCES["yahoo_shopping"].min_delay == timedelta(seconds=2)  # 30 a minute
+    assert SEARCH_LIMITS.concurrency == 1
+    assert SEARCH_LIMITS.min_delay == timedelta(seconds=2)
+    assert store_limits(JAN_SEARCH_HOST) == SEARCH_LIMITS
 
 
 # --- combining ---------------------------------------------------------------------------------
@@ -271,8 +342,12 @@ async def test_read_jan_asks_both_apis_and_conditions_pick_the_buyable_offers(
     )
     obs = reading.observation
     assert rakuten.called and yahoo.called
-    sent = rakuten.calls.last.request.url.params
+    sent_request = rakuten.calls.last.request
+    sent = sent_request.url.params
     assert sent["availability"] == "0" and sent["keyword"] == JAN
+    assert sent["applicationId"] == "app-123"
+    assert sent_request.headers["authorization"] == f"Bearer {ACCESS_KEY}"
+    assert ACCESS_KEY not in str(sent_request.url)
     assert yahoo.calls.last.request.url.params["jan_code"] == JAN
     assert obs.state is Availability.IN_STOCK
     assert len(obs.offers) == 7
@@ -312,7 +387,7 @@ async def test_read_jan_rate_limited_source_reads_unknown_when_nothing_else_sell
 async def test_read_jan_skips_sources_without_credentials_and_names_them(
     router: respx.Router, fetcher: Fetcher
 ) -> None:
-    setup = SearchSetup(credentials={"rakuten": {"application_id": ""}})
+    setup = SearchSetup(credentials={"rakuten": {"application_id": "app-123", "access_key": ""}})
     obs = (
         await read_jan(fetcher, JAN, stores=["rakuten", "yahoo_shopping"], setup=setup)
     ).observation
@@ -320,3 +395,19 @@ async def test_read_jan_skips_sources_without_credentials_and_names_them(
     assert "rakuten: no credentials" in obs.reason
     assert "yahoo_shopping: no credentials" in obs.reason
     assert not router.calls
+
+
+async def test_the_access_key_never_reaches_logs_reprs_or_the_observation(
+    router: respx.Router, fetcher: Fetcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    router.get(url__startswith=RAKUTEN_SEARCH_URL).respond(
+        403, text=_api("rakuten-openapi-referrer-missing.json")
+    )
+    setup = SearchSetup(credentials={"rakuten": CREDENTIALS["rakuten"]})
+    obs = (await read_jan(fetcher, JAN, stores=["rakuten"], setup=setup)).observation
+    assert obs.state is Availability.UNKNOWN
+    assert "REQUEST_CONTEXT_BODY_HTTP_REFERRER_MISSING" in obs.reason
+    assert ACCESS_KEY not in caplog.text
+    assert ACCESS_KEY not in json.dumps(obs.to_json(), default=str)
+    assert ACCESS_KEY not in repr(rakuten_request(JAN, CREDENTIALS["rakuten"]))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from watcher.core.model import Notify, Watch
+from watcher.core.model import DEFAULT_EVENTS, EventKind, Notify, Watch
 from watcher.net.netguard import URLGuard
 from watcher.storage.interface import Repository
 from watcher.subscriptions import (
@@ -46,6 +46,16 @@ async def test_a_url_is_made_canonical_and_shared_by_chats(repo: Repository) -> 
     assert alices.target == bobs.target == PRODUCT
     assert alices.watch_key == bobs.watch_key  # one watch, one fetch for both
     assert alices.store == "amazon_jp" and alices.one_shot
+
+
+async def test_asking_for_lottery_sales_is_its_own_watch(repo: Repository) -> None:
+    subs = use_cases(repo)
+    await add(subs, ALICE, WatchRequest(url=PRODUCT, lottery=True))
+    await add(subs, BOB, WatchRequest(url=PRODUCT))
+    [alices], [bobs] = await subs.list(ALICE), await subs.list(BOB)
+    assert alices.conditions.events == DEFAULT_EVENTS | {EventKind.LOTTERY_OPEN}
+    assert bobs.conditions.events == DEFAULT_EVENTS
+    assert alices.watch_key != bobs.watch_key  # Bob never hears of a lottery he did not ask for
 
 
 async def test_the_quota_refuses_before_anything_is_written(repo: Repository) -> None:

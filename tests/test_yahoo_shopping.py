@@ -49,7 +49,7 @@ def test_a_restock_notice_in_place_of_the_cart_is_out_of_stock() -> None:
     )
     obs = parse_product(Page(url=URL, text=html))
     assert obs.state is Availability.OUT_OF_STOCK
-    assert obs.reason == "yahoo:restock notice"
+    assert obs.reason == "button:入荷お知らせ"
 
 
 def test_recommendations_beside_a_sold_out_item_do_not_make_it_buyable() -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from notifiers.render import canonical_url
-from watcher.core.model import ConditionFilter, WatchConditions
+from watcher.core.model import DEFAULT_EVENTS, ConditionFilter, EventKind, WatchConditions
 from watcher.errors import UnsafeURL, UsageError
 from watcher.net.netguard import URLGuard
 from watcher.storage.interface import ChatStore, StatusReader, Subscription
@@ -46,10 +46,15 @@ class WatchRequest:
     max_price: int | None = None
     condition: ConditionFilter = ConditionFilter.ANY
     standing: bool = False  # keeps telling after the first restock (else: once)
+    lottery: bool = False  # also tell when a lottery sale (抽選販売) opens
 
     @property
     def target(self) -> str:
         return self.url if self.url is not None else f"jan:{self.jan}"
+
+    @property
+    def events(self) -> frozenset[EventKind]:
+        return DEFAULT_EVENTS | {EventKind.LOTTERY_OPEN} if self.lottery else DEFAULT_EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +105,9 @@ class Subscriptions:
         """Check a request before anything is written: the chat's quota, then the URL guard."""
         await self.check_quota(chat_id)
         target, store = await self.checked_target(request)
-        conditions = WatchConditions(max_price=request.max_price, condition=request.condition)
+        conditions = WatchConditions(
+            max_price=request.max_price, condition=request.condition, events=request.events
+        )
         return AcceptedWatch(target, store, conditions, one_shot=not request.standing)
 
     async def subscribe(self, chat_id: int, accepted: AcceptedWatch) -> Subscription:

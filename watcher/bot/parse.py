@@ -46,6 +46,7 @@ _CONDITION_WORDS = {
 }
 _STANDING_WORDS = frozenset({"always", "standing", "ずっと", "毎回", "常時"})
 _ONCE_WORDS = frozenset({"once", "一回", "1回"})
+_LOTTERY_WORDS = frozenset({"lottery", "抽選"})
 _QUIET_MODES = {"hold": QuietMode.HOLD, "保留": QuietMode.HOLD, "drop": QuietMode.DROP}
 _OFF_WORDS = frozenset({"off", "none", "解除", "オフ"})
 
@@ -120,7 +121,8 @@ def parse_price(text: str) -> int:
 
 
 def parse_watch(args: tuple[str, ...]) -> WatchRequest:
-    """`<url|JAN> [max price] [new|used|any] [always]` (options in any order after the target)."""
+    """`<url|JAN> [max price] [new|used|any] [always] [lottery]` (options in any order after the
+    target)."""
     if not args:
         raise InputError("watch_usage")
     url, jan = parse_target(args[0])
@@ -163,6 +165,8 @@ def _with_option(request: WatchRequest, arg: str) -> tuple[str, WatchRequest]:
         return "condition", replace(request, condition=_CONDITION_WORDS[word])
     if word in _STANDING_WORDS or word in _ONCE_WORDS:
         return "standing", replace(request, standing=word in _STANDING_WORDS)
+    if word in _LOTTERY_WORDS:
+        return "lottery", replace(request, lottery=True)
     return "max_price", replace(request, max_price=parse_price(arg))
 
 

@@ -89,6 +89,7 @@ from watcher.bot.texts import (
 from watcher.clock import Clock, SystemClock
 from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
 from watcher.core.forecast import describe_forecast, forecast_for
+from watcher.core.model import EventKind
 from watcher.net.netguard import URLGuard
 from watcher.redact import (
     LIBRARY_LOGGERS,
@@ -693,6 +694,7 @@ def _subscribed_text(language: Language, sub: Subscription) -> str:
         max_price=sub.conditions.max_price,
         condition=sub.conditions.condition,
         one_shot=sub.one_shot,
+        lottery=EventKind.LOTTERY_OPEN in sub.conditions.events,
     )
     return say(language, "subscribed", name=subscription_name(sub), details=Html(details))
 

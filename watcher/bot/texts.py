@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from notifiers.render import clean_text, escape_html, format_price, shorten, store_name
 from watcher.bot.parse import Language
-from watcher.core.model import ConditionFilter, QuietHours, QuietMode
+from watcher.core.model import Availability, ConditionFilter, EventKind, QuietHours, QuietMode
 from watcher.storage.interface import AwaitedProduct, Stats, Subscription
 from watcher.stores.registry import adapter_for
 
@@ -30,9 +30,10 @@ class Html(str):
 _HELP_JA = """<b>再入荷お知らせボット</b>
 商品ページのURLかJANコードを送ると、在庫が戻ったときにお知らせします。
 
-/watch URLかJAN [上限価格] [new|used|any] [always]
+/watch URLかJAN [上限価格] [new|used|any] [always] [抽選]
   例: <code>/watch https://www.amazon.co.jp/dp/B0DX000000 6000 new</code>
   通知は1回だけ（always を付けると毎回）
+  抽選 を付けると抽選販売の受付開始もお知らせ
 /list 登録の一覧（一時停止・削除ボタン付き）
 /unwatch 番号 — 登録を削除
 /pause [番号] / /resume [番号] — 一時停止・再開（番号なしで全部）
@@ -44,9 +45,10 @@ _HELP_JA = """<b>再入荷お知らせボット</b>
 _HELP_EN = """<b>Restock alert bot</b>
 Send a product page URL or a JAN code and I will tell you when it is back in stock.
 
-/watch URL-or-JAN [max price] [new|used|any] [always]
+/watch URL-or-JAN [max price] [new|used|any] [always] [lottery]
   e.g. <code>/watch https://www.amazon.co.jp/dp/B0DX000000 6000 new</code>
   one message by default (add always for every restock)
+  add lottery to hear when a lottery sale opens too
 /list your watches (with pause and remove buttons)
 /unwatch number — remove a watch
 /pause [number] / /resume [number] — pause or resume (all without a number)
@@ -63,12 +65,12 @@ TEXTS: dict[Language, dict[str, str]] = {
         "too_long": "メッセージが長すぎます。",
         "control": "読めない文字が含まれています。",
         "rate_limited": "コマンドが多すぎます。1分ほど待ってから送ってください。",
-        "watch_usage": "使い方: /watch URLかJAN [上限価格] [new|used|any] [always]",
+        "watch_usage": "使い方: /watch URLかJAN [上限価格] [new|used|any] [always] [抽選]",
         "bad_target": "URLかJANコードを指定してください: {arg}",
         "bad_jan": "JANコードが正しくありません: {reason}",
         "jan_unavailable": "JANコードでの登録は現在使えません。商品ページのURLを送ってください。",
         "bad_url": "このURLは登録できません。対応ストア: {stores}",
-        "bad_arg": "わからない指定です: {arg}（価格・new/used/any・always が使えます）",
+        "bad_arg": "わからない指定です: {arg}（価格・new/used/any・always・抽選 が使えます）",
         "bad_price": "価格が正しくありません: {arg}",
         "duplicate_arg": "同じ種類の指定が2回あります: {arg}",
         "quota": "登録できるのは{max}件までです。/list から不要なものを削除してください。",
@@ -79,6 +81,8 @@ TEXTS: dict[Language, dict[str, str]] = {
         "new": "新品",
         "used": "中古",
         "paused_mark": "⏸ 停止中",
+        "lottery_alerts": "抽選も通知",
+        "lottery_now": "🎟 抽選受付中",
         "list_header": "<b>登録一覧</b>（{count}件）",
         "list_more": "…ほか{count}件（/unwatch や /pause で番号を指定できます）",
         "list_empty": "登録はありません。/watch URLかJAN で登録できます。",
@@ -125,12 +129,12 @@ TEXTS: dict[Language, dict[str, str]] = {
         "too_long": "That message is too long.",
         "control": "That message contains characters I cannot read.",
         "rate_limited": "Too many commands. Please wait a minute.",
-        "watch_usage": "Usage: /watch URL-or-JAN [max price] [new|used|any] [always]",
+        "watch_usage": "Usage: /watch URL-or-JAN [max price] [new|used|any] [always] [lottery]",
         "bad_target": "Please give a URL or a JAN code: {arg}",
         "bad_jan": "Invalid JAN code: {reason}",
         "jan_unavailable": "Watching by JAN code is not available here; send the product page URL.",
         "bad_url": "That URL cannot be watched. Stores: {stores}",
-        "bad_arg": "I do not understand {arg} (a price, new/used/any or always)",
+        "bad_arg": "I do not understand {arg} (a price, new/used/any, always or lottery)",
         "bad_price": "Invalid price: {arg}",
         "duplicate_arg": "The same kind of option twice: {arg}",
         "quota": "You can have at most {max} watches. Remove some from /list first.",
@@ -141,6 +145,8 @@ TEXTS: dict[Language, dict[str, str]] = {
         "new": "new",
         "used": "used",
         "paused_mark": "⏸ paused",
+        "lottery_alerts": "lottery alerts too",
+        "lottery_now": "🎟 lottery open (抽選受付中)",
         "list_header": "<b>Your watches</b> ({count})",
         "list_more": "…and {count} more (/unwatch and /pause take their numbers)",
         "list_empty": "No watches. Add one with /watch URL-or-JAN.",
@@ -249,8 +255,11 @@ def details_line(
     condition: ConditionFilter,
     one_shot: bool,
     paused: bool = False,
+    lottery: bool = False,
+    state: Availability | None = None,
 ) -> str:
-    """ "Amazon.co.jp · up to ¥6,000 · new · one message" (escaped)."""
+    """ "Amazon.co.jp · up to ¥6,000 · new · one message" (escaped); `lottery`: the watch asks
+    for lottery sales too; `state`: the product's last known state (a lottery is shown)."""
     texts = TEXTS[language]
     parts = [store_label(store, target) or ""]
     if max_price is not None:
@@ -258,6 +267,10 @@ def details_line(
     if condition is not ConditionFilter.ANY:
         parts.append(texts[condition.value])
     parts.append(texts["once"] if one_shot else texts["standing"])
+    if lottery:
+        parts.append(texts["lottery_alerts"])
+    if state is Availability.LOTTERY:
+        parts.append(texts["lottery_now"])
     if paused:
         parts.append(texts["paused_mark"])
     return escape_html(" · ".join(p for p in parts if p))
@@ -274,6 +287,8 @@ def subscription_line(
         condition=sub.conditions.condition,
         one_shot=sub.one_shot,
         paused=sub.paused,
+        lottery=EventKind.LOTTERY_OPEN in sub.conditions.events,
+        state=sub.last_state,
     )
     line = f"{number}. <b>{escape_html(subscription_name(sub))}</b>\n    {details}"
     return f"{line}\n    🕑 {escape_html(forecast)}" if forecast else line

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # Where `restock check` finds JAN search credentials when no watchlist is given.
 SOURCE_ENV = {
-    "rakuten": {"application_id": "RAKUTEN_APPLICATION_ID"},
+    "rakuten": {"application_id": "RAKUTEN_APPLICATION_ID", "access_key": "RAKUTEN_ACCESS_KEY"},
     "yahoo_shopping": {"app_id": "YAHOO_APP_ID"},
 }
 
@@ -130,6 +130,8 @@ def render_summary(obs: Observation) -> str:
         lines.insert(1, f"store:     {obs.store}")
     if obs.quantity is not None:
         lines.append(f"quantity:  {obs.quantity}")
+    if obs.lottery_deadline is not None:
+        lines.append(f"deadline:  {obs.lottery_deadline.isoformat()}")
     lines.extend(_offer_lines(obs))
     return "\n".join(lines)
 
@@ -140,6 +142,6 @@ def _offer_lines(obs: Observation) -> list[str]:
     lines = [f"offers:    {len(obs.offers)}"]
     for offer in obs.offers[:10]:
         price = f"{offer.price:,}" if offer.price is not None else "-"
-        who = offer.shop or offer.seller or "-"
+        who = offer.shop or offer.seller or offer.variant or "-"
         lines.append(f"  {offer.state.value:<12} {price:>10}  {offer.store}  {who}  {offer.url}")
     return lines

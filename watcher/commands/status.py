@@ -77,7 +77,7 @@ def run_status(args: argparse.Namespace) -> int:
 def run_history(args: argparse.Namespace) -> int:
     import asyncio
 
-    from watcher.web.status import short_time
+    from watcher.web.status import short_time, with_offset
 
     history = asyncio.run(_history(args))
     if history is None:
@@ -91,7 +91,10 @@ def run_history(args: argparse.Namespace) -> int:
         price = f"{obs['price']:,}" if obs["price"] is not None else "-"
         print(f"  {short_time(obs['at'])}  {obs['state']:<13} {price:>9}  {obs['reason']}")
     for event in history["events"]:
-        print(f"  event {short_time(event['observed_at'])}  {event['kind']}  {event['state']}")
+        deadline = event.get("lottery_deadline")
+        until = f"  apply by {with_offset(deadline)}" if deadline else ""
+        when = short_time(event["observed_at"])
+        print(f"  event {when}  {event['kind']}  {event['state']}{until}")
     return 0
 
 

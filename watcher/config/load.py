@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -113,7 +114,9 @@ def watch_from_entry(entry: WatchEntry, default_interval: timedelta) -> Watch:
         seller=entry.seller,
         exclude_sellers=tuple(entry.exclude_sellers),
         buyable=frozenset(entry.buyable),
+        events=frozenset(entry.events),
         stores=frozenset(entry.stores),
+        variant=entry.variant,
     )
     notify = entry.notify.to_model() if entry.notify else Notify(console=True)
     return Watch(
@@ -215,5 +218,16 @@ def _usable_sources(sources: Sources, report: Report) -> Sources:
 def _skipped_source_message(name: str, section: BaseModel, report: Report) -> str:
     empty = [key for key in type(section).model_fields if not getattr(section, key)]
     unset = [n for key in empty for n in report.unset.get(("sources", name, key), ())]
-    detail = f" ({', '.join(unset)} not set)" if unset else ""
+    blank = [
+        n
+        for key in empty
+        if not report.unset.get(("sources", name, key))
+        for n in _ENV_NAME.findall(report.written(("sources", name, key)) or "")
+    ]
+    details = [f"{', '.join(unset)} not set"] if unset else []
+    details += [f"{', '.join(blank)} not set or empty"] if blank else []
+    detail = f" ({'; '.join(details)})" if details else ""
     return f"no {' or '.join(empty)}{detail}; JAN search skips {name}"
+
+
+_ENV_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")

@@ -34,6 +34,7 @@ from watcher.config.types import (
     Count,
     Duration,
     EmailAddress,
+    EventName,
     HttpUrl,
     Jan,
     Listen,
@@ -49,8 +50,10 @@ from watcher.config.types import (
     format_duration,
 )
 from watcher.core.model import (
+    DEFAULT_EVENTS,
     Availability,
     ConditionFilter,
+    EventKind,
     Notify,
     SellerFilter,
     TextRules,
@@ -380,10 +383,12 @@ class Notifiers(_Section):
 
 
 class RakutenSource(_Section):
-    """Rakuten Ichiba item search API."""
+    """Rakuten Ichiba item search API (Rakuten Web Service's current system)."""
 
     application_id: Secret | None = None
     """Application ID (use ${RAKUTEN_APPLICATION_ID}); empty: the source is skipped."""
+    access_key: Secret | None = None
+    """Access key of the same application (use ${RAKUTEN_ACCESS_KEY}); empty: skipped."""
 
 
 class YahooShoppingSource(_Section):
@@ -437,7 +442,7 @@ class NotifyTargets(_Section):
         )
 
 
-_RULE_STATES = ("in_stock", "out_of_stock", "preorder", "backorder", "discontinued")
+_RULE_STATES = ("in_stock", "out_of_stock", "preorder", "backorder", "discontinued", "lottery")
 
 
 class Rules(_Section):
@@ -454,6 +459,8 @@ class Rules(_Section):
     preorder: list[Text] = []
     backorder: list[Text] = []
     discontinued: list[Text] = []
+    lottery: list[Text] = []
+    """Wording of a lottery sale (抽選受付中): not buyable; `lottery_open` for watches that ask."""
     _order: tuple[str, ...] = PrivateAttr(default=_RULE_STATES)
 
     @model_validator(mode="wrap")
@@ -497,12 +504,20 @@ class WatchEntry(_Section):
     """Sellers (or shops) whose offers never count; matched as case-insensitive parts."""
     buyable: list[BuyableState] = Field(default=[Availability.IN_STOCK], min_length=1)
     """States that count as buyable: in_stock, backorder, preorder."""
+    variant: Text | None = None
+    """Only this variation of the page (colour, size, SKU): matched against each variation row's
+    name, option text or SKU (full-width and half-width alike, any letter case)."""
     interval: PositiveDuration | None = None
     """Check interval; absent: settings.default_interval."""
     once: bool = False
     """Notify once, then stop watching."""
     notify_on_first: bool = False
     """Also notify when it is already buyable at the first check."""
+    events: list[EventName] = Field(
+        default=[kind for kind in EventKind if kind in DEFAULT_EVENTS], min_length=1
+    )
+    """Events to send: restock, preorder_open, out_of_stock, price_drop, lottery_open (a lottery
+    sale opened); absent: every one but lottery_open."""
     notify: NotifyTargets | None = None
     rules: Rules | None = None
 

@@ -20,12 +20,13 @@ from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonS
 from pydantic_core import PydanticCustomError
 
 from watcher.core.jan import parse_jan
-from watcher.core.model import ORDERABLE_STATES, Availability
+from watcher.core.model import ORDERABLE_STATES, Availability, EventKind
 from watcher.errors import InvalidJAN
 
 STORE_NAMES = ("amazon_jp", "rakuten", "yahoo_shopping", "base", "shopify", "generic")
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 BUYABLE_NAMES = tuple(s.value for s in Availability if s in ORDERABLE_STATES)
+EVENT_NAMES = tuple(kind.value for kind in EventKind)
 
 DURATION_FORMS = "30s, 5m, 1h, 1h30m or a whole number of seconds"
 _DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?")
@@ -308,6 +309,10 @@ def _buyable_state(value: object) -> Availability:
     raise fail("buyable", f"must be an orderable state ({', '.join(BUYABLE_NAMES)})", value)
 
 
+def _event_kind(value: object) -> EventKind:
+    return EventKind(choice(value, EVENT_NAMES, "event"))
+
+
 HttpUrl = Annotated[
     str,
     BeforeValidator(_http_url),
@@ -333,4 +338,9 @@ BuyableState = Annotated[
     Availability,
     BeforeValidator(_buyable_state),
     WithJsonSchema({"type": "string", "enum": list(BUYABLE_NAMES)}),
+]
+EventName = Annotated[
+    EventKind,
+    BeforeValidator(_event_kind),
+    WithJsonSchema({"type": "string", "enum": list(EVENT_NAMES)}),
 ]

@@ -12,7 +12,13 @@ observations. `unknown` observations are no evidence of anything: they leave the
        │                        └──── rearm reached (out_of_stock) ── REARMING ◀──┘ not buyable
        ├──buyable, notify_on_first──▶ CONFIRMING
        └──buyable, otherwise─────────▶ BUYABLE (silent: nobody was told, so its end is no news)
-    any event on a `once` watch ──▶ DONE (no more events, ever)
+    a restock or preorder_open on a `once` watch ──▶ DONE (no more events, ever)
+
+A watch that asks for `lottery_open` in its `events` also follows a second, smaller machine for
+lottery sales (抽選販売), debounced the same way: `confirm` lottery readings in a row fire
+`lottery_open` (not from the baseline unless `notify_on_first`), and `rearm` readings of any other
+known state re-arm it. `unknown` moves neither. Events a watch does not ask for are not sent;
+when its restock or preorder_open is not sent, the spell's end and price drops are no news either.
 
 A restock fires only on the step CONFIRMING → BUYABLE, CONFIRMING is entered only from ARMED (or
 the baseline), and ARMED only through REARMING's `rearm` not-buyable observations: two restocks
@@ -45,6 +51,7 @@ from watcher.core.model import (
 
 STATE_VERSION = 1
 _SHIPPABLE = frozenset({Availability.IN_STOCK, Availability.BACKORDER})
+_OPENING_KINDS = frozenset({EventKind.RESTOCK, EventKind.PREORDER_OPEN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,16 @@ class Phase(enum.StrEnum):
     DONE = "done"  # a `once` watch that has notified
 
 
+class LotteryPhase(enum.StrEnum):
+    """Where a watch that asks for `lottery_open` stands towards lottery sales."""
+
+    BASELINE = "baseline"  # no known state seen yet
+    ARMED = "armed"  # confirmed not in a lottery: the next one is news
+    CONFIRMING = "confirming"  # lottery readings counted before telling anyone
+    OPEN = "open"  # a lottery is on (told, or silent since the baseline)
+    CLOSING = "closing"  # other states after OPEN, counted towards re-arming
+
+
 @dataclass(frozen=True, slots=True)
 class WatchState:
     """One watch's detector state; the database stores `to_json()` as JSON text."""
@@ -86,9 +103,12 @@ class WatchState:
     last_restock_at: datetime | None = None
     fired_once: bool = False
     drop_streak: int = 0  # buyable observations in a row below the price subscribers last heard
+    lottery: LotteryPhase = LotteryPhase.BASELINE
+    lottery_streak: int = 0  # lottery readings while CONFIRMING, other readings while CLOSING
+    last_lottery_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "version": STATE_VERSION,
             "phase": self.phase.value,
             "buyable_streak": self.buyable_streak,
@@ -102,6 +122,11 @@ class WatchState:
             "fired_once": self.fired_once,
             "drop_streak": self.drop_streak,
         }
+        if self.lottery is not LotteryPhase.BASELINE:  # only watches that follow lotteries
+            data["lottery"] = self.lottery.value
+            data["lottery_streak"] = self.lottery_streak
+            data["last_lottery_at"] = _iso(self.last_lottery_at)
+        return data
 
     @classmethod
     def from_json(cls, data: object) -> WatchState:
@@ -171,14 +196,61 @@ class Detector:
         reading = _read(watch.conditions, obs)
         if obs.partial and not reading.buyable:
             return Decision(state)  # a failed source may hold the offer: no evidence of absence
-        step = self._handler(state.phase)(watch, state, reading, now)
+        step = self._wanted(watch, self._handler(state.phase)(watch, state, reading, now))
         new_state = replace(step.state, last_buyable=reading.buyable, last_price=reading.price)
         events = tuple(
             _event(kind, watch, obs, reading, now, step.previous_price) for kind in step.kinds
         )
-        if events and watch.once:
+        if EventKind.LOTTERY_OPEN in watch.conditions.events:
+            new_state, lottery_event = self._lottery(watch, new_state, obs, now)
+            events += lottery_event
+        if watch.once and any(_finishes(e.kind, watch.conditions.events) for e in events):
             new_state = replace(new_state, phase=Phase.DONE, fired_once=True)
         return Decision(new_state, events, self._wants_recheck(new_state), step.flap)
+
+    def _wanted(self, watch: Watch, step: _Step) -> _Step:
+        """The step with only the events the watch asks for; an opening it does not send leaves
+        its subscribers unaware of the spell (so its end and price drops are no news)."""
+        wanted = watch.conditions.events
+        kinds = tuple(kind for kind in step.kinds if kind in wanted)
+        if kinds == step.kinds:
+            return step
+        state = step.state
+        if any(kind in _OPENING_KINDS for kind in step.kinds if kind not in wanted):
+            state = replace(state, announced=False)
+        return replace(step, state=state, kinds=kinds)
+
+    def _lottery(
+        self, watch: Watch, state: WatchState, obs: Observation, now: datetime
+    ) -> tuple[WatchState, tuple[Event, ...]]:
+        """The lottery machine's step (see the module docstring)."""
+        offer = _lottery_offer(watch.conditions, obs)
+        # A JAN watch's lottery is an offer's (from its stores); a product page's is its state.
+        if offer is not None or (watch.jan is None and obs.state is Availability.LOTTERY):
+            return self._lottery_on(watch, state, obs, offer, now)
+        return self._lottery_off(state), ()
+
+    def _lottery_off(self, state: WatchState) -> WatchState:
+        """Another known state: re-armed once `rearm` of them follow an open lottery."""
+        if state.lottery in (LotteryPhase.OPEN, LotteryPhase.CLOSING):
+            streak = state.lottery_streak + 1 if state.lottery is LotteryPhase.CLOSING else 1
+            if streak < self.settings.rearm:
+                return replace(state, lottery=LotteryPhase.CLOSING, lottery_streak=streak)
+        return replace(state, lottery=LotteryPhase.ARMED, lottery_streak=0)
+
+    def _lottery_on(
+        self, watch: Watch, state: WatchState, obs: Observation, offer: Offer | None, now: datetime
+    ) -> tuple[WatchState, tuple[Event, ...]]:
+        """A lottery reading: counted towards `lottery_open` when armed, else it holds."""
+        silent_start = state.lottery is LotteryPhase.BASELINE and not watch.notify_on_first
+        if silent_start or state.lottery in (LotteryPhase.OPEN, LotteryPhase.CLOSING):
+            return replace(state, lottery=LotteryPhase.OPEN, lottery_streak=0), ()
+        streak = state.lottery_streak + 1
+        confirming = replace(state, lottery=LotteryPhase.CONFIRMING, lottery_streak=streak)
+        if streak < self.settings.confirm or not self._cooled(state.last_lottery_at, now):
+            return confirming, ()
+        told = replace(confirming, lottery=LotteryPhase.OPEN, lottery_streak=0, last_lottery_at=now)
+        return told, (_lottery_event(watch, obs, offer, now),)
 
     def _handler(self, phase: Phase) -> Callable[[Watch, WatchState, _Reading, datetime], _Step]:
         handlers: dict[Phase, Callable[[Watch, WatchState, _Reading, datetime], _Step]] = {
@@ -254,8 +326,10 @@ class Detector:
         return since is None or now - since >= self.settings.cooldown
 
     def _wants_recheck(self, state: WatchState) -> bool:
-        """A confirmation is due at once: of a restock, or of a lower price."""
+        """A confirmation is due at once: of a restock, a lottery, or a lower price."""
         confirm = self.settings.confirm
+        if state.lottery is LotteryPhase.CONFIRMING and state.lottery_streak < confirm:
+            return True
         if state.phase is Phase.CONFIRMING:
             return state.buyable_streak < confirm
         return state.phase is Phase.BUYABLE and 0 < state.drop_streak < confirm
@@ -284,6 +358,38 @@ def _read(conditions: WatchConditions, obs: Observation) -> _Reading:
 def _headline_offer(offers: list[Offer]) -> Offer:
     """The cheapest offer buyable now, else the cheapest preorder (offers come cheapest first)."""
     return next((o for o in offers if o.state in _SHIPPABLE), offers[0])
+
+
+def _lottery_offer(conditions: WatchConditions, obs: Observation) -> Offer | None:
+    """The cheapest lottery offer from a store the watch takes (offers come cheapest first)."""
+    stores = conditions.stores
+    return next(
+        (
+            o
+            for o in obs.offers
+            if not o.summary
+            and o.state is Availability.LOTTERY
+            and (not stores or o.store in stores)
+        ),
+        None,
+    )
+
+
+def _finishes(kind: EventKind, wanted: frozenset[EventKind]) -> bool:
+    """Whether this event ends a `once` watch: an opening does; a lottery only for a watch that
+    wants no opening (a lottery is no purchase, and the restock may still come)."""
+    if kind in _OPENING_KINDS:
+        return True
+    return kind is EventKind.LOTTERY_OPEN and not (wanted & _OPENING_KINDS)
+
+
+def _lottery_event(watch: Watch, obs: Observation, offer: Offer | None, now: datetime) -> Event:
+    reading = _Reading(False, Availability.LOTTERY, offer.price if offer else obs.price, offer)
+    event = _event(EventKind.LOTTERY_OPEN, watch, obs, reading, now, None)
+    deadline = obs.lottery_deadline
+    if deadline is not None and deadline.utcoffset() is not None:  # a naive time is no deadline
+        event = replace(event, lottery_deadline=deadline)
+    return event
 
 
 def _opening_kind(state: Availability) -> EventKind:
@@ -337,6 +443,9 @@ def _parse_state(data: Mapping[str, Any]) -> WatchState:
         last_restock_at=_moment(data.get("last_restock_at")),
         fired_once=_flag(data.get("fired_once", False)),
         drop_streak=_count(data.get("drop_streak", 0)),
+        lottery=LotteryPhase(data.get("lottery", LotteryPhase.BASELINE.value)),
+        lottery_streak=_count(data.get("lottery_streak", 0)),
+        last_lottery_at=_moment(data.get("last_lottery_at")),
     )
 
 

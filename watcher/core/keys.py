@@ -9,27 +9,30 @@ import hashlib
 import json
 import re
 import unicodedata
+from typing import Any
 
-from watcher.core.model import Watch, WatchConditions
+from watcher.core.model import DEFAULT_EVENTS, Watch, WatchConditions
 
 TELEGRAM = "telegram"
 
 
 def canonical_conditions(conditions: WatchConditions) -> str:
-    """A canonical JSON text: equal conditions give equal text (chat watches are keyed by it)."""
-    return json.dumps(
-        {
-            "max_price": conditions.max_price,
-            "condition": conditions.condition.value,
-            "seller": conditions.seller.value,
-            "exclude_sellers": sorted(conditions.exclude_sellers),
-            "buyable": sorted(state.value for state in conditions.buyable),
-            "stores": sorted(conditions.stores),
-        },
-        ensure_ascii=False,
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    """A canonical JSON text: equal conditions give equal text (chat watches are keyed by it).
+
+    `events` is written only when it differs from the default, so the texts (and the chat
+    watch keys) of watches written before it existed stay what they were.
+    """
+    data: dict[str, Any] = {
+        "max_price": conditions.max_price,
+        "condition": conditions.condition.value,
+        "seller": conditions.seller.value,
+        "exclude_sellers": sorted(conditions.exclude_sellers),
+        "buyable": sorted(state.value for state in conditions.buyable),
+        "stores": sorted(conditions.stores),
+    }
+    if conditions.events != DEFAULT_EVENTS:
+        data["events"] = sorted(kind.value for kind in conditions.events)
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def notify_recipients(watch: Watch) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ Adapters turn a `Page` into an `Observation`; the detector turns observations in
 from __future__ import annotations
 
 import enum
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timedelta
@@ -62,6 +63,13 @@ class EventKind(enum.StrEnum):
     PREORDER_OPEN = "preorder_open"
     OUT_OF_STOCK = "out_of_stock"
     PRICE_DROP = "price_drop"
+    LOTTERY_OPEN = "lottery_open"  # a lottery sale opened: only for watches that ask for it
+
+
+# What a watch sends unless its `events` say otherwise: the restock-like events.
+DEFAULT_EVENTS = frozenset(
+    {EventKind.RESTOCK, EventKind.PREORDER_OPEN, EventKind.OUT_OF_STOCK, EventKind.PRICE_DROP}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +78,8 @@ class FetchPlan:
 
     url: str
     method: str = "GET"
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Left out of the repr: a search API's key travels here (Authorization), never in a URL.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     params: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -143,6 +152,8 @@ class Offer:
     jan: str | None = None
     # A "from ¥N" summary of other sellers (Amazon's 新品 (5)点：￥89,800より): shown, never bought.
     summary: bool = False
+    sku: str | None = None  # a variation row's SKU / item code (what a watch's `variant` may name)
+    variant: str | None = None  # a variation row's own name or option text (ブルー / M)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +184,8 @@ class Observation:
     partial: bool = False
     retry_after: float | None = None  # seconds the shop asked us to wait
     fetch: FetchFacts | None = None
+    # A lottery's application deadline when the page shows one (aware; Asia/Tokyo for JST pages).
+    lottery_deadline: datetime | None = None
 
     @classmethod
     def unknown(cls, reason: str, **facts: Any) -> Observation:
@@ -187,6 +200,8 @@ class Observation:
         data["state"] = self.state.value
         data["condition"] = self.condition.value if self.condition else None
         data["offers"] = [_offer_json(o) for o in self.offers]
+        deadline = self.lottery_deadline
+        data["lottery_deadline"] = deadline.isoformat() if deadline is not None else None
         return data
 
 
@@ -199,7 +214,8 @@ def _offer_json(offer: Offer) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class WatchConditions:
-    """A buyer's conditions: which observations count as buyable for this watch.
+    """A buyer's conditions: which observations count as buyable for this watch, and which
+    events the buyer wants to hear (`events`).
 
     With `max_price` set, an offer whose price could not be read does not count: a scalper's
     price must not get through because a page hid it.
@@ -210,11 +226,17 @@ class WatchConditions:
     seller: SellerFilter = SellerFilter.ANY
     exclude_sellers: tuple[str, ...] = ()
     buyable: frozenset[Availability] = frozenset({Availability.IN_STOCK})
+    events: frozenset[EventKind] = DEFAULT_EVENTS  # what the watch sends (see EventKind)
     stores: frozenset[str] = frozenset()  # JAN watches: only offers from these stores (empty: any)
+    # One variation of a product page (a colour, a size, a SKU): see `variant_matches`.
+    variant: str | None = None
 
     def accepts_offer(self, offer: Offer) -> bool:
         """True when this offer alone would satisfy the watch."""
         if offer.summary or offer.state not in self.buyable:
+            return False
+        name = offer.variant if offer.variant is not None else offer.title
+        if self.variant and not variant_matches(self.variant, name, offer.sku):
             return False
         if self.stores and offer.store not in self.stores:
             return False
@@ -227,11 +249,15 @@ class WatchConditions:
         return sorted(hits, key=lambda o: (o.price is None, o.price or 0))
 
     def is_buyable(self, obs: Observation) -> bool:
-        """The verdict the detector debounces. An `unknown` observation is never buyable."""
-        if obs.state is Availability.UNKNOWN:
+        """The verdict the detector debounces. An observation whose own state cannot be ordered
+        (`unknown` included) is never buyable, whatever its offers say: a page whose product
+        reads sold out overall does not turn buyable through one of its rows."""
+        if not obs.state.orderable:
             return False
         if any(not offer.summary for offer in obs.offers):
             return bool(self.buyable_offers(obs))
+        if self.variant and not variant_matches(self.variant, obs.title, None):
+            return False  # a page without variation rows: only a title naming the variant counts
         return obs.state in self.buyable and self._accepts(
             obs.price, obs.condition, obs.seller, obs.official
         )
@@ -250,6 +276,17 @@ class WatchConditions:
         if self.seller is SellerFilter.OFFICIAL and official is not True:
             return False
         return not (seller and _seller_excluded(seller, self.exclude_sellers))
+
+
+def variant_matches(variant: str, *texts: str | None) -> bool:
+    """True when a row's name, option text or SKU holds the watch's `variant`, compared after
+    NFKC (full-width and half-width alike), case-insensitively and ignoring spaces."""
+    wanted = _folded(variant)
+    return bool(wanted) and any(wanted in _folded(text) for text in texts if text)
+
+
+def _folded(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def _condition_ok(wanted: ConditionFilter, actual: ItemCondition | None) -> bool:
@@ -332,11 +369,13 @@ class Event:
     seller: str | None = None
     shop: str | None = None  # the shop inside a mall (Rakuten / Yahoo! Shopping)
     previous_price: int | None = None
+    lottery_deadline: datetime | None = None  # timezone-aware, when the page states one
     id: int | None = None  # set once stored
 
     def to_webhook_json(self) -> dict[str, Any]:
-        """The webhook payload (a contract: see DESIGN.md)."""
-        return {
+        """The webhook payload (a contract: see DESIGN.md); a `lottery_open` event also carries
+        `lottery_deadline` (ISO 8601 with offset, or null when the page states none)."""
+        payload = {
             "event": self.kind.value,
             "id": self.id,
             "watch": self.watch_name,
@@ -351,6 +390,10 @@ class Event:
             "shop": self.shop,
             "observed_at": self.observed_at.isoformat(),
         }
+        if self.kind is EventKind.LOTTERY_OPEN:
+            deadline = self.lottery_deadline
+            payload["lottery_deadline"] = deadline.isoformat() if deadline else None
+        return payload
 
 
 class Outcome(enum.StrEnum):

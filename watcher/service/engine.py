@@ -68,7 +68,7 @@ from watcher.stores.registry import adapter_for
 
 log = logging.getLogger("restock.engine")
 
-JAN_SEARCH_HOST = "jan-search"  # JAN searches share one politeness slot (APIs allow ~1 query/s)
+JAN_SEARCH_HOST = "jan-search"  # JAN searches share one politeness slot (stores/sources.py)
 # Statuses every adapter reads as a block whatever the body says (stores/_blocked.py).
 BLOCK_STATUSES = frozenset(STATUS_BLOCKS)
 

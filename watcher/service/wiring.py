@@ -19,11 +19,19 @@ from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
 from watcher.core.detector import DebounceSettings
 from watcher.core.schedule import HotWindow
 from watcher.net.netguard import URLGuard
-from watcher.net.politeness import Backoff, HostPolicy, PolicyBook, Politeness
+from watcher.net.politeness import (
+    Backoff,
+    HostPolicy,
+    PolicyBook,
+    Politeness,
+    registered_store_limits,
+)
 from watcher.net.shared_budget import HostBudget, SharedPoliteness
 from watcher.reading.read import SearchSetup
 from watcher.service.dispatch import DispatchSettings
-from watcher.service.engine import EngineSettings
+from watcher.service.engine import JAN_SEARCH_HOST, EngineSettings
+from watcher.stores._base import HostLimits
+from watcher.stores.sources import SEARCH_LIMITS
 from watcher.subscriptions import SubscriptionRules
 from watcher.unsubscribe import unsubscribe_secret_from_env
 
@@ -195,8 +203,19 @@ def host_policies(config: Config) -> Callable[[str], HostPolicy]:
     book = PolicyBook(
         default=p.default.model_dump(),
         hosts={host: o.model_dump(exclude_none=True) for host, o in p.hosts.items()},
+        store_limits=store_limits,
     )
     return functools.lru_cache(maxsize=4096)(book.policy)  # a policy is asked for every request
+
+
+def store_limits(host: str) -> HostLimits | None:
+    """The gentle defaults of the store that serves `host`, if a store does.
+
+    JAN searches share one slot, paced for the strictest search API (see stores/sources.py).
+    """
+    if host == JAN_SEARCH_HOST:
+        return SEARCH_LIMITS
+    return registered_store_limits(host)
 
 
 def politeness_for(

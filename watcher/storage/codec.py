@@ -14,6 +14,7 @@ from typing import Any
 
 from watcher.core.keys import canonical_conditions
 from watcher.core.model import (
+    DEFAULT_EVENTS,
     Availability,
     ConditionFilter,
     Event,
@@ -68,6 +69,9 @@ def conditions_from_json(text: str) -> WatchConditions:
         exclude_sellers=tuple(data["exclude_sellers"]),
         buyable=frozenset(Availability(state) for state in data["buyable"]),
         stores=frozenset(data.get("stores", ())),
+        events=frozenset(EventKind(kind) for kind in data["events"])
+        if "events" in data
+        else DEFAULT_EVENTS,
     )
 
 
@@ -104,8 +108,17 @@ def event_to_json(event: Event) -> str:
             "seller": event.seller,
             "shop": event.shop,
             "previous_price": event.previous_price,
+            "lottery_deadline": _iso_or_none(event.lottery_deadline),
         }
     )
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _moment_or_none(text: object) -> datetime | None:
+    return datetime.fromisoformat(text) if isinstance(text, str) else None
 
 
 def event_from_json(event_id: int, text: str) -> Event:
@@ -124,6 +137,7 @@ def event_from_json(event_id: int, text: str) -> Event:
         seller=data["seller"],
         shop=data.get("shop"),
         previous_price=data["previous_price"],
+        lottery_deadline=_moment_or_none(data.get("lottery_deadline")),
         id=event_id,
     )
 
@@ -148,6 +162,14 @@ def quiet_hours(start: str | None, end: str | None, mode: str | None) -> QuietHo
 
 def state_or_none(value: str | None) -> Availability | None:
     return None if value is None else Availability(value)
+
+
+def known_state(value: object) -> Availability | None:
+    """A stored state read back; a value this version does not know reads as none."""
+    try:
+        return Availability(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def json_or_none(text: str | None) -> JSONDict | None:

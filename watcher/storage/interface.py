@@ -191,6 +191,7 @@ class Subscription:
     quiet: QuietHours | None = None
     language: str | None = None
     product_id: int | None = None  # what is fetched for it (its restock history, forecast)
+    last_state: Availability | None = None  # the product's state at its last known check
 
 
 @dataclass(frozen=True, slots=True)

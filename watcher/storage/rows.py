@@ -19,6 +19,7 @@ from watcher.storage.codec import (
     event_from_json,
     from_epoch,
     json_or_none,
+    known_state,
     quiet_hours,
     required_time,
     rules_from_json,
@@ -179,6 +180,7 @@ def subscription(row: Row) -> Subscription:
         quiet=quiet_from_row(row),
         language=row["language"],
         product_id=row["product_id"],
+        last_state=known_state(row["last_state"]),
     )
 
 

@@ -3,11 +3,22 @@
 Every adapter asks `detect_block` before reading stock, because a block page is never evidence
 about the product (it must read `unknown`, and its wait must reach the scheduler).
 
-Markers come in two strengths. Strong markers (a captcha form's action, Amazon's captcha field,
-a challenge script's options, Amazon's dogs page) are specific enough to trust anywhere in a
-page. Weak markers ("automated access", アクセスが集中, "access denied") are ordinary words a
-product description may use ("発売日はアクセスが集中します"; "orders placed by automated access
-will be cancelled"), so they count only
+A block page wins over everything else it shows: shops and bot walls put the product's name,
+its 在庫あり badge or a cart button around a captcha, so a marker below makes the page `unknown`
+whatever stock wording it carries. Markers come in four kinds, from the most specific:
+
+1. strong markers (a captcha form's action, Amazon's captcha field, a challenge script's
+   options, bot-wall vendors' block markup, Amazon's dogs page), trusted anywhere in a page;
+2. a captcha widget (reCAPTCHA, hCaptcha, Turnstile) on the page itself, unless it sits in a
+   login, sign-up, contact, review or newsletter form or dialog: a product page may load a
+   captcha for those (a bare captcha script loads for them too and is no marker);
+3. a block notice as the page's title or one of its h1s: the notice alone ("Access Denied",
+   "429 Too Many Requests", "アクセスが集中しています"), give or take a site name after a
+   separator, so a product named "Access Denied [Blu-ray]" is still a product; and block
+   sentences ("you don't have permission to access", "ただいまアクセスが集中しております",
+   "verify you are human") in the visible text of a small page (block pages are a few KB);
+4. weak markers, ordinary words a product description may use ("発売日はアクセスが集中します";
+   "orders placed by automated access will be cancelled"), which count only
 
 - never in a JSON body (Shopify's `.js`, APIs): JSON is data about the product, not a notice;
 - in an HTML page's <title> or <h1>, or anywhere in a small page (block pages are a few
@@ -19,11 +30,13 @@ will be cancelled"), so they count only
 
 from __future__ import annotations
 
-from selectolax.lexbor import LexborHTMLParser
+import re
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.core.model import Observation, Page
 from watcher.stores._bounds import MAX_CANDIDATES
-from watcher.stores._text import classify_wording
+from watcher.stores._text import classify_wording, normalise
 
 CAPTCHA = "captcha"
 CHALLENGE = "challenge"  # a JavaScript browser check (Cloudflare and the like)
@@ -45,14 +58,84 @@ _STRONG_MARKERS: tuple[tuple[str, str], ...] = (
     ("/dogsofamazon", UNAVAILABLE),
 )
 
-# (marker, reason): only on small pages, compared case-insensitively.
+# Bot-wall vendors' block pages (DataDome, PerimeterX, Incapsula): never on a shop page.
+_VENDOR_CAPTCHAS: tuple[tuple[str, str], ...] = (
+    ("captcha-delivery.com", CAPTCHA),
+    ('id="px-captcha"', CAPTCHA),
+)
+_INCAPSULA = ("Incapsula incident ID", "_Incapsula_Resource?SWJIYLWA")
+
+# A captcha widget's markup, and the words of the containers a shop puts one in for its own
+# forms (login, sign-up, contact, reviews, newsletter), where it says nothing about a block.
+_CAPTCHA_WIDGETS = (
+    ".g-recaptcha, .h-captcha, .cf-turnstile, [data-hcaptcha-widget-id],"
+    ' iframe[src*="/recaptcha/api2/anchor"], iframe[src*="/recaptcha/enterprise/anchor"],'
+    ' iframe[src*="hcaptcha.com"], iframe[src*="challenges.cloudflare.com"]'
+)
+_OWN_FORM_WORDS = re.compile(
+    r"log-?in|sign-?in|sign-?up|signup|register|regist|member|account|contact|inquiry|enquiry"
+    r"|toiawase|otoiawase|review|comment|newsletter|subscribe|mail-?magazine|mailmag|password"
+    r"|modal|auth",
+    re.IGNORECASE,
+)
+_WIDGET_REACH = 12  # ancestors looked at for a login/contact container
+
+# A title or h1 that is a block notice: the notice alone, give or take an HTTP status before it
+# and a site name after a separator (see the module docstring).
+_NOTICE_HEADINGS = re.compile(
+    r"^(?:(?:error|エラー)\s*)?(?:\d{3}\s*[:\-]?\s*)?"
+    r"(?:access denied|access to this page has been denied|forbidden|too many requests"
+    r"|request blocked|request rejected|robot check|are you a robot\??|just a moment\.*"
+    r"|attention required!?|security check|one more step|verify you are human"
+    r"|service unavailable|site maintenance|pardon our interruption"
+    r"|アクセスが(?:集中|制限|拒否|ブロック)[^|｜]{0,24}|アクセス(?:集中|制限|拒否)[^|｜]{0,24}"
+    r"|ただいま(?:混雑|アクセス)[^|｜]{0,24}|只今(?:混雑|アクセス)[^|｜]{0,24})"
+    r"(?:\s*(?:[|｜:\-–—]|\s-\s)\s*[^|｜]{0,40})?$",
+    re.IGNORECASE,
+)
+_HEADINGS_READ = 5  # h1s looked at: a block page may put the product's name in one first
+_NOTICE_HEADINGS_RATE = re.compile(r"too many|集中|混雑", re.IGNORECASE)
+_NOTICE_HEADINGS_CHALLENGE = re.compile(
+    r"just a moment|attention required|security check|one more step|verify you are human"
+    r"|pardon our interruption",
+    re.IGNORECASE,
+)
+_NOTICE_HEADINGS_CAPTCHA = re.compile(r"robot", re.IGNORECASE)
+_NOTICE_HEADINGS_UNAVAILABLE = re.compile(r"unavailable|maintenance", re.IGNORECASE)
+
+# Sentences only a block page says, read in a small page's visible text (case-folded).
+_BLOCK_SENTENCES: tuple[tuple[str, str], ...] = (
+    ("too many requests", RATE_LIMITED),
+    ("you have sent too many requests", RATE_LIMITED),
+    ("ただいまアクセスが集中しております", RATE_LIMITED),
+    ("アクセスが集中しています", RATE_LIMITED),
+    ("アクセスが集中しております", RATE_LIMITED),
+    ("アクセスが集中しているため", RATE_LIMITED),
+    ("アクセス集中のため", RATE_LIMITED),
+    ("ただいま混雑しております", RATE_LIMITED),
+    ("you don't have permission to access", ACCESS_DENIED),
+    ("you do not have permission to access", ACCESS_DENIED),
+    ("this request was blocked", ACCESS_DENIED),
+    ("アクセスが制限されています", ACCESS_DENIED),
+    ("アクセスが拒否されました", ACCESS_DENIED),
+    ("verify you are human", CAPTCHA),
+    ("verify that you are human", CAPTCHA),
+    ("confirm you are a human", CAPTCHA),
+    ("are you a robot", CAPTCHA),
+    ("unusual traffic from your computer", CAPTCHA),
+    ("ロボットではありません", CAPTCHA),
+    ("ロボットでないことを確認", CAPTCHA),
+    ("画像に表示されている文字を入力", CAPTCHA),
+    ("checking if the site connection is secure", CHALLENGE),
+    ("enable javascript and cookies to continue", CHALLENGE),
+)
+
+# (marker, reason): only on small pages without product signals, compared case-insensitively.
 _WEAK_MARKERS: tuple[tuple[str, str], ...] = (
     ("robot check", CAPTCHA),
     ("to discuss automated access", CAPTCHA),
     ("automated access", CAPTCHA),
     ("not a robot", CAPTCHA),
-    ("g-recaptcha", CAPTCHA),  # also used on ordinary contact forms, so weak
-    ("h-captcha", CAPTCHA),
     ("ロボットではありません", CAPTCHA),
     ("画像に表示されている文字を入力", CAPTCHA),
     ("just a moment...", CHALLENGE),
@@ -80,7 +163,22 @@ def detect_block(page: Page, tree: LexborHTMLParser | None = None) -> str | None
 
     `tree` is the parsed page when the caller has one; the title then also counts as a marker.
     """
-    reason = _strong_marker(page.text) or _weak_marker(page, tree)
+    small = len(page.text) <= SMALL_PAGE_CHARS
+    # Several markers share "aptcha": one scan of a big page rules them all out.
+    captcha_possible = "aptcha" in page.text
+    reason = _strong_marker(page.text, captcha_possible, small)
+    if reason is None and not _is_json(page):
+        if tree is None and small:
+            tree = LexborHTMLParser(page.text)
+        if tree is not None:
+            reason = _notice_heading(tree, small)
+            # Turnstile's markup says "turnstile"; its challenge pages are small.
+            if reason is None and (captcha_possible or (small and "turnstile" in page.text)):
+                reason = _widget(tree)
+        if reason is None and small:
+            reason = _block_sentence(page.text)
+        if reason is None:
+            reason = _weak_marker(page, tree)
     if reason:
         return reason
     if page.status is not None:
@@ -112,11 +210,83 @@ def screened(page: Page, store: str) -> tuple[LexborHTMLParser, Observation | No
     return tree, None
 
 
-def _strong_marker(text: str) -> str | None:
-    # Three markers share "aptcha": one scan of a big page rules them all out.
-    captcha_possible = "aptcha" in text
+def _strong_marker(text: str, captcha_possible: bool, small: bool) -> str | None:
     for marker, reason in _STRONG_MARKERS:
         if (reason != CAPTCHA or captcha_possible) and marker in text:
+            return reason
+    for marker, reason in _VENDOR_CAPTCHAS:
+        if captcha_possible and marker in text:
+            return reason
+    if small and any(marker in text for marker in _INCAPSULA):  # its block pages are small
+        return ACCESS_DENIED
+    return None
+
+
+def _widget(tree: LexborHTMLParser) -> str | None:
+    """A captcha widget outside the shop's own login/contact forms (see the module docstring)."""
+    for node in tree.css(_CAPTCHA_WIDGETS):
+        if not _in_own_form(node):
+            return CAPTCHA
+    return None
+
+
+def _in_own_form(node: LexborNode) -> bool:
+    parent = node.parent
+    for _ in range(_WIDGET_REACH):
+        if parent is None or parent.tag in ("body", "html"):
+            return False
+        attrs = parent.attributes
+        words = " ".join(
+            attrs.get(name) or "" for name in ("id", "class", "action", "name", "aria-label")
+        )
+        if _OWN_FORM_WORDS.search(words) or parent.tag == "dialog":
+            return True
+        parent = parent.parent
+    return False
+
+
+def _notice_heading(tree: LexborHTMLParser, small: bool) -> str | None:
+    """A title or h1 that is a block notice (see the module docstring). A big page's first h1
+    only: block pages are small, and every h1 of a megabyte page costs a search of it."""
+    h1s = tree.css("h1")[:_HEADINGS_READ] if small else [tree.css_first("h1")]
+    nodes = [tree.css_first("title"), *h1s]
+    for node in nodes:
+        if node is None:
+            continue
+        text = normalise(node.text(separator=" "))
+        if len(text) <= 120 and _NOTICE_HEADINGS.match(text):
+            return _notice_reason(text)
+    return None
+
+
+def _notice_reason(text: str) -> str:
+    if _NOTICE_HEADINGS_RATE.search(text):
+        return RATE_LIMITED
+    if _NOTICE_HEADINGS_CHALLENGE.search(text):
+        return CHALLENGE
+    if _NOTICE_HEADINGS_CAPTCHA.search(text):
+        return CAPTCHA
+    if _NOTICE_HEADINGS_UNAVAILABLE.search(text):
+        return UNAVAILABLE
+    return ACCESS_DENIED
+
+
+def _block_sentence(html: str) -> str | None:
+    """A block sentence in a small page's visible text (scripts are no notice: a shop's script
+    may hold an error message it never shows)."""
+    lowered = html.casefold()
+    if not any(sentence in lowered for sentence, _ in _BLOCK_SENTENCES):
+        return None  # the usual case: no need to read the visible text
+    tree = LexborHTMLParser(html)
+    tree.strip_tags(["script", "style", "noscript", "template"])
+    root = tree.body or tree.root
+    head = tree.css_first("title")
+    parts = [root.text(separator=" ") if root is not None else ""]
+    if head is not None:
+        parts.append(head.text())
+    visible = normalise(" ".join(parts)).casefold()
+    for sentence, reason in _BLOCK_SENTENCES:
+        if sentence in visible:
             return reason
     return None
 

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from watcher.core.model import Availability
+from watcher.stores._wording import Strength, read_wording
 
 TITLE_MAX = 300
 _MAX_DIGITS = 10  # a price longer than this is an id or a phone number, not a price
+# Above this no shop price is real (¥100,000,000): a placeholder, an id or a hostile value.
+MAX_PRICE = 100_000_000
 # Characters of one text searched for prices: a price element or a labelled price is short, and a
 # megabyte of "¥1 ¥1 ..." must not become a million candidates.
 PRICE_SCAN_MAX = 20_000
@@ -65,8 +68,9 @@ _DOT_GROUPED = re.compile(r"\d{1,3}(?:\.\d{3})+")
 # The word just before an amount that says what it is; the last one within reach decides.
 # Longer words first, so 通常価格 is a reference price and not the plain 価格.
 _PRICE_LABELS = re.compile(
-    r"(?P<reference>メーカー希望小売価格|希望小売価格|参考小売価格|参考価格|通常販売価格|通常価格"
-    r"|定価|元値|旧価格|list price|regular price|\bmsrp\b|\brrp\b|\bwas\b)"
+    r"(?P<reference>メーカー希望小売価格|希望小売価格|参考小売価格|参考基準価格|参考上代|参考価格"
+    r"|当店通常価格|通常販売価格|通常価格|標準価格|定価|元値|旧価格|市場価格|list price"
+    r"|regular price|reference price|\bmsrp\b|\brrp\b|\bwas\b)"
     r"|(?P<points>ポイント|\bpoints?\b|\bpt\b)"
     r"|(?P<shipping>配送料|送料(?!無料|込|別)|shipping|postage|delivery)"
     r"|(?P<sale>販売価格|特価|セール価格|価格|本体|売価|\bprice\b|\bsale\b|\bnow\b)",
@@ -215,7 +219,8 @@ def parse_amount(value: object, currency: str | None = "JPY") -> int | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return _round(Decimal(str(value))) if value >= 0 else None
+        amount = Decimal(str(value))
+        return _round(amount) if amount.is_finite() and 0 <= amount <= MAX_PRICE else None
     if not isinstance(value, str):
         return None
     text = _STRUCTURED_NOTE.sub("", normalise(value))
@@ -229,7 +234,7 @@ def parse_amount(value: object, currency: str | None = "JPY") -> int | None:
         amount = Decimal(text)
     except InvalidOperation:
         return None
-    if not amount.is_finite() or amount < 0:
+    if not amount.is_finite() or amount < 0 or amount > MAX_PRICE:
         return None
     return _round(amount)
 
@@ -242,7 +247,8 @@ def _to_int(whole: str, fraction: str | None) -> int | None:
     digits = whole.replace(",", "").replace(".", "")  # dots in `whole` only in a yen group
     if len(digits) > _MAX_DIGITS:
         return None
-    return _round(Decimal(f"{digits}.{fraction}" if fraction else digits))
+    amount = Decimal(f"{digits}.{fraction}" if fraction else digits)
+    return _round(amount) if amount <= MAX_PRICE else None
 
 
 def _round(amount: Decimal) -> int:
@@ -251,59 +257,23 @@ def _round(amount: Decimal) -> int:
 
 # --- stock wording -----------------------------------------------------------------------------
 
-_A = Availability
-# Stock wording in priority order: the first rule that matches decides. Negative wording comes
-# first because a negative phrase often contains a positive one (在庫ありません contains 在庫あり,
-# "not in stock" contains "in stock"), and because within one element a sold-out word beside a
-# buy word means the buy control is a leftover. Discontinued beats out-of-stock (more specific);
-# preorder and backorder beat in-stock (an order button on a preorder page says カートに入れる too).
-# Matching is done on NFKC-normalised text, case-insensitively.
-WORDING_RULES: tuple[tuple[str, Availability], ...] = (
-    # discontinued
-    (r"販売終了|販売を終了|生産終了|製造終了|取扱終了", _A.DISCONTINUED),
-    (r"取り?扱い?終了|取り扱いを終了|お取り扱いできません|取り扱っておりません", _A.DISCONTINUED),
-    (r"掲載終了|\bdiscontinued\b|no longer (?:available|sold|made)", _A.DISCONTINUED),
-    # out of stock (negated positives first)
-    (r"在庫(?:が|は)?(?:ありません|ございません|無し|なし|無い|ない)", _A.OUT_OF_STOCK),
-    (r"在庫切れ|品切れ|品切|売り?切れ|売切|完売|欠品", _A.OUT_OF_STOCK),
-    (r"再?入荷待ち|入荷未定|入荷予定(?:は)?(?:未定|なし|ありません)", _A.OUT_OF_STOCK),
-    (r"予約受付終了|予約終了", _A.OUT_OF_STOCK),
-    (r"sold[ -]?out|out[ -]of[ -]stock|not in stock|no stock", _A.OUT_OF_STOCK),
-    (r"currently unavailable|notify me when (?:available|in stock)", _A.OUT_OF_STOCK),
-    # preorder
-    (r"予約受付中|予約販売|予約注文|予約商品|予約する|予約購入|ご予約", _A.PREORDER),
-    (r"pre[ -]?order|pre[ -]?sale", _A.PREORDER),
-    # backorder
-    (r"お?取り?寄せ", _A.BACKORDER),
-    (r"通常\d+\s*[～〜~\-ー]\s*\d+\s*(?:日|週間|か月|ヶ月)(?:以内)?に発送", _A.BACKORDER),
-    (r"back[ -]?order|ships in \d+\s*(?:-|to)\s*\d+ (?:days|weeks)", _A.BACKORDER),
-    # in stock
-    (r"在庫(?:が|は)?(?:あり|有り|ある|ございます)|在庫僅少|在庫わずか|残りわずか", _A.IN_STOCK),
-    (r"残り\s*\d+\s*(?:点|個|枚|本|セット)|即納|即日発送", _A.IN_STOCK),
-    (r"カートに(?:入れる|追加)|買い物かごに入れる|かごに入れる", _A.IN_STOCK),
-    (r"購入手続きへ|今すぐ購入|購入する", _A.IN_STOCK),
-    (r"\bin stock\b|add to (?:cart|bag|basket)|buy (?:it )?now|only \d+ left", _A.IN_STOCK),
-)
-_COMPILED = tuple((re.compile(pattern, re.IGNORECASE), state) for pattern, state in WORDING_RULES)
 # Characters of one text read for stock wording: far more than a product page shows, and a bound
 # on the cost of a hostile page's megabytes of text.
 WORDING_SCAN_MAX = 200_000
 
 
-def classify_wording(text: str | None) -> tuple[Availability, str] | None:
+def classify_wording(
+    text: str | None, strength: Strength = Strength.WEAK
+) -> tuple[Availability, str] | None:
     """The stock state this text states, and the phrase that said it; None when it says nothing.
 
-    Rules are tried in `WORDING_RULES` order, so "在庫ありません" is out of stock and "not in
-    stock" is not "in stock".
+    The phrases are the tables of `_wording` (`strength=STRONG` for running text: weak phrases
+    such as a bare 予約する count on labels and buttons only). "在庫ありません" is out of stock
+    and "not in stock" is not "in stock": negative wording is tried first.
     """
     if not text:
         return None
-    norm = normalise(text[:WORDING_SCAN_MAX])
-    for pattern, state in _COMPILED:
-        match = pattern.search(norm)
-        if match:
-            return state, match.group(0)
-    return None
+    return read_wording(normalise(text[:WORDING_SCAN_MAX]), strength)
 
 
 _QUANTITY = (

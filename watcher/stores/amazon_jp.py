@@ -5,6 +5,14 @@ other variations and other offers in scripts and side widgets, so this adapter r
 elements (#availability, #outOfStock, the cart and buy-now buttons, the seller features and the
 buy box price) and never searches the page's whole text.
 
+The buy box's witnesses are reconciled like any page's: "No featured offers" / "See all buying
+options" (おすすめ出品がありません, すべての出品を見る, in any locale) anywhere in the buy box
+means no offer is featured, so the page is not buyable even beside a leftover cart button;
+一時的に在庫切れ is a backorder only next to a cart or buy-now button; ship-later wording of any
+locale (通常2～3日以内に発送, "Gewöhnlich versandfertig in 2 bis 3 Tagen") is a backorder. A block
+page (captcha, dogs, access denied) is `unknown` before anything is read. A struck list price
+(参考価格) is never the price.
+
 The other-sellers summary ("新品 (5)点：￥89,800より", "Used (3) from $20.00") is kept as offers
 marked `summary=True`: shown to people, never bought. It is a "from" price of sellers one has not
 chosen, so it must never make a sold-out buy box buyable nor keep a watch from re-arming; the
@@ -51,6 +59,11 @@ HOSTS = (
     "*.amazon.sa",
     "*.amazon.ae",
     "*.amazon.sg",
+    "*.amazon.pl",
+    "*.amazon.se",
+    "*.amazon.com.tr",
+    "*.amazon.com.be",
+    "*.amazon.eg",
 )
 
 # Amazon blocks eager clients quickly: one request at a time, a pause between them.
@@ -59,7 +72,23 @@ LIMITS = HostLimits(
 )
 
 _A = Availability
+# "No featured offers", in any locale: Amazon picked no seller for the buy box, so there is no
+# offer to buy here, only other sellers' (kept as the summary).
+_NO_FEATURED_WORDING = (
+    r"available from these sellers|こちらからご購入いただけます|see all buying options"
+    r"|no featured offers|おすすめ出品(?:が|は)?ありません|すべての出品を見る"
+    r"|すべての購入オプションを見る"
+    r"|keine empfohlenen angebote|alle kaufoptionen anzeigen|aucune offre en vedette"
+    r"|voir toutes les options d'achat|nessuna offerta in evidenza"
+    r"|visualizza tutte le opzioni di acquisto|ninguna oferta destacada"
+    r"|ver todas las opciones de compra|nenhuma oferta em destaque|ver todas as opções de compra"
+)
+_NO_FEATURED = re.compile(_NO_FEATURED_WORDING, re.IGNORECASE)
+# The buy box in today's and older layouts: "no featured offer" anywhere in it decides.
+_BUY_BOX = ("#buybox", "#desktop_buybox", "#buyBoxAccordion", "#exports_desktop_buybox")
 _TEMPORARILY_OUT = "temporarily_out"  # orderable (backorder) only when a cart button is there
+_AVAILABILITY_MAX = 2_000  # characters of #availability read (a real one says a sentence)
+_BUY_BOX_MAX = 20_000  # characters of the buy box searched for "no featured offers"
 _NO_FEATURED_OFFER = "no_featured_offer"
 
 # Amazon's own buy-box wording, tried before the shared rules. Order matters: a negative phrase
@@ -69,32 +98,34 @@ _AMAZON_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     for pattern, verdict in (
         (
             r"一時的に在庫切れ|temporarily out of stock"
-            r"|temporariamente (?:fora de estoque|indisponível)",
+            r"|temporariamente (?:fora de estoque|indisponível)|derzeit nicht auf lager"
+            r"|momentanément en rupture de stock|temporaneamente non disponibile"
+            r"|temporalmente sin stock|tijdelijk niet op voorraad|tymczasowo niedostępny",
             _TEMPORARILY_OUT,
         ),
         (r"お取り扱いできません", _A.DISCONTINUED.value),
         (
             r"現在在庫切れ|在庫切れ|currently unavailable|out of stock|fora de estoque|indisponível"
             r"|não disponível|actuellement indisponible|derzeit nicht verfügbar|non disponibile"
-            r"|no disponible|غير متوفر",
+            r"|no disponible|غير متوفر|niet op voorraad|momenteel niet verkrijgbaar"
+            r"|obecnie niedostępny|tillfälligt slut|inte i lager|stokta yok|şu anda mevcut değil",
             _A.OUT_OF_STOCK.value,
         ),
-        (
-            r"available from these sellers|こちらからご購入いただけます|see all buying options",
-            _NO_FEATURED_OFFER,
-        ),
+        (_NO_FEATURED_WORDING, _NO_FEATURED_OFFER),
         (
             r"予約受付中|予約注文|発売予定日|pre-?order|will be released on|pré-venda",
             _A.PREORDER.value,
         ),
         (
             r"通常\s*\d+\s*(?:[～〜~\-]\s*\d+\s*)?(?:営業日|日|週間|か月|ヶ月)以内に発送"
-            r"|usually (?:ships|dispatched) within|in stock on ",
+            r"|usually (?:ships|dispatched) within|in stock on "
+            r"|gewöhnlich versandfertig in|habituellement expédié sous|di solito spedito entro"
+            r"|normalmente se envía en|geralmente enviado em|meestal verzonden binnen",
             _A.BACKORDER.value,
         ),
         (
             r"在庫あり|残り\s*\d+\s*点|in stock|only \d+ left|em estoque|en stock|auf lager"
-            r"|disponibile|disponible|متوفر",
+            r"|disponibile|disponible|متوفر|op voorraad|\bdostępny\b|\bi lager\b|stokta",
             _A.IN_STOCK.value,
         ),
     )
@@ -187,6 +218,11 @@ _HOST_CURRENCY = {
     "sa": "SAR",
     "ae": "AED",
     "sg": "SGD",
+    "pl": "PLN",
+    "se": "SEK",
+    "com.tr": "TRY",
+    "com.be": "EUR",
+    "eg": "EGP",
 }
 
 _SHIPS_LABEL = re.compile(
@@ -204,6 +240,7 @@ class BuyBox:
     has_buy_now: bool
     out_of_stock_box: bool
     used_only: bool
+    no_featured_offer: str | None = None  # the phrase, when the buy box says so anywhere
 
 
 def product_request(url: str) -> FetchPlan:
@@ -268,6 +305,8 @@ def _read_product(page: Page, tree: LexborHTMLParser) -> Observation:
 
 def decide(box: BuyBox) -> tuple[Availability, str]:
     """The buy box's verdict and the rule that gave it."""
+    if box.no_featured_offer is not None:
+        return _A.OUT_OF_STOCK, f"amazon:no featured offer ({box.no_featured_offer})"
     worded = _classify(box.availability)
     orderable = box.has_cart or box.has_buy_now
     if worded is not None:
@@ -290,6 +329,7 @@ def decide(box: BuyBox) -> tuple[Availability, str]:
 def _classify(text: str) -> tuple[str, str] | None:
     if not text:
         return None
+    text = text[:_AVAILABILITY_MAX]  # a hostile page's giant #availability reads no slower
     for pattern, verdict in _AMAZON_RULES:
         match = pattern.search(text)
         if match:
@@ -308,7 +348,21 @@ def _read_buy_box(tree: LexborHTMLParser) -> BuyBox:
         has_buy_now=_has_any(tree, _BUY_NOW_BUTTONS),
         out_of_stock_box=tree.css_first("#outOfStock") is not None,
         used_only=used_section and not new_offer,
+        no_featured_offer=_no_featured_offer(tree),
     )
+
+
+def _no_featured_offer(tree: LexborHTMLParser) -> str | None:
+    """The "no featured offers" phrase anywhere in the buy box (its other-sellers summary is
+    still read apart, by `_other_sellers`)."""
+    for selector in _BUY_BOX:
+        node = tree.css_first(selector)
+        if node is None:
+            continue
+        found = _NO_FEATURED.search(_clean(node)[:_BUY_BOX_MAX])
+        if found is not None:
+            return found.group(0)
+    return None
 
 
 def _condition(box: BuyBox, title: str | None) -> ItemCondition:
@@ -323,7 +377,7 @@ def _price(tree: LexborHTMLParser, url: str) -> tuple[int | None, str | None]:
     host_currency = _host_currency(url)
     for selector in _PRICE_SELECTORS:
         for node in tree.css(selector):
-            if _in_summary(node):
+            if _in_summary(node) or _is_reference_price(node):
                 continue
             text = _price_text(node)
             currency = _currency_of(text, host_currency)
@@ -331,6 +385,22 @@ def _price(tree: LexborHTMLParser, url: str) -> tuple[int | None, str | None]:
             if amount:
                 return amount, currency
     return None, host_currency or "JPY"
+
+
+def _is_reference_price(node: LexborNode) -> bool:
+    """A struck list price (参考価格, "List Price", "Was"): `a-text-price` / `data-a-strike`,
+    or inside the basis-price line."""
+    attrs = node.attributes
+    if "a-text-price" in (attrs.get("class") or "") or attrs.get("data-a-strike") == "true":
+        return True
+    parent = node.parent
+    for _ in range(3):
+        if parent is None:
+            return False
+        if "basisPrice" in (parent.attributes.get("class") or ""):
+            return True
+        parent = parent.parent
+    return False
 
 
 def _in_summary(node: LexborNode) -> bool:

@@ -2,7 +2,9 @@
 
 BASE shops often sell one-off handmade items, so SOLD OUT and カートに入れる swap often. The
 purchase box is BASE's own markup (a purchase button, a SOLD OUT mark, 在庫なし in the variation
-list) and is read first; a page without it falls back to structured data and visible wording.
+list) and decides, reconciled with the page's own reading (structured data and visible wording,
+as the generic adapter reads them): a live purchase button on a page that otherwise reads sold
+out is a conflict and not buyable. A page without the purchase box reads like any shop's.
 A shop on its own domain is recognised by BASE's asset hosts and the /items/<id> path.
 """
 
@@ -16,6 +18,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.core.model import Availability, Observation, Page
 from watcher.stores import generic
+from watcher.stores._asides import strip_recommendations
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import screened
 from watcher.stores._bounds import MAX_CANDIDATES
@@ -34,6 +37,7 @@ HOSTS = (
 )
 
 _A = Availability
+_LABEL_MAX = 200
 _ASSET_MARKERS = ("static.thebase.in", "baseec-img-mng.akamaized.net", "thebase.in/js/")
 _ITEM_PATH = re.compile(r"/items/\d+")
 _SOLD_OUT_MARKS = "#soldOut, .soldOut, [class*=soldOut], [class*=sold-out i], [class*=sold_out i]"
@@ -55,11 +59,22 @@ def parse_product(page: Page) -> Observation:
         return early
     shop = _shop_name(tree)
     observation = generic.read_tree(page, tree)  # also drops hidden elements from the tree
+    strip_recommendations(tree)  # other products' sold-out marks are not this item's
     decided = _purchase_box(tree)
     if decided is not None:
-        state, reason = decided
+        state, reason = _reconciled(decided, observation)
         observation = replace(observation, state=state, reason=reason)
     return replace(observation, store=NAME, url=page.url, seller=observation.seller or shop)
+
+
+def _reconciled(box: tuple[Availability, str], page: Observation) -> tuple[Availability, str]:
+    """The purchase box decides, but a live button never outvotes the page's own not-orderable
+    reading (wording or structured data saying sold out): then the state is not buyable and the
+    reason names both sides."""
+    state, reason = box
+    if state.orderable and page.state is not _A.UNKNOWN and not page.state.orderable:
+        return page.state, f"conflict: {reason} vs {page.reason}"
+    return state, reason
 
 
 def _purchase_box(tree: LexborHTMLParser) -> tuple[Availability, str] | None:
@@ -106,8 +121,9 @@ def _disabled(node: LexborNode) -> bool:
 
 
 def _label(node: LexborNode) -> str:
-    text = normalise(node.text(separator=" "))
-    return text or normalise(node.attributes.get("value") or "")
+    """A control's or mark's words (at most `_LABEL_MAX` characters: a caption is short)."""
+    text = normalise(node.text(separator=" ")[: _LABEL_MAX * 4])
+    return (text or normalise(node.attributes.get("value") or ""))[:_LABEL_MAX]
 
 
 def _shop_name(tree: LexborHTMLParser) -> str | None:

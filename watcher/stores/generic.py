@@ -1,42 +1,42 @@
-"""Any shop without its own adapter: read what the page states, most trustworthy source first.
+"""Any shop without its own adapter: the page's witnesses, reconciled.
 
-Precedence (the first rule that gives a state decides; `reason` names it):
-
-1. a watch's own `TextRules` (`rules:<phrase>`), applied by `apply_rules` / `parse_with_rules`
-   (the registry's `parse_page` applies them over every adapter);
-2. a block page (captcha, robot check, 429/503/403) -> unknown, `blocked:<why>`;
-3. JSON-LD Product/Offer of the page's main product (`jsonld:InStock`);
-4. microdata and OpenGraph, read together, the more orderable wins (`microdata:OutOfStock`,
-   `og:instock`); see `_schema_org.Structured.decided`;
-5. a page with no product markup that looks like a listing (many buy buttons, or many prices on a
-   search/category page) -> unknown, `not a product page`;
-6. visible wording of the main product (see "What is read" below), in this order:
-   a. stock labels (elements whose id/class says stock/availability/zaiko/soldout), those in the
-      product block first, then the text of the main cart form (`text:在庫切れ`);
-   b. buy controls of the main cart form, then those in the product block
-      (`button:カートに入れる`);
-   c. the product block's own text (so "この商品は売り切れました" beside the title beats a cart
-      button elsewhere on the page);
-   d. every other buy control, in document order;
-   e. the whole visible text (`text:<phrase>`);
-   a disabled control never counts as buyable, and a page whose first buy control is disabled
-   reads out of stock (`button:disabled:<label>`);
-7. nothing -> unknown, `no signal`.
-
-When structured data and visible wording disagree about whether the product can be ordered,
-structured data still decides and the reason ends with `; conflict: text said <phrase>`.
+1. A block page (captcha, robot check, access denied, rate limit, アクセス集中) is `unknown`
+   (`blocked:<why>`) whatever else it shows; nothing else is read.
+2. A page with no product markup that looks like a listing (many buy buttons, or many prices on
+   a search/category page) is `unknown` (`not a product page`).
+3. Three witnesses are read about the main product:
+   - structured data: JSON-LD Product/Offer of the main product, else microdata and OpenGraph
+     read together (`_schema_org.Structured.decided`);
+   - the wording of the main product area (see "What is read"): its stock labels (elements
+     whose id/class says stock/availability/zaiko/soldout; the product block's first, then the
+     page's, never a store-pickup widget's or a variation row's), then the cart form's and the
+     product block's own text without the buttons' captions; with neither structured data nor
+     a buy control, the whole visible text;
+   - its buy control: the main cart form's, then the product block's (without structured data,
+     the first stating control anywhere); a disabled buy control says out of stock;
+     a variation table (`_variations`) takes the control's place: one row per variation,
+     the product as orderable as its most orderable row.
+4. `_reconcile.reconcile` decides: a buyable state needs a positive buy signal no other
+   witness contradicts; on disagreement the state is not buyable and the reason names both sides
+   (`conflict: jsonld InStock vs text 売り切れ`), except that visible wording and an enabled buy
+   control agreeing that the product can be ordered outvote stale structured data
+   (`text:お取り寄せ; jsonld OutOfStock disagreed`). Ship-later wording beside an enabled cart is a
+   backorder; lottery wording (抽選受付中, 応募受付中) is `lottery`, with the deadline the page
+   states (`_dates`).
+5. No witness: `unknown`, `no signal`. A watch's own `TextRules` (`rules:<phrase>`) are applied
+   over any adapter's reading by `apply_rules` (the registry's `parse_page` does).
 
 What is read. Scripts, styles, templates and hidden elements are removed first: the `hidden`
 attribute, `aria-hidden="true"`, inline `display: none` / `visibility: hidden` (any spacing or
 case), and the hiding classes `hidden`, `d-none`, `is-hidden`, `hide`, `u-hidden`, `invisible`
 (unless a responsive class shows the element again, as in `d-none d-md-block`). Screen-reader
 text (`visually-hidden`, `sr-only`) is kept: it is written for people who cannot see the page and
-states what the page states. Then recommendations are removed: item lists (`ItemList`
-microdata), carousels and sliders, elements whose class or id says related / recommend / upsell /
-recently viewed, and what follows a heading such as 関連商品, おすすめ, "Recommended" or "You may
-also like" in its section. Their cart buttons and sold-out badges are other products'.
+states what the page states. Recommendations (`_asides`: item lists, carousels, related /
+recommend / upsell blocks, what follows 関連商品 or "You may also like") are never read: their
+cart buttons, prices and sold-out badges are other products'.
 
-The main cart form is the first form whose action (or id/class) says cart, basket, kago or buy.
+The main cart form is the first form whose action (or id/class) says cart, basket, kago or buy,
+outside recommendations.
 The product block is the nearest element around the h1 that also holds a price, a cart form or a
 buy control (none on a flat page, whose body is the block).
 
@@ -54,15 +54,21 @@ the first amount labelled as a price (販売価格, 価格, 特価...) in the pr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from watcher.core.model import Availability, Observation, Page, TextRules
+from watcher.core.model import Availability, Observation, Offer, Page, TextRules
+from watcher.stores._asides import Asides
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
 from watcher.stores._bounds import MAX_CANDIDATES
+from watcher.stores._controls import CONTROLS as _CONTROLS
+from watcher.stores._controls import LABEL_MAX as _LABEL_MAX
+from watcher.stores._controls import control_label, control_state
+from watcher.stores._dates import lottery_deadline
+from watcher.stores._reconcile import Evidence, reconcile
 from watcher.stores._schema_org import ProductData, Structured, read_structured
 from watcher.stores._text import (
     PriceCandidate,
@@ -75,6 +81,8 @@ from watcher.stores._text import (
     price_candidates,
     quantity_hint,
 )
+from watcher.stores._variations import CART_FORMS, Rows, in_row, variation_rows
+from watcher.stores._wording import Strength
 
 NAME = "generic"
 
@@ -94,36 +102,12 @@ _SHOWN_AGAIN = re.compile(
 )
 _NEVER_HIDDEN = frozenset({"html", "body"})
 _NOT_TEXT = ", ".join((*sorted(_CODE_TAGS), "input[type=hidden i]", _MAYBE_HIDDEN))
-_RECOMMENDATION_ZONES = (
-    "[itemtype*=ItemList i], [aria-roledescription=carousel i], [class*=carousel i],"
-    " [class*=swiper i], [class*=slider i], [class*=recommend i], [id*=recommend i],"
-    " [class*=related i], [id*=related i], [class*=upsell i], [class*=cross-sell i],"
-    " [class*=recently i], [class*=osusume i], [class*=kanren i]"
-)
-_RECOMMENDATION_HEADING = re.compile(
-    r"(?:関連商品|関連アイテム|関連する商品|おすすめ商品|おすすめアイテム|おすすめ|オススメ"
-    r"|こちらもおすすめ|この商品を(?:見た|買った|チェックした)人は.*|よく一緒に購入.*"
-    r"|最近(?:チェック|見た|閲覧)した商品|閲覧履歴|ランキング|人気商品"
-    r"|recommended.*|recommendations?|you may also like|you might also like"
-    r"|related (?:products?|items)|customers (?:also|who) .*|recently viewed.*"
-    r"|frequently bought together|similar (?:products|items))",
-    re.IGNORECASE,
-)
-_HEADINGS = "h2, h3, h4, h5, h6, [role=heading]"
-_HEADING_MAX = 40
 _STOCK_LABELS = (
     "[id*=stock i], [class*=stock i], [id*=availability i], [class*=availability i],"
-    " [id*=zaiko i], [class*=zaiko i], [id*=sold i], [class*=sold i], [itemprop=availability]"
+    " [id*=zaiko i], [class*=zaiko i], [id*=sold i], [class*=sold i], [itemprop=availability],"
+    " [class*=inventory i]"
 )
-_CART_FORMS = (
-    "form[action*=cart i], form[action*=basket i], form[action*=kago i], form[action*=buy i],"
-    " form[id*=cart i], form[class*=cart i]"
-)
-_CONTROLS = (
-    "button, input[type=submit i], input[type=button i], input[type=image i],"
-    " a[class*=cart i], a[id*=cart i], a[class*=buy i], a[id*=buy i], [role=button]"
-)
-_DISABLED_CLASS = re.compile(r"(?:^|[\s_-])disabled(?:$|[\s_-])", re.IGNORECASE)
+_CART_FORMS = CART_FORMS
 _PRICE_ZONES = "[itemprop=price], [id*=price i], [class*=price i]"
 _PRICE_REFERENCE_PARTS = "s, del, strike"
 # Words in a price element's id/class: not the price (points, shipping), or a reference price.
@@ -134,9 +118,16 @@ _PRICE_REFERENCE_WORDS = frozenset(
     {"compare", "regular", "original", "old", "was", "list", "reference", "teika", "msrp", "before"}
 )
 _CLASS_WORD = re.compile(r"[a-z]+")
+# Reference prices named inside one class word: EC-CUBE's price01 (通常価格), "priceRegularPrice",
+# "normal_price", "listPrice", and the romanised 定価 / 希望小売 / 参考.
+_REFERENCE_CLASS = re.compile(
+    r"price0?1(?![0-9])|regular|normal-?_?price|list-?_?price|teika|kibou|sankou|ref-?_?price"
+    r"|retail|compare|msrp|strike"
+)
 _BLOCK_DEPTH = 6  # how far above the h1 the product block may start
+_OWN_CHECKS = 20  # candidates looked at when asking whether a container holds its own price
 _BLOCK_TEXT_MAX = 1_000  # a product block's text read as a statement only up to this size
-_LABEL_MAX = 200  # a "label" longer than this is a container, not a stock label
+_BODY_TEXT_MAX = 4_000  # characters of a flat page's text read from its h1 on
 _FORM_MAX = 600
 _PRICE_ZONE_MAX = 120
 _PRICE_TEXT_MAX = 20_000  # characters of product text searched for a labelled price
@@ -145,17 +136,18 @@ _LISTING_PRICES = 12
 _LISTING_HINT = re.compile(
     r"検索|search|一覧|results?|カテゴリ|category|ランキング|[?&](?:q|k|keyword)=", re.I
 )
+# A stock label about picking up in a shop, not about ordering online (家電量販店の店舗在庫).
+_STORE_STOCK = re.compile(r"店舗|店頭|実店舗|受け?取り|pick ?up|in[ -]store|nearby store", re.I)
+_STORE_WIDGET = re.compile(
+    r"store-?_?stock|shop-?_?stock|stock-?_?store|tenpo|pickup|uketori|store-?_?list|shop-?_?list"
+    r"|realshop|real-?_?store|nearby"
+)
+_STORE_WIDGET_DEPTH = 5
+# Option pickers: a select, a fieldset of swatches, a theme's variant picker element.
+_OPTION_PICKERS = "select, fieldset, [class*=swatch i], variant-radios, variant-selects"
+_SOLD_OUT_CLASS = re.compile(r"sold-?_?out|soldout|out-?_?of-?_?stock|unavailable")
+_BADGE_DEPTH = 4
 _YEN = re.compile(r"[¥￥]\s*[\d,，０-９]+|[\d,，０-９]+\s*円")
-
-
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """A state read from visible wording, where it was read, and the text around it."""
-
-    state: Availability
-    reason: str
-    phrase: str
-    context: str = ""
 
 
 def parse_product(page: Page) -> Observation:
@@ -233,57 +225,95 @@ def rules_signal(tree: LexborHTMLParser, rules: TextRules) -> tuple[Availability
 
 
 def read_tree(page: Page, tree: LexborHTMLParser) -> Observation:
-    """Read an already parsed, not blocked page. Mutates `tree` (invisible nodes and
-    recommendations are removed)."""
+    """Read an already parsed, not blocked page. Mutates `tree` (invisible nodes are removed;
+    recommendations stay, and are skipped as `Asides`)."""
     structured = read_structured(tree, page.final_url or page.url)
     facts = structured.facts()
     decided = structured.decided()
+    stated = decided if decided is not None and decided.state is not None else None
     _strip_invisible(tree)
     title = _title(tree, structured)
-    undecided = decided is None or decided.state is None
-    if undecided and not structured.is_product and looks_like_listing(tree, page.url, title):
+    if stated is None and not structured.is_product and looks_like_listing(tree, page.url, title):
         return Observation.unknown("not a product page", store=NAME, title=title)
-    if decided is not None and decided.state is not None:
-        # Only the product's own labels and controls are worth a conflict note: the whole text
-        # is not read, and neither are recommendations (so they need not be removed).
-        view = ProductView.of(tree)
-        near = _label_signal(view, block_only=True) or _control_signal(view, first_only=True)
-        return _from_structured(decided, near, title)
-    _strip_recommendations(tree)
     view = ProductView.of(tree)
-    signal = visible_signal(tree, view)
+    control = _main_control(view, search_page=stated is None)
+    default = control.state if control else (stated.state if stated else None)
+    rows = variation_rows(view, default)
+    text = _area_text(view, rows, read_body=stated is None and control is None and rows is None)
+    if rows is not None:
+        control = Evidence("variations", rows.state, rows.summary, f"variations:{rows.summary}")
+    verdict = reconcile(_structured_evidence(stated), text, control)
     price = _price(view, facts)
-    if signal is None:
+    if verdict is None:
         return Observation.unknown("no signal", store=NAME, title=title, price=price)
+    data = stated or facts
+    page_price = (stated.price if stated else None) or price
+    offers = _row_offers(rows, page.url, title, data.currency if data else None, page_price)
     return Observation(
-        state=signal.state,
-        reason=signal.reason,
-        price=price,
-        currency=(facts.currency if facts else None) or "JPY",
+        state=verdict.state,
+        reason=verdict.reason,
+        price=_verdict_price(stated, rows, price),
+        currency=(data.currency if data else None) or "JPY",
         title=title,
-        seller=facts.seller if facts else None,
-        condition=facts.condition if facts else None,
-        quantity=quantity_hint(signal.context),
+        seller=data.seller if data else None,
+        condition=data.condition if data else None,
+        quantity=_quantity(view, text) if verdict.state is Availability.IN_STOCK else None,
+        offers=offers,
         store=NAME,
+        lottery_deadline=_deadline(view, page) if verdict.state is Availability.LOTTERY else None,
     )
 
 
-def _from_structured(data: ProductData, signal: Signal | None, title: str | None) -> Observation:
-    assert data.state is not None
-    reason = data.reason
-    if signal is not None and signal.state.orderable != data.state.orderable:
-        reason += f"; conflict: text said {signal.phrase}"
-    return Observation(
-        state=data.state,
-        reason=reason,
-        price=data.price,
-        currency=data.currency or "JPY",
-        title=title,
-        seller=data.seller,
-        condition=data.condition,
-        quantity=quantity_hint(signal.context) if signal else None,
-        store=NAME,
+def _quantity(view: ProductView, text: Evidence | None) -> int | None:
+    """残りN点 / "Only N left" in the stock wording read, else in the product block."""
+    found = quantity_hint(text.context) if text is not None else None
+    if found is None and view.block is not None:
+        found = quantity_hint(view.block.text(separator=" ")[: _BLOCK_TEXT_MAX * 4])
+    return found
+
+
+def _structured_evidence(data: ProductData | None) -> Evidence | None:
+    if data is None or data.state is None:
+        return None
+    return Evidence(data.source, data.state, data.token or "", data.reason)
+
+
+def _verdict_price(stated: ProductData | None, rows: Rows | None, price: int | None) -> int | None:
+    """The cheapest orderable variation row's price, else the structured price, else the
+    page's."""
+    if rows is not None:
+        priced = [r.price for r in rows.rows if r.state.orderable and r.price is not None]
+        if priced:
+            return min(priced)
+    if stated is not None and stated.price is not None:
+        return stated.price
+    return price
+
+
+def _row_offers(
+    rows: Rows | None, url: str, title: str | None, currency: str | None, price: int | None
+) -> tuple[Offer, ...]:
+    """One offer per variation row; a row that shows no price of its own has the page's."""
+    if rows is None:
+        return ()
+    return tuple(
+        Offer(
+            store=NAME,
+            url=url,
+            state=row.state,
+            price=row.price if row.price is not None else price,
+            currency=currency or "JPY",
+            title=f"{title} {row.name}" if title and row.name else row.name or title,
+            sku=row.sku,
+            variant=row.name or "",
+        )
+        for row in rows.rows
     )
+
+
+def _deadline(view: ProductView, page: Page) -> datetime | None:
+    scope = view.area()
+    return lottery_deadline(scope.text(separator=" ")[:_PRICE_TEXT_MAX], page.headers)
 
 
 # --- what is read ------------------------------------------------------------------------------
@@ -310,48 +340,6 @@ def _is_hidden(node: LexborNode) -> bool:
     return not any(_SHOWN_AGAIN.match(c) for c in classes)
 
 
-def _strip_recommendations(tree: LexborHTMLParser) -> None:
-    """Remove other products' blocks (see the module docstring); never the one holding the h1."""
-    for node in tree.css(_RECOMMENDATION_ZONES):
-        if node.tag not in _NEVER_HIDDEN and node.css_first("h1") is None:
-            node.decompose()
-    for heading in tree.css(_HEADINGS):
-        text = heading.text(separator=" ")
-        if len(text) <= _HEADING_MAX * 4 and _is_recommendation_heading(text):
-            _strip_section_after(heading)
-
-
-def _is_recommendation_heading(text: str) -> bool:
-    words = normalise(text).strip(" :：・-■□●◆◇★☆【】[]「」")
-    return len(words) <= _HEADING_MAX and _RECOMMENDATION_HEADING.fullmatch(words) is not None
-
-
-def _strip_section_after(heading: LexborNode) -> None:
-    """Remove a recommendation heading and what follows it in its section, stopping at the h1."""
-    start = heading
-    while start.next is None or _next_element(start) is None:
-        parent = start.parent
-        if parent is None or parent.tag in _NEVER_HIDDEN:
-            break
-        start = parent
-    doomed = [start]
-    sibling = _next_element(start)
-    while sibling is not None:
-        if sibling.tag == "h1" or sibling.css_first("h1") is not None:
-            break
-        doomed.append(sibling)
-        sibling = _next_element(sibling)
-    for node in doomed:
-        node.decompose()
-
-
-def _next_element(node: LexborNode) -> LexborNode | None:
-    sibling = node.next
-    while sibling is not None and not sibling.is_element_node:
-        sibling = sibling.next
-    return sibling
-
-
 @dataclass(frozen=True, slots=True)
 class ProductView:
     """Where the main product is stated: its cart form and the block around its h1 (None when
@@ -360,10 +348,19 @@ class ProductView:
     tree: LexborHTMLParser
     form: LexborNode | None
     block: LexborNode | None
+    asides: Asides  # other products' blocks: nothing in them is read
+    forms: tuple[LexborNode, ...] = ()  # every cart form of the page
 
     @classmethod
     def of(cls, tree: LexborHTMLParser) -> ProductView:
-        return cls(tree, tree.css_first(_CART_FORMS), _product_block(tree))
+        asides = Asides.of(tree)
+        first = tree.css_first(_CART_FORMS)
+        # Every cart form is looked up only when the first could be one row's of a SKU table
+        # (a page's one cart form, the usual case, spares a second search of the whole page).
+        many = first is not None and (asides.holds(first) or in_row(first))
+        forms = tuple(tree.css(_CART_FORMS)) if many else (first,) if first is not None else ()
+        form = next((f for f in forms if not asides.holds(f)), None)
+        return cls(tree, form, _product_block(tree, asides), asides, forms)
 
     def scopes(self) -> list[LexborNode]:
         """The block (when there is one), then the whole page."""
@@ -371,23 +368,42 @@ class ProductView:
         found = [n for n in (self.block, root) if n is not None]
         return found
 
+    def page(self) -> LexborNode:
+        """The whole page (recommendations already removed)."""
+        root = self.tree.body or self.tree.root
+        assert root is not None  # a parsed document always has a root
+        return root
 
-def _product_block(tree: LexborHTMLParser) -> LexborNode | None:
+    def area(self) -> LexborNode:
+        """The main product area: the block, else the whole page."""
+        return self.block if self.block is not None else self.page()
+
+    def aside(self, node: LexborNode) -> bool:
+        return self.asides.holds(node)
+
+
+def _product_block(tree: LexborHTMLParser, asides: Asides) -> LexborNode | None:
     heading = tree.css_first("h1")
     node = heading.parent if heading is not None else None
     for _ in range(_BLOCK_DEPTH):
         if node is None or node.tag in _NEVER_HIDDEN:
             return None
-        if node.css_first(_PRICE_ZONES) is not None or node.css_first(_CART_FORMS) is not None:
+        if _holds_own(node, f"{_PRICE_ZONES}, {_CART_FORMS}", asides):
             return node
-        if any(_stock_control(c) for c in node.css(_CONTROLS)[:MAX_CANDIDATES]):
+        controls = node.css(_CONTROLS)[:MAX_CANDIDATES]
+        if any(_stock_control(c) and not asides.holds(c) for c in controls):
             return node
         node = node.parent
     return None
 
 
+def _holds_own(node: LexborNode, selector: str, asides: Asides) -> bool:
+    """`node` holds an element matching `selector` that is not another product's."""
+    return any(not asides.holds(found) for found in node.css(selector)[:_OWN_CHECKS])
+
+
 def _stock_control(node: LexborNode) -> bool:
-    label = _control_label(node)
+    label = control_label(node)
     return len(label) <= _LABEL_MAX * 4 and classify_wording(label) is not None
 
 
@@ -399,97 +415,167 @@ def _body_text(tree: LexborHTMLParser) -> str:
 # --- visible wording ---------------------------------------------------------------------------
 
 
-def visible_signal(tree: LexborHTMLParser, view: ProductView | None = None) -> Signal | None:
-    """Stock wording from the visible page, in the order the module docstring states."""
-    view = view or ProductView.of(tree)
-    return _label_signal(view) or _control_signal(view) or _text_signal(_body_text(tree), "text")
-
-
-def _label_signal(view: ProductView, block_only: bool = False) -> Signal | None:
-    """Stock labels, the product block's first; `block_only`: not the rest of the page when
-    there is a block."""
-    for node, limit in _labels(view, block_only):
-        text = node.text(separator=" ")
-        if len(text) > limit * 4 or len(normalise(text)) > limit:
+def _main_control(view: ProductView, search_page: bool) -> Evidence | None:
+    """The main product's buy control: the cart form's, then the product block's; with
+    `search_page` (no structured state to go by) the first stating control anywhere. An
+    enabled control's caption states the state; a disabled buy control says out of stock."""
+    scopes: list[LexborNode | None] = [view.form, view.block]
+    if search_page:
+        scopes.append(view.page())
+    for scope in scopes:
+        if scope is None:
             continue
-        found = _text_signal(text, "text")
-        if found:
+        found = _first_control(scope.css(_CONTROLS)[:MAX_CANDIDATES], view.asides)
+        if found is not None:
             return found
     return None
 
 
-def _labels(view: ProductView, block_only: bool) -> Iterator[tuple[LexborNode, int]]:
-    scopes = view.scopes()
-    for scope in scopes[:1] if block_only else scopes:
+def _first_control(nodes: list[LexborNode], asides: Asides) -> Evidence | None:
+    """The first enabled control stating a state; else the first disabled buy control (other
+    products' controls left out)."""
+    disabled_buy: Evidence | None = None
+    for node in nodes:
+        found = control_state(node)
+        if found is None or asides.holds(node):
+            continue
+        state, phrase = found
+        if not phrase.startswith("disabled:"):
+            return Evidence("button", state, phrase, f"button:{phrase}")
+        if disabled_buy is None:
+            disabled_buy = Evidence("button", state, phrase, f"button:{phrase}")
+    return disabled_buy
+
+
+def _area_text(view: ProductView, rows: Rows | None, read_body: bool) -> Evidence | None:
+    """What the main product area's wording states: its stock labels (the block's, then the
+    page's; not a variation row's, not a store-pickup widget's), then the own text (without the
+    controls' captions) of the cart form, of the element around it, and of the product block;
+    with `read_body`, the page's text from its h1 on."""
+    skip = rows.zone if rows is not None else None
+    for scope in view.scopes():
         for node in scope.css(_STOCK_LABELS)[:MAX_CANDIDATES]:
-            yield node, _LABEL_MAX
-    if view.form is not None:
-        yield view.form, _FORM_MAX
+            found = _label_evidence(node, skip)
+            if found is not None and not view.asides.holds(node):
+                return found
+    around_form = view.form.parent if view.form is not None else None
+    for zone in (view.form, around_form, view.block):
+        if zone is None or zone.tag in _NEVER_HIDDEN or (skip is not None and _within(zone, skip)):
+            continue  # a form inside the variation table is one row's
+        text = zone.text(separator=" ")
+        if len(text) <= _BLOCK_TEXT_MAX * 4 and len(normalise(text)) <= _BLOCK_TEXT_MAX:
+            own = _without_asides(zone, normalise(text), skip, view.asides)
+            found = _text_evidence(_without_captions(zone, own), Strength.STRONG)
+            if found is not None:
+                return found
+    if read_body:
+        return _text_evidence(_text_from_h1(view.tree), Strength.STRONG)
+    return None
 
 
-def _text_signal(text: str, kind: str) -> Signal | None:
-    found = classify_wording(text)
+def _text_from_h1(tree: LexborHTMLParser) -> str:
+    """The page's visible text from its h1 on, `_BODY_TEXT_MAX` characters of it: the product
+    states itself beside its name, and reading a whole megabyte of text costs more than the
+    parse (and mostly reads other things)."""
+    text = normalise(_body_text(tree))
+    heading = tree.css_first("h1")
+    start = text.find(normalise(heading.text(separator=" "))) if heading is not None else -1
+    start = max(start, 0)
+    return text[start : start + _BODY_TEXT_MAX]
+
+
+def _label_evidence(node: LexborNode, skip: LexborNode | None) -> Evidence | None:
+    text = node.text(separator=" ")
+    if len(text) > _LABEL_MAX * 4 or len(normalise(text)) > _LABEL_MAX:
+        return None
+    if _STORE_STOCK.search(text) or (skip is not None and _within(node, skip)):
+        return None
+    if _in_store_widget(node) or _template_badge(node):
+        return None
+    return _text_evidence(text, Strength.WEAK)
+
+
+def _without_asides(
+    zone: LexborNode, text: str, rows: LexborNode | None, view_asides: Asides
+) -> str:
+    """A zone's text without what is not about ordering the product online: the variation rows
+    and option pickers (their wording is one option's: "M - Sold out"), store-pickup widgets,
+    template badges and other products' blocks."""
+    asides = [
+        n
+        for n in zone.css("[class], [id]")
+        if _STORE_WIDGET.search(_class_and_id(n)) or _template_badge(n) or view_asides.starts(n)
+    ]
+    asides.extend(zone.css(_OPTION_PICKERS))
+    if rows is not None:
+        asides.append(rows)
+    for node in asides:
+        text = text.replace(normalise(node.text(separator=" ")), " ", 1)
+    return text
+
+
+def _template_badge(node: LexborNode) -> bool:
+    """A sold-out badge that shop themes print on every page and show by a class on its
+    container (Shopify's `price__badge-sold-out` inside `price--sold-out`): it counts only when
+    a container says sold out too."""
+    own = _class_and_id(node)
+    if "badge" not in own or not _SOLD_OUT_CLASS.search(own):
+        return False
+    current = node.parent
+    for _ in range(_BADGE_DEPTH):
+        if current is None or current.tag in _NEVER_HIDDEN:
+            return True
+        if _SOLD_OUT_CLASS.search(_class_and_id(current)):
+            return False
+        current = current.parent
+    return True
+
+
+def _in_store_widget(node: LexborNode) -> bool:
+    """Inside a store-pickup / shop-stock widget (stock in a physical shop, not online)."""
+    current: LexborNode | None = node
+    for _ in range(_STORE_WIDGET_DEPTH):
+        if current is None or current.tag in _NEVER_HIDDEN:
+            return False
+        if _STORE_WIDGET.search(_class_and_id(current)):
+            return True
+        current = current.parent
+    return False
+
+
+def _within(node: LexborNode, outer: LexborNode) -> bool:
+    current: LexborNode | None = node
+    while current is not None:
+        if current.mem_id == outer.mem_id:
+            return True
+        current = current.parent
+    return False
+
+
+def _text_evidence(text: str, strength: Strength) -> Evidence | None:
+    found = classify_wording(text, strength)
     if found is None:
         return None
     state, phrase = found
-    return Signal(state, f"{kind}:{phrase}", phrase, normalise(text[:2000])[:500])
+    return Evidence("text", state, phrase, f"text:{phrase}", normalise(text[: _LABEL_MAX * 4]))
 
 
-def _control_label(node: LexborNode) -> str:
-    attrs = node.attributes
-    if node.tag == "input":
-        return attrs.get("value") or attrs.get("alt") or ""
-    return node.text(separator=" ") or attrs.get("aria-label") or attrs.get("title") or ""
-
-
-def _disabled(node: LexborNode) -> bool:
-    attrs = node.attributes
-    return (
-        "disabled" in attrs
-        or (attrs.get("aria-disabled") or "").strip().lower() == "true"
-        or _DISABLED_CLASS.search(attrs.get("class") or "") is not None
-    )
-
-
-def _control_signal(view: ProductView, first_only: bool = False) -> Signal | None:
-    """Buy controls: the main cart form's, the product block's, the block's own text, then every
-    other control (`first_only`: the first two steps only, for a conflict note)."""
-    for scope in (view.form, view.block):
-        if scope is not None and (found := _first_control(scope.css(_CONTROLS)[:MAX_CANDIDATES])):
-            return found
-    if first_only:
-        return None
-    if view.block is not None:
-        text = view.block.text(separator=" ")
-        if len(text) <= _BLOCK_TEXT_MAX * 4 and len(normalise(text)) <= _BLOCK_TEXT_MAX:
-            found = _text_signal(text, "text")
-            if found is not None:
-                return found
-    return _first_control(view.tree.css(_CONTROLS)[:MAX_CANDIDATES])
-
-
-def _first_control(nodes: list[LexborNode]) -> Signal | None:
-    disabled_buy: Signal | None = None
-    for node in nodes:
-        label = _control_label(node)
-        if len(label) > _LABEL_MAX * 4:
-            continue
-        found = _text_signal(label, "button")
-        if found is None:
-            continue
-        if not _disabled(node) or not found.state.orderable:
-            return found
-        if disabled_buy is None:
-            why = f"button:disabled:{found.phrase}"
-            disabled_buy = Signal(Availability.OUT_OF_STOCK, why, found.phrase, found.context)
-    return disabled_buy
+def _without_captions(scope: LexborNode, text: str) -> str:
+    """`text` without the captions of the controls inside `scope` (a button is a control, not
+    wording about the product)."""
+    norm = normalise(text)
+    for node in scope.css(_CONTROLS)[:MAX_CANDIDATES]:
+        caption = normalise(control_label(node))
+        if caption:
+            norm = norm.replace(caption, " ", 1)
+    return norm
 
 
 def _live_buy_controls(tree: LexborHTMLParser) -> int:
     count = 0
     for node in tree.css(_CONTROLS)[:MAX_CANDIDATES]:
-        found = classify_wording(_control_label(node)[: _LABEL_MAX * 4])
-        if found and found[0] is Availability.IN_STOCK and not _disabled(node):
+        found = control_state(node)
+        if found and found[0] is Availability.IN_STOCK:
             count += 1
     return count
 
@@ -532,7 +618,7 @@ def _price(view: ProductView, facts: ProductData | None) -> int | None:
     for scope in view.scopes():
         for node in scope.css(_PRICE_ZONES)[:MAX_CANDIDATES]:
             candidates = _zone_candidates(node)
-            if candidates is None:
+            if candidates is None or view.asides.holds(node):
                 continue
             price = choose_price(candidates)
             if any(c.kind == "sale" for c in candidates):
@@ -564,6 +650,8 @@ def _price_zone_kind(node: LexborNode) -> str:
     if words & _PRICE_SKIP_WORDS:
         return "skip"
     if words & _PRICE_REFERENCE_WORDS or node.tag in ("s", "del", "strike"):
+        return "reference"
+    if _REFERENCE_CLASS.search(_class_and_id(node)):
         return "reference"
     return "sale"
 
@@ -617,7 +705,7 @@ def _labelled_price(view: ProductView) -> int | None:
 def _foreign_price(view: ProductView, currency: str) -> int | None:
     for scope in view.scopes():
         for node in scope.css(_PRICE_ZONES)[:MAX_CANDIDATES]:
-            if _price_zone_kind(node) != "sale":
+            if _price_zone_kind(node) != "sale" or view.asides.holds(node):
                 continue
             text = node.text(separator=" ")
             if len(text) <= _PRICE_ZONE_MAX * 4 and len(normalise(text)) <= _PRICE_ZONE_MAX:

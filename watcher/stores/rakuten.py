@@ -52,6 +52,7 @@ _RAKUTEN_RULES: tuple[tuple[re.Pattern[str], Availability], ...] = (
 )
 # Wording that only Rakuten's system prints (shops write 売り切れ, not these exact sentences).
 _SYSTEM_MESSAGES = ("売り切れました", "ご注文できない商品")
+_AREA_TEXT_MAX = 2_000  # a purchase box states itself in far less; more would be the page
 _OFFICIAL_SHOP = re.compile(r"公式|オフィシャル|official|楽天ブックス|楽天24", re.IGNORECASE)
 _RESERVE_TITLE = re.compile(r"^\s*[【\[]\s*(?:予約|予約商品|予約販売|ご予約)")
 _USED_TITLE = re.compile(r"[【\[(（]\s*中古")
@@ -140,7 +141,7 @@ def _app_state(app: AppData) -> tuple[Availability, str] | None:
 
 def _purchase_wording(tree: LexborHTMLParser) -> tuple[Availability, str] | None:
     for node in tree.css(_PURCHASE_AREAS)[:MAX_CANDIDATES]:
-        text = _visible_text(node)
+        text = _visible_text(node)[:_AREA_TEXT_MAX]
         for pattern, state in _RAKUTEN_RULES:
             match = pattern.search(text)
             if match:

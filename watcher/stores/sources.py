@@ -1,5 +1,11 @@
 """JAN search sources: the stores' own search APIs, asked for every offer of one JAN code.
 
+Rakuten's API lives on Rakuten Web Service's current system (`openapi.rakuten.co.jp`, version
+2026-04-01): an application id in the query plus an access key, sent in the `Authorization` header
+so that it never appears in a URL that could be logged. The retired `app.rakuten.co.jp` endpoint
+no longer answers. Yahoo! Shopping's v3 itemSearch takes the Client ID as `appid` and allows 30
+requests a minute per Client ID, hence its two-second spacing.
+
 Both APIs are asked to include sold-out offers (Rakuten `availability=0`; Yahoo without the
 `in_stock` filter) and each offer's own stock flag is read, because a sold-out offer coming back
 is exactly the change a watch waits for. An API answer that refuses us (rate limit, maintenance)
@@ -18,12 +24,14 @@ from datetime import timedelta
 from typing import Any
 
 from watcher.core.model import Availability, FetchPlan, ItemCondition, Observation, Offer, Page
-from watcher.stores._base import SearchSource
+from watcher.stores._base import HostLimits, SearchSource
 from watcher.stores._text import clean_title, parse_amount
 
-RAKUTEN_SEARCH_URL = "https://app.rakuten.co.jp/services/api/IchibaItem/Search/20220601"
+RAKUTEN_SEARCH_URL = "https://openapi.rakuten.co.jp/ichibams/api/IchibaItem/Search/20260401"
 YAHOO_SEARCH_URL = "https://shopping.yahooapis.jp/ShoppingWebService/V3/itemSearch"
-DEFAULT_RETRY_AFTER = 1.0  # both APIs allow one request per second
+RAKUTEN_MIN_DELAY = timedelta(seconds=1)  # one request a second per application id
+YAHOO_MIN_DELAY = timedelta(seconds=2)  # 30 requests a minute per Client ID
+DEFAULT_RETRY_AFTER = 1.0
 
 _A = Availability
 _OFFICIAL = re.compile(r"公式|オフィシャル|official|直営|楽天ブックス", re.IGNORECASE)
@@ -42,10 +50,13 @@ def rakuten_request(jan: str, credentials: dict[str, str]) -> FetchPlan:
         "hits": "30",
         "sort": "+itemPrice",
         "format": "json",
+        "formatVersion": "2",  # items as flat objects
     }
     if credentials.get("affiliate_id"):
         params["affiliateId"] = credentials["affiliate_id"]
-    return FetchPlan(url=RAKUTEN_SEARCH_URL, params=params)
+    # The fetcher drops Authorization on a redirect to another origin.
+    headers = {"Authorization": f"Bearer {credentials['access_key']}"}
+    return FetchPlan(url=RAKUTEN_SEARCH_URL, params=params, headers=headers)
 
 
 def parse_rakuten(page: Page, jan: str) -> Sequence[Offer] | Observation:
@@ -56,24 +67,54 @@ def parse_rakuten(page: Page, jan: str) -> Sequence[Offer] | Observation:
         return refusal
     if isinstance(data, dict) and data.get("error") == "not_found":
         return []  # no item at all: an answer, not a failure
-    if not isinstance(data, dict) or not isinstance(data.get("Items"), list):
+    items = _rakuten_items(data)
+    if items is None:
         return Observation.unknown("rakuten api: unexpected answer", store="rakuten")
-    offers = (_rakuten_offer(entry, jan) for entry in data["Items"])
+    offers = (_rakuten_offer(entry, jan) for entry in items)
     return [offer for offer in offers if offer is not None]
 
 
+def _rakuten_items(data: Any) -> list[Any] | None:
+    """The item list: `Items` as served, `items` as the documentation spells it."""
+    if not isinstance(data, dict):
+        return None
+    items = data.get("Items", data.get("items"))
+    return items if isinstance(items, list) else None
+
+
 def _rakuten_refusal(page: Page, data: Any) -> Observation | None:
-    error = data.get("error") if isinstance(data, dict) else None
-    if page.status == 429 or error == "too_many_requests":
+    error, detail = _rakuten_error(data)
+    if page.status == 429 or error in ("too_many_requests", "429"):
         return _rate_limited("rakuten", page)
     if error == "not_found":
         return None
     if error or (page.status is not None and page.status >= 400):
-        detail = data.get("error_description", "") if isinstance(data, dict) else ""
+        if not detail and not isinstance(data, dict):
+            detail = _short(page.text)  # the gateway answers some refusals in plain text
         return Observation.unknown(
             f"rakuten api: {error or page.status}: {detail}".rstrip(": "), store="rakuten"
         )
     return None
+
+
+def _rakuten_error(data: Any) -> tuple[str, str]:
+    """(code, description) of an error answer: `error`/`error_description`, or the gateway's
+    `errors: {errorCode, errorMessage}`; empty strings for an answer that is no error."""
+    if not isinstance(data, dict):
+        return "", ""
+    if isinstance(data.get("error"), str):
+        return data["error"], _str(data.get("error_description")) or ""
+    errors = data.get("errors")
+    if isinstance(errors, dict):
+        code = errors.get("errorCode")
+        code_text = str(code) if isinstance(code, int | str) and not isinstance(code, bool) else ""
+        return code_text or "error", _str(errors.get("errorMessage")) or ""
+    return "", ""
+
+
+def _short(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat[:limit]
 
 
 def _rakuten_offer(entry: Any, jan: str) -> Offer | None:
@@ -183,16 +224,23 @@ def _str(value: Any) -> str | None:
 SOURCES: dict[str, SearchSource] = {
     "rakuten": SearchSource(
         name="rakuten",
-        credential_keys=("application_id",),
+        credential_keys=("application_id", "access_key"),
         search_request=rakuten_request,
         parse_search=parse_rakuten,
-        min_delay=timedelta(seconds=1),
+        min_delay=RAKUTEN_MIN_DELAY,
     ),
     "yahoo_shopping": SearchSource(
         name="yahoo_shopping",
         credential_keys=("app_id",),
         search_request=yahoo_request,
         parse_search=parse_yahoo,
-        min_delay=timedelta(seconds=1),
+        min_delay=YAHOO_MIN_DELAY,
     ),
 }
+
+# The one politeness slot JAN searches share: one search at a time, spaced for the slowest API.
+SEARCH_LIMITS = HostLimits(
+    concurrency=1,
+    min_delay=max(source.min_delay for source in SOURCES.values()),
+    min_interval=timedelta(seconds=30),
+)

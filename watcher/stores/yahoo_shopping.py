@@ -16,6 +16,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from watcher.core.model import Availability, FetchPlan, Observation, Page
 from watcher.stores import generic
+from watcher.stores._asides import strip_recommendations
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import screened
 from watcher.stores._bounds import MAX_CANDIDATES
@@ -69,6 +70,7 @@ def _store_name(tree: LexborHTMLParser, from_jsonld: str | None) -> str | None:
 
 
 def _restock_notice_only(tree: LexborHTMLParser) -> bool:
+    strip_recommendations(tree)  # other products' notice buttons are not this item's
     labels = [normalise(node.text(separator=" ")) for node in tree.css(_CONTROLS)[:MAX_CANDIDATES]]
     return any(_RESTOCK_NOTICE.search(label) for label in labels if len(label) < 60)
 

@@ -54,6 +54,8 @@ def status_text(report: dict[str, Any]) -> str:
             f"{w['key'][:28]:<28} {w['last_state'] or '-':<13} {price:>9}  "
             f"{short_time(w['last_checked_at']):<20} {short_time(w['next_check_at']):<20}"
         )
+        if w["last_state"] == "lottery":
+            lines.append(f"  {_lottery_line(w['last_events'])}")
     outbox = ", ".join(f"{k} {v}" for k, v in report["outbox"].items()) or "empty"
     lines.append(f"outbox: {outbox}")
     for host in report["hosts"]:
@@ -77,6 +79,15 @@ def status_text(report: dict[str, Any]) -> str:
             f"{dead['attempts']} tries: {dead['last_error'] or '-'}"
         )
     return "\n".join(lines)
+
+
+def _lottery_line(events: list[dict[str, Any]]) -> str:
+    """A lottery sale is on: its deadline from the latest `lottery_open` (events come newest
+    first), when the page stated one."""
+    opened = next((e for e in events if e["kind"] == "lottery_open"), None)
+    deadline = opened.get("lottery_deadline") if opened else None
+    until = f", apply by {with_offset(deadline)}" if deadline else ""
+    return f"lottery open (抽選受付中){until}"
 
 
 async def history_report(
@@ -104,3 +115,8 @@ def plain(value: Any) -> Any:
 
 def short_time(moment: Any) -> str:
     return str(moment)[:19].replace("T", " ") if moment else "-"
+
+
+def with_offset(moment: str) -> str:
+    """An ISO time to the minute with its offset: a deadline's zone matters."""
+    return f"{moment[:16].replace('T', ' ')} {moment[19:]}".rstrip()
