@@ -13,7 +13,7 @@ from watcher.storage.rows import chat_user, subscription
 
 _SUBSCRIPTION_SELECT = """
     SELECT s.*, w.key AS watch_key, w.name AS watch_name, w.conditions,
-           p.id AS product_id, p.target, p.store
+           p.id AS product_id, p.target, p.store, p.last_state
     FROM subscriptions s
     JOIN watches w ON w.id = s.watch_id
     JOIN products p ON p.id = w.product_id
