@@ -142,8 +142,11 @@ async def test_three_workers_keep_the_hosts_limits_together(
     starts = sorted(at for at, _ in shop.arrivals)
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert shop.max_in_flight <= 2
-    # 1 s apart whichever worker sent them (a little less for loopback jitter, never ~0).
-    assert min(gaps) >= 0.9, gaps
+    # Granted 1 s apart whichever worker sent them. Measured as they reach the shop on a busy
+    # machine, a late send or a late arrival shortens a gap; unshared, three workers start
+    # together (gaps near 0) and overlap beyond the limit.
+    assert min(gaps) >= 0.5, gaps
+    assert sorted(gaps)[len(gaps) // 2] >= 0.95, gaps  # the usual gap is the full delay
 
 
 async def test_a_killed_worker_loses_no_delivery_and_its_duty_passes_on(
