@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import aiosmtplib
 
-from notifiers.base import Notice, Notifier, SendResult
+from notifiers.base import Notice, Notifier, ResultSink, SendResult
 from notifiers.pacing import backoff_seconds, log_send
 from notifiers.render import Language, email_subject, pick_language, render_email_html, render_text
 from watcher.clock import Clock, SystemClock
@@ -69,6 +69,11 @@ class EmailNotifier(Notifier):
         return (await self.send_batch([notice]))[0]
 
     async def send_batch(self, notices: Sequence[Notice]) -> list[SendResult]:
+        return await self.send_streaming(notices, _ignore)
+
+    async def send_streaming(
+        self, notices: Sequence[Notice], report: ResultSink
+    ) -> list[SendResult]:
         """Connect once, send one message per notice, each to its own recipient only."""
         if not notices:
             return []
@@ -84,7 +89,11 @@ class EmailNotifier(Notifier):
         except (aiosmtplib.SMTPException, OSError) as exc:
             return [self._logged(n, self._retry(n, exc), started) for n in notices]
         try:
-            return [await self._send_one(smtp, n) for n in notices]
+            results = []
+            for notice in notices:
+                results.append(await self._send_one(smtp, notice))
+                report(notice, results[-1])
+            return results
         finally:
             await _quit(smtp)
 
@@ -161,6 +170,10 @@ class EmailNotifier(Notifier):
     def _logged(self, notice: Notice, result: SendResult, started: float) -> SendResult:
         log_send(self.name, notice, result, (self.clock.monotonic() - started) * 1000)
         return result
+
+
+def _ignore(notice: Notice, result: SendResult) -> None:
+    """A sink for callers that take the results when the batch ends."""
 
 
 async def _quit(smtp: aiosmtplib.SMTP) -> None:

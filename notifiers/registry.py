@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from notifiers.base import Notifier
 from notifiers.console import ConsoleNotifier
+from notifiers.discord import DiscordNotifier
 from notifiers.email import EmailNotifier
+from notifiers.line import LineNotifier
 from notifiers.telegram import TelegramNotifier
 from notifiers.webhook import WebhookNotifier
 from notifiers.x import XNotifier
@@ -19,4 +21,6 @@ NOTIFIERS: dict[str, type[Notifier]] = {
     "telegram": TelegramNotifier,
     "x": XNotifier,
     "email": EmailNotifier,
+    "line": LineNotifier,
+    "discord": DiscordNotifier,
 }

@@ -39,7 +39,7 @@ from telegram.error import (
 )
 from telegram.request import BaseRequest, HTTPXRequest
 
-from notifiers.base import Notice, Notifier, SendResult
+from notifiers.base import Notice, Notifier, ResultSink, SendResult
 from notifiers.pacing import SEND_LOG, Pacer, Priority, backoff_seconds, log_send
 from notifiers.render import (
     Language,
@@ -129,8 +129,8 @@ class TelegramNotifier(Notifier):
 
     async def aclose(self) -> None:
         try:
-            if self._started:
-                await self.bot.shutdown()
+            # Also after a failed start: the connections opened before getMe failed.
+            await self.bot.shutdown()
         except Exception as exc:  # shutting down must not fail the caller's shutdown
             SEND_LOG.warning("telegram: shutdown: %s", self._redactor.redact(repr(exc)))
         finally:
@@ -154,6 +154,11 @@ class TelegramNotifier(Notifier):
         return (await self.send_batch([notice]))[0]
 
     async def send_batch(self, notices: Sequence[Notice]) -> list[SendResult]:
+        return await self.send_streaming(notices, _ignore)
+
+    async def send_streaming(
+        self, notices: Sequence[Notice], report: ResultSink
+    ) -> list[SendResult]:
         not_ready = await self._ensure_started()
         if not_ready is not None:
             return [self._logged(n, not_ready, 0.0) for n in notices]
@@ -168,6 +173,7 @@ class TelegramNotifier(Notifier):
                     result = await self._deliver(draft)
                     for notice in draft.notices:
                         results[id(notice)] = result
+                        report(notice, result)
 
         by_chat: dict[str, list[Notice]] = {}
         for notice in notices:
@@ -304,6 +310,10 @@ class TelegramNotifier(Notifier):
     def _logged(self, notice: Notice, result: SendResult, latency_ms: float) -> SendResult:
         log_send(self.name, notice, result, latency_ms)
         return result
+
+
+def _ignore(notice: Notice, result: SendResult) -> None:
+    """A sink for callers that take the results when the batch ends."""
 
 
 def _moved(result: SendResult, new_recipient: str | None) -> SendResult:

@@ -42,6 +42,9 @@ WATCHLIST_ENV = {
     "X_CONSUMER_SECRET": "cs",
     "X_ACCESS_TOKEN": "at",
     "X_ACCESS_TOKEN_SECRET": "ats",
+    "LINE_CHANNEL_ACCESS_TOKEN": "line-token",
+    "LINE_CHANNEL_SECRET": "line-secret",
+    "DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/1/discord-token",
 }
 GOOD_ENV = {"TG_TOKEN": "tg-secret-token", "HOOK_TOKEN": "hook-secret", "X_SECRET": "x-secret"}
 

@@ -50,7 +50,7 @@ def notice(recipient: str = "-") -> Notice:
 
 
 def test_registry_names_match_classes():
-    assert set(NOTIFIERS) == {"console", "webhook", "telegram", "x", "email"}
+    assert set(NOTIFIERS) == {"console", "webhook", "telegram", "x", "email", "line", "discord"}
     assert all(cls.name == name for name, cls in NOTIFIERS.items())
 
 

@@ -17,6 +17,7 @@ async def test_the_demo_reports_real_restocks_and_nothing_false() -> None:
     intro, _, rest = text.partition("\n\n")
     messages, _, printed_summary = rest.partition("demo summary:")
     assert "Nintendo Switch 2" in intro  # every product is introduced...
+    assert "LINE" in intro and "Discord" in intro  # and where alerts can go
     assert "【再入荷】 ポケモンカード 強化拡張パック 151 BOX" in messages
     assert "【再入荷】 ワイヤレスイヤホン 限定カラー" in messages
     assert "【予約開始】 新作ゲームソフト 初回限定版" in messages

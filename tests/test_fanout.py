@@ -24,6 +24,7 @@ from test_dispatch import (
     switch_watch,
 )
 
+from notifiers.base import Notice, SendResult
 from watcher.core.model import Availability, Notify, Observation, QuietHours, QuietMode
 from watcher.service.dispatch import Dispatcher
 from watcher.storage import group_commit, open_repository
@@ -317,3 +318,40 @@ async def test_many_recipients_in_quiet_hours_are_held_and_dropped_in_few_writes
     assert waiting == [(to_epoch(morning), 0, None)]  # the attempt was not spent
     assert await statuses(repo) == {"sent": 41, "skipped": 40, "pending": 40}
     assert d.metrics.deliveries.get(channel="telegram", result="skipped") == 40
+
+
+class StallingNotifier(BulkNotifier):
+    """Sends the first `before_stall` notices it is handed, then hangs mid-batch (as a process
+    does in the moment before it is killed)."""
+
+    def __init__(self, channel: str, before_stall: int) -> None:
+        super().__init__(channel)
+        self.before_stall = before_stall
+        self.stalled = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def send(self, notice: Notice) -> SendResult:
+        if len(self.notices) >= self.before_stall:
+            self.stalled.set()
+            await self.gate.wait()
+        return await super().send(notice)
+
+
+async def test_results_are_written_as_their_sends_end_not_when_the_batch_does(
+    repo: SQLiteRepository, clock: Clock
+) -> None:
+    await repo.sync_yaml_watches([switch_watch(Notify(telegram=chats(100)))], NOW)
+    telegram = StallingNotifier("telegram", before_stall=30)
+    d = dispatcher(repo, [telegram], clock, batch=100)
+
+    stop, task = await hand_and_run(repo, d)
+    await until(telegram.stalled.is_set)
+    # The batch of 100 is still in hand; the 30 that went out are written all the same, so a
+    # crash now would repeat none of them.
+    async with asyncio.timeout(10):
+        while await statuses(repo) != {"sent": 30, "pending": 70}:
+            await asyncio.sleep(0.01)
+    telegram.gate.set()
+    stop.set()
+    await task
+    assert await statuses(repo) == {"sent": 100}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -245,9 +244,8 @@ async def silent_proxy(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[in
 async def test_a_stalled_connection_times_out_into_a_retry(silent_proxy: list[int]):
     clock = FakeClock()
     n = make(clock, request_timeout=(0.5, 0.5))
-    started = time.monotonic()
+    # The proxy never answers: a send that returns at all was cut short by its own timeout.
     result = await n.send(notice())
-    assert time.monotonic() - started < 5.0
     assert silent_proxy, "the request never reached the loopback proxy"
     assert result.outcome is Outcome.RETRY
     assert result.retry_at is not None and result.retry_at > NOW
@@ -257,17 +255,20 @@ async def test_a_stalled_connection_times_out_into_a_retry(silent_proxy: list[in
 async def test_a_send_that_never_returns_is_bounded_and_retried():
     release = threading.Event()
 
+    returned = threading.Event()
+
     class StuckClient:
         def create_tweet(self, **_: Any) -> None:
             release.wait(10)  # a worker thread stuck inside the HTTP library
+            returned.set()
 
     clock = FakeClock()
     n = make(clock, client=StuckClient(), send_timeout=0.3)
-    started = time.monotonic()
     try:
         result = await n.send(notice())
+        # Answered while the library call is still stuck: the send did not wait for it.
+        assert not returned.is_set()
     finally:
         release.set()
-    assert time.monotonic() - started < 3.0
     assert result.outcome is Outcome.RETRY
     assert "timed out" in result.detail

@@ -137,7 +137,12 @@ def parse_watch(args: tuple[str, ...]) -> WatchRequest:
 
 
 def parse_target(text: str) -> tuple[str | None, str | None]:
-    """(url, None) or (None, jan). A URL is only shaped here; the guard decides if it is safe."""
+    """(url, None) or (None, jan). A URL is only shaped here; the guard decides if it is safe.
+
+    Invisible marks that copying a link picks up (zero-width spaces, joiners, LRM/RLM, BOMs)
+    are dropped first, so the guard and the store see the link the user sees.
+    """
+    text = without_invisible_marks(text)
     if looks_like_jan(text):
         try:
             return None, parse_jan(text)
@@ -150,9 +155,15 @@ def parse_target(text: str) -> tuple[str | None, str | None]:
     raise InputError("bad_target", arg=text)
 
 
+def without_invisible_marks(text: str) -> str:
+    """`text` without Unicode format characters (category Cf: U+200B-U+200F, U+2060, U+FEFF,
+    U+00AD, the bidi marks), which show nothing and change what a URL names."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
 def looks_like_target(text: str) -> bool:
     """True for a plain message that is meant as something to watch (a link or a JAN)."""
-    word = text.strip()
+    word = without_invisible_marks(text).strip()
     if not word or any(ch.isspace() for ch in word):
         return False
     return looks_like_jan(word) or word.lower().startswith(("http://", "https://"))

@@ -20,6 +20,7 @@ waiting for an answer goes before queued restock messages and both stay within T
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import traceback
@@ -248,16 +249,40 @@ class ChatBot:
         await self.application.initialize()
 
     async def start(self) -> None:
-        """Start long polling inside the running loop (pending updates are kept, not dropped)."""
-        await self.initialize()
-        await self.application.start()
-        updater = self.application.updater
-        if updater is not None:
-            await updater.start_polling(
-                drop_pending_updates=False,
-                allowed_updates=list(ALLOWED_UPDATES),
-                timeout=self.settings.poll_timeout,
-            )
+        """Start long polling inside the running loop (pending updates are kept, not dropped).
+
+        A start that fails half-way is taken back whole, so the next try starts from scratch:
+        PTB refuses to start an application it still counts as running.
+        """
+        try:
+            await self.initialize()
+            await self.application.start()
+            updater = self.application.updater
+            if updater is not None:
+                await updater.start_polling(
+                    drop_pending_updates=False,
+                    allowed_updates=list(ALLOWED_UPDATES),
+                    timeout=self.settings.poll_timeout,
+                )
+        except BaseException:
+            await self._undo_start()
+            raise
+
+    async def _undo_start(self) -> None:
+        application = self.application
+        updater = application.updater
+        with contextlib.suppress(Exception):
+            if updater is not None and updater.running:
+                await updater.stop()
+        with contextlib.suppress(Exception):
+            if application.running:
+                await application.stop()
+        with contextlib.suppress(Exception):
+            await application.shutdown()
+        with contextlib.suppress(Exception):
+            # An application whose getMe failed counts as shut down; its bot's
+            # connections are open all the same.
+            await application.bot.shutdown()
 
     async def stop(self) -> None:
         """Stop polling, finish the update in hand, and close the connections."""

@@ -8,6 +8,7 @@ marked as a test in its title, to the recipients the watchlist names for that ch
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +24,10 @@ if TYPE_CHECKING:
 EXIT_ALL_SENT = 0
 EXIT_NOT_ALL_SENT = 1
 
-CHANNELS = ("telegram", "x", "email", "webhook", "console")
+CHANNELS = ("telegram", "line", "discord", "x", "email", "webhook", "console")
 # Channels whose one recipient is fixed: X posts on the operator's account, the others have none.
-FIXED_RECIPIENTS = {"x": "public", "webhook": "-", "console": "-"}
+FIXED_RECIPIENTS = {"x": "public", "webhook": "-", "console": "-", "discord": "-"}
+LINE_USER_ID = re.compile(r"U[0-9a-f]{32}")
 
 SAMPLE_TITLE = "【テスト通知】restock-watcher の通知テストです / Test notification"
 SAMPLE_URL = "https://example.com/restock-watcher/notify-test"
@@ -45,7 +47,8 @@ def add_parser(sub: Any) -> None:
         "--to",
         action="append",
         metavar="RECIPIENT",
-        help="a Telegram chat id or an e-mail address to send to instead (repeatable)",
+        help="a Telegram chat id, a LINE user id or an e-mail address to send to instead "
+        "(repeatable)",
     )
     parser.set_defaults(handler=run)
 
@@ -74,12 +77,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(path: Path) -> Config:
+    from watcher import logredact
     from watcher.config.load import load_config
 
     try:
-        return load_config(path)
+        config = load_config(path)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    logredact.install()  # a channel's library may log a URL or an error holding a secret
+    logredact.MASKED.set("watchlist", logredact.config_secrets(config))
+    return config
 
 
 def recipients_for(config: Config, channel: str, given: Sequence[str], source: str) -> list[str]:
@@ -102,6 +109,8 @@ def _checked_recipient(channel: str, text: str) -> str:
     value = text.strip()
     if channel == "telegram" and not (value.lstrip("-").isdigit() or value.startswith("@")):
         raise UsageError(f"--to {text!r}: a Telegram recipient is a chat id like 123456789")
+    if channel == "line" and not LINE_USER_ID.fullmatch(value):
+        raise UsageError(f"--to {text!r}: a LINE recipient is a user id like U4af49806...")
     if channel == "email" and "@" not in value.strip("@"):
         raise UsageError(f"--to {text!r}: expected an e-mail address like me@example.com")
     return value

@@ -22,8 +22,13 @@ def add_parser(sub: Any) -> None:
 
 
 def configure_logging(verbose: int) -> None:
+    from watcher import logredact, logrepeat
+
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logredact.install()  # every record, from any library, is masked as it is made
+    # A lasting fault (a full disk) must not write the same traceback many times a second.
+    logrepeat.install(logging.getLogger().handlers)
     # HTTP client loggers print request URLs, and the Telegram token is part of them.
     for name in ("httpx", "httpcore", "telegram", "apscheduler"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
@@ -32,6 +37,7 @@ def configure_logging(verbose: int) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from watcher import logredact
     from watcher.config.load import load_config
     from watcher.service.app import run_config
     from watcher.service.runtime import tune_gc
@@ -41,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except OSError as exc:
         raise UsageError(f"cannot read {args.config}: {exc.strerror}") from exc
+    logredact.MASKED.set("watchlist", logredact.config_secrets(config))
     for warning in config.warnings:
         logging.getLogger("restock.config").warning("%s", warning)
     tune_gc()

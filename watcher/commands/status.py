@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from watcher.errors import UsageError
 
 if TYPE_CHECKING:
+    from watcher.config.schema import LineNotifier
     from watcher.storage.interface import Repository
 
 
@@ -47,14 +48,14 @@ def _database(args: argparse.Namespace) -> str:
 
 
 async def _open(args: argparse.Namespace) -> Repository:
-    from watcher.storage import open_repository
+    from watcher.storage import open_for_reading
     from watcher.storage.url import local_file
 
     database = _database(args)
     path = local_file(database)
     if path is not None and not path.exists():
         raise UsageError(f"no database at {path} (run `restock run` first, or pass --database)")
-    return await open_repository(database)
+    return await open_for_reading(database)
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -65,13 +66,49 @@ def run_status(args: argparse.Namespace) -> int:
     async def report() -> dict[str, Any]:
         repo = await _open(args)
         try:
-            return await status_report(repo)
+            found = await status_report(repo)
         finally:
             await repo.close()
+        line = _line_section(args)
+        if line is not None:
+            found["line_quota"] = await line_quota(line)
+        return found
 
     found = asyncio.run(report())
     print(json.dumps(found, ensure_ascii=False, indent=2) if args.json else status_text(found))
     return 0
+
+
+def _line_section(args: argparse.Namespace) -> LineNotifier | None:
+    """The watchlist's `notifiers.line`, when `--config` names a watchlist that has one."""
+    from watcher.config.load import load_config
+
+    if args.config is None:
+        return None
+    try:
+        return load_config(args.config).notifiers.line
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.config}: {exc.strerror}") from exc
+
+
+async def line_quota(line: LineNotifier) -> dict[str, Any]:
+    """This month's LINE message quota, read from the Messaging API (LINE is its authority)."""
+    from notifiers.line_api import Answer, LineApi
+    from watcher.clock import SystemClock
+
+    api = LineApi(
+        token=line.channel_access_token.reveal(),
+        clock=SystemClock(),
+        base_url=line.api_base_url,
+        timeout=5.0,
+    )
+    try:
+        read = await api.quota()
+    finally:
+        await api.aclose()
+    if isinstance(read, Answer):
+        return {"error": f"not read ({read.status or '-'} {read.message})".strip()}
+    return {"limit": read.limit, "used": read.used, "left": read.left}
 
 
 def run_history(args: argparse.Namespace) -> int:

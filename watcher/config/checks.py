@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from watcher.config.yaml import YamlPath
 
 # Channels a watch may name under `notify`, and the `notifiers` key each one needs.
-_CHANNELS = ("telegram", "email", "x", "webhook")
+_CHANNELS = ("telegram", "email", "x", "webhook", "line", "discord")
 
 
 class Reporter(Protocol):
@@ -36,6 +36,7 @@ def check(
     for index, entry in watches:
         _check_rules(entry, ("watches", index), report)
     _check_unique_names(raw, report)
+    _check_line_bot(data, report)
 
 
 def _raw_watches(value: Any) -> list[tuple[int, dict[str, Any]]]:
@@ -70,6 +71,16 @@ def _check_notify(notify: Any, path: YamlPath, configured: set[str], report: Rep
         if name not in configured:
             message = f"the {name} channel is not configured under `notifiers`"
             report.error((*path, name), message)
+
+
+def _check_line_bot(data: dict[str, Any], report: Reporter) -> None:
+    notifiers, settings = data.get("notifiers"), data.get("settings")
+    line = notifiers.get("line") if isinstance(notifiers, dict) else None
+    if not isinstance(line, dict) or line.get("bot") is not True:
+        return
+    if not (isinstance(settings, dict) and settings.get("server")):
+        message = "needs settings.server: LINE posts its webhook to /line/webhook there"
+        report.error(("notifiers", "line", "bot"), message)
 
 
 def _check_rules(entry: WatchEntry, path: YamlPath, report: Reporter) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import types
 import typing
@@ -142,6 +143,9 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
+MIN_ECHOED = 4  # shorter filled-in values are not told apart from ordinary words
+
+
 class Report:
     """Problems and warnings of one file, with lines looked up from the YAML marks."""
 
@@ -178,7 +182,20 @@ class Report:
 
     def _problem(self, path: YamlPath, message: str, line: int | None) -> ConfigProblem:
         where = line if line is not None else self.loaded.marks.line_for(path)
-        return ConfigProblem(self.filename, where, format_path(path), message)
+        return ConfigProblem(self.filename, where, format_path(path), self._as_written(message))
+
+    def _as_written(self, message: str) -> str:
+        """`message` with every value filled from the environment shown as it is written
+        (`${TOKEN}`): a secret variable put in an ordinary field is not echoed back."""
+        loaded = self.loaded
+        if not loaded.expanded:
+            return message
+        for ref_path, value in sorted(loaded.expanded.items(), key=lambda kv: -len(kv[1])):
+            if len(value) < MIN_ECHOED:
+                continue
+            for form in (value, json.dumps(value, ensure_ascii=False)[1:-1]):
+                message = message.replace(form, loaded.references[ref_path])
+        return message
 
 
 def _missing_message(names: tuple[str, ...]) -> str:

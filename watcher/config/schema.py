@@ -37,6 +37,7 @@ from watcher.config.types import (
     EventName,
     HttpUrl,
     Jan,
+    LineUserId,
     Listen,
     Mailbox,
     NonNegative,
@@ -364,6 +365,45 @@ class XNotifier(_Section):
     access_token_secret: RequiredSecret
 
 
+class LineNotifier(_Section):
+    """LINE Messaging API: alerts by push and multicast, and optionally the shoppers' chat bot."""
+
+    channel_access_token: RequiredSecret
+    """Channel access token of the Messaging API channel (use ${LINE_CHANNEL_ACCESS_TOKEN})."""
+    channel_secret: Secret | None = None
+    """Channel secret that signs LINE's webhook (use ${LINE_CHANNEL_SECRET}); the bot needs it."""
+    api_base_url: HttpUrl = "https://api.line.me"
+    """Messaging API server."""
+    bot: bool = False
+    """Run the shoppers' chat bot on settings.server's /line/webhook (登録, 一覧, ...)."""
+    quota_policy: Literal["stop", "oldest_first"] = "stop"
+    """When an alert's fan-out exceeds the monthly message quota left: stop (send it to nobody)
+    or oldest_first (the longest-standing subscriptions get it); the rest are dead-lettered."""
+    max_watches_per_user: Count = 20
+    """Most watches one LINE user may hold."""
+
+    @model_validator(mode="after")
+    def _bot_needs_secret(self) -> LineNotifier:
+        if self.bot and not self.channel_secret:
+            raise PydanticCustomError(
+                "line_bot_secret", "bot: true needs channel_secret (it verifies LINE's webhook)"
+            )
+        return self
+
+
+def _webhook_url_secret(value: Secret) -> Secret:
+    if not value.reveal().startswith(("https://", "http://")):
+        raise PydanticCustomError("discord_webhook_url", "must be an http(s) webhook URL")
+    return value
+
+
+class DiscordNotifier(_Section):
+    """Embeds posted to a Discord channel's webhook."""
+
+    webhook_url: Annotated[RequiredSecret, AfterValidator(_webhook_url_secret)]
+    """The channel's webhook URL (it holds a token: use ${DISCORD_WEBHOOK_URL})."""
+
+
 class Notifiers(_Section):
     """Channels; a watch may only notify a channel configured here (console always is)."""
 
@@ -372,10 +412,12 @@ class Notifiers(_Section):
     telegram: TelegramNotifier | None = None
     email: EmailNotifier | None = None
     x: XNotifier | None = None
+    line: LineNotifier | None = None
+    discord: DiscordNotifier | None = None
 
     @property
     def channels(self) -> tuple[str, ...]:
-        optional = ("webhook", "telegram", "email", "x")
+        optional = ("webhook", "telegram", "email", "x", "line", "discord")
         return ("console", *(name for name in optional if getattr(self, name) is not None))
 
 
@@ -431,6 +473,10 @@ class NotifyTargets(_Section):
     """Print to standard output."""
     webhook: bool = False
     """POST to the configured webhook."""
+    line: list[LineUserId] = []
+    """LINE user ids (they must have added the official account as a friend)."""
+    discord: bool = False
+    """Post to the configured Discord webhook."""
 
     def to_model(self) -> Notify:
         return Notify(
@@ -439,6 +485,8 @@ class NotifyTargets(_Section):
             x=self.x,
             console=self.console,
             webhook=self.webhook,
+            line=tuple(self.line),
+            discord=self.discord,
         )
 
 

@@ -73,6 +73,15 @@ def choice(value: object, choices: Iterable[str], kind: str) -> str:
 
 def parse_duration(value: object) -> timedelta:
     """ "30s", "5m", "1h", "1h30m" or whole seconds (an int or a string of digits)."""
+    try:
+        return _duration(value)
+    except PydanticCustomError:
+        raise
+    except (OverflowError, ValueError):  # more digits or days than Python's types hold
+        raise fail("duration", "is far longer than any duration a watchlist needs", value) from None
+
+
+def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -254,10 +263,16 @@ Weekdays = Annotated[
 
 
 def _http_url(value: object) -> str:
+    if isinstance(value, str) and _URL_CONTROL.search(value):
+        # A newline or NUL in a URL splits or cuts the request line and headers it goes into.
+        raise fail("url", "must not contain control characters (newline, tab, NUL)", value)
     parts = urlsplit(value) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise fail("url", "must be an http(s) URL with a host", value)
     return str(value)
+
+
+_URL_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _email_address(value: object) -> str:
@@ -311,6 +326,22 @@ def _buyable_state(value: object) -> Availability:
 
 def _event_kind(value: object) -> EventKind:
     return EventKind(choice(value, EVENT_NAMES, "event"))
+
+
+_LINE_USER_ID = re.compile(r"U[0-9a-f]{32}")
+
+
+def _line_user_id(value: object) -> str:
+    if isinstance(value, str) and _LINE_USER_ID.fullmatch(value.strip()):
+        return value.strip()
+    raise fail("line_user_id", 'must be a LINE user id ("U" and 32 hex digits)', value)
+
+
+LineUserId = Annotated[
+    str,
+    BeforeValidator(_line_user_id),
+    WithJsonSchema({"type": "string", "pattern": "^U[0-9a-f]{32}$"}),
+]
 
 
 HttpUrl = Annotated[

@@ -46,6 +46,9 @@ def notify_recipients(watch: Watch) -> list[tuple[str, str]]:
         pairs.append(("console", "-"))
     if notify.webhook:
         pairs.append(("webhook", "-"))
+    pairs += [("line", user_id) for user_id in notify.line]
+    if notify.discord:
+        pairs.append(("discord", "-"))
     return list(dict.fromkeys(pairs))
 
 

@@ -325,6 +325,8 @@ class Notify:
     x: bool = False
     console: bool = False
     webhook: bool = False
+    line: tuple[str, ...] = ()
+    discord: bool = False
 
 
 @dataclass(frozen=True, slots=True)

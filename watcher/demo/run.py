@@ -24,6 +24,10 @@ from watcher.service.wiring import Overrides
 from watcher.storage import open_repository
 
 IN, OUT, PRE = Shows.IN_STOCK, Shows.OUT_OF_STOCK, Shows.PREORDER
+CHANNELS_NOTE = (
+    "Messages print here; in a watchlist the same alerts go to Telegram, LINE (Flex message,"
+    " multicast), Discord (embeds), X, e-mail or a webhook (try `restock notify-test`)."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,7 @@ def _print_intro(
     print(f"restock demo: watching a simulated shop for {seconds:.0f} s (offline)", file=out)
     for product in products:
         print(f"  - {product.title}: {product.story}", file=out)
+    print(CHANNELS_NOTE, file=out)
     if web_port:
         print(f"web UI: http://127.0.0.1:{web_port}/ (open it in a browser)", file=out)
     print(file=out, flush=True)

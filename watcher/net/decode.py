@@ -144,8 +144,24 @@ def normalise_charset(label: str | None) -> str | None:
     if label in _ALIASES:
         return _ALIASES[label]
     try:
-        return codecs.lookup(label).name
+        codec = codecs.lookup(label)
     except LookupError:
+        return None
+    # Python also names transforms (rot13, base64, zlib) and codecs that refuse to decode
+    # anything (undefined, idna): none of them is a page's charset.
+    if not getattr(codec, "_is_text_encoding", True) or codec.name in _NOT_CHARSETS:
+        return None
+    return codec.name
+
+
+_NOT_CHARSETS = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape"})
+
+
+def _decoded(body: bytes, encoding: str) -> str | None:
+    """`body` in `encoding`, bad bytes as U+FFFD; None if the codec cannot decode at all."""
+    try:
+        return body.decode(encoding, errors="replace")
+    except (LookupError, UnicodeError, TypeError, ValueError):
         return None
 
 
@@ -162,8 +178,9 @@ def decode_body(body: bytes, content_type: str | None) -> tuple[str, str]:
     if media_type == "application/json" or media_type.endswith("+json"):
         return body.decode("utf-8", errors="replace"), "utf-8"
     declared = normalise_charset(charset) or _declared_in_document(body)
-    if declared:
-        return body.decode(declared, errors="replace"), declared
+    text = _decoded(body, declared) if declared else None
+    if declared and text is not None:
+        return text, declared
     return _sniff(body)
 
 

@@ -126,7 +126,9 @@ class Fetcher:
             error = "timeout"
         except UnsafeURL as exc:
             error = f"{'blocked redirect' if attempt.hops else 'blocked'}: {exc}"
-        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+        except Exception as exc:
+            # A hostile server makes each transport raise its own errors (aiohttp's
+            # LineTooLong, BadHttpMessage, ...): every one becomes a failed page, never a crash.
             error = _describe(exc)
         failed = Page(
             url=plan.url,
@@ -364,6 +366,8 @@ def _describe(exc: Exception) -> str:
         return f"invalid url: {detail}"
     if isinstance(exc, httpx.ReadError | httpx.WriteError | OSError):
         return f"network: {detail}"
+    if not isinstance(exc, httpx.HTTPError):
+        return f"protocol: {type(exc).__name__}: {detail}"[:300]
     return f"http: {detail}"
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,13 +19,19 @@ from pathlib import Path
 from telegram.error import InvalidToken
 
 from notifiers.base import Notifier
+from notifiers.line import LineNotifier
+from notifiers.line_api import LineApi
+from watcher import logredact
 from watcher.bot.telegram import BotSettings, ChatBot
 from watcher.bot.texts import stores_text
+from watcher.clock import SystemClock
 from watcher.config.load import Config, load_config
-from watcher.config.schema import DEFAULT_ALLOWED_HOSTS, Server
+from watcher.config.schema import Server
 from watcher.core.model import Origin
 from watcher.core.schedule import stable_phase
 from watcher.errors import ConfigError
+from watcher.line.bot import LineBot, LineBotSettings
+from watcher.line.webhook import LineWebhook
 from watcher.net.fetch import Fetcher
 from watcher.net.transport import build_client, fast_transport
 from watcher.reading.pool import page_reader
@@ -37,6 +44,7 @@ from watcher.service.wiring import (
     Overrides,
     build_notifiers,
     chat_guard,
+    chat_hosts,
     dispatch_settings,
     engine_settings,
     host_policies,
@@ -54,6 +62,7 @@ from watcher.service.workers import (
 )
 from watcher.storage.coordination import Coordinated
 from watcher.storage.interface import Repository
+from watcher.storage.sqlite.repository import SQLiteRepository
 from watcher.subscriptions import Subscriptions
 from watcher.unsubscribe import unsubscribe_secret_from_env
 from watcher.web.server import StatusServer, WebHandler
@@ -73,6 +82,9 @@ class App:
         self.repository = repository
         self.overrides = overrides
         self.owner = worker_id()
+        # Before anything is built: a library may log a URL holding a token as it starts.
+        logredact.install()
+        logredact.MASKED.set(self.owner, logredact.config_secrets(config))
         self.metrics = Metrics()
         self.notifiers = overrides.notifiers or build_notifiers(config)
         # With several workers on one database, some channels send from one worker at a time.
@@ -99,7 +111,7 @@ class App:
             repository,
             self.guard,
             subscription_rules(config),
-            refused_url_hint=stores_text(_allowed_hosts(config)),
+            refused_url_hint=stores_text(chat_hosts(config)),
         )
         self.client = build_client(transport=overrides.transport or fast_transport())
         # Tests hand in one transport for everything; otherwise chat URLs get the guarded one.
@@ -123,6 +135,9 @@ class App:
             ),
         )
         self.bot = self._chat_bot(config)
+        self._count_quotas(self.notifiers)
+        self.line_api: LineApi | None = None
+        self.line_webhook = self._line_webhook(config)
         self.membership = self._membership(repository)
         self._bot_run: tuple[asyncio.Event, asyncio.Task[None]] | None = None
 
@@ -172,6 +187,36 @@ class App:
         (stop, task), self._bot_run = self._bot_run, None
         stop.set()
         await asyncio.gather(task, return_exceptions=True)
+
+    def _count_quotas(self, notifiers: Mapping[str, Notifier]) -> None:
+        """Channels with a monthly quota report its figures to /metrics."""
+        line = notifiers.get("line")
+        if isinstance(line, LineNotifier):
+            line.on_quota = lambda q: self.metrics.set_message_quota("line", q.limit, q.used)
+
+    def _line_webhook(self, config: Config) -> LineWebhook | None:
+        """The LINE bot behind `/line/webhook`, when `notifiers.line.bot` asks for it."""
+        line = config.notifiers.line
+        if line is None or not line.bot or not line.channel_secret:
+            return None
+        if config.settings.server is None or not isinstance(self.repository, SQLiteRepository):
+            log.error("the LINE bot needs settings.server (LINE posts to /line/webhook there)")
+            return None
+        self.line_api = LineApi(
+            token=line.channel_access_token.reveal(),
+            clock=SystemClock(),
+            base_url=line.api_base_url,
+        )
+        bot = LineBot(
+            self.repository,
+            self.line_api,
+            LineBotSettings(
+                allowed_hosts=chat_hosts(config),
+                max_watches_per_user=line.max_watches_per_user,
+            ),
+            subscriptions=self.subscriptions,
+        )
+        return LineWebhook(line.channel_secret, bot.handle)
 
     def _fetcher(self, config: Config) -> Fetcher:
         # It only borrows the clients' transports: a new one per User-Agent costs nothing.
@@ -242,29 +287,15 @@ class App:
             with contextlib.suppress(Exception):
                 await notifier.aclose()
         await self.engine.reader.aclose()
+        if self.line_api is not None:
+            await self.line_api.aclose()
         await self.client.aclose()
         if self.guarded_client is not self.client:
             await self.guarded_client.aclose()
+        logredact.MASKED.forget(self.owner)
 
     async def _run_bot(self, bot: ChatBot, stop: asyncio.Event) -> None:
-        """Run the chat bot beside the engine; Telegram being unreachable must not stop watching."""
-        delay = BOT_RETRY_FIRST
-        while not stop.is_set():
-            try:
-                await bot.start()
-                break
-            except InvalidToken:
-                log.error("chat bot not started: Telegram rejected the bot token")
-                return
-            except Exception as exc:
-                log.warning("chat bot not started (%s); trying again in %.0f s", exc, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, BOT_RETRY_CAP)
-        if not stop.is_set() or bot.application.running:
-            await stop.wait()
-            with contextlib.suppress(Exception):
-                await bot.stop()
+        await keep_bot_running(bot, stop)
 
     async def _start_server(self) -> StatusServer | None:
         listen = self.config.settings.server
@@ -275,6 +306,7 @@ class App:
             self.metrics,
             self.politeness,
             unsubscribe_secret=unsubscribe_secret_from_env(),
+            line_webhook=self.line_webhook,
             web=self._web_ui(listen),
         )
         await server.start(listen.listen)
@@ -322,8 +354,14 @@ class App:
         except (ConfigError, OSError) as exc:
             log.error("watchlist %s not reloaded, keeping the running one:\n%s", path, exc)
             return
+        except Exception:  # whatever an edit holds, the running config stays
+            log.exception("watchlist %s not reloaded, keeping the running one", path)
+            return
         if config.fingerprint == self.config.fingerprint:
             return
+        # The old secrets stay masked too: they may still show up until a restart.
+        secrets = logredact.config_secrets(self.config) | logredact.config_secrets(config)
+        logredact.MASKED.set(self.owner, secrets)
         config = self._hold_for_restart(config)
         # Channels first: deliveries the new watches cause need a notifier to claim them.
         await self._reload_channels(config)
@@ -375,9 +413,13 @@ class App:
         if "telegram" in changed and "telegram" in self.notifiers:
             log.error("notifiers.telegram changed: restart `restock run` to apply it")
             changed.discard("telegram")
+        if "line" in changed and _line_bot_section(self.config) != _line_bot_section(config):
+            # The alerts' channel is rebuilt now; the bot behind the running endpoint is not.
+            log.error("notifiers.line's bot changed: restart `restock run` to apply it")
         if not changed:
             return
         fresh = build_notifiers(config, only=changed)
+        self._count_quotas(fresh)
         for notifier in fresh.values():
             await notifier.start()
         kept = {k: v for k, v in self.notifiers.items() if k not in changed}
@@ -386,6 +428,35 @@ class App:
             with contextlib.suppress(Exception):
                 await old.aclose()
         log.info("channels reloaded: %s", ", ".join(sorted(changed)))
+
+
+async def keep_bot_running(
+    bot: ChatBot,
+    stop: asyncio.Event,
+    *,
+    first_retry: float = BOT_RETRY_FIRST,
+    retry_cap: float = BOT_RETRY_CAP,
+) -> None:
+    """Run the chat bot beside the engine until `stop`; Telegram being unreachable must not stop
+    watching. A failed start is retried with doubling waits; the bot is stopped in every case."""
+    delay = first_retry
+    try:
+        while not stop.is_set():
+            try:
+                await bot.start()
+                break
+            except InvalidToken:
+                log.error("chat bot not started: Telegram rejected the bot token")
+                break
+            except Exception as exc:
+                log.warning("chat bot not started (%s); trying again in %.0f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, retry_cap)
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await bot.stop()
 
 
 async def run_config(config: Config, overrides: Overrides | None = None) -> int:
@@ -415,6 +486,14 @@ def _install_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-def _allowed_hosts(config: Config) -> tuple[str, ...]:
-    telegram = config.notifiers.telegram
-    return tuple(telegram.allowed_hosts) if telegram is not None else DEFAULT_ALLOWED_HOSTS
+def _line_bot_section(config: Config) -> tuple[object, ...] | None:
+    """What the running LINE bot was built from (a change needs a restart)."""
+    line = config.notifiers.line
+    if line is None or not line.bot:
+        return None
+    return (
+        line.channel_secret,
+        line.channel_access_token,
+        line.api_base_url,
+        line.max_watches_per_user,
+    )

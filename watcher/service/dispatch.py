@@ -2,13 +2,15 @@
 
 One worker per channel, so a slow or failing channel never delays another. A worker claims a
 batch of its channel's due deliveries with a lease (two dispatchers never send the same one),
-hands them to the notifier, and queues the batch's results: sent, retry later (with backoff),
-permanent failure, or skipped. A recorder writes what is queued, several batches (of every
-channel) in one transaction, while the workers go on sending: one event's thousands of deliveries
-then cost a few writes, not one per batch, each waiting for the write lock. A worker waits for it
-only when a whole group is queued, so few results are ever unwritten. A delivery whose lease
-expires (the process died mid-send, or before its result was written) comes back by itself; only
-such a delivery can ever go out twice.
+hands them to the notifier, and queues each result as the notifier reports it (each send's result
+as that send ends, not when the batch does): sent, retry later (with backoff), permanent failure,
+or skipped. A recorder writes what is queued, several batches (of every channel) in one
+transaction, while the workers go on sending; a result reported mid-batch waits at most
+`record_linger` for others to share its write. One event's thousands of deliveries then cost a
+few writes a second, not one per send, each waiting for the write lock, and a crash repeats only
+the sends in flight and those of the last linger. A worker waits for the recorder only when a
+whole group is queued. A delivery whose lease expires (the process died mid-send, or before its
+result was written) comes back by itself; only such a delivery can ever go out twice.
 
 New deliveries mostly skip the claim: the engine's check leases them to this dispatcher in the
 transaction that writes them (`claim_request`) and hands them over in memory (`hand`); a worker
@@ -19,6 +21,7 @@ load is busy with batches of checks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from notifiers.base import Notice, Notifier, SendResult
+from notifiers.base import Notice, Notifier, ResultSink, SendResult
 from watcher.clock import WallClock, utc_now, wait_any
 from watcher.core.model import Outcome, QuietMode
 from watcher.core.quiet import quiet_until
@@ -58,6 +61,9 @@ class DispatchSettings:
     # Most results written in one transaction; also how many may wait to be written before a
     # worker waits for them.
     record_group: int = 1_000
+    # Longest a result reported mid-batch waits for others to share its write (seconds): a
+    # crash then repeats at most the sends in flight and those of this last moment.
+    record_linger: float = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,8 @@ class Dispatcher:
         self._unrecorded: list[_Unrecorded] = []
         self._recorder: asyncio.Task[None] | None = None
         self._room = asyncio.Event()  # the recorder took a group off the queue
+        self._hurry = asyncio.Event()  # write what is queued now, without lingering
+        self._flushing = 0  # callers waiting for every queued result to be written
 
     def apply_settings(self, settings: DispatchSettings) -> None:
         """Use `settings` from the next batch on (a watchlist reload: attempts, time zone)."""
@@ -300,6 +308,8 @@ class Dispatcher:
         )
 
     def _batch_size(self, notifier: Notifier) -> int:
+        if notifier.fans_out:
+            return notifier.batch_size
         return min(self.settings.batch, notifier.batch_size)
 
     async def _send(
@@ -309,8 +319,23 @@ class Dispatcher:
         ready = await self._apply_quiet_hours(name, claimed, now)
         if ready:
             self._observe_handoff(name, ready)
-            results = await _send_safely(notifier, [_notice(item) for item in ready])
-            await self._record_all(name, zip(ready, results, strict=True))
+            by_id = {item.id: item for item in ready}
+            streamed: set[int] = set()
+
+            def report(notice: Notice, result: SendResult) -> None:
+                # Plain results are queued as each send ends, not when the batch does.
+                item = by_id.get(notice.delivery_id)
+                if item is None or item.id in streamed or _has_side_effects(result):
+                    return
+                streamed.add(item.id)
+                self._stream_result(_Unrecorded(name, item, result))
+
+            results = await _send_safely(notifier, [_notice(item) for item in ready], report)
+            rest = [(i, r) for i, r in zip(ready, results, strict=True) if i.id not in streamed]
+            await self._record_all(name, rest)
+            # The batch is over: what it reported is written now, and the worker waits while
+            # a whole group is unwritten.
+            await self._queue_results(())
 
     def _observe_handoff(self, channel: str, ready: Sequence[ClaimedDelivery]) -> None:
         """Time from the event to its first hand-off (a retry's wait is not hand-off latency)."""
@@ -366,9 +391,15 @@ class Dispatcher:
         for item, result in special:
             await self._record_safely(channel, item, result)
 
+    def _stream_result(self, result: _Unrecorded) -> None:
+        """Queue one result reported mid-batch; the recorder writes it within the linger."""
+        self._unrecorded.append(result)
+        self._start_recorder()
+
     async def _queue_results(self, results: Sequence[_Unrecorded]) -> None:
         """Queue results for the recorder; wait while a whole group already waits for it."""
         self._unrecorded += results
+        self._hurry.set()  # a batch ended: its results are written now
         while len(self._unrecorded) >= self.settings.record_group:
             self._room.clear()
             recorder = self._start_recorder()
@@ -388,6 +419,8 @@ class Dispatcher:
         """Write the queued results, a group per transaction, until none is left."""
         try:
             while self._unrecorded:
+                await self._linger()
+                self._hurry.clear()
                 group = self._unrecorded[: self.settings.record_group]
                 del self._unrecorded[: len(group)]
                 self._room.set()
@@ -396,10 +429,23 @@ class Dispatcher:
             self._recorder = None
             self._room.set()
 
+    async def _linger(self) -> None:
+        """Let results reported mid-batch gather for one write, up to `record_linger`."""
+        full = len(self._unrecorded) >= self.settings.record_group
+        if full or self._flushing or self._hurry.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hurry.wait(), self.settings.record_linger)
+
     async def _flush_results(self) -> None:
         """Wait until every queued result is written (or failed to be, and was logged)."""
-        while self._unrecorded or self._recorder is not None:
-            await asyncio.wait([self._start_recorder()])
+        self._flushing += 1
+        try:
+            while self._unrecorded or self._recorder is not None:
+                self._hurry.set()
+                await asyncio.wait([self._start_recorder()])
+        finally:
+            self._flushing -= 1
 
     async def _record_plain_safely(self, plain: Sequence[_Unrecorded]) -> None:
         """One transaction for the whole group; if it fails, each result gets its own chance."""
@@ -483,13 +529,17 @@ def _notice(item: ClaimedDelivery) -> Notice:
         recipient=item.recipient,
         attempt=item.attempts,
         language=item.language,
+        subscription_id=item.subscription_id,
     )
 
 
-async def _send_safely(notifier: Notifier, notices: list[Notice]) -> list[SendResult]:
-    """A notifier must not raise; if one does anyway, its batch is retried, not lost."""
+async def _send_safely(
+    notifier: Notifier, notices: list[Notice], report: ResultSink
+) -> list[SendResult]:
+    """A notifier must not raise; if one does anyway, its batch is retried, not lost (the
+    results it reported before are kept)."""
     try:
-        results = await notifier.send_batch(notices)
+        results = await notifier.send_streaming(notices, report)
     except Exception as exc:
         log.exception("notifier %s raised", notifier.name)
         return [SendResult(Outcome.RETRY, f"notifier raised {type(exc).__name__}")] * len(notices)

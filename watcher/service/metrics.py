@@ -133,6 +133,26 @@ class Metrics:
     outbox: Gauge = field(
         default_factory=lambda: Gauge("restock_outbox_deliveries", "Outbox deliveries by status")
     )
+    message_quota: Gauge = field(
+        default_factory=lambda: Gauge(
+            "restock_message_quota",
+            "A channel's monthly message quota: limit, used and left (no limit: no limit row)",
+        )
+    )
+    _quota_figures: dict[Labels, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.message_quota.read = lambda: dict(self._quota_figures)
+
+    def set_message_quota(self, channel: str, limit: int | None, used: int) -> None:
+        """The latest figures of `channel`'s monthly quota (LINE's), as the channel knows them."""
+        figures = {"used": float(used)}
+        if limit is not None:
+            figures |= {"limit": float(limit), "left": float(max(0, limit - used))}
+        for key in [k for k in self._quota_figures if ("channel", channel) in k]:
+            del self._quota_figures[key]
+        for kind, value in figures.items():
+            self._quota_figures[_labels(channel=channel, figure=kind)] = value
 
     def render(self) -> str:
         parts = (
@@ -145,5 +165,6 @@ class Metrics:
             self.fetch_seconds,
             self.handoff_seconds,
             self.outbox,
+            self.message_quota,
         )
         return "\n".join(line for part in parts for line in part.render()) + "\n"

@@ -135,12 +135,39 @@ def _x(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
     )
 
 
+def _line(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+    from notifiers.line import LineNotifier
+
+    section = config.notifiers.line
+    if section is None:
+        return None
+    return LineNotifier(
+        channel_access_token=section.channel_access_token.reveal(),
+        api_base_url=section.api_base_url,
+        quota_policy=section.quota_policy,
+        language=config.settings.language,
+    )
+
+
+def _discord(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+    from notifiers.discord import DiscordNotifier
+
+    section = config.notifiers.discord
+    if section is None:
+        return None
+    return DiscordNotifier(
+        webhook_url=section.webhook_url.reveal(), language=config.settings.language
+    )
+
+
 NOTIFIER_BUILDERS: dict[str, NotifierBuilder] = {
     "console": _console,
     "webhook": _webhook,
     "telegram": _telegram,
     "email": _email,
     "x": _x,
+    "line": _line,
+    "discord": _discord,
 }
 
 
@@ -246,12 +273,16 @@ def tuned(settings: EngineSettings, overrides: Overrides) -> EngineSettings:
     return settings
 
 
+def chat_hosts(config: Config) -> tuple[str, ...]:
+    """The store hosts chat users (Telegram and LINE alike) may watch."""
+    telegram = config.notifiers.telegram
+    return tuple(telegram.allowed_hosts if telegram is not None else DEFAULT_ALLOWED_HOSTS)
+
+
 def chat_guard(config: Config) -> URLGuard:
     """The guard of chat users' URLs: used whether or not the bot runs now, because products
     that chat users subscribed to stay in the database when the bot is switched off."""
-    telegram = config.notifiers.telegram
-    hosts = telegram.allowed_hosts if telegram is not None else DEFAULT_ALLOWED_HOSTS
-    return URLGuard(allowed_hosts=hosts)
+    return URLGuard(allowed_hosts=chat_hosts(config))
 
 
 def subscription_rules(config: Config) -> SubscriptionRules:

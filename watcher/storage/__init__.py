@@ -42,3 +42,13 @@ async def open_repository(path_or_url: str | Path) -> Repository:
         raise StorageError(f"the {scheme} database backend needs {exc.name!r} installed") from exc
     repository: Repository = await backend.open_repository(path_or_url)
     return repository
+
+
+async def open_for_reading(path_or_url: str | Path) -> Repository:
+    """Open the database only to read it where the backend can (`restock status`): a SQLite
+    file is opened read-only, without migrating it or taking the write lock."""
+    if database_scheme(path_or_url) == "sqlite":
+        from watcher.storage.sqlite.repository import open_read_only
+
+        return await open_read_only(path_or_url)
+    return await open_repository(path_or_url)

@@ -459,6 +459,38 @@ class StatusReader(Protocol):
         """Deliveries that will never be sent (dead or failed), newest first."""
 
 
+class LineChatStore(Protocol):
+    """What the LINE front-end asks of the database (not every backend has it)."""
+
+    async def claim_line_event(self, event_id: str, now: datetime) -> bool:
+        """True the first time `event_id` is claimed; False once it was handled."""
+
+    async def add_line_subscription(
+        self,
+        user_id: str,
+        target: str,
+        store: str | None,
+        conditions: WatchConditions,
+        language: str,
+        now: datetime,
+        *,
+        one_shot: bool = True,
+    ) -> Subscription: ...
+
+    async def line_subscriptions(self, user_id: str) -> list[Subscription]: ...
+
+    async def set_line_paused(self, user_id: str, subscription_id: int, paused: bool) -> bool: ...
+
+    async def remove_line_subscription(
+        self, user_id: str, subscription_id: int, now: datetime
+    ) -> bool: ...
+
+    async def end_line_subscriptions(self, user_id: str, now: datetime) -> int:
+        """End every subscription of a user who blocked or unfollowed the account."""
+
+    async def count_line_active(self, user_id: str) -> int: ...
+
+
 class ChatStore(Protocol):
     """Chat users and their subscriptions, as the chat front-ends and subscriptions need."""
 

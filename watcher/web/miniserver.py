@@ -27,6 +27,8 @@ class Response:
 
 Handler = Callable[[Request], Awaitable[Response]]
 
+_TOO_LARGE = Request("", "")  # what `_read_request` returns for a body over MAX_BODY
+
 MAX_HEAD = 16_384
 MAX_BODY = 65_536
 _REASONS = {
@@ -54,12 +56,22 @@ async def start(handler: Handler, host: str = "127.0.0.1", port: int = 0) -> asy
         try:
             while True:
                 request = await _read_request(reader)
+                if request is _TOO_LARGE:
+                    # Answered, not just dropped: the sender learns why (and the body is unread).
+                    writer.write(encode(Response(413, b"too large\n")))
+                    await writer.drain()
+                    break
                 if request is None:
                     break
                 response = await handler(request)
                 writer.write(encode(response))
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        except (
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            ValueError,  # a Content-Length that is no number
+        ):
             pass
         finally:
             writer.close()
@@ -80,7 +92,7 @@ async def _read_request(reader: asyncio.StreamReader) -> Request | None:
             headers[name.strip().lower()] = value.strip()
     length = int(headers.get("content-length", "0") or 0)
     if length > MAX_BODY:
-        return None
+        return _TOO_LARGE
     body = await reader.readexactly(length) if length else b""
     return Request(parts[0].upper(), parts[1], headers, body)
 

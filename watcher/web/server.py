@@ -21,13 +21,14 @@ from email.policy import HTTP
 from urllib.parse import parse_qsl
 
 from watcher.clock import WallClock, utc_now
+from watcher.line.webhook import PATH as LINE_WEBHOOK_PATH
 from watcher.net.politeness import Politeness
 from watcher.redact import recipient_hash
 from watcher.service.metrics import Metrics
 from watcher.storage.interface import Repository
 from watcher.unsubscribe import UnsubscribeLink
 from watcher.web import miniserver
-from watcher.web.miniserver import Request, Response
+from watcher.web.miniserver import Handler, Request, Response
 
 log = logging.getLogger("restock.server")
 
@@ -61,6 +62,7 @@ class StatusServer:
         politeness: Politeness,
         *,
         unsubscribe_secret: str | None = None,
+        line_webhook: Handler | None = None,
         clock: WallClock = utc_now,
         web: WebHandler | None = None,
     ) -> None:
@@ -68,6 +70,7 @@ class StatusServer:
         self.metrics = metrics
         self.politeness = politeness
         self._unsubscribe_secret = unsubscribe_secret or None
+        self._line_webhook = line_webhook
         self.clock = clock
         self._web = web
         self._server: asyncio.Server | None = None
@@ -81,6 +84,7 @@ class StatusServer:
         host, port = split_listen(listen)
         self._server = await miniserver.start(self.handle, host, port)
         extra = ", /unsubscribe" if self._unsubscribe_secret else ""
+        extra += f", {LINE_WEBHOOK_PATH}" if self._line_webhook else ""
         extra += ", web UI at /" if self._web is not None else ""
         log.info("status endpoint on http://%s:%d (/healthz, /metrics%s)", host, self.port, extra)
 
@@ -92,6 +96,8 @@ class StatusServer:
 
     async def handle(self, request: Request) -> Response:
         path, _, query = request.path.partition("?")
+        if path == LINE_WEBHOOK_PATH and self._line_webhook is not None:
+            return await self._line_webhook(request)
         if path == "/unsubscribe" and self._unsubscribe_secret is not None:
             return await self._unsubscribe(request, query, self._unsubscribe_secret)
         if self._web is not None and path not in ("/healthz", "/metrics"):

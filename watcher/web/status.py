@@ -73,6 +73,8 @@ def status_text(report: dict[str, Any]) -> str:
     for store in report["stores"]:
         if store["warning"]:
             lines.append(f"store {store['store']}: {store['warning']}")
+    if "line_quota" in report:
+        lines.append(f"line quota: {_quota_text(report['line_quota'])}")
     for dead in report["dead_letters"]:
         lines.append(
             f"dead letter #{dead['id']} {dead['channel']}: {dead['status']} after "
@@ -88,6 +90,14 @@ def _lottery_line(events: list[dict[str, Any]]) -> str:
     deadline = opened.get("lottery_deadline") if opened else None
     until = f", apply by {with_offset(deadline)}" if deadline else ""
     return f"lottery open (抽選受付中){until}"
+
+
+def _quota_text(quota: dict[str, Any]) -> str:
+    if "error" in quota:
+        return str(quota["error"])
+    if quota["limit"] is None:
+        return f"{quota['used']:,} messages this month (no monthly limit)"
+    return f"{quota['used']:,} of {quota['limit']:,} messages this month ({quota['left']:,} left)"
 
 
 async def history_report(

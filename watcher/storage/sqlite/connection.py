@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiosqlite
 
@@ -53,6 +54,48 @@ async def connect(path_or_url: str | Path) -> tuple[aiosqlite.Connection, str]:
         await conn.close()
         raise
     return conn, path
+
+
+async def connect_read_only(path_or_url: str | Path) -> tuple[aiosqlite.Connection, str]:
+    """Open an existing database only to read it (`restock status`): no migration, no write lock,
+    so it works on a read-only file or volume and while a running watcher holds the write lock.
+    """
+    path = sqlite_path(path_or_url)
+    uri = f"file:{quote(path)}?mode=ro"
+    try:
+        conn = await _read_only_connection(uri)
+    except sqlite3.Error:
+        # A WAL database needs its -shm file; where that cannot be made (a read-only folder),
+        # the file is read as it stands.
+        try:
+            conn = await _read_only_connection(uri + "&immutable=1")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot read database {path}: {exc}") from exc
+    try:
+        rows = await conn.execute_fetchall("SELECT MAX(version) AS v FROM schema_version")
+        current = next(iter(rows))["v"] or 0
+    except sqlite3.Error as exc:
+        await conn.close()
+        raise StorageError(f"cannot read database {path}: {exc}") from exc
+    if current != LATEST_VERSION:
+        await conn.close()
+        raise StorageError(
+            f"database {path} has schema version {current}, this restock-watcher reads "
+            f"{LATEST_VERSION}: run `restock run` (or upgrade restock-watcher) first"
+        )
+    return conn, path
+
+
+async def _read_only_connection(uri: str) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute_fetchall("SELECT 1 FROM sqlite_master LIMIT 1")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
 
 
 async def _configure(conn: aiosqlite.Connection) -> None:

@@ -209,6 +209,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE subscriptions_v2 RENAME TO subscriptions",
         "CREATE INDEX subscriptions_recipient ON subscriptions (channel, recipient)",
     ),
+    # 3: LINE webhook events already handled (LINE redelivers an event under the same id)
+    (
+        """
+        CREATE TABLE line_webhook_events (
+            event_id TEXT PRIMARY KEY,
+            seen_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX line_webhook_events_seen ON line_webhook_events (seen_at)",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,8 +1,9 @@
 """The SQLite implementation of `watcher.storage.interface.Repository` (aiosqlite, WAL).
 
-One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`), all on
-one shared connection (`connection.SQLiteStore`); `SQLiteRepository` is their sum. The web UI's
-views (`webviews`) are one more role on that connection, handed out by `web_views()`.
+One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`,
+`line_chats`), all on one shared connection (`connection.SQLiteStore`); `SQLiteRepository` is
+their sum. The web UI's views (`webviews`) are one more role on that connection, handed out by
+`web_views()`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from pathlib import Path
 import aiosqlite
 
 from watcher.storage.group_commit import CheckWriter
-from watcher.storage.interface import Repository
+from watcher.storage.interface import LineChatStore, Repository
 from watcher.storage.sqlite.chats import SQLiteChats
 from watcher.storage.sqlite.checks import SQLiteChecks
-from watcher.storage.sqlite.connection import connect
+from watcher.storage.sqlite.connection import connect, connect_read_only
 from watcher.storage.sqlite.hosts import SQLiteHosts
 from watcher.storage.sqlite.leases import SQLiteLeases
+from watcher.storage.sqlite.line_chats import SQLiteLineChats
 from watcher.storage.sqlite.outbox import SQLiteOutbox
 from watcher.storage.sqlite.status import SQLiteStatus
 from watcher.storage.sqlite.watchlist import SQLiteWatchlist
@@ -31,6 +33,12 @@ async def open_repository(path_or_url: str | Path) -> SQLiteRepository:
     return SQLiteRepository(conn, path)
 
 
+async def open_read_only(path_or_url: str | Path) -> SQLiteRepository:
+    """Open the existing database at `path_or_url` to read it only (no migration, no writes)."""
+    conn, path = await connect_read_only(path_or_url)
+    return SQLiteRepository(conn, path)
+
+
 class SQLiteRepository(
     SQLiteWatchlist,
     SQLiteChecks,
@@ -38,6 +46,7 @@ class SQLiteRepository(
     SQLiteLeases,
     SQLiteHosts,
     SQLiteStatus,
+    SQLiteLineChats,
     SQLiteChats,
 ):
     """`Repository` on one SQLite file. Build it with `open_repository`."""
@@ -67,4 +76,9 @@ def _check_protocol(repo: SQLiteRepository) -> Repository:
 
 def _check_web_views(repo: SQLiteRepository) -> WebViewsSource:
     """Lets mypy prove that SQLiteRepository serves the web UI."""
+    return repo
+
+
+def _check_line_protocol(repo: SQLiteRepository) -> LineChatStore:
+    """Lets mypy prove that SQLiteRepository implements LineChatStore."""
     return repo
