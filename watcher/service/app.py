@@ -199,8 +199,11 @@ class App:
         line = config.notifiers.line
         if line is None or not line.bot or not line.channel_secret:
             return None
-        if config.settings.server is None or not isinstance(self.repository, SQLiteRepository):
+        if config.settings.server is None:
             log.error("the LINE bot needs settings.server (LINE posts to /line/webhook there)")
+            return None
+        if not isinstance(self.repository, SQLiteRepository):
+            log.error("the LINE bot keeps its chats on the SQLite database only, for now")
             return None
         self.line_api = LineApi(
             token=line.channel_access_token.reveal(),
