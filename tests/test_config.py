@@ -764,13 +764,9 @@ def test_events_must_not_be_empty() -> None:
     assert "empty" in message
 
 
+@pytest.mark.skipif(not SHARED_EXAMPLE.exists(), reason="no shared watchlist example here")
 def test_shared_example_asks_for_lottery_sales_where_it_says_so() -> None:
-    try:
-        config = load_config(SHARED_EXAMPLE, env=WATCHLIST_ENV)
-    except ConfigError as error:  # keys other parts of the project own may not exist yet
-        ours = [p for p in error.problems if "events" in p.path or "access_key" in p.path]
-        assert ours == []
-        return
+    config = load_config(SHARED_EXAMPLE, env=WATCHLIST_ENV)
     switch = config.watches[0]
     assert switch.conditions.events == {EventKind.RESTOCK, EventKind.LOTTERY_OPEN}
 
