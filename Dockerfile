@@ -11,7 +11,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY watcher ./watcher
 COPY notifiers ./notifiers
-RUN pip install . && useradd --system --uid 10001 --home-dir /data restock \
+RUN pip install '.[postgres]' && useradd --system --uid 10001 --home-dir /data restock \
     && mkdir -p /data /config && chown restock /data
 
 USER restock

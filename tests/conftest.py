@@ -8,7 +8,10 @@ directly ask for `db_path`, which only the SQLite backend has.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,18 @@ from watcher.storage.interface import Repository
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_PAGES = Path(__file__).resolve().parents[2] / "shared" / "pages"
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
+
+# The PostgreSQL server the PostgreSQL tests use (trust auth on loopback). `.ci/run` sets
+# RESTOCK_TEST_REQUIRE_POSTGRES=1, which turns a missing server into a failure, not a skip.
+POSTGRES_SERVER = os.environ.get(
+    "RESTOCK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+POSTGRES_REQUIRED = os.environ.get("RESTOCK_TEST_REQUIRE_POSTGRES") == "1"
+NO_POSTGRES = (
+    "no PostgreSQL answers at {url} ({error}): start one (trust auth for user postgres) or set"
+    " RESTOCK_TEST_POSTGRES to run the PostgreSQL tests"
+)
 
 
 @pytest.fixture
@@ -36,6 +50,49 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def sqlite_database(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'restock.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_session_database() -> Iterator[str]:
+    """A database made for this test run on the PostgreSQL server, dropped at its end."""
+    try:
+        import asyncpg  # noqa: F401  (the test extra installs it)
+    except ModuleNotFoundError as exc:
+        _no_postgres(f"asyncpg is not installed: {exc}")
+    name = f"restock_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        asyncio.run(_admin(POSTGRES_SERVER, f'CREATE DATABASE "{name}"'))
+    except (TimeoutError, OSError) as exc:
+        _no_postgres(str(exc) or type(exc).__name__)
+    base = POSTGRES_SERVER.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    asyncio.run(_admin(POSTGRES_SERVER, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _no_postgres(error: str) -> None:
+    message = NO_POSTGRES.format(url=POSTGRES_SERVER, error=error)
+    if POSTGRES_REQUIRED:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+async def _admin(url: str, statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def postgresql_database(postgres_session_database: str) -> AsyncIterator[str]:
+    """A fresh, empty schema in the test run's database, as a URL; dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    await _admin(postgres_session_database, f"CREATE SCHEMA {schema}")
+    yield f"{postgres_session_database}?search_path={schema}"
+    await _admin(postgres_session_database, f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

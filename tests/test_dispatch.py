@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +25,6 @@ from watcher.core.model import (
 from watcher.errors import StorageError
 from watcher.service.dispatch import Dispatcher, DispatchSettings
 from watcher.service.metrics import Metrics
-from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, WatchDecision
 from watcher.storage.sqlite.repository import SQLiteRepository
 
@@ -101,13 +99,6 @@ class GatedNotifier(FakeNotifier):
         self.entered.set()
         await self.gate.wait()
         return await super().send(notice)
-
-
-@pytest.fixture
-async def repo(tmp_path: Path) -> AsyncIterator[SQLiteRepository]:
-    repository = await open_repository(tmp_path / "restock.sqlite3")
-    yield repository
-    await repository.close()
 
 
 @pytest.fixture

@@ -146,7 +146,7 @@ async def eventually(
 
 
 def watchlist(
-    database: Path,
+    database: Path | str,
     watches: list[str],
     *,
     hosts: dict[str, str] | None = None,
@@ -185,8 +185,9 @@ def url_watch(name: str, url: str, extra: str = "") -> str:
 class Start:
     """Starts the app on a watchlist, and shops; everything is stopped at the end of the test."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, database: str) -> None:
         self.folder = folder
+        self.database = database  # a fresh database on the test's backend
         self.started: list[Harness] = []
         self.shops: list[DemoShop] = []
 
@@ -202,9 +203,8 @@ class Start:
         settings: dict[str, str] | None = None,
     ) -> Harness:
         path = self.folder / "watchlist.yaml"
-        database = self.folder / "restock.sqlite3"
         path.write_text(
-            watchlist(database, watches, hosts=hosts, sources=sources, settings=settings)
+            watchlist(self.database, watches, hosts=hosts, sources=sources, settings=settings)
         )
         config = load_config(path)
         repo = await open_repository(config.settings.database)
@@ -254,8 +254,8 @@ def fast_overrides(
 
 
 @pytest.fixture
-async def start(tmp_path: Path) -> AsyncIterator[Start]:
-    starter = Start(tmp_path)
+async def start(tmp_path: Path, database: str) -> AsyncIterator[Start]:
+    starter = Start(tmp_path, database)
     yield starter
     await starter.close()
 
@@ -264,7 +264,11 @@ async def shop_with(start: Start, **levers: Lever) -> DemoShop:
     return await start.shop(**levers)
 
 
-async def test_a_restock_is_reported_within_interval_plus_confirmation(start: Start) -> None:
+async def test_a_restock_is_reported_within_interval_plus_confirmation(
+    start: Start, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("a latency bound for the embedded database; bench/workers.py measures others")
     lever = Lever(OUT)
     shop = await shop_with(start, box=lever)
     h = await start([url_watch("box", shop.url("box"))], shop=shop)
@@ -323,10 +327,13 @@ async def test_a_captcha_saying_in_stock_never_fires_and_counts_as_blocked(start
     await eventually(lambda: h.requests("figure") >= 1, what="the baseline")
 
     lever.shows = Shows.CAPTCHA
-    await eventually(lambda: h.counters.blocked >= 2, what="two blocked checks")
+    # Generous: the backoffs between blocked checks add up on a loaded machine.
+    await eventually(lambda: h.counters.blocked >= 2, timeout=30, what="two blocked checks")
     lever.shows = OUT
     seen = h.requests("figure")
-    await eventually(lambda: h.requests("figure") >= seen + 1, what="a check after the spell")
+    await eventually(
+        lambda: h.requests("figure") >= seen + 1, timeout=30, what="a check after the spell"
+    )
 
     assert h.recorder.notices == []
     history = await h.repo.history("figure", limit=100)

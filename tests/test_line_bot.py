@@ -115,7 +115,9 @@ class Harness:
 
 
 @pytest.fixture
-async def h(repo: SQLiteRepository) -> AsyncIterator[Harness]:
+async def h(backend: str, repo: SQLiteRepository) -> AsyncIterator[Harness]:
+    if backend != "sqlite":
+        pytest.skip("the LINE chats are kept by the SQLite backend only")
     clock = FakeClock()
     resolver = FakeResolver()
     async with LineStandIn() as line:

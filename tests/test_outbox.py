@@ -583,7 +583,7 @@ async def test_checks_written_together_land_or_fail_each_on_their_own(
 
 
 async def test_quiet_checks_written_together_store_what_each_check_read(
-    repo: SQLiteRepository,
+    repo: SQLiteRepository, db_path: Path
 ) -> None:
     """Checks without events share a few statements; each still lands as if written alone."""
     urls = [f"https://www.amazon.co.jp/dp/B0QX00000{i}" for i in range(4)]
@@ -618,7 +618,7 @@ async def test_quiet_checks_written_together_store_what_each_check_read(
     assert [r.lease_lost for r in results] == [False, True, False, False]
     assert all(r.events == () and r.deliveries == 0 for r in results)
 
-    db = sqlite3.connect(repo.path)
+    db = sqlite3.connect(db_path)
     try:
         rows = {
             row[0]: row[1:]

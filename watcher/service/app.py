@@ -53,6 +53,14 @@ from watcher.service.wiring import (
     subscription_rules,
     tuned,
 )
+from watcher.service.workers import (
+    SINGLE_SENDER_CHANNELS,
+    TELEGRAM_BOT_DUTY,
+    Duty,
+    Membership,
+    channel_duty,
+)
+from watcher.storage.coordination import Coordinated
 from watcher.storage.interface import Repository
 from watcher.storage.sqlite.repository import SQLiteRepository
 from watcher.subscriptions import Subscriptions
@@ -79,14 +87,22 @@ class App:
         logredact.MASKED.set(self.owner, logredact.config_secrets(config))
         self.metrics = Metrics()
         self.notifiers = overrides.notifiers or build_notifiers(config)
+        # With several workers on one database, some channels send from one worker at a time.
+        self.coordinated = isinstance(repository, Coordinated)
+        self.sending_alone: set[str] = set()
         self.dispatcher = Dispatcher(
             repository,
-            self.notifiers,
+            self._dispatching(),
             owner=self.owner,
             settings=dispatch_settings(config),
             metrics=self.metrics,
         )
-        self.politeness = politeness_for(config, overrides.host_backoff)
+        self.politeness = politeness_for(
+            config,
+            overrides.host_backoff,
+            shared=repository if isinstance(repository, Coordinated) else None,
+            owner=self.owner,
+        )
         settings = engine_settings(config)
         settings = tuned(settings, overrides)
         # One guard for the bot's checks and the engine's fetches of chat users' products.
@@ -122,6 +138,55 @@ class App:
         self._count_quotas(self.notifiers)
         self.line_api: LineApi | None = None
         self.line_webhook = self._line_webhook(config)
+        self.membership = self._membership(repository)
+        self._bot_run: tuple[asyncio.Event, asyncio.Task[None]] | None = None
+
+    def _dispatching(self) -> dict[str, Notifier]:
+        """The channels this worker's dispatcher sends on now (single-sender ones while held)."""
+        if not self.coordinated:
+            return dict(self.notifiers)
+        return {
+            name: notifier
+            for name, notifier in self.notifiers.items()
+            if name not in SINGLE_SENDER_CHANNELS or name in self.sending_alone
+        }
+
+    def _membership(self, repository: Repository) -> Membership | None:
+        if not isinstance(repository, Coordinated):
+            return None
+        duties = [self._sender_duty(channel) for channel in sorted(SINGLE_SENDER_CHANNELS)]
+        if self.bot is not None:
+            duties.append(Duty(TELEGRAM_BOT_DUTY, self._start_bot, self._stop_bot))
+        return Membership(
+            repository.coordinator(self.owner),
+            duties,
+            self.dispatcher.wake,
+            reap=repository.release_dead_workers,
+        )
+
+    def _sender_duty(self, channel: str) -> Duty:
+        async def gained() -> None:
+            self.sending_alone.add(channel)
+            self.dispatcher.replace_notifiers(self._dispatching())
+
+        async def lost() -> None:
+            self.sending_alone.discard(channel)
+            self.dispatcher.replace_notifiers(self._dispatching())
+
+        return Duty(channel_duty(channel), gained, lost)
+
+    async def _start_bot(self) -> None:
+        if self.bot is None or self._bot_run is not None:
+            return
+        stop = asyncio.Event()
+        self._bot_run = (stop, asyncio.create_task(self._run_bot(self.bot, stop)))
+
+    async def _stop_bot(self) -> None:
+        if self._bot_run is None:
+            return
+        (stop, task), self._bot_run = self._bot_run, None
+        stop.set()
+        await asyncio.gather(task, return_exceptions=True)
 
     def _count_quotas(self, notifiers: Mapping[str, Notifier]) -> None:
         """Channels with a monthly quota report its figures to /metrics."""
@@ -134,8 +199,11 @@ class App:
         line = config.notifiers.line
         if line is None or not line.bot or not line.channel_secret:
             return None
-        if config.settings.server is None or not isinstance(self.repository, SQLiteRepository):
+        if config.settings.server is None:
             log.error("the LINE bot needs settings.server (LINE posts to /line/webhook there)")
+            return None
+        if not isinstance(self.repository, SQLiteRepository):
+            log.error("the LINE bot keeps its chats on the SQLite database only, for now")
             return None
         self.line_api = LineApi(
             token=line.channel_access_token.reveal(),
@@ -205,7 +273,10 @@ class App:
                 group.create_task(self.engine.run(stop, grace=STOP_GRACE_SECONDS))
                 group.create_task(self.dispatcher.run(stop))
                 group.create_task(self._watch_config(stop))
-                if self.bot is not None:
+                if self.membership is not None:
+                    # The bot and single-sender channels run while this worker holds them.
+                    group.create_task(self.membership.run(stop))
+                elif self.bot is not None:
                     group.create_task(self._run_bot(self.bot, stop))
                 for extra in self.overrides.extra_tasks:
                     group.create_task(extra(stop))
@@ -356,7 +427,7 @@ class App:
             await notifier.start()
         kept = {k: v for k, v in self.notifiers.items() if k not in changed}
         self.notifiers = {**kept, **fresh}
-        for old in self.dispatcher.replace_notifiers(self.notifiers):
+        for old in self.dispatcher.replace_notifiers(self._dispatching()):
             with contextlib.suppress(Exception):
                 await old.aclose()
         log.info("channels reloaded: %s", ", ".join(sorted(changed)))

@@ -26,6 +26,7 @@ from watcher.net.politeness import (
     Politeness,
     registered_store_limits,
 )
+from watcher.net.shared_budget import HostBudget, SharedPoliteness
 from watcher.reading.read import SearchSetup
 from watcher.service.dispatch import DispatchSettings
 from watcher.service.engine import JAN_SEARCH_HOST, EngineSettings
@@ -244,12 +245,21 @@ def store_limits(host: str) -> HostLimits | None:
     return registered_store_limits(host)
 
 
-def politeness_for(config: Config, backoff: Backoff | None = None) -> Politeness:
-    return Politeness(
-        host_policies(config),
-        global_concurrency=config.settings.global_concurrency,
-        backoff=backoff or Backoff(),
-    )
+def politeness_for(
+    config: Config,
+    backoff: Backoff | None = None,
+    *,
+    shared: HostBudget | None = None,
+    owner: str = "",
+) -> Politeness:
+    """Per-host politeness; with `shared` (several workers), its limits hold across workers."""
+    options: dict[str, Any] = {
+        "global_concurrency": config.settings.global_concurrency,
+        "backoff": backoff or Backoff(),
+    }
+    if shared is not None:
+        return SharedPoliteness(host_policies(config), budget=shared, owner=owner, **options)
+    return Politeness(host_policies(config), **options)
 
 
 def tuned(settings: EngineSettings, overrides: Overrides) -> EngineSettings:

@@ -4,11 +4,12 @@ of any storage backend, so the web endpoint can serve the same report."""
 from __future__ import annotations
 
 from dataclasses import asdict, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Protocol
 
 from watcher.core.drift import STORE_ROW_PREFIX
+from watcher.storage.coordination import Coordinated
 from watcher.storage.interface import HostState, HostStore, StatusReader
 
 
@@ -25,7 +26,15 @@ async def status_report(repo: StatusReport) -> dict[str, Any]:
         "stores": [_store_health(h) for h in rows if h.host.startswith(STORE_ROW_PREFIX)],
         "outbox": await repo.outbox_depth(),
         "dead_letters": [plain(d) for d in await repo.dead_letters(20)],
+        "workers": await _workers(repo),
     }
+
+
+async def _workers(repo: StatusReport) -> list[dict[str, Any]] | None:
+    """The live workers sharing a server database (None on SQLite, which has one process)."""
+    if not isinstance(repo, Coordinated):
+        return None
+    return [plain(w) for w in await repo.live_workers(datetime.now(UTC))]
 
 
 def _store_health(row: HostState) -> dict[str, Any]:
@@ -55,6 +64,12 @@ def status_text(report: dict[str, Any]) -> str:
                 f"host {host['host']}: {host['consecutive_blocks']} blocks, backing off until "
                 f"{short_time(host['backoff_until'])} ({host['last_reason'] or '-'})"
             )
+    for worker in report.get("workers") or ():
+        duties = ", ".join(worker["duties"]) or "no single-owner duty"
+        lines.append(
+            f"worker {worker['name']} (pid {worker['pid']} on {worker['host']}): {duties};"
+            f" seen {short_time(worker['seen_at'])}"
+        )
     for store in report["stores"]:
         if store["warning"]:
             lines.append(f"store {store['store']}: {store['warning']}")

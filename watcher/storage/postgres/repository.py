@@ -1,0 +1,69 @@
+"""The PostgreSQL implementation of `watcher.storage.interface.Repository` (asyncpg, a pool).
+
+One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`), as on
+SQLite, all on one shared pool (`connection.PostgresStore`); `PostgresRepository` is their sum.
+Beyond SQLite it lets several workers coordinate (`watcher.storage.coordination`). The SQL
+is PostgreSQL's own; row decoding (`watcher.storage.rows`), value codecs and the grouped
+check writer (`watcher.storage.group_commit`) are shared with SQLite.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+
+from watcher.storage.coordination import Coordinated
+from watcher.storage.group_commit import CheckWriter
+from watcher.storage.interface import Repository
+from watcher.storage.postgres.chats import PostgresChats
+from watcher.storage.postgres.checks import PostgresChecks
+from watcher.storage.postgres.connection import connect
+from watcher.storage.postgres.hosts import PostgresHosts
+from watcher.storage.postgres.leases import PostgresLeases
+from watcher.storage.postgres.outbox import PostgresOutbox
+from watcher.storage.postgres.status import PostgresStatus
+from watcher.storage.postgres.watchlist import PostgresWatchlist
+from watcher.storage.postgres.workers import PostgresWorkers
+
+
+async def open_repository(url: str | Path) -> PostgresRepository:
+    """Open (migrating if needed) the PostgreSQL database at `url`."""
+    pool = await connect(str(url))
+    return PostgresRepository(pool, str(url))
+
+
+class PostgresRepository(
+    PostgresWatchlist,
+    PostgresChecks,
+    PostgresOutbox,
+    PostgresLeases,
+    PostgresHosts,
+    PostgresStatus,
+    PostgresChats,
+    PostgresWorkers,
+):
+    """`Repository` on a PostgreSQL database. Build it with `open_repository`."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        super().__init__(pool, url)
+        self.url = url
+        self._closed = False
+        self._check_writer = CheckWriter(self._write, self._record_check)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._check_writer.drain()
+        await self._pool.close()
+
+
+def _check_protocol(repo: PostgresRepository) -> Repository:
+    """Lets mypy prove that PostgresRepository implements Repository."""
+    return repo
+
+
+def _check_coordinated(repo: PostgresRepository) -> Coordinated:
+    """Lets mypy prove that PostgresRepository offers what several workers need."""
+    return repo
