@@ -100,8 +100,8 @@ def test_nesting_is_capped_and_the_content_kept() -> None:
 
 @pytest.mark.parametrize("levels", [MAX_DEPTH - 40, MAX_DEPTH + 1, 5_000])
 def test_nesting_among_closed_pairs_is_capped(levels: int) -> None:
-    # Each level holds elements opened and closed at once (the quick check drops such pairs
-    # before counting), nested a few deep themselves: the nesting around them still counts.
+    # Each level holds elements opened and closed at once, nested a few deep themselves: the
+    # nesting around them still counts towards the cap.
     level = "<section><p><span><i>x</i></span></p><em>y</em>"
     html = bounded_html(level * levels + "木製ブロック" + "</section>" * levels)
     tree = LexborHTMLParser(html)

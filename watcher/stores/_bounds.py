@@ -304,9 +304,6 @@ class _Model:
 
 _QUICK_TAG = re.compile(r"<(/?[A-Za-z][-A-Za-z0-9]*+)")
 _QUICK_SKIP = frozenset(_VOID | _IGNORED | {n.upper() for n in _VOID | _IGNORED})
-# A start tag's name followed at once by its own end tag, in a " name /name " string.
-_CLOSED_PAIR = re.compile(r" ([A-Za-z][-A-Za-z0-9]*+) /\1(?= )")
-_PAIR_ROUNDS = 16
 
 
 def too_many_tags(html: str) -> int | None:
@@ -336,41 +333,19 @@ def _surely_shallow(html: str) -> bool:
     """A quick over-estimate: True when, even counting every start tag open until its own end
     tag closes it (no implied ends, no raw text, no comments), nothing nests too deep. A
     formatting element left open stays counted, so the formatting bound holds too."""
-    limit = MAX_DEPTH - MAX_FORMATTING
-    if html.count("<") <= limit:
-        return True
-    tokens, rounds = _without_closed_pairs(" " + " ".join(_QUICK_TAG.findall(html)) + " ")
-    names = tokens.split()
-    if len(names) + rounds <= limit:
+    if html.count("<") <= MAX_DEPTH - MAX_FORMATTING:
         return True
     stack = [""]
     push, pop = stack.append, stack.pop
-    for name in names:
+    for name in _QUICK_TAG.findall(html):
         if name[0] == "/":
             if name[1:] == stack[-1]:
                 pop()
         elif name not in _QUICK_SKIP:
             push(name)
-            if len(stack) + rounds > limit:
+            if len(stack) > MAX_DEPTH - MAX_FORMATTING:
                 return False
     return True
-
-
-def _without_closed_pairs(tokens: str) -> tuple[str, int]:
-    """`tokens` (" name /name ...") less each start tag followed at once by its own end tag,
-    up to `_PAIR_ROUNDS` times over, and how many rounds removed any.
-
-    Sound for the over-estimate above: such a pair pushes and pops the same name and leaves the
-    stack as it was, so each round lowers the deepest nesting by at most one, and the caller
-    adds the rounds back. Each round is one pass of the regex engine over the names, so an
-    ordinary page's pairs (nested a few levels) are mostly gone before the Python loop."""
-    rounds = 0
-    while rounds < _PAIR_ROUNDS:
-        tokens, removed = _CLOSED_PAIR.subn("", tokens)
-        if not removed:
-            break
-        rounds += 1
-    return tokens, rounds
 
 
 _LONG_START_TAG = re.compile(rf"<[A-Za-z][^>]{{{_LONG_TAG}}}")
