@@ -98,6 +98,17 @@ def test_nesting_is_capped_and_the_content_kept() -> None:
     assert "木製ブロック" in (tree.body.text() if tree.body else "")
 
 
+@pytest.mark.parametrize("levels", [MAX_DEPTH - 40, MAX_DEPTH + 1, 5_000])
+def test_nesting_among_closed_pairs_is_capped(levels: int) -> None:
+    # Each level holds elements opened and closed at once, nested a few deep themselves: the
+    # nesting around them still counts towards the cap.
+    level = "<section><p><span><i>x</i></span></p><em>y</em>"
+    html = bounded_html(level * levels + "木製ブロック" + "</section>" * levels)
+    tree = LexborHTMLParser(html)
+    assert _depth(tree) <= MAX_DEPTH + 4
+    assert "木製ブロック" in (tree.body.text() if tree.body else "")
+
+
 def test_open_formatting_elements_are_capped() -> None:
     html = bounded_html(unclosed_formatting(50_000))
     assert html.count("<b ") < 100
