@@ -33,7 +33,8 @@ from watcher.net.netguard import URLGuard
 from watcher.net.politeness import Politeness
 from watcher.secret import Secret
 from watcher.service.metrics import Metrics
-from watcher.storage.sqlite.repository import SQLiteRepository, open_repository
+from watcher.storage import open_repository
+from watcher.storage.interface import LineChatStore, Repository
 from watcher.subscriptions import SubscriptionRules, Subscriptions
 from watcher.web.server import StatusServer
 
@@ -87,8 +88,9 @@ def body(*events: dict[str, Any]) -> bytes:
 class Harness:
     url: str
     line: LineStandIn
-    store: SQLiteRepository
-    repo: SQLiteRepository
+    store: LineChatStore
+    repo: Repository
+    database: str
     resolver: FakeResolver
     client: httpx.AsyncClient
 
@@ -115,9 +117,8 @@ class Harness:
 
 
 @pytest.fixture
-async def h(backend: str, repo: SQLiteRepository) -> AsyncIterator[Harness]:
-    if backend != "sqlite":
-        pytest.skip("the LINE chats are kept by the SQLite backend only")
+async def h(database: str, repo: Repository) -> AsyncIterator[Harness]:
+    assert isinstance(repo, LineChatStore)  # every backend keeps LINE chats
     clock = FakeClock()
     resolver = FakeResolver()
     async with LineStandIn() as line:
@@ -134,7 +135,13 @@ async def h(backend: str, repo: SQLiteRepository) -> AsyncIterator[Harness]:
         await server.start("127.0.0.1:0")
         async with httpx.AsyncClient() as client:
             yield Harness(
-                f"http://127.0.0.1:{server.port}/line/webhook", line, store, repo, resolver, client
+                f"http://127.0.0.1:{server.port}/line/webhook",
+                line,
+                store,
+                repo,
+                database,
+                resolver,
+                client,
             )
         await server.stop()
         await api.aclose()
@@ -220,8 +227,9 @@ async def test_a_redelivered_event_is_handled_once(h: Harness) -> None:
 async def test_redelivery_is_remembered_across_restarts(h: Harness) -> None:
     first = postback("r:999")
     await h.post(body(first))
-    # Another process on the same database file: what was handled is in the file, not in memory.
-    other = await open_repository(h.repo.path)
+    # Another process on the same database: what was handled is in the database, not in memory.
+    other = await open_repository(h.database)
+    assert isinstance(other, LineChatStore)
     try:
         assert not await other.claim_line_event(first["webhookEventId"], datetime.now(UTC))
     finally:

@@ -1,6 +1,7 @@
 """The PostgreSQL implementation of `watcher.storage.interface.Repository` (asyncpg, a pool).
 
-One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`), as on
+One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`,
+`line_chats`), as on
 SQLite, all on one shared pool (`connection.PostgresStore`); `PostgresRepository` is their sum.
 Beyond SQLite it lets several workers coordinate (`watcher.storage.coordination`). The SQL
 is PostgreSQL's own; row decoding (`watcher.storage.rows`), value codecs and the grouped
@@ -15,12 +16,12 @@ import asyncpg
 
 from watcher.storage.coordination import Coordinated
 from watcher.storage.group_commit import CheckWriter
-from watcher.storage.interface import Repository
-from watcher.storage.postgres.chats import PostgresChats
+from watcher.storage.interface import LineChatStore, Repository
 from watcher.storage.postgres.checks import PostgresChecks
 from watcher.storage.postgres.connection import connect
 from watcher.storage.postgres.hosts import PostgresHosts
 from watcher.storage.postgres.leases import PostgresLeases
+from watcher.storage.postgres.line_chats import PostgresLineChats
 from watcher.storage.postgres.outbox import PostgresOutbox
 from watcher.storage.postgres.status import PostgresStatus
 from watcher.storage.postgres.watchlist import PostgresWatchlist
@@ -40,7 +41,7 @@ class PostgresRepository(
     PostgresLeases,
     PostgresHosts,
     PostgresStatus,
-    PostgresChats,
+    PostgresLineChats,
     PostgresWorkers,
 ):
     """`Repository` on a PostgreSQL database. Build it with `open_repository`."""
@@ -66,4 +67,9 @@ def _check_protocol(repo: PostgresRepository) -> Repository:
 
 def _check_coordinated(repo: PostgresRepository) -> Coordinated:
     """Lets mypy prove that PostgresRepository offers what several workers need."""
+    return repo
+
+
+def _check_line_protocol(repo: PostgresRepository) -> LineChatStore:
+    """Lets mypy prove that PostgresRepository implements LineChatStore."""
     return repo
