@@ -1,8 +1,9 @@
 """The PostgreSQL implementation of `watcher.storage.interface.Repository` (asyncpg, a pool).
 
 One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`,
-`line_chats`), as on
-SQLite, all on one shared pool (`connection.PostgresStore`); `PostgresRepository` is their sum.
+`line_chats`), as on SQLite, all on one shared pool (`connection.PostgresStore`);
+`PostgresRepository` is their sum and hands out the web UI's views (`webviews`) with
+`web_views()`.
 Beyond SQLite it lets several workers coordinate (`watcher.storage.coordination`). The SQL
 is PostgreSQL's own; row decoding (`watcher.storage.rows`), value codecs and the grouped
 check writer (`watcher.storage.group_commit`) are shared with SQLite.
@@ -25,7 +26,9 @@ from watcher.storage.postgres.line_chats import PostgresLineChats
 from watcher.storage.postgres.outbox import PostgresOutbox
 from watcher.storage.postgres.status import PostgresStatus
 from watcher.storage.postgres.watchlist import PostgresWatchlist
+from watcher.storage.postgres.webviews import PostgresWebViews
 from watcher.storage.postgres.workers import PostgresWorkers
+from watcher.storage.views import WebViews, WebViewsSource
 
 
 async def open_repository(url: str | Path) -> PostgresRepository:
@@ -52,6 +55,10 @@ class PostgresRepository(
         self._closed = False
         self._check_writer = CheckWriter(self._write, self._record_check)
 
+    def web_views(self) -> WebViews:
+        """The web UI's reads and operator actions, on this repository's pool."""
+        return PostgresWebViews(self._pool, self.url)
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -72,4 +79,9 @@ def _check_coordinated(repo: PostgresRepository) -> Coordinated:
 
 def _check_line_protocol(repo: PostgresRepository) -> LineChatStore:
     """Lets mypy prove that PostgresRepository implements LineChatStore."""
+    return repo
+
+
+def _check_web_views(repo: PostgresRepository) -> WebViewsSource:
+    """Lets mypy prove that PostgresRepository can serve the web UI."""
     return repo
