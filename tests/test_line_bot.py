@@ -35,6 +35,7 @@ from watcher.secret import Secret
 from watcher.service.metrics import Metrics
 from watcher.storage import open_repository
 from watcher.storage.interface import LineChatStore, Repository
+from watcher.storage.postgres.line_chats import storable_event_id
 from watcher.subscriptions import SubscriptionRules, Subscriptions
 from watcher.web.server import StatusServer
 
@@ -397,3 +398,19 @@ async def test_a_database_failure_is_500_and_the_resend_finishes_the_body(
     assert len(h.line.replies) == 2  # only the second event is answered now
     assert h.line.replies[1]["messages"][0]["text"].startswith("登録一覧（1件）")
     assert len(await h.store.line_subscriptions(ALICE)) == 1
+
+
+async def test_an_event_id_no_database_can_hold_is_still_answered_once(h: Harness) -> None:
+    # A NUL byte fits no PostgreSQL text: the id is kept in a form each backend stores.
+    hostile = text("一覧")
+    hostile["webhookEventId"] = "01H\x00EVENT"
+    twin = dict(hostile, webhookEventId="01H\x00EVENT")
+    for sent in (hostile, twin):
+        assert (await h.post(body(sent))).status_code == 200
+    assert len(h.line.replies) == 1
+
+
+def test_stored_event_ids_stay_distinct() -> None:
+    ids = ["a\x00", "a\\0", "a\\\x00", "a\\\\0", "a0", "a"]
+    assert len({storable_event_id(i) for i in ids}) == len(ids)
+    assert all("\x00" not in storable_event_id(i) for i in ids)

@@ -21,6 +21,11 @@ CHANNEL = "line"
 EVENT_MEMORY = timedelta(days=7)  # LINE redelivers for far less than this
 
 
+def storable_event_id(event_id: str) -> str:
+    """The id in a form PostgreSQL text holds (it holds no NUL); distinct ids stay distinct."""
+    return event_id.replace("\\", "\\\\").replace("\x00", "\\0")
+
+
 class PostgresLineChats(PostgresChats):
     """`LineChatStore` on PostgreSQL: LINE users are chats whose ids are LINE user ids."""
 
@@ -34,7 +39,7 @@ class PostgresLineChats(PostgresChats):
             claimed = await self._row(
                 "INSERT INTO line_webhook_events (event_id, seen_at) VALUES ($1, $2)"
                 " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                event_id,
+                storable_event_id(event_id),
                 stamp,
             )
         return claimed is not None
