@@ -15,6 +15,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from notifiers.x_text import X_MAX_WEIGHT, char_weight, weighted_length
+from watcher.core.forecast import describe_forecast
 from watcher.core.model import Availability, Event, EventKind
 
 Language = Literal["ja", "en"]
@@ -77,6 +78,7 @@ _LABELS: dict[Language, dict[str, str]] = {
         "seller": "販売元",
         "deadline": "応募締切",
         "time": "確認時刻",
+        "forecast": "再入荷予報",
         "open": "ストアで開く",
         "untitled": "（商品名不明）",
         "unknown_price": "不明",
@@ -88,6 +90,7 @@ _LABELS: dict[Language, dict[str, str]] = {
         "seller": "Seller",
         "deadline": "Apply by",
         "time": "Checked",
+        "forecast": "Forecast",
         "open": "Open in store",
         "untitled": "(untitled product)",
         "unknown_price": "unknown",
@@ -120,6 +123,7 @@ class Facts:
     url: str | None
     labels: dict[str, str]
     deadline: str | None = None  # a lottery's application deadline, when the page states one
+    forecast: str | None = None  # the hours restocks usually happen in, when they cluster
 
     def detail_lines(self) -> list[tuple[str, str]]:
         """(label, value) pairs under the title, in display order; absent facts are left out."""
@@ -130,6 +134,7 @@ class Facts:
             ("price", self.price),
             ("seller", self.seller),
             ("time", self.time),
+            ("forecast", self.forecast),
         ]
         return [(self.labels[key], value) for key, value in rows if value]
 
@@ -235,6 +240,7 @@ def facts(event: Event, language: Language = "ja", title_max: int = 200) -> Fact
         url=canonical_url(event.url),
         labels=labels,
         deadline=format_deadline(event.lottery_deadline),
+        forecast=describe_forecast(event.forecast, language) if event.forecast else None,
     )
 
 
@@ -316,15 +322,23 @@ def render_x(event: Event, language: Language = "ja", include_url: bool = True) 
     url = f.url if include_url else None
     details = [f"{name}: {value}" for name, value in f.detail_lines()]
     room = _x_title_room(f.headline, details, url)
+    if room < X_MIN_TITLE and f.forecast:
+        # The forecast is a courtesy: it goes before any fact of the event itself.
+        details = _without(details, f.labels["forecast"])
+        room = _x_title_room(f.headline, details, url)
     if room < X_MIN_TITLE and f.seller:
         # A seller name long enough to crowd out the title is the one fact worth dropping.
-        details = [d for d in details if not d.startswith(f.labels["seller"])]
+        details = _without(details, f.labels["seller"])
         room = _x_title_room(f.headline, details, url)
     post = _x_post(f.headline, cut_to_weight(f.title, room), details, url)
     while weighted_length(post) > X_MAX_WEIGHT and room > 0:
         room -= 1  # not expected: the parts' weights add up; a guard all the same
         post = _x_post(f.headline, cut_to_weight(f.title, room), details, url)
     return post
+
+
+def _without(details: list[str], name: str) -> list[str]:
+    return [d for d in details if not d.startswith(f"{name}: ")]
 
 
 def _x_post(headline_text: str, title: str, details: list[str], url: str | None) -> str:

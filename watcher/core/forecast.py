@@ -12,7 +12,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Literal
+from typing import Any, Literal
 
 Language = Literal["ja", "en"]
 
@@ -148,3 +148,20 @@ def describe_forecast(forecast: RestockForecast, language: Language = "en") -> s
         hits=forecast.hits,
         total=forecast.total,
     )
+
+
+def forecast_payload(forecast: RestockForecast | None) -> dict[str, Any] | None:
+    """The forecast as the webhook carries it: the window, its counts and its text in ja/en."""
+    if forecast is None:
+        return None
+    return {
+        "weekday": forecast.weekday,
+        "start_hour": forecast.start_hour,
+        "end_hour": forecast.end_hour,
+        "restocks_in_window": forecast.hits,
+        "restocks": forecast.total,
+        "zone": forecast.zone_label,
+        "scope": forecast.scope.value,
+        "text": describe_forecast(forecast, "en"),
+        "text_ja": describe_forecast(forecast, "ja"),
+    }

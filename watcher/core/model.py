@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from watcher.core.forecast import RestockForecast, forecast_payload
+
 
 class Availability(enum.StrEnum):
     """One availability state, used everywhere (adapters, detector, database, messages)."""
@@ -372,12 +374,13 @@ class Event:
     shop: str | None = None  # the shop inside a mall (Rakuten / Yahoo! Shopping)
     previous_price: int | None = None
     lottery_deadline: datetime | None = None  # timezone-aware, when the page states one
+    forecast: RestockForecast | None = None  # when restocks usually happen, for a restock
     id: int | None = None  # set once stored
 
     def to_webhook_json(self) -> dict[str, Any]:
         """The webhook payload (a contract: see DESIGN.md); a `lottery_open` event also carries
         `lottery_deadline` (ISO 8601 with offset, or null when the page states none)."""
-        payload = {
+        payload: dict[str, Any] = {
             "event": self.kind.value,
             "id": self.id,
             "watch": self.watch_name,
@@ -395,6 +398,7 @@ class Event:
         if self.kind is EventKind.LOTTERY_OPEN:
             deadline = self.lottery_deadline
             payload["lottery_deadline"] = deadline.isoformat() if deadline else None
+        payload["forecast"] = forecast_payload(self.forecast)
         return payload
 
 

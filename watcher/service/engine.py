@@ -35,7 +35,16 @@ from watcher.core.detector import (
     state_from_text,
 )
 from watcher.core.drift import REAL_STATES, STORE_ROW_PREFIX, LayoutDrift
-from watcher.core.model import Availability, FetchFacts, Observation, Origin, Page, TextRules
+from watcher.core.forecast import RestockForecast, forecast_for
+from watcher.core.model import (
+    Availability,
+    EventKind,
+    FetchFacts,
+    Observation,
+    Origin,
+    Page,
+    TextRules,
+)
 from watcher.core.schedule import (
     HotWindow,
     RestockHistogram,
@@ -315,6 +324,7 @@ class Engine:
         now = self.clock()
         seen = _as_each_watch_reads(read, watches)
         decisions = self._decide(watches, states, seen, observation, now)
+        decisions = await self._with_forecast(product, decisions)
         outcome = await self._outcome(product, read, observation, decisions, now)
         writes = _watch_decisions(decisions, states)
         # A check with events does not queue behind quiet checks: its wait is hand-off latency.
@@ -360,6 +370,25 @@ class Engine:
                     shared[key] = decision
             decisions.append((stored, decision))
         return decisions
+
+    async def _with_forecast(
+        self, product: DueProduct, decisions: list[tuple[StoredWatch, Decision]]
+    ) -> list[tuple[StoredWatch, Decision]]:
+        """Restock events told when restocks usually come; read only when a restock fires."""
+        if not any(e.kind is EventKind.RESTOCK for _, d in decisions for e in d.events):
+            return decisions
+        forecast = await self._forecast(product)
+        if forecast is None:
+            return decisions
+        return [(stored, _forecast_told(d, forecast)) for stored, d in decisions]
+
+    async def _forecast(self, product: DueProduct) -> RestockForecast | None:
+        """The product's restock window, or its store's, from restocks before this one."""
+        own = await self.repository.restock_times(product_id=product.id)
+        # A product without a store has restock rows without one: asking for "any store"
+        # would read every restock of every shop.
+        store = await self.repository.restock_times(store=product.store) if product.store else []
+        return forecast_for(own, store, self._zone)
 
     async def _fetch(
         self, product: DueProduct, watches: list[StoredWatch], *, cache_bust: bool
@@ -613,6 +642,15 @@ def _stores_wanted(watches: list[StoredWatch]) -> tuple[str, ...]:
 
 
 _NO_WAIT = contextlib.nullcontext()
+
+
+def _forecast_told(decision: Decision, forecast: RestockForecast) -> Decision:
+    if not decision.events:
+        return decision
+    events = tuple(
+        replace(e, forecast=forecast) if e.kind is EventKind.RESTOCK else e for e in decision.events
+    )
+    return replace(decision, events=events)
 
 
 def _worth_writing(stored: StoredWatch, before: WatchState, decision: Decision) -> bool:

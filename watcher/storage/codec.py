@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from watcher.core.forecast import RestockForecast, Scope
 from watcher.core.keys import canonical_conditions
 from watcher.core.model import (
     DEFAULT_EVENTS,
@@ -109,6 +110,7 @@ def event_to_json(event: Event) -> str:
             "shop": event.shop,
             "previous_price": event.previous_price,
             "lottery_deadline": _iso_or_none(event.lottery_deadline),
+            "forecast": _forecast_to_data(event.forecast),
         }
     )
 
@@ -119,6 +121,50 @@ def _iso_or_none(moment: datetime | None) -> str | None:
 
 def _moment_or_none(text: object) -> datetime | None:
     return datetime.fromisoformat(text) if isinstance(text, str) else None
+
+
+def _forecast_to_data(forecast: RestockForecast | None) -> JSONDict | None:
+    if forecast is None:
+        return None
+    return {
+        "weekday": forecast.weekday,
+        "start_hour": forecast.start_hour,
+        "width": forecast.width,
+        "hits": forecast.hits,
+        "total": forecast.total,
+        "zone_label": forecast.zone_label,
+        "scope": forecast.scope.value,
+    }
+
+
+def _forecast_from_data(data: object) -> RestockForecast | None:
+    """A stored forecast read back; events stored without one (or with one this version cannot
+    read) carry none: a forecast is a courtesy, never a reason to lose the event."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        forecast = RestockForecast(
+            weekday=_small_int_or_none(data["weekday"], 7),
+            start_hour=_small_int(data["start_hour"], 24),
+            width=_small_int(data["width"], 25),
+            hits=_small_int(data["hits"], 1 << 31),
+            total=_small_int(data["total"], 1 << 31),
+            zone_label=str(data["zone_label"]),
+            scope=Scope(data["scope"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    return forecast if 0 < forecast.hits <= forecast.total else None
+
+
+def _small_int(value: object, below: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < below:
+        raise ValueError(f"not a whole number in [0, {below}): {value!r}")
+    return value
+
+
+def _small_int_or_none(value: object, below: int) -> int | None:
+    return None if value is None else _small_int(value, below)
 
 
 def event_from_json(event_id: int, text: str) -> Event:
@@ -138,6 +184,7 @@ def event_from_json(event_id: int, text: str) -> Event:
         shop=data.get("shop"),
         previous_price=data["previous_price"],
         lottery_deadline=_moment_or_none(data.get("lottery_deadline")),
+        forecast=_forecast_from_data(data.get("forecast")),
         id=event_id,
     )
 
