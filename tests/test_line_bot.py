@@ -33,7 +33,9 @@ from watcher.net.netguard import URLGuard
 from watcher.net.politeness import Politeness
 from watcher.secret import Secret
 from watcher.service.metrics import Metrics
-from watcher.storage.sqlite.repository import SQLiteRepository, open_repository
+from watcher.storage import open_repository
+from watcher.storage.interface import LineChatStore, Repository
+from watcher.storage.postgres.line_chats import storable_event_id
 from watcher.subscriptions import SubscriptionRules, Subscriptions
 from watcher.web.server import StatusServer
 
@@ -87,8 +89,9 @@ def body(*events: dict[str, Any]) -> bytes:
 class Harness:
     url: str
     line: LineStandIn
-    store: SQLiteRepository
-    repo: SQLiteRepository
+    store: LineChatStore
+    repo: Repository
+    database: str
     resolver: FakeResolver
     client: httpx.AsyncClient
 
@@ -115,9 +118,8 @@ class Harness:
 
 
 @pytest.fixture
-async def h(backend: str, repo: SQLiteRepository) -> AsyncIterator[Harness]:
-    if backend != "sqlite":
-        pytest.skip("the LINE chats are kept by the SQLite backend only")
+async def h(database: str, repo: Repository) -> AsyncIterator[Harness]:
+    assert isinstance(repo, LineChatStore)  # every backend keeps LINE chats
     clock = FakeClock()
     resolver = FakeResolver()
     async with LineStandIn() as line:
@@ -134,7 +136,13 @@ async def h(backend: str, repo: SQLiteRepository) -> AsyncIterator[Harness]:
         await server.start("127.0.0.1:0")
         async with httpx.AsyncClient() as client:
             yield Harness(
-                f"http://127.0.0.1:{server.port}/line/webhook", line, store, repo, resolver, client
+                f"http://127.0.0.1:{server.port}/line/webhook",
+                line,
+                store,
+                repo,
+                database,
+                resolver,
+                client,
             )
         await server.stop()
         await api.aclose()
@@ -220,8 +228,9 @@ async def test_a_redelivered_event_is_handled_once(h: Harness) -> None:
 async def test_redelivery_is_remembered_across_restarts(h: Harness) -> None:
     first = postback("r:999")
     await h.post(body(first))
-    # Another process on the same database file: what was handled is in the file, not in memory.
-    other = await open_repository(h.repo.path)
+    # Another process on the same database: what was handled is in the database, not in memory.
+    other = await open_repository(h.database)
+    assert isinstance(other, LineChatStore)
     try:
         assert not await other.claim_line_event(first["webhookEventId"], datetime.now(UTC))
     finally:
@@ -389,3 +398,19 @@ async def test_a_database_failure_is_500_and_the_resend_finishes_the_body(
     assert len(h.line.replies) == 2  # only the second event is answered now
     assert h.line.replies[1]["messages"][0]["text"].startswith("登録一覧（1件）")
     assert len(await h.store.line_subscriptions(ALICE)) == 1
+
+
+async def test_an_event_id_no_database_can_hold_is_still_answered_once(h: Harness) -> None:
+    # A NUL byte fits no PostgreSQL text: the id is kept in a form each backend stores.
+    hostile = text("一覧")
+    hostile["webhookEventId"] = "01H\x00EVENT"
+    twin = dict(hostile, webhookEventId="01H\x00EVENT")
+    for sent in (hostile, twin):
+        assert (await h.post(body(sent))).status_code == 200
+    assert len(h.line.replies) == 1
+
+
+def test_stored_event_ids_stay_distinct() -> None:
+    ids = ["a\x00", "a\\0", "a\\\x00", "a\\\\0", "a0", "a"]
+    assert len({storable_event_id(i) for i in ids}) == len(ids)
+    assert all("\x00" not in storable_event_id(i) for i in ids)

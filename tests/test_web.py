@@ -41,8 +41,10 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 # --- pages and escaping -----------------------------------------------------------------------
 
 
-async def test_watches_page_lists_badges_strips_and_escapes_shop_text(tmp_path: Path) -> None:
-    async with running_web(tmp_path) as web:
+async def test_watches_page_lists_badges_strips_and_escapes_shop_text(
+    tmp_path: Path, database: str
+) -> None:
+    async with running_web(tmp_path, database=database) as web:
         page = await web.client.get("/")
     assert page.status_code == 200
     assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
@@ -56,8 +58,8 @@ async def test_watches_page_lists_badges_strips_and_escapes_shop_text(tmp_path: 
     assert text.index('data-key="box"') < text.index('data-key="mug"')
 
 
-async def test_language_switch_and_filters(tmp_path: Path) -> None:
-    async with running_web(tmp_path) as web:
+async def test_language_switch_and_filters(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database) as web:
         english = await web.client.get("/?lang=en")
         remembered = await web.client.get("/")
         filtered = await web.client.get("/?state=out_of_stock")
@@ -68,8 +70,10 @@ async def test_language_switch_and_filters(tmp_path: Path) -> None:
     assert 'data-key="' not in by_store.text
 
 
-async def test_watch_page_draws_timeline_price_forecast_and_counts(tmp_path: Path) -> None:
-    async with running_web(tmp_path) as web:
+async def test_watch_page_draws_timeline_price_forecast_and_counts(
+    tmp_path: Path, database: str
+) -> None:
+    async with running_web(tmp_path, database=database) as web:
         page = await web.client.get("/watch/box?lang=en&days=30")
     assert page.status_code == 200
     text = page.text
@@ -82,8 +86,8 @@ async def test_watch_page_draws_timeline_price_forecast_and_counts(tmp_path: Pat
     assert HOSTILE_REASON.replace("<", "&lt;").replace(">", "&gt;") in text
 
 
-async def test_every_page_escapes_hostile_shop_text(tmp_path: Path) -> None:
-    async with running_web(tmp_path) as web:
+async def test_every_page_escapes_hostile_shop_text(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database) as web:
         for path in ("/", "/watch/box", "/watch/mug", "/forecast", "/add", "/health"):
             page = await web.client.get(path)
             assert page.status_code == 200, path
@@ -99,8 +103,8 @@ async def test_every_page_escapes_hostile_shop_text(tmp_path: Path) -> None:
 # --- JSON API ---------------------------------------------------------------------------------
 
 
-async def test_api_watches_detail_and_history(tmp_path: Path) -> None:
-    async with running_web(tmp_path) as web:
+async def test_api_watches_detail_and_history(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database) as web:
         listing = (await web.client.get("/api/watches")).json()
         detail = (await web.client.get("/api/watches/box")).json()
         history = (await web.client.get("/api/watches/box/history")).json()
@@ -128,8 +132,8 @@ def test_off_loopback_needs_a_token() -> None:
     assert WebAccess.for_listen("192.168.1.5", "t").needs_login
 
 
-async def test_token_by_bearer_or_login_cookie(tmp_path: Path) -> None:
-    async with running_web(tmp_path, token="s3cret-token") as web:
+async def test_token_by_bearer_or_login_cookie(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database, token="s3cret-token") as web:
         assert (await web.client.get("/")).status_code == 303
         assert (await web.client.get("/api/watches")).status_code == 401
         wrong = {"Authorization": "Bearer nope"}
@@ -176,8 +180,8 @@ async def test_state_changes_need_post_and_a_csrf_token(tmp_path: Path) -> None:
         assert rows(db, "SELECT COUNT(*) FROM subscriptions WHERE paused = 1") == [(0,)]
 
 
-async def test_a_session_csrf_token_is_bound_to_that_session(tmp_path: Path) -> None:
-    async with running_web(tmp_path, token="tok") as web:
+async def test_a_session_csrf_token_is_bound_to_that_session(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database, token="tok") as web:
         await web.client.post("/login", data={"token": "tok"})
         token = await web.csrf()
         bearer_only = {"Authorization": "Bearer tok"}
@@ -252,9 +256,9 @@ async def test_add_shows_the_verdict_then_saves_a_web_watch(tmp_path: Path) -> N
     ],
 )
 async def test_add_refuses_bad_fields_clearly(
-    tmp_path: Path, fields: dict[str, str], message: str
+    tmp_path: Path, database: str, fields: dict[str, str], message: str
 ) -> None:
-    async with running_web(tmp_path) as web:
+    async with running_web(tmp_path, database=database) as web:
         answer = await web.client.post("/add", data={**fields, "csrf": await web.csrf()})
     assert answer.status_code == 400
     assert message in answer.text
@@ -327,7 +331,9 @@ async def test_health_lists_dead_letters_escaped_and_retries_them(tmp_path: Path
 # --- testing a channel ------------------------------------------------------------------------
 
 
-async def test_a_channel_test_shows_each_channels_real_answer(tmp_path: Path) -> None:
+async def test_a_channel_test_shows_each_channels_real_answer(
+    tmp_path: Path, database: str
+) -> None:
     printed = io.StringIO()
     with LoopbackServer() as hook:
         hook.add("/hook", Reply(status=401, body=b'{"error": "<b>bad key</b>"}'))
@@ -341,7 +347,7 @@ async def test_a_channel_test_shows_each_channels_real_answer(tmp_path: Path) ->
         tester = ChannelTester(
             notifiers, fixed_or_listed(lambda c: listed.get(c, [])), lambda: clock[0]
         )
-        async with running_web(tmp_path, tester=tester) as web:
+        async with running_web(tmp_path, database=database, tester=tester) as web:
             token = await web.csrf("/channels")
             sent = await web.client.post(
                 "/channels/test", data={"csrf": token, "channel": "console"}
@@ -372,9 +378,11 @@ async def test_a_channel_test_shows_each_channels_real_answer(tmp_path: Path) ->
     assert unknown.status_code == 404 and no_csrf.status_code == 403
 
 
-async def test_long_lists_come_in_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_long_lists_come_in_pages(
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("watcher.web.app.PAGE_SIZE", 1)
-    async with running_web(tmp_path) as web:
+    async with running_web(tmp_path, database=database) as web:
         first = await web.client.get("/?store=generic")
         everything = await web.client.get("/")
         second = await web.client.get("/?page=2")
@@ -420,8 +428,8 @@ async def test_the_long_timeline_falls_back_on_events_once_observations_are_prun
     assert box_row.count('class="s-out_of_stock"') == 6  # known sold out from the events
 
 
-async def test_logins_pause_after_many_wrong_tokens(tmp_path: Path) -> None:
-    async with running_web(tmp_path, token="right-token") as web:
+async def test_logins_pause_after_many_wrong_tokens(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database, token="right-token") as web:
         answers = [
             (await web.client.post("/login", data={"token": f"guess-{n}"})).status_code
             for n in range(10)
@@ -438,11 +446,12 @@ async def test_logins_pause_after_many_wrong_tokens(tmp_path: Path) -> None:
 
 async def test_health_shows_shared_backoff_and_a_failed_check_is_an_unknown_verdict(
     tmp_path: Path,
+    database: str,
 ) -> None:
     async def broken(form: AddForm) -> Observation:
         raise OSError("network is unreachable <b>")
 
-    async with running_web(tmp_path, checker=broken) as web:
+    async with running_web(tmp_path, database=database, checker=broken) as web:
         await web.repo.save_host_state(
             HostState("www.amazon.co.jp", backoff_until=NOW + timedelta(minutes=5),
                       consecutive_blocks=3, last_reason="blocked:captcha <i>")
@@ -456,8 +465,8 @@ async def test_health_shows_shared_backoff_and_a_failed_check_is_an_unknown_verd
     assert "check failed: OSError: network is unreachable &lt;b&gt;" in checked.text
 
 
-async def test_api_watches_come_in_slices(tmp_path: Path) -> None:
-    async with running_web(tmp_path) as web:
+async def test_api_watches_come_in_slices(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database) as web:
         first = (await web.client.get("/api/watches?limit=1")).json()
         second = (await web.client.get("/api/watches?limit=1&offset=1")).json()
         odd = (await web.client.get("/api/watches?limit=-1&offset=x")).json()
@@ -491,16 +500,18 @@ HOSTILE_PATHS = [
 
 
 @pytest.mark.parametrize("path", HOSTILE_PATHS)
-async def test_hostile_requests_get_a_clear_answer(tmp_path: Path, path: str) -> None:
-    async with running_web(tmp_path) as web:
+async def test_hostile_requests_get_a_clear_answer(
+    tmp_path: Path, database: str, path: str
+) -> None:
+    async with running_web(tmp_path, database=database) as web:
         answer = await web.client.get(path)
         assert answer.status_code in (200, 404, 405), answer.status_code
         assert_escaped(answer.text)
         assert (await web.client.get("/healthz")).status_code == 200  # the listener still serves
 
 
-async def test_hostile_posts_get_a_clear_answer(tmp_path: Path) -> None:
-    async with running_web(tmp_path) as web:
+async def test_hostile_posts_get_a_clear_answer(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database) as web:
         token = await web.csrf()
         for body in (
             b"\xff\xfe\x00csrf=" + token.encode(),
@@ -530,8 +541,10 @@ async def test_a_paused_watch_is_checked_but_sends_nothing(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
-async def test_through_a_proxy_the_ui_needs_a_token(tmp_path: Path, header: str) -> None:
-    async with running_web(tmp_path) as open_ui:
+async def test_through_a_proxy_the_ui_needs_a_token(
+    tmp_path: Path, database: str, header: str
+) -> None:
+    async with running_web(tmp_path, database=database) as open_ui:
         refused = await open_ui.client.get("/api/watches", headers={header: "203.0.113.9"})
         health = await open_ui.client.get("/healthz", headers={header: "203.0.113.9"})
     assert refused.status_code == 403 and "RESTOCK_WEB_TOKEN" in refused.text

@@ -1,4 +1,5 @@
-"""A running web UI over a real SQLite database and a real loopback port, for the web tests."""
+"""A running web UI over a real database (SQLite unless a URL is given) and a real loopback port,
+for the web tests."""
 
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ from watcher.core.model import Availability, Event, EventKind, Notify, Observati
 from watcher.net.netguard import URLGuard
 from watcher.net.politeness import Politeness
 from watcher.service.metrics import Metrics
+from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, WatchDecision
-from watcher.storage.sqlite.repository import SQLiteRepository, open_repository
+from watcher.storage.postgres.repository import PostgresRepository
+from watcher.storage.sqlite.repository import SQLiteRepository
 from watcher.subscriptions import SubscriptionRules, Subscriptions
 from watcher.web.app import Checker, WebApp, WebSetup
 from watcher.web.channels import ChannelTester
 from watcher.web.forms import AddForm
 from watcher.web.security import WebAccess
 from watcher.web.server import StatusServer
+
+# The backends that serve the web UI.
+WebRepository = SQLiteRepository | PostgresRepository
 
 NOW = datetime(2026, 6, 10, 3, 0, tzinfo=UTC)
 HOSTILE = '<script>alert("x")</script>'
@@ -42,7 +48,7 @@ WATCHES = [
 
 @dataclass
 class Running:
-    repo: SQLiteRepository
+    repo: WebRepository
     base: str
     client: httpx.AsyncClient
     clock: list[datetime]
@@ -55,7 +61,7 @@ class Running:
 
 
 async def observe(
-    repo: SQLiteRepository, at: datetime, state: Availability, price: int | None, events: bool
+    repo: WebRepository, at: datetime, state: Availability, price: int | None, events: bool
 ) -> None:
     """One check of every due product, stored as the engine stores it."""
     for product in await repo.claim_due_products("test", at, 10, timedelta(minutes=1)):
@@ -87,7 +93,7 @@ async def observe(
         )
 
 
-async def seed(repo: SQLiteRepository) -> None:
+async def seed(repo: WebRepository) -> None:
     """Ten days of readings: sold out, then back on the last day; past restocks on Tuesdays."""
     await repo.sync_yaml_watches(WATCHES, NOW - timedelta(days=10))
     for day in range(10, 0, -1):
@@ -100,7 +106,7 @@ async def seed(repo: SQLiteRepository) -> None:
             await repo.record_restock(pid, None, tuesday_2am_jst - timedelta(weeks=week))
 
 
-def web_rules(repo: SQLiteRepository, guard: URLGuard, jan_search: bool = True) -> Subscriptions:
+def web_rules(repo: WebRepository, guard: URLGuard, jan_search: bool = True) -> Subscriptions:
     """The chat users' rules an exposed web UI applies to added targets."""
     return Subscriptions(repo, guard, SubscriptionRules(max_per_chat=20, jan_search=jan_search))
 
@@ -122,8 +128,11 @@ async def running_web(
     clock: Callable[[], datetime] | None = None,
     tester: ChannelTester | None = None,
     jan_search: bool = True,
+    database: str | None = None,
 ) -> AsyncIterator[Running]:
-    repo = await open_repository(tmp_path / "restock.sqlite3")
+    opened = await open_repository(database or f"sqlite:///{tmp_path / 'restock.sqlite3'}")
+    assert isinstance(opened, SQLiteRepository | PostgresRepository)
+    repo: WebRepository = opened
     await seed(repo)
     now = [NOW]
     setup = WebSetup(

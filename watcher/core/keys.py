@@ -58,6 +58,12 @@ def chat_watch_key(target: str, conditions: WatchConditions) -> str:
     return f"chat:{digest[:24]}"
 
 
+def web_watch_key(target: str, conditions: WatchConditions) -> str:
+    """The identity of a watch added through the web: its product under its conditions."""
+    digest = hashlib.sha256(f"{target}\n{canonical_conditions(conditions)}".encode()).hexdigest()
+    return f"web:{digest[:24]}"
+
+
 def watch_key(name: str) -> str:
     """A stable identity from a watch name: "Pokémon card box" -> "pokémon-card-box"."""
     folded = unicodedata.normalize("NFKC", name).casefold()

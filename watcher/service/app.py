@@ -61,8 +61,7 @@ from watcher.service.workers import (
     channel_duty,
 )
 from watcher.storage.coordination import Coordinated
-from watcher.storage.interface import Repository
-from watcher.storage.sqlite.repository import SQLiteRepository
+from watcher.storage.interface import LineChatStore, Repository
 from watcher.subscriptions import Subscriptions
 from watcher.unsubscribe import unsubscribe_secret_from_env
 from watcher.web.server import StatusServer, WebHandler
@@ -202,8 +201,8 @@ class App:
         if config.settings.server is None:
             log.error("the LINE bot needs settings.server (LINE posts to /line/webhook there)")
             return None
-        if not isinstance(self.repository, SQLiteRepository):
-            log.error("the LINE bot keeps its chats on the SQLite database only, for now")
+        if not isinstance(self.repository, LineChatStore):
+            log.error("the LINE bot needs a database that keeps LINE chats")
             return None
         self.line_api = LineApi(
             token=line.channel_access_token.reveal(),

@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from watcher.core.model import (
     Availability,
@@ -459,8 +459,9 @@ class StatusReader(Protocol):
         """Deliveries that will never be sent (dead or failed), newest first."""
 
 
+@runtime_checkable
 class LineChatStore(Protocol):
-    """What the LINE front-end asks of the database (not every backend has it)."""
+    """What the LINE front-end asks of the database (every backend here has it)."""
 
     async def claim_line_event(self, event_id: str, now: datetime) -> bool:
         """True the first time `event_id` is claimed; False once it was handled."""

@@ -38,6 +38,7 @@ from watcher.storage.interface import (
     Subscription,
     WatchStatus,
 )
+from watcher.storage.views import WatchRow
 
 
 class Row(Protocol):
@@ -246,4 +247,29 @@ def dead_letter(row: Row) -> DeadLetter:
         status=row["status"],
         last_error=row["last_error"],
         updated_at=from_epoch(row["updated_at"]),
+    )
+
+
+def web_watch_row(row: Row) -> WatchRow:
+    """A watch as the web pages show it (the columns of the backends' watch view select)."""
+    state = row["last_state"]
+    subscriptions = int(row["subscriptions"])
+    return WatchRow(
+        id=row["id"],
+        key=row["key"],
+        name=row["name"],
+        origin=Origin(row["origin"]),
+        product_id=row["product_id"],
+        target=row["target"],
+        store=row["store"],
+        title=row["last_title"],
+        state=Availability(state) if state else None,
+        price=row["last_price"],
+        reason=row["last_reason"],
+        last_checked_at=from_epoch(row["last_checked_at"]),
+        next_check_at=from_epoch(row["due_at"]) if row["product_active"] else None,
+        last_restock_at=from_epoch(row["last_restock_at"]),
+        subscriptions=subscriptions,
+        paused=subscriptions > 0 and int(row["paused_subscriptions"]) == subscriptions,
+        conditions=conditions_from_json(row["conditions"]),
     )

@@ -3,8 +3,9 @@
 The pages need a few views the other roles have no reason to offer everyone (a watch list with
 its last reason and restock, readings over a window, per-store unknown rates, subscriber counts
 per channel) and a few operator actions (check now, pause, remove, retry, add). A backend that
-can serve the web UI offers them through `web_views()` (`WebViewsSource`); the SQLite backend's
-role lives in `watcher.storage.sqlite.webviews`, on the repository's connection and lock.
+can serve the web UI offers them through `web_views()` (`WebViewsSource`); the role lives in
+`watcher.storage.sqlite.webviews` (on the repository's connection and lock) and
+`watcher.storage.postgres.webviews` (on the repository's pool).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def build_web_app(
     token = web_token_from_env(env)
     access = WebAccess.for_listen(host, token)
     if not isinstance(repository, WebViewsSource):
-        raise WebUnavailable("the web UI needs the SQLite database (settings.database)")
+        raise WebUnavailable("the web UI needs a database that offers its views")
     # Off loopback, or behind a proxy (what a token is for), whoever adds a URL may not be the
     # operator: added URLs then pass the chat users' rules.
     untrusted = not is_loopback(host) or token is not None

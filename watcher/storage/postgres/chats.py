@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import asyncpg
+
 from watcher.core.keys import chat_watch_key
 from watcher.core.model import QuietHours, WatchConditions
 from watcher.storage.codec import conditions_to_json, quiet_columns, to_epoch
@@ -18,6 +20,21 @@ _SUBSCRIPTION_SELECT = """
     JOIN watches w ON w.id = s.watch_id
     JOIN products p ON p.id = w.product_id
 """
+
+
+async def ensure_product(
+    conn: asyncpg.Connection, target: str, store: str | None, stamp: float
+) -> int:
+    """The product row of `target` (made if new); its id. A store once known is kept."""
+    product_id: int = await conn.fetchval(
+        "INSERT INTO products AS p (target, store, due_at, created_at) VALUES ($1, $2, $3, $3)"
+        " ON CONFLICT (target) DO UPDATE SET store = COALESCE(p.store, excluded.store)"
+        " RETURNING id",
+        target,
+        store,
+        stamp,
+    )
+    return product_id
 
 
 class PostgresChats(PostgresStore):
@@ -55,15 +72,7 @@ class PostgresChats(PostgresStore):
             return await self._ensure_product(target, store, to_epoch(now))
 
     async def _ensure_product(self, target: str, store: str | None, stamp: float) -> int:
-        product_id: int = await self._conn().fetchval(
-            "INSERT INTO products AS p (target, store, due_at, created_at) VALUES ($1, $2, $3, $3)"
-            " ON CONFLICT (target) DO UPDATE SET store = COALESCE(p.store, excluded.store)"
-            " RETURNING id",
-            target,
-            store,
-            stamp,
-        )
-        return product_id
+        return await ensure_product(self._conn(), target, store, stamp)
 
     async def add_chat_subscription(
         self,

@@ -215,6 +215,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITH (fillfactor = 50)
         """,
     ),
+    # 2: LINE webhook events already handled (LINE redelivers an event under the same id)
+    (
+        """
+        CREATE TABLE line_webhook_events (
+            event_id TEXT PRIMARY KEY,
+            seen_at DOUBLE PRECISION NOT NULL
+        )
+        """,
+        "CREATE INDEX line_webhook_events_seen ON line_webhook_events (seen_at)",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,7 +1,9 @@
 """The PostgreSQL implementation of `watcher.storage.interface.Repository` (asyncpg, a pool).
 
-One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`), as on
-SQLite, all on one shared pool (`connection.PostgresStore`); `PostgresRepository` is their sum.
+One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`,
+`line_chats`), as on SQLite, all on one shared pool (`connection.PostgresStore`);
+`PostgresRepository` is their sum and hands out the web UI's views (`webviews`) with
+`web_views()`.
 Beyond SQLite it lets several workers coordinate (`watcher.storage.coordination`). The SQL
 is PostgreSQL's own; row decoding (`watcher.storage.rows`), value codecs and the grouped
 check writer (`watcher.storage.group_commit`) are shared with SQLite.
@@ -15,16 +17,18 @@ import asyncpg
 
 from watcher.storage.coordination import Coordinated
 from watcher.storage.group_commit import CheckWriter
-from watcher.storage.interface import Repository
-from watcher.storage.postgres.chats import PostgresChats
+from watcher.storage.interface import LineChatStore, Repository
 from watcher.storage.postgres.checks import PostgresChecks
 from watcher.storage.postgres.connection import connect
 from watcher.storage.postgres.hosts import PostgresHosts
 from watcher.storage.postgres.leases import PostgresLeases
+from watcher.storage.postgres.line_chats import PostgresLineChats
 from watcher.storage.postgres.outbox import PostgresOutbox
 from watcher.storage.postgres.status import PostgresStatus
 from watcher.storage.postgres.watchlist import PostgresWatchlist
+from watcher.storage.postgres.webviews import PostgresWebViews
 from watcher.storage.postgres.workers import PostgresWorkers
+from watcher.storage.views import WebViews, WebViewsSource
 
 
 async def open_repository(url: str | Path) -> PostgresRepository:
@@ -40,7 +44,7 @@ class PostgresRepository(
     PostgresLeases,
     PostgresHosts,
     PostgresStatus,
-    PostgresChats,
+    PostgresLineChats,
     PostgresWorkers,
 ):
     """`Repository` on a PostgreSQL database. Build it with `open_repository`."""
@@ -50,6 +54,10 @@ class PostgresRepository(
         self.url = url
         self._closed = False
         self._check_writer = CheckWriter(self._write, self._record_check)
+
+    def web_views(self) -> WebViews:
+        """The web UI's reads and operator actions, on this repository's pool."""
+        return PostgresWebViews(self._pool, self.url)
 
     async def close(self) -> None:
         if self._closed:
@@ -66,4 +74,14 @@ def _check_protocol(repo: PostgresRepository) -> Repository:
 
 def _check_coordinated(repo: PostgresRepository) -> Coordinated:
     """Lets mypy prove that PostgresRepository offers what several workers need."""
+    return repo
+
+
+def _check_line_protocol(repo: PostgresRepository) -> LineChatStore:
+    """Lets mypy prove that PostgresRepository implements LineChatStore."""
+    return repo
+
+
+def _check_web_views(repo: PostgresRepository) -> WebViewsSource:
+    """Lets mypy prove that PostgresRepository can serve the web UI."""
     return repo

@@ -7,20 +7,14 @@ and writes take turns with every other role's as theirs do.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from watcher.core.model import Availability, Origin, WatchConditions
-from watcher.storage.codec import (
-    conditions_from_json,
-    conditions_to_json,
-    event_from_json,
-    from_epoch,
-    to_epoch,
-)
+from watcher.core.keys import web_watch_key
+from watcher.core.model import Availability, WatchConditions
+from watcher.storage.codec import conditions_to_json, event_from_json, from_epoch, to_epoch
+from watcher.storage.rows import web_watch_row
 from watcher.storage.sqlite.connection import SQLiteStore
 from watcher.storage.views import Reading, StoreReadings, WatchRow
 
@@ -40,39 +34,6 @@ _WATCH_SELECT = """
 """
 
 
-def _time(value: float | None) -> datetime | None:
-    return from_epoch(value)
-
-
-def _watch_row(row: Any) -> WatchRow:
-    state = row["last_state"]
-    return WatchRow(
-        id=row["id"],
-        key=row["key"],
-        name=row["name"],
-        origin=Origin(row["origin"]),
-        product_id=row["product_id"],
-        target=row["target"],
-        store=row["store"],
-        title=row["last_title"],
-        state=Availability(state) if state else None,
-        price=row["last_price"],
-        reason=row["last_reason"],
-        last_checked_at=_time(row["last_checked_at"]),
-        next_check_at=_time(row["due_at"]) if row["product_active"] else None,
-        last_restock_at=_time(row["last_restock_at"]),
-        subscriptions=row["subscriptions"],
-        paused=row["subscriptions"] > 0 and row["paused_subscriptions"] == row["subscriptions"],
-        conditions=conditions_from_json(row["conditions"]),
-    )
-
-
-def web_watch_key(target: str, conditions: WatchConditions) -> str:
-    """The identity of a watch added through the web: its product under its conditions."""
-    digest = hashlib.sha256(f"{target}\n{conditions_to_json(conditions)}".encode()).hexdigest()
-    return f"web:{digest[:24]}"
-
-
 class SQLiteWebViews(SQLiteStore):
     """`WebViews` on the repository's connection (build it with `SQLiteRepository.web_views`)."""
 
@@ -81,12 +42,12 @@ class SQLiteWebViews(SQLiteStore):
     async def watches(self) -> list[WatchRow]:
         async with self._read():
             rows = await self._rows(_WATCH_SELECT + " ORDER BY w.id")
-        return [_watch_row(row) for row in rows]
+        return [web_watch_row(row) for row in rows]
 
     async def watch(self, key: str) -> WatchRow | None:
         async with self._read():
             row = await self._row(_WATCH_SELECT + " AND w.key = ?", (key,))
-        return _watch_row(row) if row is not None else None
+        return web_watch_row(row) if row is not None else None
 
     async def readings(
         self, product_ids: Sequence[int], since: datetime
@@ -111,7 +72,7 @@ class SQLiteWebViews(SQLiteStore):
             )
         found: dict[int, list[Reading]] = {}
         for row in rows:
-            moment = _time(row["at"])
+            moment = from_epoch(row["at"])
             assert moment is not None
             reading = Reading(moment, Availability(row["state"]), row["price"])
             found.setdefault(row["product_id"], []).append(reading)
