@@ -32,8 +32,7 @@ from pathlib import Path
 import asyncpg
 
 from watcher.demo.shop import DemoShop, ShopProduct, Shows
-from watcher.web import miniserver
-from watcher.web.miniserver import Request, Response
+from watcher.web.listener import Request, Response, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -139,8 +138,8 @@ async def run_mode(mode: str, workers: int, args: argparse.Namespace, folder: Pa
     FLIPS.clear()
     FLIPS.update({f"r{i}": Flip() for i in range(args.restocks)})
     receiver = Receiver()
-    hook_server = await miniserver.start(receiver.handle)
-    hook = f"http://127.0.0.1:{hook_server.sockets[0].getsockname()[1]}/hook"
+    hook_server = await serve(receiver.handle)
+    hook = f"http://127.0.0.1:{hook_server.port}/hook"
     shop = DemoShop(record_arrivals=False)
     slugs = [f"p{i}" for i in range(args.products)] + list(FLIPS)
     for slug in slugs:
@@ -185,7 +184,7 @@ async def run_mode(mode: str, workers: int, args: argparse.Namespace, folder: Pa
         for proc in procs:
             await proc.wait()
         await shop.stop()
-        hook_server.close()
+        await hook_server.close()
         await drop_database(made)
     latencies = [
         receiver.arrived[n] - f.since for n, f in FLIPS.items() if n in receiver.arrived and f.since

@@ -13,14 +13,12 @@ when a send would pass the quota, and `{"message": ...}` bodies for errors.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from watcher.web import miniserver
-from watcher.web.miniserver import Request, Response
+from watcher.web.listener import Listener, Request, Response, serve
 
 TOKEN = "line-channel-token-0123456789abcdef"
 MESSAGE_PATHS = ("/v2/bot/message/multicast", "/v2/bot/message/push")
@@ -46,15 +44,15 @@ class LineStandIn:
     accepted: dict[str, list[str]] = field(default_factory=dict)  # retry key -> recipients
     delivered: list[str] = field(default_factory=list)  # one entry per message that reached a user
     replies: list[Any] = field(default_factory=list)
-    _server: asyncio.Server | None = None
+    _server: Listener | None = None
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return f"http://127.0.0.1:{self._server.port}"
 
     async def __aenter__(self) -> LineStandIn:
-        self._server = await miniserver.start(self.handle)
+        self._server = await serve(self.handle)
         return self
 
     async def __aexit__(
@@ -64,8 +62,7 @@ class LineStandIn:
         tb: TracebackType | None,
     ) -> None:
         assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
+        await self._server.close()
 
     def message_requests(self) -> list[Seen]:
         return [r for r in self.requests if r.path in MESSAGE_PATHS]

@@ -44,7 +44,7 @@ from watcher.service.reload import (
 )
 from watcher.service.wiring import RELOAD_POLL_SECONDS, Overrides, tuned
 from watcher.storage import open_repository
-from watcher.web import miniserver
+from watcher.web.listener import Request, Response, serve
 
 __all__ = ["start"]  # the fixture, shared with the engine tests
 
@@ -170,12 +170,12 @@ async def test_a_reload_that_adds_a_channel_starts_sending_on_it(tmp_path: Path)
     """A webhook added to a running watchlist gets the next restock (nothing left pending)."""
     posts: list[bytes] = []
 
-    async def receive(request: miniserver.Request) -> miniserver.Response:
+    async def receive(request: Request) -> Response:
         posts.append(request.body)
-        return miniserver.Response(200, b"ok")
+        return Response(200, b"ok")
 
-    hook = await miniserver.start(receive)
-    hook_url = f"http://127.0.0.1:{hook.sockets[0].getsockname()[1]}/hook"
+    hook = await serve(receive)
+    hook_url = f"http://127.0.0.1:{hook.port}/hook"
     lever = Lever(OUT)
     shop = DemoShop()
     shop.add(ShopProduct("box", "箱", 5400, lever))
@@ -212,7 +212,7 @@ async def test_a_reload_that_adds_a_channel_starts_sending_on_it(tmp_path: Path)
         await asyncio.wait_for(task, 15)
         await repo.close()
         await shop.stop()
-        hook.close()
+        await hook.close()
 
 
 @pytest.mark.parametrize("bot", [True, False])

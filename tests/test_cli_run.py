@@ -27,8 +27,7 @@ from watcher.demo.shop import DemoShop, ShopProduct
 from watcher.service.engine import STORE_ROW_PREFIX
 from watcher.storage import open_repository
 from watcher.storage.interface import HostState
-from watcher.web import miniserver
-from watcher.web.miniserver import Request, Response
+from watcher.web.listener import Listener, Request, Response, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +38,7 @@ class Receiver:
 
     delay: float = 0.3
     received: list[str] = field(default_factory=list)  # Idempotency-Key, in arrival order
-    server: asyncio.Server | None = None
+    server: Listener | None = None
 
     async def handle(self, request: Request) -> Response:
         self.received.append(request.headers.get("idempotency-key", "?"))
@@ -49,15 +48,15 @@ class Receiver:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/hook"
+        return f"http://127.0.0.1:{self.server.port}/hook"
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     hook = Receiver()
-    hook.server = await miniserver.start(hook.handle)
+    hook.server = await serve(hook.handle)
     yield hook
-    hook.server.close()
+    await hook.server.close()
 
 
 @pytest.fixture

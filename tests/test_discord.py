@@ -21,8 +21,7 @@ import pytest
 from notifiers.base import Notice, Outcome
 from notifiers.discord import DiscordNotifier, escape_discord, wait_url
 from watcher.core.model import Availability, Event, EventKind
-from watcher.web import miniserver
-from watcher.web.miniserver import Request, Response
+from watcher.web.listener import Request, Response, serve
 
 T0 = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
 HOOK_PATH = "/api/webhooks/1234567890/hook-token-abcdefghijklmnop"
@@ -59,12 +58,11 @@ class Hook:
 
 @asynccontextmanager
 async def hook_server(hook: Hook) -> AsyncIterator[str]:
-    server = await miniserver.start(hook.handle)
+    server = await serve(hook.handle)
     try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}{HOOK_PATH}"
+        yield f"http://127.0.0.1:{server.port}{HOOK_PATH}"
     finally:
-        server.close()
-        await server.wait_closed()
+        await server.close()
 
 
 def notice(n: int = 1, title: str = "ポケモンカード 151 BOX", **kw: Any) -> Notice:

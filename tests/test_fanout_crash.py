@@ -25,8 +25,7 @@ from test_engine import IN, OUT, Lever, eventually
 
 from watcher.demo.shop import DemoShop, ShopProduct
 from watcher.service.dispatch import DispatchSettings
-from watcher.web import miniserver
-from watcher.web.miniserver import Request, Response
+from watcher.web.listener import Listener, Request, Response, serve
 
 TOKEN = "7100200300:AAFanOutCrashTestToken_abcdefghijk"
 CHATS = [str(5_000 + i) for i in range(200)]
@@ -43,7 +42,7 @@ class BotApi:
 
     received: list[str] = field(default_factory=list)  # chat ids, in arrival order
     on_message: list[object] = field(default_factory=list)
-    server: asyncio.Server | None = None
+    server: Listener | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def handle(self, request: Request) -> Response:
@@ -69,15 +68,15 @@ class BotApi:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return f"http://127.0.0.1:{self.server.port}"
 
 
 @pytest.fixture
 async def bot_api() -> AsyncIterator[BotApi]:
     api = BotApi()
-    api.server = await miniserver.start(api.handle)
+    api.server = await serve(api.handle)
     yield api
-    api.server.close()
+    await api.server.close()
 
 
 @pytest.fixture

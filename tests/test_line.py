@@ -15,6 +15,7 @@ from notifiers.line import LineNotifier, retry_key
 from notifiers.line_api import EndpointPacer, quota_from
 from notifiers.line_flex import flex_message
 from notifiers.line_quota import Quota, QuotaPolicy, plan_fan_out
+from tests.exposition import value
 from tests.line_standin import TOKEN, LineStandIn
 from watcher.core.model import Availability, Event, EventKind
 from watcher.service.metrics import Metrics
@@ -257,8 +258,8 @@ async def test_quota_figures_reach_metrics() -> None:
         await notifier.send_batch(notices(5))
         await notifier.aclose()
     text = metrics.render()
-    assert 'restock_message_quota{channel="line",figure="left"} 985' in text
-    assert 'restock_message_quota{channel="line",figure="used"} 15' in text
+    assert value(text, "restock_message_quota", channel="line", figure="left") == 985
+    assert value(text, "restock_message_quota", channel="line", figure="used") == 15
 
 
 def test_fresh_reading_never_shrinks_our_count_within_a_month() -> None:

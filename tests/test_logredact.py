@@ -26,8 +26,7 @@ from watcher.logredact import SecretMask
 from watcher.service.app import App
 from watcher.service.wiring import Overrides
 from watcher.storage import open_repository
-from watcher.web import miniserver
-from watcher.web.miniserver import Request, Response
+from watcher.web.listener import Listener, Request, Response, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +55,7 @@ class EchoingGateway:
 
     def __init__(self) -> None:
         self.paths: list[str] = []
-        self.server: asyncio.Server | None = None
+        self.server: Listener | None = None
 
     async def handle(self, request: Request) -> Response:
         self.paths.append(request.path)
@@ -71,15 +70,15 @@ class EchoingGateway:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return f"http://127.0.0.1:{self.server.port}"
 
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[EchoingGateway]:
     stand_in = EchoingGateway()
-    stand_in.server = await miniserver.start(stand_in.handle)
+    stand_in.server = await serve(stand_in.handle)
     yield stand_in
-    stand_in.server.close()
+    await stand_in.server.close()
 
 
 def watchlist(folder: Path, api: str) -> Path:

@@ -13,6 +13,7 @@ import pytest
 
 from notifiers.base import Notice
 from notifiers.email import EmailNotifier
+from tests.exposition import value
 from watcher.config.load import parse_config
 from watcher.core.model import Availability, Event, EventKind, Notify, Observation, Watch
 from watcher.net.politeness import Politeness
@@ -83,14 +84,14 @@ async def start(tmp_path: Path, secret: str | None) -> AsyncIterator[Running]:
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    async for value in start(tmp_path, SECRET):
-        yield value
+    async for ran in start(tmp_path, SECRET):
+        yield ran
 
 
 @pytest.fixture
 async def without_secret(tmp_path: Path) -> AsyncIterator[Running]:
-    async for value in start(tmp_path, None):
-        yield value
+    async for ran in start(tmp_path, None):
+        yield ran
 
 
 async def fire(repo: SQLiteRepository) -> None:
@@ -152,13 +153,44 @@ async def test_metrics_are_in_the_prometheus_text_format(running: Running) -> No
     response = await running.client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = response.text.splitlines()
-    assert "# TYPE restock_deliveries_total counter" in lines
-    assert 'restock_deliveries_total{channel="telegram",result="sent"} 2' in lines
-    assert 'restock_checks_total{state="in_stock",store="amazon_jp"} 1' in lines
-    assert 'restock_fetch_seconds_bucket{store="amazon_jp",le="0.5"} 1' in lines
-    assert 'restock_fetch_seconds_bucket{store="amazon_jp",le="0.25"} 0' in lines
-    assert 'restock_outbox_deliveries{status="pending"} 3' in lines
+    text = response.text
+    assert "# TYPE restock_deliveries_total counter" in text.splitlines()
+    assert value(text, "restock_deliveries_total", channel="telegram", result="sent") == 2
+    assert value(text, "restock_checks_total", state="in_stock", store="amazon_jp") == 1
+    assert value(text, "restock_fetch_seconds_bucket", store="amazon_jp", le="0.5") == 1
+    assert value(text, "restock_fetch_seconds_bucket", store="amazon_jp", le="0.25") == 0
+    assert value(text, "restock_fetch_seconds_count", store="amazon_jp") == 1
+    assert value(text, "restock_outbox_deliveries", status="pending") == 3
+    assert value(text, "restock_outbox_deliveries", status="dead") == 0
+
+
+async def test_every_metric_keeps_its_name_and_labels(running: Running) -> None:
+    running.metrics.blocks.inc(store="yodobashi")
+    running.metrics.events.inc(kind="restock")
+    running.metrics.flaps.inc(2)
+    running.metrics.parse_failures.inc(store="generic")
+    running.metrics.handoff_seconds.observe(0.2, channel="line")
+    running.metrics.set_message_quota("line", 1000, 10)
+
+    text = (await running.client.get("/metrics")).text
+
+    assert value(text, "restock_blocks_total", store="yodobashi") == 1
+    assert value(text, "restock_events_total", kind="restock") == 1
+    assert value(text, "restock_flaps_suppressed_total") == 2
+    assert value(text, "restock_parse_failures_total", store="generic") == 1
+    assert value(text, "restock_handoff_seconds_bucket", channel="line", le="0.25") == 1
+    assert value(text, "restock_message_quota", channel="line", figure="left") == 990
+    assert "_created" not in text  # the series the dashboards know, and no others
+
+
+async def test_two_apps_in_one_process_count_apart() -> None:
+    first, second = Metrics(), Metrics()
+    first.checks.inc(store="amazon_jp", state="in_stock")
+    assert first.checks.get(store="amazon_jp", state="in_stock") == 1
+    assert second.checks.get(store="amazon_jp", state="in_stock") == 0
+    assert (
+        value(second.render(), "restock_checks_total", store="amazon_jp", state="in_stock") is None
+    )
 
 
 async def test_unknown_paths_and_methods_are_refused(running: Running) -> None:

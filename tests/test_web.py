@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import html
 import io
+import re
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from notifiers.console import ConsoleNotifier
 from notifiers.webhook import WebhookNotifier
 from tests.httpserver import LoopbackServer, Reply
-from tests.webkit import HOSTILE, HOSTILE_REASON, HOSTILE_TITLE, NOW, observe, running_web
-from watcher.core.model import Availability, Event, EventKind, Observation
+from tests.webkit import (
+    HOSTILE,
+    HOSTILE_REASON,
+    HOSTILE_TITLE,
+    NOW,
+    Running,
+    observe,
+    running_web,
+)
+from watcher.core.model import Availability, Event, EventKind, Observation, Origin
 from watcher.net.netguard import URLGuard
 from watcher.storage.codec import event_to_json
 from watcher.storage.interface import HostState
@@ -28,6 +39,13 @@ RAW_HOSTILE = ("<script>", "<img src=x", "<svg onload")
 def assert_escaped(text: str) -> None:
     for raw in RAW_HOSTILE:
         assert raw not in text, raw
+
+
+def error_of(page: str) -> str:
+    """The form error a page shows, unescaped."""
+    found = re.search(r'<p class="error" role="alert">(.*?)</p>', page, re.S)
+    assert found is not None, page[:500]
+    return html.unescape(found.group(1))
 
 
 def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -243,25 +261,46 @@ async def test_add_shows_the_verdict_then_saves_a_web_watch(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("fields", "message"),
+    ("fields", "english", "japanese"),
     [
-        ({"target": ""}, "target"),
-        ({"target": "ftp://x.example/1"}, "http"),
-        ({"target": "4901234567890"}, "check digit"),
-        ({"target": "https://a.example/1", "max_price": "6千"}, "max_price"),
-        ({"target": "https://a.example/1", "max_price": "-5"}, "max_price"),
-        ({"target": "https://a.example/1", "buyable": "unknown"}, "buyable"),
-        ({"target": "https://a.example/1", "condition": "mint"}, "condition"),
-        ({"target": "https://a.example/1", "channel": "telegram"}, "channel"),
+        ({"target": ""}, "target: give a product URL", "13 桁の JAN コードを入力"),
+        (
+            {"target": "ftp://x.example/1"},
+            "starts with http://",
+            "http:// か https:// で始まります",
+        ),
+        ({"target": "4901234567890"}, "check digit should be 4, got 0", "4 のはずですが 0"),
+        ({"target": "12345678"}, "short) JAN codes are not supported", "短縮 JAN には未対応"),
+        ({"target": "1234567890"}, "13 digits, got 10", "10 桁でした"),
+        ({"target": "https://a.example/1", "max_price": "6千"}, "max_price", "上限価格"),
+        ({"target": "https://a.example/1", "max_price": "-5"}, "whole yen", "円の整数"),
+        ({"target": "https://a.example/1", "buyable": "unknown"}, "buyable", "注文できる状態"),
+        (
+            {"target": "https://a.example/1", "condition": "mint"},
+            "Condition: one of new, used, any",
+            "状態（新品/中古）",
+        ),
+        (
+            {"target": "https://a.example/1", "channel": "telegram"},
+            "'telegram' is not",
+            "「telegram」",
+        ),
+        ({"target": "https://a.example/1", "name": "n" * 201}, "name: at most 200", "200 文字まで"),
     ],
 )
-async def test_add_refuses_bad_fields_clearly(
-    tmp_path: Path, database: str, fields: dict[str, str], message: str
+async def test_add_refuses_bad_fields_clearly_in_either_language(
+    tmp_path: Path, database: str, fields: dict[str, str], english: str, japanese: str
 ) -> None:
     async with running_web(tmp_path, database=database) as web:
-        answer = await web.client.post("/add", data={**fields, "csrf": await web.csrf()})
-    assert answer.status_code == 400
-    assert message in answer.text
+        csrf = await web.csrf()
+        answer = await web.client.post("/add", data={**fields, "csrf": csrf})
+        assert answer.status_code == 400
+        said = error_of(answer.text)
+        assert japanese in said and english not in said  # settings.language
+        web.client.cookies.set("restock_lang", "en")  # the language switch's cookie
+        answer = await web.client.post("/add", data={**fields, "csrf": csrf})
+        assert answer.status_code == 400
+        assert english in error_of(answer.text)
 
 
 async def test_off_loopback_added_urls_pass_the_chat_url_guard(tmp_path: Path) -> None:
@@ -299,6 +338,62 @@ async def test_off_loopback_added_urls_pass_the_chat_url_guard(tmp_path: Path) -
     ) == [("https://www.amazon.co.jp/dp/B0OK", "amazon_jp")]
 
 
+def amazon_guard() -> URLGuard:
+    async def resolver(host: str) -> list[str]:
+        return ["52.119.168.48"]
+
+    return URLGuard(["www.amazon.co.jp"], resolver=resolver)
+
+
+async def save(web: Running, target: str) -> httpx.Response:
+    data = {"target": target, "csrf": await web.csrf(), "action": "save"}
+    return await web.client.post("/add", data=data)
+
+
+def amazon(n: int) -> str:
+    return f"https://www.amazon.co.jp/dp/B0QUOTA{n:03d}"
+
+
+async def test_an_exposed_ui_adds_at_most_its_daily_quota(tmp_path: Path, database: str) -> None:
+    async with running_web(
+        tmp_path, guard=amazon_guard(), quota=(2, 100), database=database
+    ) as web:
+        assert [(await save(web, amazon(n))).status_code for n in range(2)] == [303, 303]
+        refused = await save(web, amazon(2))
+        assert refused.status_code == 400
+        assert "24 時間で 2 件まで" in error_of(refused.text)
+        web.client.cookies.set("restock_lang", "en")
+        refused = await save(web, amazon(3))
+        assert "at most 2 watches a day" in error_of(refused.text)
+        # A preview is refused too: nothing is fetched for a watch that could not be saved.
+        data = {"target": amazon(3), "csrf": await web.csrf(), "action": "check"}
+        assert (await web.client.post("/add", data=data)).status_code == 400
+        web.clock[0] += timedelta(hours=24)
+        assert (await save(web, amazon(4))).status_code == 303
+        added = [w.target for w in await web.repo.web_views().watches() if w.origin is Origin.WEB]
+    assert sorted(added) == [amazon(0), amazon(1), amazon(4)]
+
+
+async def test_an_exposed_ui_keeps_at_most_its_total_of_web_watches(tmp_path: Path) -> None:
+    async with running_web(tmp_path, guard=amazon_guard(), quota=(50, 2)) as web:
+        assert [(await save(web, amazon(n))).status_code for n in range(2)] == [303, 303]
+        refused = await save(web, amazon(2))
+        assert refused.status_code == 400
+        assert "上限の 2 件" in error_of(refused.text)
+        # Removing one makes room again.
+        [first, *_] = [w for w in await web.repo.web_views().watches() if w.origin is Origin.WEB]
+        remove = {"csrf": await web.csrf()}
+        removed = await web.client.post(f"/watch/{quote(first.key, safe='')}/remove", data=remove)
+        assert removed.status_code == 303
+        assert (await save(web, amazon(3))).status_code == 303
+
+
+async def test_the_operators_own_ui_on_loopback_has_no_quota(tmp_path: Path) -> None:
+    async with running_web(tmp_path, quota=(1, 1)) as web:
+        statuses = [(await save(web, amazon(n))).status_code for n in range(3)]
+    assert statuses == [303, 303, 303]
+
+
 async def test_exposed_ui_refuses_a_jan_without_a_search_source(tmp_path: Path) -> None:
     guard = URLGuard(["www.amazon.co.jp"])
     db = tmp_path / "restock.sqlite3"
@@ -307,7 +402,7 @@ async def test_exposed_ui_refuses_a_jan_without_a_search_source(tmp_path: Path) 
             "/add", data={"target": "4901234567894", "csrf": await web.csrf(), "action": "save"}
         )
     assert answer.status_code == 400
-    assert "search source" in answer.text
+    assert "JAN には検索元" in error_of(answer.text)
     assert rows(db, "SELECT COUNT(*) FROM watches WHERE origin = 'web'") == [(0,)]
 
 
@@ -318,7 +413,7 @@ async def test_health_lists_dead_letters_escaped_and_retries_them(tmp_path: Path
         await web.repo.mark_failed(int(str(delivery_id)), "HTTP 400 <b>bad</b>", NOW)
         page = await web.client.get("/health")
         assert "HTTP 400 &lt;b&gt;bad&lt;/b&gt;" in page.text
-        assert "x: 12 / 15" in page.text
+        assert "x: 残り 12 / 15" in page.text
         retry = await web.client.post(
             f"/deliveries/{delivery_id}/retry", data={"csrf": await web.csrf("/health")}
         )

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
+from tests.httpserver import LoopbackServer, Reply
 from watcher.config.load import load_config
 from watcher.core.model import Origin
 from watcher.service.app import App
 from watcher.service.wiring import Overrides
-from watcher.storage.sqlite.repository import open_repository
+from watcher.storage.sqlite.repository import SQLiteRepository, open_repository
+from watcher.web.listener import Request
 from watcher.web.security import WEB_TOKEN_ENV, WebTokenMissing
+from watcher.web.server import WebHandler
 
 
 def watchlist(tmp_path: Path, listen: str) -> Path:
@@ -93,6 +98,53 @@ async def test_with_a_token_on_loopback_web_watches_are_guarded_too(
         assert server is not None
         assert app._web_ui(server) is not None
         assert app.engine.guarded_origins == {Origin.CHAT, Origin.WEB}
+    finally:
+        await app.close()
+        await app.repository.close()
+
+
+async def form_token(web: WebHandler, auth: dict[str, str]) -> str:
+    page = await web(Request("GET", "/add", auth))
+    assert page is not None and page.status == 200
+    found = re.search(rb'name="csrf" value="([0-9a-f]+)"', page.body)
+    assert found is not None
+    return found.group(1).decode()
+
+
+@pytest.mark.parametrize("action", ["check", "save"])
+async def test_exposed_ui_refuses_unsafe_targets_without_fetching_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """The wiring `restock run` uses: the chat users' allow-list and SSRF rules, before any
+    fetch, for a preview as for a save."""
+    monkeypatch.setenv(WEB_TOKEN_ENV, "a-long-token")
+    app = await make_app(tmp_path, "192.0.2.10:8787")
+    auth = {"authorization": "Bearer a-long-token", "host": "192.0.2.10:8787"}
+    try:
+        server = app.config.settings.server
+        assert server is not None
+        web = app._web_ui(server)
+        assert web is not None
+        csrf = await form_token(web, auth)
+        with LoopbackServer() as shop:
+            shop.add("/item", Reply(body=b"<p>in stock</p>"))
+            for target in (
+                shop.url("/item"),  # loopback
+                f"http://localhost:{shop.url('/item').rsplit(':', 1)[1]}",
+                "http://[::1]/item",
+                "https://10.0.0.1/item",  # a private address
+                "https://169.254.169.254/latest/meta-data/",  # cloud metadata
+                "https://evil.example/item",  # not an allowed store
+                "file:///etc/passwd",
+            ):
+                body = urlencode({"target": target, "csrf": csrf, "action": action})
+                headers = {**auth, "content-type": "application/x-www-form-urlencoded"}
+                answer = await web(Request("POST", "/add", headers, body.encode()))
+                assert answer is not None and answer.status == 400, target
+            assert shop.requests == []
+        views = app.repository
+        assert isinstance(views, SQLiteRepository)
+        assert [w for w in await views.web_views().watches() if w.origin is Origin.WEB] == []
     finally:
         await app.close()
         await app.repository.close()

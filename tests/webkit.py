@@ -4,7 +4,7 @@ for the web tests."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,8 +23,11 @@ from watcher.storage.postgres.repository import PostgresRepository
 from watcher.storage.sqlite.repository import SQLiteRepository
 from watcher.subscriptions import SubscriptionRules, Subscriptions
 from watcher.web.app import Checker, WebApp, WebSetup
+from watcher.web.budgets import ChannelBudget, Period
 from watcher.web.channels import ChannelTester
 from watcher.web.forms import AddForm
+from watcher.web.i18n import Language
+from watcher.web.quota import PER_DAY, TOTAL
 from watcher.web.security import WebAccess
 from watcher.web.server import StatusServer
 
@@ -44,6 +47,11 @@ WATCHES = [
     ),
     Watch(key="mug", name="Mug", url="https://example.base.shop/items/1", notify=Notify(x=True)),
 ]
+
+BUDGETS = (
+    ChannelBudget("x", Period.DAY, allowance=15, used=3),
+    ChannelBudget("line", Period.MONTH, allowance=1000, used=10),
+)
 
 
 @dataclass
@@ -129,6 +137,9 @@ async def running_web(
     tester: ChannelTester | None = None,
     jan_search: bool = True,
     database: str | None = None,
+    budgets: Sequence[ChannelBudget] = BUDGETS,
+    language: Language = "ja",
+    quota: tuple[int, int] = (PER_DAY, TOTAL),  # watches added per 24 hours, at most at once
 ) -> AsyncIterator[Running]:
     opened = await open_repository(database or f"sqlite:///{tmp_path / 'restock.sqlite3'}")
     assert isinstance(opened, SQLiteRepository | PostgresRepository)
@@ -136,13 +147,15 @@ async def running_web(
     await seed(repo)
     now = [NOW]
     setup = WebSetup(
-        language="ja",
+        language=language,
         zone=ZoneInfo("Asia/Tokyo"),
         channels=("console", "webhook"),
         clock=clock or (lambda: now[0]),
         rules=web_rules(repo, guard, jan_search) if guard is not None else None,
-        budgets=lambda: {"x": "12 / 15"},
+        budgets=lambda: budgets,
         tester=tester,
+        max_added_per_day=quota[0],
+        max_web_watches=quota[1],
     )
     check = checker or fixed_checker(
         Observation(state=Availability.IN_STOCK, reason=HOSTILE_REASON, price=5000, title=HOSTILE)

@@ -20,8 +20,13 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--web",
         type=int,
+        default=0,
         metavar="PORT",
-        help="also serve the web UI on 127.0.0.1:PORT to watch the demo in a browser",
+        help="serve the web UI on 127.0.0.1:PORT to watch the demo in a browser"
+        " (default: a free port, printed at start)",
+    )
+    parser.add_argument(
+        "--no-web", action="store_true", help="run without the web UI (console messages only)"
     )
     parser.set_defaults(handler=run)
 
@@ -34,11 +39,12 @@ def run(args: argparse.Namespace) -> int:
         from watcher.errors import UsageError
 
         raise UsageError("--seconds must be at least 5")
-    if args.web is not None and not 0 < args.web < 65536:
+    if not 0 <= args.web < 65536:
         from watcher.errors import UsageError
 
-        raise UsageError("--web takes a port between 1 and 65535")
-    from watcher.demo.run import run_demo
+        raise UsageError("--web takes a port between 1 and 65535 (0: a free one)")
+    from watcher.demo.run import free_port, run_demo
 
-    asyncio.run(run_demo(args.seconds, web_port=args.web))
+    web_port = None if args.no_web else args.web or free_port()
+    asyncio.run(run_demo(args.seconds, web_port=web_port))
     return 0

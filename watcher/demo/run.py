@@ -8,6 +8,7 @@ followed by a restock, and a pre-order opening. Messages print as they happen; a
 from __future__ import annotations
 
 import asyncio
+import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,6 +101,13 @@ def watchlist_yaml(
             "    notify: {console: true}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for the demo's web UI)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def run_demo(

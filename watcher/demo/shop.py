@@ -2,8 +2,8 @@
 
 Serves the offline demo, the engine tests and the benchmark. Each product follows a `Script`: a
 function of (seconds since start, request number) to what the shop shows, so ghost stock (one stale
-in-stock answer), captcha spells and 503 spells can be staged exactly. Speaks HTTP/1.1
-(through `watcher.web.miniserver`); binds to 127.0.0.1 only.
+in-stock answer), captcha spells and 503 spells can be staged exactly. Served by aiohttp
+(through `watcher.web.listener`); binds to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import hashlib
 import html
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from watcher.web import miniserver
-from watcher.web.miniserver import Request, Response
+from watcher.web.listener import Listener, Request, Response, serve
 
 
 class Shows(enum.Enum):
@@ -87,7 +86,7 @@ class DemoShop:
     total_requests: int = 0
     not_modified: int = 0
     arrivals: list[tuple[float, str]] = field(default_factory=list)  # (shop clock, slug)
-    _server: asyncio.Server | None = None
+    _server: Listener | None = None
     _started_at: float = 0.0
     _pages: dict[tuple[str, Shows], tuple[bytes, str]] = field(default_factory=dict)
     port: int = 0
@@ -100,13 +99,12 @@ class DemoShop:
 
     async def start(self) -> None:
         self._started_at = self.clock()
-        self._server = await miniserver.start(self._handle)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self._server = await serve(self._handle)
+        self.port = self._server.port
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            await self._server.close()
             self._server = None
 
     async def __aenter__(self) -> DemoShop:
@@ -132,7 +130,7 @@ class DemoShop:
             self.in_flight -= 1
 
     def respond(
-        self, path: str, headers: dict[str, str] | None = None
+        self, path: str, headers: Mapping[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         """What the shop answers for one request (pure apart from the request counters)."""
         slug = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]

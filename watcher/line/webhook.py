@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from watcher.line.events import BodyError, LineEvent, parse_body
 from watcher.line.signature import SIGNATURE_HEADER, verify
 from watcher.secret import Secret
-from watcher.web.miniserver import Request, Response
+from watcher.web.listener import Request, Response
 
 LOG = logging.getLogger("restock.line")
 PATH = "/line/webhook"

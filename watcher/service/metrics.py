@@ -1,170 +1,165 @@
-"""Counters and a latency histogram, rendered in the Prometheus text format for `/metrics`.
+"""Every figure the engine exports for `/metrics`, kept and rendered by prometheus-client.
 
-Small on purpose: the engine counts a few things, and a scrape reads them.
+Each `Metrics` owns its own `CollectorRegistry` (never the library's global one), so tests and
+several apps in one process keep separate counts. Figures only known at scrape time (the outbox,
+a channel's quota) are custom collectors that read them when `/metrics` is asked.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-Labels = tuple[tuple[str, str], ...]
+import prometheus_client
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.registry import Collector
 
+# The exposition this project always served: no `_created` series beside each counter, so
+# dashboards and stored series stay as they were.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-
-def _labels(**labels: str) -> Labels:
-    return tuple(sorted(labels.items()))
-
-
-def _format_labels(labels: Labels, extra: str = "") -> str:
-    parts = [f'{name}="{_escape(value)}"' for name, value in labels]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
+# A gauge row: its label values (in the gauge's label order) and its value.
+GaugeRows = Mapping[tuple[str, ...], float]
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class CounterSeries:
+    """A labelled counter: `inc(store="x")` counts, `get(store="x")` reads back."""
 
-
-@dataclass
-class Counter:
-    name: str
-    help: str
-    values: dict[Labels, float] = field(default_factory=dict)
+    def __init__(
+        self, name: str, help: str, labels: tuple[str, ...], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self._registry = registry
+        self._counter = prometheus_client.Counter(name, help, labels, registry=registry)
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
-        key = _labels(**labels)
-        self.values[key] = self.values.get(key, 0.0) + amount
+        (self._counter.labels(**labels) if labels else self._counter).inc(amount)
 
     def get(self, **labels: str) -> float:
-        return self.values.get(_labels(**labels), 0.0)
-
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} counter"
-        for labels, value in sorted(self.values.items()):
-            yield f"{self.name}{_format_labels(labels)} {value:g}"
+        return self._registry.get_sample_value(self.name, labels) or 0.0
 
 
-@dataclass
-class Histogram:
-    name: str
-    help: str
-    buckets: tuple[float, ...] = LATENCY_BUCKETS
-    series: dict[Labels, list[float]] = field(default_factory=dict)  # bucket counts + sum + count
+class HistogramSeries:
+    """A labelled latency histogram with the buckets the dashboards were built on."""
+
+    def __init__(
+        self, name: str, help: str, labels: tuple[str, ...], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self._registry = registry
+        self._histogram = prometheus_client.Histogram(
+            name, help, labels, registry=registry, buckets=LATENCY_BUCKETS
+        )
 
     def observe(self, value: float, **labels: str) -> None:
-        key = _labels(**labels)
-        row = self.series.setdefault(key, [0.0] * (len(self.buckets) + 2))
-        index = bisect.bisect_left(self.buckets, value)
-        for i in range(index, len(self.buckets)):
-            row[i] += 1
-        row[-2] += value
-        row[-1] += 1
+        (self._histogram.labels(**labels) if labels else self._histogram).observe(value)
 
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} histogram"
-        for labels, row in sorted(self.series.items()):
-            for bound, count in zip(self.buckets, row, strict=False):
-                le = f'le="{bound:g}"'
-                yield f"{self.name}_bucket{_format_labels(labels, le)} {count:g}"
-            inf = 'le="+Inf"'
-            yield f"{self.name}_bucket{_format_labels(labels, inf)} {row[-1]:g}"
-            yield f"{self.name}_sum{_format_labels(labels)} {row[-2]:g}"
-            yield f"{self.name}_count{_format_labels(labels)} {row[-1]:g}"
+    def count(self, **labels: str) -> float:
+        return self._registry.get_sample_value(f"{self.name}_count", labels) or 0.0
+
+    def total(self, **labels: str) -> float:
+        return self._registry.get_sample_value(f"{self.name}_sum", labels) or 0.0
 
 
-@dataclass
-class Gauge:
-    name: str
-    help: str
-    read: Callable[[], dict[Labels, float]] = dict
+class ReadGauge(Collector):
+    """A gauge whose rows are read when a scrape asks (`read` returns them)."""
 
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} gauge"
-        for labels, value in sorted(self.read().items()):
-            yield f"{self.name}{_format_labels(labels)} {value:g}"
+    def __init__(self, name: str, help: str, labels: tuple[str, ...]) -> None:
+        self.name = name
+        self.help = help
+        self.labels = labels
+        self.read: Callable[[], GaugeRows] = dict
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(self.name, self.help, labels=self.labels)
+        for values, value in sorted(self.read().items()):
+            family.add_metric(list(values), value)
+        yield family
+
+    def describe(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(self.name, self.help, labels=self.labels)
 
 
 @dataclass
 class Metrics:
-    """Every figure the engine exports. One instance per process, passed where it is counted."""
+    """Every figure the engine exports. One instance per app, passed where it is counted."""
 
-    checks: Counter = field(
-        default_factory=lambda: Counter("restock_checks_total", "Product checks by store and state")
-    )
-    blocks: Counter = field(
-        default_factory=lambda: Counter(
-            "restock_blocks_total", "Checks refused by a shop, by store"
-        )
-    )
-    events: Counter = field(
-        default_factory=lambda: Counter("restock_events_total", "Events fired, by kind")
-    )
-    flaps: Counter = field(
-        default_factory=lambda: Counter(
-            "restock_flaps_suppressed_total", "Buyable spells that ended before confirmation"
-        )
-    )
-    deliveries: Counter = field(
-        default_factory=lambda: Counter(
-            "restock_deliveries_total", "Delivery attempts by channel and result"
-        )
-    )
-    parse_failures: Counter = field(
-        default_factory=lambda: Counter(
-            "restock_parse_failures_total",
-            "Pages whose parse failed (an error, a parse worker that died or timed out), by store",
-        )
-    )
-    fetch_seconds: Histogram = field(
-        default_factory=lambda: Histogram("restock_fetch_seconds", "Fetch latency by store")
-    )
-    handoff_seconds: Histogram = field(
-        default_factory=lambda: Histogram(
-            "restock_handoff_seconds", "Time from an event to its hand-off to a notifier"
-        )
-    )
-    outbox: Gauge = field(
-        default_factory=lambda: Gauge("restock_outbox_deliveries", "Outbox deliveries by status")
-    )
-    message_quota: Gauge = field(
-        default_factory=lambda: Gauge(
-            "restock_message_quota",
-            "A channel's monthly message quota: limit, used and left (no limit: no limit row)",
-        )
-    )
-    _quota_figures: dict[Labels, float] = field(default_factory=dict)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    _quota_rows: dict[tuple[str, ...], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.message_quota.read = lambda: dict(self._quota_figures)
+        registry = self.registry
+        self.checks = CounterSeries(
+            "restock_checks_total",
+            "Product checks by store and state",
+            ("state", "store"),
+            registry,
+        )
+        self.blocks = CounterSeries(
+            "restock_blocks_total", "Checks refused by a shop, by store", ("store",), registry
+        )
+        self.events = CounterSeries(
+            "restock_events_total", "Events fired, by kind", ("kind",), registry
+        )
+        self.flaps = CounterSeries(
+            "restock_flaps_suppressed_total",
+            "Buyable spells that ended before confirmation",
+            (),
+            registry,
+        )
+        self.deliveries = CounterSeries(
+            "restock_deliveries_total",
+            "Delivery attempts by channel and result",
+            ("channel", "result"),
+            registry,
+        )
+        self.parse_failures = CounterSeries(
+            "restock_parse_failures_total",
+            "Pages whose parse failed (an error, a parse worker that died or timed out), by store",
+            ("store",),
+            registry,
+        )
+        self.fetch_seconds = HistogramSeries(
+            "restock_fetch_seconds", "Fetch latency by store", ("store",), registry
+        )
+        self.handoff_seconds = HistogramSeries(
+            "restock_handoff_seconds",
+            "Time from an event to its hand-off to a notifier",
+            ("channel",),
+            registry,
+        )
+        self.outbox = ReadGauge(
+            "restock_outbox_deliveries", "Outbox deliveries by status", ("status",)
+        )
+        self.message_quota = ReadGauge(
+            "restock_message_quota",
+            "A channel's monthly message quota: limit, used and left (no limit: no limit row)",
+            ("channel", "figure"),
+        )
+        self.message_quota.read = lambda: dict(self._quota_rows)
+        registry.register(self.outbox)
+        registry.register(self.message_quota)
 
     def set_message_quota(self, channel: str, limit: int | None, used: int) -> None:
         """The latest figures of `channel`'s monthly quota (LINE's), as the channel knows them."""
         figures = {"used": float(used)}
         if limit is not None:
             figures |= {"limit": float(limit), "left": float(max(0, limit - used))}
-        for key in [k for k in self._quota_figures if ("channel", channel) in k]:
-            del self._quota_figures[key]
+        for key in [k for k in self._quota_rows if k[0] == channel]:
+            del self._quota_rows[key]
         for kind, value in figures.items():
-            self._quota_figures[_labels(channel=channel, figure=kind)] = value
+            self._quota_rows[(channel, kind)] = value
+
+    def set_outbox(self, depth: Mapping[str, int]) -> None:
+        """The outbox's deliveries per status, as the database counted them for this scrape."""
+        rows: GaugeRows = {(status,): float(count) for status, count in depth.items()}
+        self.outbox.read = lambda: rows
 
     def render(self) -> str:
-        parts = (
-            self.checks,
-            self.blocks,
-            self.events,
-            self.flaps,
-            self.deliveries,
-            self.parse_failures,
-            self.fetch_seconds,
-            self.handoff_seconds,
-            self.outbox,
-            self.message_quota,
-        )
-        return "\n".join(line for part in parts for line in part.render()) + "\n"
+        """The Prometheus text exposition (format 0.0.4) of every figure."""
+        return generate_latest(self.registry).decode("utf-8")

@@ -26,10 +26,12 @@ from watcher.storage.interface import Repository
 from watcher.storage.views import Reading, WatchRow, WebViews
 from watcher.subscriptions import Refused, Subscriptions, WatchRequest
 from watcher.web import api
+from watcher.web.budgets import ChannelBudget
 from watcher.web.channels import ChannelTester
 from watcher.web.forms import AddForm, FormError, parse_add_form
-from watcher.web.i18n import STATE_LABELS, WORDS, Language, language_of
-from watcher.web.miniserver import Request, Response
+from watcher.web.i18n import FORM_ERRORS, STATE_LABELS, WORDS, Language, language_of
+from watcher.web.listener import Request, Response
+from watcher.web.quota import PER_DAY, TOTAL, WebQuota
 from watcher.web.security import (
     CSRF_FIELD,
     LANGUAGE_COOKIE,
@@ -68,13 +70,16 @@ class WebSetup:
     zone: tzinfo
     channels: Sequence[str] = ()  # channels a web watch may notify
     hosts: Callable[[], Mapping[str, HostSnapshot]] = dict
-    budgets: Callable[[], Mapping[str, str]] = dict
+    budgets: Callable[[], Sequence[ChannelBudget]] = list
     clock: Clock = utc_now
     # Off loopback (or behind a proxy): added targets pass the chat users' rules (the URL guard,
     # canonical URLs, JAN codes only with a search source).
     rules: Subscriptions | None = None
     tester: ChannelTester | None = None  # sends the sample message of the channel test page
     secure_cookies: bool = False  # people reach it over https (server.public_url): Secure cookies
+    # Where the rules apply, the most watches added in 24 hours and the most at once.
+    max_added_per_day: int = PER_DAY
+    max_web_watches: int = TOTAL
 
     @property
     def guard(self) -> URLGuard | None:
@@ -99,6 +104,7 @@ class WebApp:
         self.access = access
         self.setup = setup
         self.checker = checker
+        self.quota = WebQuota(setup.max_added_per_day, setup.max_web_watches)
         self.templates = Environment(
             loader=PackageLoader("watcher.web", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -289,13 +295,6 @@ def _json(status: int, body: object, extra: Mapping[str, str] | None = None) -> 
     return Response(status, json.dumps(body, ensure_ascii=False).encode(), headers)
 
 
-# What a refused target's form error says (the keys of `watcher.subscriptions.Refused`).
-REFUSALS = {
-    "bad_url": "not a product page of an allowed store, or not a public address",
-    "jan_unavailable": "JAN codes need a search source (sources.rakuten or sources.yahoo)",
-}
-
-
 async def _checked(form: AddForm, rules: Subscriptions) -> AddForm:
     """The form with its target as the chat users' rules accept it (canonical URL, store)."""
     request = WatchRequest(url=form.url, jan=None if form.url else form.target.removeprefix("jan:"))
@@ -464,32 +463,38 @@ class _View:
         return {"channels": self.app.setup.channels, "orderable": orderable}
 
     async def add(self, fields: list[tuple[str, str]]) -> Response:
-        context = self._add_context()
         try:
-            form = parse_add_form(fields, self.app.setup.channels)
+            form = await self._accepted(fields)
         except FormError as exc:
+            error = exc.said_in(self.language)
             return self.render(
-                "add.html", status=400, form=None, error=str(exc), verdict=None, **context
+                "add.html", status=400, form=None, error=error, verdict=None, **self._add_context()
             )
-        rules = self.app.setup.rules
-        if rules is not None:
-            try:
-                form = await _checked(form, rules)
-            except Refused as exc:
-                error = f"target: {REFUSALS.get(exc.key, exc.key)}"
-                return self.render(
-                    "add.html", status=400, form=None, error=error, verdict=None, **context
-                )
-        values = dict(fields)
-        if values.get("action") != "save":
+        if dict(fields).get("action") != "save":
             observation = await self.app.check(form)
             verdict = (observation, form.conditions.is_buyable(observation))
-            return self.render("add.html", form=form, error=None, verdict=verdict, **context)
+            return self.render(
+                "add.html", form=form, error=None, verdict=verdict, **self._add_context()
+            )
         key = await self.app.store.add_watch(
             form.target, form.store, form.conditions, form.recipients, self.now, name=form.name
         )
+        self.app.quota.added(self.now)
         log.info("web: added watch %s", key)
         return _redirect(watch_path(key))
+
+    async def _accepted(self, fields: list[tuple[str, str]]) -> AddForm:
+        """The form as the rules take it; FormError for a bad field, a refused target or a
+        spent quota. Off loopback the quota comes first: a refused add fetches nothing."""
+        form = parse_add_form(fields, self.app.setup.channels)
+        rules = self.app.setup.rules
+        if rules is None:
+            return form
+        self.app.quota.check(await self.app.store.watches(), self.now)
+        try:
+            return await _checked(form, rules)
+        except Refused as exc:
+            raise FormError(exc.key if exc.key in FORM_ERRORS["en"] else "bad_url") from None
 
     async def channels(self) -> Response:
         return self.render("channels.html", tested=None, **self._channels_context())

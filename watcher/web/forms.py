@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from watcher.core.jan import looks_like_jan, parse_jan
+from watcher.core.jan import check_digit, looks_like_jan, parse_jan
 from watcher.core.model import Availability, ConditionFilter, SellerFilter, WatchConditions
 from watcher.errors import InvalidJAN
+from watcher.web.i18n import Language, form_error
 
 MAX_TARGET = 2048
 MAX_NAME = 200
@@ -21,7 +23,15 @@ _F = TypeVar("_F", ConditionFilter, SellerFilter)
 
 
 class FormError(ValueError):
-    """A field the form cannot take, said in words the page shows."""
+    """A field the form cannot take: a key of `i18n.FORM_ERRORS` and the values it names."""
+
+    def __init__(self, key: str, **values: str | int) -> None:
+        self.key = key
+        self.values = values
+        super().__init__(form_error("en", key, values))
+
+    def said_in(self, language: Language) -> str:
+        return form_error(language, self.key, self.values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +63,11 @@ def parse_add_form(fields: Sequence[tuple[str, str]], channels: Sequence[str]) -
     target = _target(typed)
     name = values.get("name", "").strip() or typed
     if len(name) > MAX_NAME:
-        raise FormError(f"name: at most {MAX_NAME} characters")
+        raise FormError("name_long", max=MAX_NAME)
     chosen = tuple(dict.fromkeys(v for k, v in fields if k == "channel"))
     unknown = [c for c in chosen if c not in channels]
     if unknown:
-        raise FormError(f"channel: {unknown[0]!r} is not available here")
+        raise FormError("channel_unknown", value=unknown[0])
     conditions = WatchConditions(
         max_price=_price(values.get("max_price", "")),
         condition=_choice(ConditionFilter, values.get("condition") or "any", "condition"),
@@ -69,17 +79,26 @@ def parse_add_form(fields: Sequence[tuple[str, str]], channels: Sequence[str]) -
 
 def _target(typed: str) -> str:
     if not typed:
-        raise FormError("target: give a product URL or a 13-digit JAN code")
+        raise FormError("target_missing")
     if len(typed) > MAX_TARGET:
-        raise FormError(f"target: at most {MAX_TARGET} characters")
+        raise FormError("target_long", max=MAX_TARGET)
     if looks_like_jan(typed):
-        try:
-            return f"jan:{parse_jan(typed)}"
-        except InvalidJAN as exc:
-            raise FormError(f"target: {exc}") from None
+        return _jan(typed)
     if not typed.lower().startswith(("http://", "https://")):
-        raise FormError("target: a URL starts with http:// or https://")
+        raise FormError("target_scheme")
     return typed
+
+
+def _jan(typed: str) -> str:
+    try:
+        return f"jan:{parse_jan(typed)}"
+    except InvalidJAN:
+        digits = "".join(c for c in unicodedata.normalize("NFKC", typed) if c.isdigit())
+    if len(digits) == 8:
+        raise FormError("jan_short")
+    if len(digits) != 13:
+        raise FormError("jan_length", count=len(digits))
+    raise FormError("jan_check_digit", expected=check_digit(digits[:12]), got=digits[12])
 
 
 def _price(text: str) -> int | None:
@@ -87,7 +106,7 @@ def _price(text: str) -> int | None:
     if not cleaned:
         return None
     if not cleaned.isascii() or not cleaned.isdigit() or not 0 < int(cleaned) <= MAX_PRICE:
-        raise FormError(f"max_price: whole yen between 1 and {MAX_PRICE:,}, got {text!r}")
+        raise FormError("max_price", max=f"{MAX_PRICE:,}", value=text)
     return int(cleaned)
 
 
@@ -96,7 +115,7 @@ def _choice(kind: type[_F], text: str, field: str) -> _F:
         return kind(text)
     except ValueError:
         allowed = ", ".join(member.value for member in kind)
-        raise FormError(f"{field}: one of {allowed}, got {text!r}") from None
+        raise FormError("choice", field=field, allowed=allowed, value=text) from None
 
 
 def _buyable(values: Sequence[str]) -> frozenset[Availability]:
@@ -105,5 +124,5 @@ def _buyable(values: Sequence[str]) -> frozenset[Availability]:
     by_value = {state.value: state for state in ORDERABLE}
     unknown = [value for value in values if value not in by_value]
     if unknown:
-        raise FormError(f"buyable: {unknown[0]!r} is not an orderable state")
+        raise FormError("buyable", value=unknown[0])
     return frozenset(by_value[value] for value in values)

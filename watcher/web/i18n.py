@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from watcher.core.model import Availability
@@ -101,6 +102,13 @@ WORDS: dict[Language, dict[str, str]] = {
         "shared_backoff": "全ワーカー共通のバックオフ",
         "workers": "ワーカー",
         "login_paused": "失敗が続いたため、しばらくログインできません",
+        "left": "残り",
+        "per_day": "（24時間あたり）",
+        "per_month": "（今月分）",
+        "sent_day": "件送信（24時間）",
+        "sent_month": "件送信（今月）",
+        "no_limit": "上限なし",
+        "quota_unread": "まだ読み取れていません",
     },
     "en": {
         "title": "Restock watcher",
@@ -172,8 +180,63 @@ WORDS: dict[Language, dict[str, str]] = {
         "shared_backoff": "Backoff shared by every worker",
         "workers": "Workers",
         "login_paused": "Too many wrong tokens: logins are paused for a few minutes",
+        "left": "left",
+        "per_day": "per 24 hours",
+        "per_month": "this month",
+        "sent_day": "sent in 24 hours",
+        "sent_month": "sent this month",
+        "no_limit": "no limit",
+        "quota_unread": "not read yet",
     },
 }
+
+
+# What the add form says about a field it cannot take, or a target it refuses; `{name}` slots
+# are filled from the error's values.
+FORM_ERRORS: dict[Language, dict[str, str]] = {
+    "ja": {
+        "target_missing": "URL/JAN: 商品ページの URL か 13 桁の JAN コードを入力してください",
+        "target_long": "URL/JAN: {max} 文字までです",
+        "target_scheme": "URL/JAN: URL は http:// か https:// で始まります",
+        "jan_short": "URL/JAN: 8 桁の短縮 JAN には未対応です。13 桁のコードを入力してください",
+        "jan_length": "URL/JAN: JAN コードは 13 桁です（{count} 桁でした）",
+        "jan_check_digit": "URL/JAN: チェックディジットは {expected} のはずですが {got} でした",
+        "name_long": "名前: {max} 文字までです",
+        "channel_unknown": "通知チャンネル: 「{value}」はここでは使えません",
+        "max_price": "上限価格: 1 から {max} までの円の整数で入力してください（入力: 「{value}」）",
+        "choice": "{field}: {allowed} のいずれかを選んでください（入力: 「{value}」）",
+        "buyable": "購入可能とみなす状態: 「{value}」は注文できる状態ではありません",
+        "bad_url": "URL/JAN: 許可されたストアの商品ページではないか、公開アドレスではありません",
+        "jan_unavailable": "URL/JAN: JAN には検索元（sources.rakuten か sources.yahoo）が必要です",
+        "daily_quota": "これ以上追加できません（ウェブからの追加は 24 時間で {max} 件まで）",
+        "total_quota": "ウェブから追加したウォッチが上限の {max} 件です。先に削除してください",
+    },
+    "en": {
+        "target_missing": "target: give a product URL or a 13-digit JAN code",
+        "target_long": "target: at most {max} characters",
+        "target_scheme": "target: a URL starts with http:// or https://",
+        "jan_short": "target: 8-digit (short) JAN codes are not supported; use the 13-digit code",
+        "jan_length": "target: a JAN code has 13 digits, got {count}",
+        "jan_check_digit": "target: the JAN code's check digit should be {expected}, got {got}",
+        "name_long": "name: at most {max} characters",
+        "channel_unknown": "channel: {value!r} is not available here",
+        "max_price": "max_price: whole yen between 1 and {max}, got {value!r}",
+        "choice": "{field}: one of {allowed}, got {value!r}",
+        "buyable": "buyable: {value!r} is not an orderable state",
+        "bad_url": "target: not a product page of an allowed store, or not a public address",
+        "jan_unavailable": "target: JAN codes need a search source (sources.rakuten or .yahoo)",
+        "daily_quota": "daily limit reached: at most {max} watches a day through the web UI",
+        "total_quota": "the web UI's watches are at their limit of {max}: remove some first",
+    },
+}
+
+
+def form_error(language: Language, key: str, values: Mapping[str, object]) -> str:
+    """The sentence for a form error, in `language` (a `field` value is named in it too)."""
+    named = dict(values)
+    if isinstance(named.get("field"), str):
+        named["field"] = WORDS[language].get(str(named["field"]), named["field"])
+    return FORM_ERRORS[language][key].format(**named)
 
 
 def language_of(value: str | None, default: Language) -> Language:

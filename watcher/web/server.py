@@ -10,25 +10,32 @@ does not exist (404), and the e-mail notifier offers no https link.
 
 from __future__ import annotations
 
-import asyncio
 import html
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from email.message import Message
-from email.parser import BytesParser
-from email.policy import HTTP
-from urllib.parse import parse_qsl
+
+from aiohttp import web
 
 from watcher.clock import WallClock, utc_now
 from watcher.line.webhook import PATH as LINE_WEBHOOK_PATH
 from watcher.net.politeness import Politeness
 from watcher.redact import recipient_hash
-from watcher.service.metrics import Metrics
+from watcher.service.metrics import CONTENT_TYPE, Metrics
 from watcher.storage.interface import Repository
 from watcher.unsubscribe import UnsubscribeLink
-from watcher.web import miniserver
-from watcher.web.miniserver import Handler, Request, Response
+from watcher.web.listener import (
+    Handler,
+    Listener,
+    Request,
+    Response,
+    aiohttp_response,
+    application,
+    listen,
+    plain_request,
+    read_form,
+    route,
+    text,
+)
 
 log = logging.getLogger("restock.server")
 
@@ -40,13 +47,11 @@ WebHandler = Callable[[Request], Awaitable[Response | None]]
 
 # The page needs no script, image or outside style; the token in its URL must not leak onwards.
 _PAGE_HEADERS = {
-    "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
 }
-_TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -73,81 +78,85 @@ class StatusServer:
         self._line_webhook = line_webhook
         self.clock = clock
         self._web = web
-        self._server: asyncio.Server | None = None
+        self._listener: Listener | None = None
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        assert self._listener is not None
+        return self._listener.port
 
-    async def start(self, listen: str) -> None:
-        host, port = split_listen(listen)
-        self._server = await miniserver.start(self.handle, host, port)
+    async def start(self, listen_on: str) -> None:
+        host, port = split_listen(listen_on)
+        self._listener = await listen(self.application(), host, port)
         extra = ", /unsubscribe" if self._unsubscribe_secret else ""
         extra += f", {LINE_WEBHOOK_PATH}" if self._line_webhook else ""
         extra += ", web UI at /" if self._web is not None else ""
         log.info("status endpoint on http://%s:%d (/healthz, /metrics%s)", host, self.port, extra)
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
 
-    async def handle(self, request: Request) -> Response:
-        path, _, query = request.path.partition("?")
-        if path == LINE_WEBHOOK_PATH and self._line_webhook is not None:
-            return await self._line_webhook(request)
-        if path == "/unsubscribe" and self._unsubscribe_secret is not None:
-            return await self._unsubscribe(request, query, self._unsubscribe_secret)
-        if self._web is not None and path not in ("/healthz", "/metrics"):
-            answer = await self._web(request)
+    def application(self) -> web.Application:
+        """The routes: health and metrics, then what is configured, then the web UI."""
+        app = application()
+        app.router.add_route("*", "/healthz", self._health)
+        app.router.add_route("*", "/metrics", self._metrics)
+        if self._line_webhook is not None:
+            app.router.add_route("*", LINE_WEBHOOK_PATH, route(self._line_webhook))
+        if self._unsubscribe_secret is not None:
+            app.router.add_route("*", "/unsubscribe", self._unsubscribe)
+        app.router.add_route("*", "/{tail:.*}", self._other)
+        return app
+
+    async def _other(self, request: web.Request) -> web.StreamResponse:
+        if self._web is not None:
+            answer = await self._web(await plain_request(request))
             if answer is not None:
-                return answer
-        if path not in ("/healthz", "/metrics"):
-            return Response(404, b"not found\n", _TEXT)
-        if request.method != "GET":
-            return Response(405, b"method not allowed\n", {"Allow": "GET"})
-        if path == "/healthz":
-            return await self._health()
-        return await self._metrics()
+                return aiohttp_response(answer)
+        return text(404, "not found\n")
 
-    async def _health(self) -> Response:
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        if request.method != "GET":
+            return _not_allowed("GET")
         try:
             depth = await self.repository.outbox_depth()
         except Exception as exc:  # the database is what health means here
-            body = json.dumps({"status": "error", "error": type(exc).__name__})
-            return Response(503, body.encode(), {"Content-Type": "application/json"})
-        body = json.dumps({"status": "ok", "outbox": depth})
-        return Response(200, body.encode(), {"Content-Type": "application/json"})
+            body = {"status": "error", "error": type(exc).__name__}
+            return web.json_response(body, status=503)
+        return web.json_response({"status": "ok", "outbox": depth})
 
-    async def _metrics(self) -> Response:
-        depth = await self.repository.outbox_depth()
-        self.metrics.outbox.read = lambda: {(("status", k),): float(v) for k, v in depth.items()}
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        if request.method != "GET":
+            return _not_allowed("GET")
+        self.metrics.set_outbox(await self.repository.outbox_depth())
         body = self.metrics.render().encode()
-        return Response(200, body, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     # --- one-click unsubscribe ------------------------------------------------------------------
 
-    async def _unsubscribe(self, request: Request, query: str, secret: str) -> Response:
+    async def _unsubscribe(self, request: web.Request) -> web.StreamResponse:
+        secret = self._unsubscribe_secret
+        assert secret is not None  # the route exists only with a secret
         if request.method not in ("GET", "POST"):
-            return Response(405, b"method not allowed\n", {"Allow": "GET, POST", **_TEXT})
-        fields = dict(parse_qsl(query))
+            return _not_allowed("GET, POST")
+        fields = dict(request.query)
         if request.method == "POST":
-            form = form_fields(request)
+            form = await read_form(request)  # urlencoded or multipart: RFC 8058 allows either
             if form.get(ONE_CLICK[0]) != ONE_CLICK[1]:
-                return Response(400, b"expected the body List-Unsubscribe=One-Click\n", _TEXT)
+                return text(400, "expected the body List-Unsubscribe=One-Click\n")
             fields.update(form)
         link = UnsubscribeLink.from_fields(fields)
         if link is None:
-            return Response(400, b"this unsubscribe link is incomplete\n", _TEXT)
+            return text(400, "this unsubscribe link is incomplete\n")
         if not link.signed_with(secret):
-            return Response(403, b"this unsubscribe link is not valid\n", _TEXT)
+            return text(403, "this unsubscribe link is not valid\n")
         if request.method == "GET":
             return _page(confirmation_page(link, await self._watch_name(link.watch)))
         return await self._end(link)
 
-    async def _end(self, link: UnsubscribeLink) -> Response:
+    async def _end(self, link: UnsubscribeLink) -> web.StreamResponse:
         ended = await self.repository.end_subscription(EMAIL, link.to, link.watch, self.clock())
         log.info(
             "unsubscribe: %s from watch %s (%s)",
@@ -163,27 +172,8 @@ class StatusServer:
         return history.status.name if history is not None else watch_key
 
 
-def form_fields(request: Request) -> dict[str, str]:
-    """A POST body's fields: urlencoded or multipart/form-data (RFC 8058 allows either)."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.lower().startswith("multipart/form-data"):
-        return _multipart_fields(content_type, request.body)
-    return dict(parse_qsl(request.body.decode("utf-8", "replace")))
-
-
-def _multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
-    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
-    message = BytesParser(policy=HTTP).parsebytes(head + body)
-    fields: dict[str, str] = {}
-    if not message.is_multipart():
-        return fields
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str) and isinstance(part, Message):
-            payload = part.get_payload(decode=True)
-            if isinstance(payload, bytes):
-                fields[name] = payload.decode("utf-8", "replace")
-    return fields
+def _not_allowed(allow: str) -> web.Response:
+    return text(405, "method not allowed\n", {"Allow": allow})
 
 
 def confirmation_page(link: UnsubscribeLink, watch_name: str) -> str:
@@ -222,5 +212,5 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _page(document: str) -> Response:
-    return Response(200, document.encode("utf-8"), dict(_PAGE_HEADERS))
+def _page(document: str) -> web.Response:
+    return web.Response(text=document, content_type="text/html", headers=_PAGE_HEADERS)

@@ -19,6 +19,7 @@ from watcher.storage.interface import Repository
 from watcher.storage.views import WebViewsSource
 from watcher.subscriptions import Subscriptions
 from watcher.web.app import WebApp, WebSetup, utc_now
+from watcher.web.budgets import channel_budgets
 from watcher.web.channels import ChannelTester, fixed_or_listed
 from watcher.web.forms import AddForm, web_channels
 from watcher.web.security import WebAccess, is_loopback, web_token_from_env
@@ -73,17 +74,6 @@ def build_web_app(
         tester=ChannelTester(notifiers, fixed_or_listed(listed_recipients(config)), utc_now),
     )
     return WebApp(repository.web_views(), repository, access, setup, check)
-
-
-def channel_budgets(notifiers: Mapping[str, Notifier]) -> dict[str, str]:
-    """Each budgeted channel's allowance left today, as "left / daily"."""
-    budgets = {}
-    for name, notifier in notifiers.items():
-        left = getattr(notifier, "budget_left", None)
-        daily = getattr(notifier, "daily_budget", None)
-        if callable(left) and daily is not None:
-            budgets[name] = f"{left()} / {daily}"
-    return budgets
 
 
 def listed_recipients(config: Config) -> Callable[[str], list[str]]:
