@@ -101,3 +101,11 @@ async def test_garbage_instead_of_http_is_refused_without_a_handler(
         writer.close()
     assert status_line.split(b" ")[1] == b"400"
     assert recorder.requests == []
+
+
+async def test_too_many_headers_are_a_bad_request(listener: Listener, recorder: Recorder) -> None:
+    headers = {f"X-H{n}": "v" for n in range(150)}
+    async with httpx.AsyncClient(base_url=listener.url) as client:
+        answer = await client.get("/x", headers=headers)
+    assert answer.status_code == 400
+    assert recorder.requests == []

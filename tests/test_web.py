@@ -104,12 +104,30 @@ async def test_watch_page_draws_timeline_price_forecast_and_counts(
     assert HOSTILE_REASON.replace("<", "&lt;").replace(">", "&gt;") in text
 
 
+PAGES = ("/", "/watch/box", "/watch/mug", "/forecast", "/add", "/health", "/channels", "/login")
+
+
 async def test_every_page_escapes_hostile_shop_text(tmp_path: Path, database: str) -> None:
-    async with running_web(tmp_path, database=database) as web:
-        for path in ("/", "/watch/box", "/watch/mug", "/forecast", "/add", "/health"):
+    tester = ChannelTester(
+        {"console": ConsoleNotifier(stream=io.StringIO())}, lambda channel: [HOSTILE], lambda: NOW
+    )
+    async with running_web(tmp_path, database=database, tester=tester) as web:
+        for path in PAGES + tuple(f"{p}?lang=en" for p in PAGES):
             page = await web.client.get(path)
             assert page.status_code == 200, path
             assert_escaped(page.text)
+        # The shop's hostile texts are on the pages, as text.
+        watch_page = (await web.client.get("/watch/box?days=90")).text
+        assert html.unescape(HOSTILE_TITLE) in html.unescape(watch_page)
+        assert "&lt;svg onload" in watch_page or "&#34;&gt;&lt;svg" in watch_page
+        filtered = await web.client.get("/", params={"store": HOSTILE, "state": HOSTILE})
+        assert filtered.status_code == 200
+        assert_escaped(filtered.text)
+        tested = await web.client.post(
+            "/channels/test", data={"csrf": await web.csrf("/channels"), "channel": "console"}
+        )
+        assert tested.status_code == 200
+        assert_escaped(tested.text)
         check = await web.client.post(
             "/add", data={"csrf": await web.csrf(), "target": "https://www.amazon.co.jp/dp/B0X"}
         )
@@ -460,6 +478,11 @@ async def test_a_channel_test_shows_each_channels_real_answer(
                 "/channels/test", data={"csrf": token, "channel": "line"}
             )
             no_csrf = await web.client.post("/channels/test", data={"channel": "console"})
+            web.client.cookies.set("restock_lang", "en")
+            clock[0] += timedelta(seconds=5)
+            again_en = await web.client.post(
+                "/channels/test", data={"csrf": token, "channel": "webhook"}
+            )
             await notifiers["webhook"].aclose()
     assert sent.status_code == 200 and 'class="outcome">sent<' in sent.text
     assert "テスト通知" in printed.getvalue()
@@ -467,6 +490,8 @@ async def test_a_channel_test_shows_each_channels_real_answer(
     assert 'class="outcome">sent<' not in failed.text
     assert "<b>" not in failed.text
     assert again.status_code == 429  # a second test within seconds sends nothing
+    assert "テストは 10 秒に 1 回までです" in error_of(again.text)
+    assert "one test every 10 s at most" in error_of(again_en.text)
     assert len(hook.requests) == 1
     assert private.text.count('class="outcome">sent<') == 2  # deduplicated recipients
     assert "123456789" not in private.text  # numbered, never named

@@ -172,6 +172,11 @@ watches:
                 browser = await driver.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
                 try:
                     page = await browser.new_page()
+                    # The watches page over the shop: the listed watch is read and shown.
+                    await page.goto(base + "/")
+                    listed = 'tr:has-text("Listed") .badge'
+                    assert await reload_until(page, listed, "Out of stock") == "Out of stock"
+
                     await page.goto(base + "/add")
                     await page.fill('input[name="target"]', shop.url("comes-back"))
                     await page.fill('input[name="name"]', "Comes back")
@@ -190,6 +195,12 @@ watches:
                     await page.goto(base + "/")
                     top = page.locator("tbody tr").first
                     assert await top.locator("a").inner_text() == "Comes back"  # back: on top
+
+                    # A test message from the browser, with the channel's own answer.
+                    await page.goto(base + "/channels")
+                    async with page.expect_navigation():
+                        await page.click('tr:has-text("console") button')
+                    assert await page.locator(".tested .outcome").all_inner_texts() == ["sent"]
                 finally:
                     await browser.close()
         finally:
@@ -197,3 +208,4 @@ watches:
             await service
             await repository.close()
     assert "再入荷する限定品" in out.getvalue()  # the restock message went out on the console
+    assert "example.com/restock-watcher/notify-test" in out.getvalue()  # and the test message

@@ -27,9 +27,16 @@ from watcher.storage.views import Reading, WatchRow, WebViews
 from watcher.subscriptions import Refused, Subscriptions, WatchRequest
 from watcher.web import api
 from watcher.web.budgets import ChannelBudget
-from watcher.web.channels import ChannelTester
+from watcher.web.channels import MIN_GAP, TOO_SOON, ChannelTester
 from watcher.web.forms import AddForm, FormError, parse_add_form
-from watcher.web.i18n import FORM_ERRORS, STATE_LABELS, WORDS, Language, language_of
+from watcher.web.i18n import (
+    FORM_ERRORS,
+    STATE_LABELS,
+    WORDS,
+    Language,
+    form_error,
+    language_of,
+)
 from watcher.web.listener import Request, Response
 from watcher.web.quota import PER_DAY, TOTAL, WebQuota
 from watcher.web.security import (
@@ -509,9 +516,17 @@ class _View:
             return Response(404, b"no such channel\n", _TEXT)
         tested = await tester.test(channel)
         log.info("web: channel test on %s", channel)
-        status = 429 if tested.refused and "ago" in tested.refused else 200
+        status = 429 if tested.refused == TOO_SOON else 200
+        refusal = None
+        if tested.refused is not None:
+            seconds = int(MIN_GAP.total_seconds())
+            refusal = form_error(self.language, tested.refused, {"seconds": seconds})
         return self.render(
-            "channels.html", status=status, tested=tested, **self._channels_context()
+            "channels.html",
+            status=status,
+            tested=tested,
+            refusal=refusal,
+            **self._channels_context(),
         )
 
     async def health(self) -> Response:

@@ -15,6 +15,10 @@ from notifiers.base import Notice, Notifier, SendResult
 from watcher.commands.notify_test import FIXED_RECIPIENTS, sample_event
 
 MIN_GAP = timedelta(seconds=10)
+# Why a test sent nothing (keys of `i18n.FORM_ERRORS`; TOO_SOON names MIN_GAP's seconds).
+NOT_CONFIGURED = "test_not_configured"
+TOO_SOON = "test_too_soon"
+NO_RECIPIENT = "test_no_recipient"
 
 Recipients = Callable[[str], list[str]]
 
@@ -23,7 +27,7 @@ Recipients = Callable[[str], list[str]]
 class ChannelTest:
     channel: str
     results: tuple[SendResult, ...] = ()
-    refused: str | None = None  # why nothing was sent
+    refused: str | None = None  # why nothing was sent: a key of `i18n.FORM_ERRORS`
 
 
 class ChannelTester:
@@ -45,14 +49,14 @@ class ChannelTester:
     async def test(self, channel: str) -> ChannelTest:
         notifier = self.notifiers.get(channel)
         if notifier is None:
-            return ChannelTest(channel, refused="not configured")
+            return ChannelTest(channel, refused=NOT_CONFIGURED)
         now = self.clock()
         last = self._last.get(channel)
         if last is not None and now - last < MIN_GAP:
-            return ChannelTest(channel, refused=f"tested less than {MIN_GAP.seconds} s ago")
+            return ChannelTest(channel, refused=TOO_SOON)
         recipients = self.recipients(channel)
         if not recipients:
-            return ChannelTest(channel, refused="no watch names a recipient on this channel")
+            return ChannelTest(channel, refused=NO_RECIPIENT)
         self._last[channel] = now
         return ChannelTest(channel, tuple(await self._send(notifier, recipients, now)))
 

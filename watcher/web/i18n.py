@@ -210,6 +210,9 @@ FORM_ERRORS: dict[Language, dict[str, str]] = {
         "jan_unavailable": "URL/JAN: JAN には検索元（sources.rakuten か sources.yahoo）が必要です",
         "daily_quota": "これ以上追加できません（ウェブからの追加は 24 時間で {max} 件まで）",
         "total_quota": "ウェブから追加したウォッチが上限の {max} 件です。先に削除してください",
+        "test_not_configured": "このチャンネルは設定されていません",
+        "test_too_soon": "テストは {seconds} 秒に 1 回までです",
+        "test_no_recipient": "このチャンネルの宛先を指定したウォッチがありません",
     },
     "en": {
         "target_missing": "target: give a product URL or a 13-digit JAN code",
@@ -227,6 +230,9 @@ FORM_ERRORS: dict[Language, dict[str, str]] = {
         "jan_unavailable": "target: JAN codes need a search source (sources.rakuten or .yahoo)",
         "daily_quota": "daily limit reached: at most {max} watches a day through the web UI",
         "total_quota": "the web UI's watches are at their limit of {max}: remove some first",
+        "test_not_configured": "this channel is not configured",
+        "test_too_soon": "one test every {seconds} s at most",
+        "test_no_recipient": "no watch names a recipient on this channel",
     },
 }
 
