@@ -27,31 +27,40 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 GaugeRows = Mapping[tuple[str, ...], float]
 
 
-class CounterSeries:
+class _Series:
+    """A labelled metric of `registry`, read back by its samples."""
+
+    def __init__(self, name: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self._registry = registry
+
+    def _sample(self, suffix: str, labels: dict[str, str]) -> float:
+        return self._registry.get_sample_value(self.name + suffix, labels) or 0.0
+
+
+class CounterSeries(_Series):
     """A labelled counter: `inc(store="x")` counts, `get(store="x")` reads back."""
 
     def __init__(
         self, name: str, help: str, labels: tuple[str, ...], registry: CollectorRegistry
     ) -> None:
-        self.name = name
-        self._registry = registry
+        super().__init__(name, registry)
         self._counter = prometheus_client.Counter(name, help, labels, registry=registry)
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
         (self._counter.labels(**labels) if labels else self._counter).inc(amount)
 
     def get(self, **labels: str) -> float:
-        return self._registry.get_sample_value(self.name, labels) or 0.0
+        return self._sample("", labels)
 
 
-class HistogramSeries:
+class HistogramSeries(_Series):
     """A labelled latency histogram with the buckets the dashboards were built on."""
 
     def __init__(
         self, name: str, help: str, labels: tuple[str, ...], registry: CollectorRegistry
     ) -> None:
-        self.name = name
-        self._registry = registry
+        super().__init__(name, registry)
         self._histogram = prometheus_client.Histogram(
             name, help, labels, registry=registry, buckets=LATENCY_BUCKETS
         )
@@ -60,10 +69,10 @@ class HistogramSeries:
         (self._histogram.labels(**labels) if labels else self._histogram).observe(value)
 
     def count(self, **labels: str) -> float:
-        return self._registry.get_sample_value(f"{self.name}_count", labels) or 0.0
+        return self._sample("_count", labels)
 
     def total(self, **labels: str) -> float:
-        return self._registry.get_sample_value(f"{self.name}_sum", labels) or 0.0
+        return self._sample("_sum", labels)
 
 
 class ReadGauge(Collector):

@@ -22,6 +22,7 @@ MAX_BODY = 65_536  # the largest request body any endpoint takes (forms, LINE's 
 MAX_LINE = 8_190  # request line and each header line
 MAX_HEADERS = 100  # header fields per request
 BODY_SECONDS = 30.0  # a body that takes longer to arrive is refused
+SERVER_NAME = "restock-watcher"
 IDLE_SECONDS = 75.0  # an idle keep-alive connection is closed after this
 SHUTDOWN_SECONDS = 5.0  # requests still running on stop get this long to finish
 
@@ -93,7 +94,13 @@ def application(*, body_seconds: float = BODY_SECONDS) -> web.Application:
     """An aiohttp application with the project's limits."""
     app = web.Application(client_max_size=MAX_BODY, handler_args=_limits())
     app[BODY_TIME] = body_seconds
+    app.on_response_prepare.append(_name_no_versions)
     return app
+
+
+async def _name_no_versions(_request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp's default names its and Python's versions: of no use to clients, of some to attackers.
+    response.headers["Server"] = SERVER_NAME
 
 
 def _limits() -> dict[str, float]:
@@ -108,15 +115,12 @@ def _limits() -> dict[str, float]:
 class Listener:
     """A running aiohttp application on one address; `port` is the one it got."""
 
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite) -> None:
+    def __init__(self, runner: web.AppRunner) -> None:
         self._runner = runner
-        self._site = site
 
     @property
     def port(self) -> int:
-        server = self._site._server
-        assert isinstance(server, asyncio.Server)
-        return int(server.sockets[0].getsockname()[1])
+        return int(self._runner.addresses[0][1])
 
     @property
     def url(self) -> str:
@@ -136,7 +140,7 @@ async def listen(app: web.Application, host: str = "127.0.0.1", port: int = 0) -
     except BaseException:
         await runner.cleanup()
         raise
-    return Listener(runner, site)
+    return Listener(runner)
 
 
 async def serve(
