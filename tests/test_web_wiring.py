@@ -15,6 +15,7 @@ from watcher.core.model import Origin
 from watcher.service.app import App
 from watcher.service.wiring import Overrides
 from watcher.storage.sqlite.repository import SQLiteRepository, open_repository
+from watcher.web.app import WebApp
 from watcher.web.listener import Request
 from watcher.web.security import WEB_TOKEN_ENV, WebTokenMissing
 from watcher.web.server import WebHandler
@@ -145,6 +146,31 @@ async def test_exposed_ui_refuses_unsafe_targets_without_fetching_them(
         views = app.repository
         assert isinstance(views, SQLiteRepository)
         assert [w for w in await views.web_views().watches() if w.origin is Origin.WEB] == []
+    finally:
+        await app.close()
+        await app.repository.close()
+
+
+async def test_the_exposed_uis_quota_comes_from_the_watchlist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(WEB_TOKEN_ENV, "a-long-token")
+    path = watchlist(tmp_path, "127.0.0.1:8787")
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text.replace("web: true}", "web: true, web_adds_per_day: 3, web_watches: 7}"),
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    repository = await open_repository(config.settings.database)
+    app = App(config, repository, Overrides(stop=asyncio.Event(), install_signals=False))
+    try:
+        server = app.config.settings.server
+        assert server is not None
+        handle = app._web_ui(server)
+        web = getattr(handle, "__self__", None)
+        assert isinstance(web, WebApp)
+        assert (web.quota.per_day, web.quota.total) == (3, 7)
     finally:
         await app.close()
         await app.repository.close()

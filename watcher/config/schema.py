@@ -172,6 +172,10 @@ class Server(_Section):
     """The URL people reach the server at (used in List-Unsubscribe links)."""
     web: bool = False
     """Serve the web UI at / and its JSON API at /api/ (off loopback it needs RESTOCK_WEB_TOKEN)."""
+    web_adds_per_day: Count = 50
+    """Exposed web UI (off loopback, or with RESTOCK_WEB_TOKEN): most watches added in 24 hours."""
+    web_watches: Count = 500
+    """Exposed web UI: most watches added through it that may be active at once."""
 
 
 class HotWindow(_Section):

@@ -71,6 +71,8 @@ def build_web_app(
         budgets=lambda: channel_budgets(notifiers),
         rules=subscriptions if untrusted else None,
         secure_cookies=str(server.public_url or "").startswith("https://"),
+        max_added_per_day=server.web_adds_per_day,
+        max_web_watches=server.web_watches,
         tester=ChannelTester(notifiers, fixed_or_listed(listed_recipients(config)), utc_now),
     )
     return WebApp(repository.web_views(), repository, access, setup, check)
