@@ -281,18 +281,26 @@ async def test_add_shows_the_verdict_then_saves_a_web_watch(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("fields", "english", "japanese"),
     [
-        ({"target": ""}, "target: give a product URL", "13 桁の JAN コードを入力"),
+        ({"target": ""}, "URL or JAN: give a product URL", "13 桁の JAN コードを入力"),
         (
             {"target": "ftp://x.example/1"},
             "starts with http://",
             "http:// か https:// で始まります",
         ),
         ({"target": "4901234567890"}, "check digit should be 4, got 0", "4 のはずですが 0"),
-        ({"target": "12345678"}, "short) JAN codes are not supported", "短縮 JAN には未対応"),
+        (
+            {"target": "12345678"},
+            "short (8-digit) JAN codes",
+            "短縮 JAN には未対応",
+        ),
         ({"target": "1234567890"}, "13 digits, got 10", "10 桁でした"),
-        ({"target": "https://a.example/1", "max_price": "6千"}, "max_price", "上限価格"),
+        ({"target": "https://a.example/1", "max_price": "6千"}, "Max price: whole yen", "上限価格"),
         ({"target": "https://a.example/1", "max_price": "-5"}, "whole yen", "円の整数"),
-        ({"target": "https://a.example/1", "buyable": "unknown"}, "buyable", "注文できる状態"),
+        (
+            {"target": "https://a.example/1", "buyable": "unknown"},
+            "not an orderable state",
+            "注文できる状態",
+        ),
         (
             {"target": "https://a.example/1", "condition": "mint"},
             "Condition: one of new, used, any",
@@ -303,7 +311,7 @@ async def test_add_shows_the_verdict_then_saves_a_web_watch(tmp_path: Path) -> N
             "'telegram' is not",
             "「telegram」",
         ),
-        ({"target": "https://a.example/1", "name": "n" * 201}, "name: at most 200", "200 文字まで"),
+        ({"target": "https://a.example/1", "name": "n" * 201}, "Name: at most 200", "200 文字まで"),
     ],
 )
 async def test_add_refuses_bad_fields_clearly_in_either_language(
