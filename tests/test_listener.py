@@ -48,6 +48,7 @@ async def test_handlers_get_the_raw_path_lower_case_headers_and_the_body(
         answer = await client.post("/watch/a%2Fb?x=1", content=b"k=v", headers={"X-Thing": "yes"})
     assert answer.status_code == 200
     assert answer.headers["server"] == "restock-watcher"  # no versions
+    assert answer.headers["x-content-type-options"] == "nosniff"
     [seen] = recorder.requests
     assert (seen.method, seen.path, seen.body) == ("POST", "/watch/a%2Fb?x=1", b"k=v")
     assert seen.headers["x-thing"] == "yes"

@@ -286,6 +286,17 @@ async def test_the_page_escapes_what_the_link_carries(running: Running) -> None:
     assert "&lt;script&gt;" in page.text
 
 
+async def test_an_oversized_one_click_body_is_refused_unread(running: Running) -> None:
+    body = "List-Unsubscribe=One-Click&pad=" + "x" * 70_000
+    response = await running.client.post(
+        running.link("switch", ME),
+        content=body,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    assert await subscribed(running.repo) == EVERYONE
+
+
 async def test_a_post_without_the_one_click_body_is_refused(running: Running) -> None:
     response = await running.client.post(running.link("switch", ME), data={"x": "y"})
     assert response.status_code == 400

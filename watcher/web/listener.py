@@ -94,13 +94,14 @@ def application(*, body_seconds: float = BODY_SECONDS) -> web.Application:
     """An aiohttp application with the project's limits."""
     app = web.Application(client_max_size=MAX_BODY, handler_args=_limits())
     app[BODY_TIME] = body_seconds
-    app.on_response_prepare.append(_name_no_versions)
+    app.on_response_prepare.append(_common_headers)
     return app
 
 
-async def _name_no_versions(_request: web.Request, response: web.StreamResponse) -> None:
+async def _common_headers(_request: web.Request, response: web.StreamResponse) -> None:
     # aiohttp's default names its and Python's versions: of no use to clients, of some to attackers.
     response.headers["Server"] = SERVER_NAME
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 def _limits() -> dict[str, float]:
