@@ -1,5 +1,8 @@
 """The optional HTTP endpoint: `/healthz`, Prometheus `/metrics` and one-click unsubscribe.
 
+One aiohttp application (`watcher.web.listener` keeps its limits) routes these, LINE's webhook
+when it is configured, and every other path to the web UI when it is on (else 404).
+
 `/unsubscribe` serves the https links of e-mail `List-Unsubscribe` headers (RFC 8058). A GET only
 shows a confirmation page with a button: mail scanners and link previews follow links, so a GET
 must never unsubscribe anyone. The POST (from that button, or a mail client's one-click request
