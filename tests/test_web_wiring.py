@@ -21,13 +21,13 @@ from watcher.web.security import WEB_TOKEN_ENV, WebTokenMissing
 from watcher.web.server import WebHandler
 
 
-def watchlist(tmp_path: Path, listen: str) -> Path:
+def watchlist(tmp_path: Path, listen: str, server: str = "") -> Path:
     path = tmp_path / "watchlist.yaml"
     path.write_text(
         f"""
 settings:
   database: {tmp_path / "restock.sqlite3"}
-  server: {{listen: "{listen}", web: true}}
+  server: {{listen: "{listen}", web: true{server}}}
 notifiers:
   console: {{}}
 watches:
@@ -40,8 +40,8 @@ watches:
     return path
 
 
-async def make_app(tmp_path: Path, listen: str) -> App:
-    config = load_config(watchlist(tmp_path, listen))
+async def make_app(tmp_path: Path, listen: str, server: str = "") -> App:
+    config = load_config(watchlist(tmp_path, listen, server))
     repository = await open_repository(config.settings.database)
     return App(config, repository, Overrides(stop=asyncio.Event(), install_signals=False))
 
@@ -155,15 +155,7 @@ async def test_the_exposed_uis_quota_comes_from_the_watchlist(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(WEB_TOKEN_ENV, "a-long-token")
-    path = watchlist(tmp_path, "127.0.0.1:8787")
-    text = path.read_text(encoding="utf-8")
-    path.write_text(
-        text.replace("web: true}", "web: true, web_adds_per_day: 3, web_watches: 7}"),
-        encoding="utf-8",
-    )
-    config = load_config(path)
-    repository = await open_repository(config.settings.database)
-    app = App(config, repository, Overrides(stop=asyncio.Event(), install_signals=False))
+    app = await make_app(tmp_path, "127.0.0.1:8787", ", web_adds_per_day: 3, web_watches: 7")
     try:
         server = app.config.settings.server
         assert server is not None
