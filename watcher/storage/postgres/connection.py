@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import contextvars
 import time as wall_clock
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import asyncpg
 
 from watcher.errors import StorageError
+from watcher.storage.connector import Connector, Query
 from watcher.storage.postgres.migrations import LATEST_VERSION, MIGRATIONS
 from watcher.storage.postgres.signals import LOCK_KEY_SQL
+from watcher.storage.rows import Row
 
 POOL_MIN = 1
 POOL_MAX = 8
@@ -101,24 +103,26 @@ async def _migrate(conn: asyncpg.Connection, url: str) -> None:
         raise StorageError(f"cannot migrate database {redacted(url)}: {exc}") from exc
 
 
-class PostgresStore:
-    """The pool, transactions, and the rules several roles share."""
+class PostgresConnector:
+    """The roles' `Connector` on a pool: a transaction or a read borrows one connection, and
+    the statements inside it find that connection through a context variable (a write inside
+    a write joins it)."""
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
-        self._pool = pool
+        self.pool = pool
         self.path = redacted(url)
         self._conn_var: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
             f"restock_pg_{id(self)}", default=None
         )
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[None]:
+    async def write(self) -> AsyncIterator[None]:
         """One write transaction; any error rolls everything back."""
         if self._conn_var.get() is not None:  # already inside one: join it
             yield
             return
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self.pool.acquire() as conn, conn.transaction():
                 token = self._conn_var.set(conn)
                 try:
                     yield
@@ -128,14 +132,14 @@ class PostgresStore:
             raise StorageError(f"database {self.path}: {exc}") from exc
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[None]:
+    async def read(self) -> AsyncIterator[None]:
         """A borrowed connection outside a transaction: reads, or one self-contained statement
         (each is its own transaction)."""
         if self._conn_var.get() is not None:
             yield
             return
         try:
-            async with self._pool.acquire() as conn:
+            async with self.pool.acquire() as conn:
                 token = self._conn_var.set(conn)
                 try:
                     yield
@@ -144,11 +148,71 @@ class PostgresStore:
         except DatabaseErrors as exc:
             raise StorageError(f"database {self.path}: {exc}") from exc
 
-    def _conn(self) -> asyncpg.Connection:
+    def conn(self) -> asyncpg.Connection:
+        """The connection of the transaction or read this statement runs in."""
         conn = self._conn_var.get()
         if conn is None:
-            raise RuntimeError("a statement outside _write() or _read()")
+            raise RuntimeError("a statement outside write() or read()")
         return conn
+
+    async def rows(self, query: Query, /, **params: Any) -> list[Row]:
+        if query.postgres is None:
+            return []
+        return list(await self.conn().fetch(query.postgres, *_args(query, params)))
+
+    async def row(self, query: Query, /, **params: Any) -> Row | None:
+        if query.postgres is None:
+            return None
+        row: asyncpg.Record | None = await self.conn().fetchrow(
+            query.postgres, *_args(query, params)
+        )
+        return row
+
+    async def value(self, query: Query, /, **params: Any) -> Any:
+        if query.postgres is None:
+            return None
+        return await self.conn().fetchval(query.postgres, *_args(query, params))
+
+    async def run(self, query: Query, /, **params: Any) -> int:
+        if query.postgres is None:
+            return 0
+        status: str = await self.conn().execute(query.postgres, *_args(query, params))
+        last = status.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def run_many(self, query: Query, params: Iterable[Mapping[str, Any]], /) -> None:
+        if query.postgres is not None:
+            await self.conn().executemany(query.postgres, [_args(query, p) for p in params])
+
+    def ids(self, ids: Iterable[int]) -> list[int]:
+        return list(ids)
+
+    def texts(self, texts: Iterable[str]) -> list[str]:
+        return list(texts)
+
+
+def _args(query: Query, params: Mapping[str, Any]) -> list[Any]:
+    return [params[name] for name in query.postgres_names]
+
+
+class PostgresStore:
+    """The pool, transactions, and the rules several roles share."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self._connector = PostgresConnector(pool, url)
+        self._db: Connector = self._connector
+        self._pool = pool
+        self.path = self._connector.path
+
+    def _write(self) -> AbstractAsyncContextManager[None]:
+        """One write transaction; any error rolls everything back."""
+        return self._db.write()
+
+    def _read(self) -> AbstractAsyncContextManager[None]:
+        return self._db.read()
+
+    def _conn(self) -> asyncpg.Connection:
+        return self._connector.conn()
 
     async def _rows(self, sql: str, *params: Any) -> list[asyncpg.Record]:
         return list(await self._conn().fetch(sql, *params))

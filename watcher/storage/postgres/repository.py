@@ -20,14 +20,14 @@ from watcher.storage.group_commit import CheckWriter
 from watcher.storage.interface import LineChatStore, Repository
 from watcher.storage.postgres.checks import PostgresChecks
 from watcher.storage.postgres.connection import connect
-from watcher.storage.postgres.hosts import PostgresHosts
-from watcher.storage.postgres.leases import PostgresLeases
 from watcher.storage.postgres.line_chats import PostgresLineChats
 from watcher.storage.postgres.outbox import PostgresOutbox
-from watcher.storage.postgres.status import PostgresStatus
 from watcher.storage.postgres.watchlist import PostgresWatchlist
 from watcher.storage.postgres.webviews import PostgresWebViews
 from watcher.storage.postgres.workers import PostgresWorkers
+from watcher.storage.roles.hosts import Hosts
+from watcher.storage.roles.leases import Leases
+from watcher.storage.roles.status import Status
 from watcher.storage.views import WebViews, WebViewsSource
 
 
@@ -41,9 +41,9 @@ class PostgresRepository(
     PostgresWatchlist,
     PostgresChecks,
     PostgresOutbox,
-    PostgresLeases,
-    PostgresHosts,
-    PostgresStatus,
+    Leases,
+    Hosts,
+    Status,
     PostgresLineChats,
     PostgresWorkers,
 ):

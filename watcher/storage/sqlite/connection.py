@@ -10,10 +10,11 @@ epoch seconds (REAL, UTC).
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time as wall_clock
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,8 @@ import aiosqlite
 
 from watcher.errors import StorageError
 from watcher.storage.codec import ids_json
+from watcher.storage.connector import Connector, Query
+from watcher.storage.rows import Row
 from watcher.storage.sqlite.migrations import LATEST_VERSION, MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
@@ -149,40 +152,92 @@ async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
         await conn.execute("PRAGMA foreign_keys = ON")
 
 
+class SQLiteConnector:
+    """The roles' `Connector` on one aiosqlite connection: one transaction at a time, under an
+    asyncio lock shared by everything built on that connection."""
+
+    def __init__(
+        self, conn: aiosqlite.Connection, path: str, lock: asyncio.Lock | None = None
+    ) -> None:
+        self.conn = conn
+        self.path = path
+        self.lock = lock or asyncio.Lock()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[None]:
+        """One write transaction; any error rolls everything back."""
+        async with self.lock:
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+                yield
+                await self.conn.execute("COMMIT")
+            except BaseException as exc:
+                if self.conn.in_transaction:
+                    await self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageError(f"database {self.path}: {exc}") from exc
+                raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[None]:
+        async with self.lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise StorageError(f"database {self.path}: {exc}") from exc
+
+    async def rows(self, query: Query, /, **params: Any) -> list[Row]:
+        if query.sqlite is None:
+            return []
+        return list(await self.conn.execute_fetchall(query.sqlite, params))
+
+    async def row(self, query: Query, /, **params: Any) -> Row | None:
+        rows = await self.rows(query, **params)
+        return rows[0] if rows else None
+
+    async def value(self, query: Query, /, **params: Any) -> Any:
+        row = await self.row(query, **params)
+        return None if row is None else row[0]
+
+    async def run(self, query: Query, /, **params: Any) -> int:
+        if query.sqlite is None:
+            return 0
+        cursor = await self.conn.execute(query.sqlite, params)
+        count = cursor.rowcount
+        await cursor.close()
+        return count
+
+    async def run_many(self, query: Query, params: Iterable[Mapping[str, Any]], /) -> None:
+        if query.sqlite is not None:
+            await (await self.conn.executemany(query.sqlite, params)).close()
+
+    def ids(self, ids: Iterable[int]) -> str:
+        return ids_json(ids)
+
+    def texts(self, texts: Iterable[str]) -> str:
+        return json.dumps(list(texts))
+
+
 class SQLiteStore:
     """The connection, its lock and transactions, and the rules several roles share."""
 
     def __init__(
         self, conn: aiosqlite.Connection, path: str, lock: asyncio.Lock | None = None
     ) -> None:
+        connector = SQLiteConnector(conn, path, lock)
+        self._db: Connector = connector
         self._conn = conn
         self.path = path
         # Roles built apart from the repository (its web views) share its lock: one connection
         # holds one transaction at a time.
-        self._lock = lock or asyncio.Lock()
+        self._lock = connector.lock
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[None]:
+    def _write(self) -> AbstractAsyncContextManager[None]:
         """One write transaction; any error rolls everything back."""
-        async with self._lock:
-            try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-                yield
-                await self._conn.execute("COMMIT")
-            except BaseException as exc:
-                if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StorageError(f"database {self.path}: {exc}") from exc
-                raise
+        return self._db.write()
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[None]:
-        async with self._lock:
-            try:
-                yield
-            except sqlite3.Error as exc:
-                raise StorageError(f"database {self.path}: {exc}") from exc
+    def _read(self) -> AbstractAsyncContextManager[None]:
+        return self._db.read()
 
     async def _rows(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()

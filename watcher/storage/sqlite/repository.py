@@ -14,14 +14,14 @@ import aiosqlite
 
 from watcher.storage.group_commit import CheckWriter
 from watcher.storage.interface import LineChatStore, Repository
+from watcher.storage.roles.hosts import Hosts
+from watcher.storage.roles.leases import Leases
+from watcher.storage.roles.status import Status
 from watcher.storage.sqlite.chats import SQLiteChats
 from watcher.storage.sqlite.checks import SQLiteChecks
 from watcher.storage.sqlite.connection import connect, connect_read_only
-from watcher.storage.sqlite.hosts import SQLiteHosts
-from watcher.storage.sqlite.leases import SQLiteLeases
 from watcher.storage.sqlite.line_chats import SQLiteLineChats
 from watcher.storage.sqlite.outbox import SQLiteOutbox
-from watcher.storage.sqlite.status import SQLiteStatus
 from watcher.storage.sqlite.watchlist import SQLiteWatchlist
 from watcher.storage.sqlite.webviews import SQLiteWebViews
 from watcher.storage.views import WebViews, WebViewsSource
@@ -43,9 +43,9 @@ class SQLiteRepository(
     SQLiteWatchlist,
     SQLiteChecks,
     SQLiteOutbox,
-    SQLiteLeases,
-    SQLiteHosts,
-    SQLiteStatus,
+    Leases,
+    Hosts,
+    Status,
     SQLiteLineChats,
     SQLiteChats,
 ):

@@ -1,0 +1,113 @@
+"""What the storage roles are written against: a backend's connector and named SQL statements.
+
+A role (`watcher.storage.roles`) holds its logic once, for every backend: which statements run
+in which transaction, and how rows become records. It names its statements (`Query`), each one
+text where the dialects agree and a text per dialect where they do not (placeholders,
+`RETURNING`, `SKIP LOCKED`, arrays against JSON). Parameters are named (`:name`) in every
+dialect: SQLite binds them as they stand; PostgreSQL's text is rewritten once, at import, to its
+numbered `$n` form.
+
+A backend supplies a `Connector`: its transactions, and the few ways to run a statement. A list
+of ids or texts travels as one parameter whatever its length, in the form the dialect reads
+(`ids`, `texts`): a JSON array SQLite opens with `json_each`, an array PostgreSQL compares with
+`= ANY(...)`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, Protocol
+
+from watcher.storage.rows import Row
+
+Dialect = Literal["sqlite", "postgres"]
+
+# A :name parameter, not a PostgreSQL cast (::type) and not inside a quoted literal.
+_LITERAL_OR_PARAM = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def _numbered(text: str) -> tuple[str, tuple[str, ...]]:
+    """`text` with its :name parameters as $1, $2, ... and the names in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return match.group(0)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _LITERAL_OR_PARAM.sub(number, text), tuple(names)
+
+
+class Query:
+    """One named SQL statement, its text in each dialect (None: that dialect runs nothing)."""
+
+    __slots__ = ("postgres", "postgres_names", "sqlite")
+
+    def __init__(
+        self,
+        common: str | None = None,
+        *,
+        sqlite: str | None = None,
+        postgres: str | None = None,
+        only: Dialect | None = None,
+    ) -> None:
+        if common is not None:
+            if sqlite is not None or postgres is not None:
+                raise ValueError("a Query is one common text or a text per dialect")
+            sqlite = None if only == "postgres" else common
+            postgres = None if only == "sqlite" else common
+        self.sqlite = sqlite
+        self.postgres: str | None = None
+        self.postgres_names: tuple[str, ...] = ()
+        if postgres is not None:
+            self.postgres, self.postgres_names = _numbered(postgres)
+
+
+class Connector(Protocol):
+    """A backend's connection(s) as the roles use them.
+
+    `write()` is one transaction, rolled back on any error; `read()` borrows the connection for
+    reads. Statements run inside one of them; database errors come out as `StorageError`.
+    """
+
+    @property
+    def path(self) -> str:
+        """Where the database is, for messages (no password)."""
+        ...
+
+    def write(self) -> AbstractAsyncContextManager[None]: ...
+
+    def read(self) -> AbstractAsyncContextManager[None]: ...
+
+    async def rows(self, query: Query, /, **params: Any) -> list[Row]: ...
+
+    async def row(self, query: Query, /, **params: Any) -> Row | None: ...
+
+    async def value(self, query: Query, /, **params: Any) -> Any:
+        """The first column of the first row (None when there is none)."""
+        ...
+
+    async def run(self, query: Query, /, **params: Any) -> int:
+        """Run a statement; the number of rows it touched."""
+        ...
+
+    async def run_many(self, query: Query, params: Iterable[Mapping[str, Any]], /) -> None: ...
+
+    def ids(self, ids: Iterable[int]) -> Any:
+        """A set of ids as one parameter."""
+        ...
+
+    def texts(self, texts: Iterable[str]) -> Any:
+        """A list of texts as one parameter."""
+        ...
+
+
+class Role:
+    """A part of the repository, written once over the connector of whichever backend."""
+
+    _db: Connector
