@@ -98,6 +98,11 @@ class Connector(Protocol):
 
     async def run_many(self, query: Query, params: Iterable[Mapping[str, Any]], /) -> None: ...
 
+    async def hold_lock(self, name: str) -> None:
+        """Take the lock `name` until the current transaction ends (a wait while another
+        process holds it), where writers do not already take turns."""
+        ...
+
     def ids(self, ids: Iterable[int]) -> Any:
         """A set of ids as one parameter."""
         ...

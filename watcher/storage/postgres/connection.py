@@ -184,6 +184,10 @@ class PostgresConnector:
         if query.postgres is not None:
             await self.conn().executemany(query.postgres, [_args(query, p) for p in params])
 
+    async def hold_lock(self, name: str) -> None:
+        """A transaction-scoped advisory lock, per schema."""
+        await self.conn().execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY_SQL})", name)
+
     def ids(self, ids: Iterable[int]) -> list[int]:
         return list(ids)
 

@@ -22,12 +22,12 @@ from watcher.storage.postgres.checks import PostgresChecks
 from watcher.storage.postgres.connection import connect
 from watcher.storage.postgres.line_chats import PostgresLineChats
 from watcher.storage.postgres.outbox import PostgresOutbox
-from watcher.storage.postgres.watchlist import PostgresWatchlist
 from watcher.storage.postgres.webviews import PostgresWebViews
 from watcher.storage.postgres.workers import PostgresWorkers
 from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
 from watcher.storage.roles.status import Status
+from watcher.storage.roles.watchlist import Watchlist
 from watcher.storage.views import WebViews, WebViewsSource
 
 
@@ -38,7 +38,7 @@ async def open_repository(url: str | Path) -> PostgresRepository:
 
 
 class PostgresRepository(
-    PostgresWatchlist,
+    Watchlist,
     PostgresChecks,
     PostgresOutbox,
     Leases,

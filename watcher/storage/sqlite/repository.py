@@ -17,12 +17,12 @@ from watcher.storage.interface import LineChatStore, Repository
 from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
 from watcher.storage.roles.status import Status
+from watcher.storage.roles.watchlist import Watchlist
 from watcher.storage.sqlite.chats import SQLiteChats
 from watcher.storage.sqlite.checks import SQLiteChecks
 from watcher.storage.sqlite.connection import connect, connect_read_only
 from watcher.storage.sqlite.line_chats import SQLiteLineChats
 from watcher.storage.sqlite.outbox import SQLiteOutbox
-from watcher.storage.sqlite.watchlist import SQLiteWatchlist
 from watcher.storage.sqlite.webviews import SQLiteWebViews
 from watcher.storage.views import WebViews, WebViewsSource
 
@@ -40,7 +40,7 @@ async def open_read_only(path_or_url: str | Path) -> SQLiteRepository:
 
 
 class SQLiteRepository(
-    SQLiteWatchlist,
+    Watchlist,
     SQLiteChecks,
     SQLiteOutbox,
     Leases,
