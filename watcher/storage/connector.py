@@ -103,6 +103,10 @@ class Connector(Protocol):
         process holds it), where writers do not already take turns."""
         ...
 
+    def stored_text(self, text: str) -> str:
+        """`text` in a form this database's text columns hold; distinct texts stay distinct."""
+        ...
+
     def ids(self, ids: Iterable[int]) -> Any:
         """A set of ids as one parameter."""
         ...

@@ -188,11 +188,19 @@ class PostgresConnector:
         """A transaction-scoped advisory lock, per schema."""
         await self.conn().execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY_SQL})", name)
 
+    def stored_text(self, text: str) -> str:
+        return storable_text(text)
+
     def ids(self, ids: Iterable[int]) -> list[int]:
         return list(ids)
 
     def texts(self, texts: Iterable[str]) -> list[str]:
         return list(texts)
+
+
+def storable_text(text: str) -> str:
+    """The text in a form PostgreSQL text holds (it holds no NUL); distinct texts stay distinct."""
+    return text.replace("\\", "\\\\").replace("\x00", "\\0")
 
 
 def _args(query: Query, params: Mapping[str, Any]) -> list[Any]:

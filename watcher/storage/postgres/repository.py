@@ -20,12 +20,12 @@ from watcher.storage.group_commit import CheckWriter
 from watcher.storage.interface import LineChatStore, Repository
 from watcher.storage.postgres.checks import PostgresChecks
 from watcher.storage.postgres.connection import connect
-from watcher.storage.postgres.line_chats import PostgresLineChats
 from watcher.storage.postgres.outbox import PostgresOutbox
 from watcher.storage.postgres.webviews import PostgresWebViews
 from watcher.storage.postgres.workers import PostgresWorkers
 from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
+from watcher.storage.roles.line_chats import LineChats
 from watcher.storage.roles.status import Status
 from watcher.storage.roles.watchlist import Watchlist
 from watcher.storage.views import WebViews, WebViewsSource
@@ -44,7 +44,7 @@ class PostgresRepository(
     Leases,
     Hosts,
     Status,
-    PostgresLineChats,
+    LineChats,
     PostgresWorkers,
 ):
     """`Repository` on a PostgreSQL database. Build it with `open_repository`."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import asyncpg
+
 from watcher.core.keys import web_watch_key
 from watcher.core.model import Availability, WatchConditions
 from watcher.storage.codec import conditions_to_json, event_from_json, from_epoch, to_epoch
-from watcher.storage.postgres.chats import ensure_product
 from watcher.storage.postgres.connection import PostgresStore
 from watcher.storage.rows import web_watch_row
 from watcher.storage.views import Reading, StoreReadings, WatchRow
@@ -32,6 +33,21 @@ _WATCH_SELECT = """
     FROM watches w JOIN products p ON p.id = w.product_id
     WHERE w.active
 """
+
+
+async def ensure_product(
+    conn: asyncpg.Connection, target: str, store: str | None, stamp: float
+) -> int:
+    """The product row of `target` (made if new); its id. A store once known is kept."""
+    product_id: int = await conn.fetchval(
+        "INSERT INTO products AS p (target, store, due_at, created_at) VALUES ($1, $2, $3, $3)"
+        " ON CONFLICT (target) DO UPDATE SET store = COALESCE(p.store, excluded.store)"
+        " RETURNING id",
+        target,
+        store,
+        stamp,
+    )
+    return product_id
 
 
 def _storable(key: str) -> bool:

@@ -108,6 +108,12 @@ def ending_subscriptions(where: str) -> Query:
     )
 
 
+END_RECIPIENT = ending_subscriptions("channel = :channel AND recipient = :recipient")
+END_RECIPIENT_SUBSCRIPTION = ending_subscriptions(
+    "id = :id AND channel = :channel AND recipient = :recipient"
+)
+
+
 class Products(Role):
     """Product rows, and the state products and watches derive from subscriptions."""
 

@@ -16,12 +16,11 @@ from watcher.storage.group_commit import CheckWriter
 from watcher.storage.interface import LineChatStore, Repository
 from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
+from watcher.storage.roles.line_chats import LineChats
 from watcher.storage.roles.status import Status
 from watcher.storage.roles.watchlist import Watchlist
-from watcher.storage.sqlite.chats import SQLiteChats
 from watcher.storage.sqlite.checks import SQLiteChecks
 from watcher.storage.sqlite.connection import connect, connect_read_only
-from watcher.storage.sqlite.line_chats import SQLiteLineChats
 from watcher.storage.sqlite.outbox import SQLiteOutbox
 from watcher.storage.sqlite.webviews import SQLiteWebViews
 from watcher.storage.views import WebViews, WebViewsSource
@@ -46,8 +45,7 @@ class SQLiteRepository(
     Leases,
     Hosts,
     Status,
-    SQLiteLineChats,
-    SQLiteChats,
+    LineChats,
 ):
     """`Repository` on one SQLite file. Build it with `open_repository`."""
 
