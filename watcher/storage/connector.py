@@ -103,6 +103,10 @@ class Connector(Protocol):
         process holds it), where writers do not already take turns."""
         ...
 
+    def holds(self, text: str) -> bool:
+        """Whether this database's text columns can hold `text` as it is."""
+        ...
+
     def stored_text(self, text: str) -> str:
         """`text` in a form this database's text columns hold; distinct texts stay distinct."""
         ...

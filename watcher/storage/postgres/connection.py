@@ -188,6 +188,10 @@ class PostgresConnector:
         """A transaction-scoped advisory lock, per schema."""
         await self.conn().execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY_SQL})", name)
 
+    def holds(self, text: str) -> bool:
+        """PostgreSQL text holds no NUL (a key with one, from a hostile path, names nothing)."""
+        return "\x00" not in text
+
     def stored_text(self, text: str) -> str:
         return storable_text(text)
 

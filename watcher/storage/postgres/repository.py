@@ -21,13 +21,13 @@ from watcher.storage.interface import LineChatStore, Repository
 from watcher.storage.postgres.checks import PostgresChecks
 from watcher.storage.postgres.connection import connect
 from watcher.storage.postgres.outbox import PostgresOutbox
-from watcher.storage.postgres.webviews import PostgresWebViews
 from watcher.storage.postgres.workers import PostgresWorkers
 from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
 from watcher.storage.roles.line_chats import LineChats
 from watcher.storage.roles.status import Status
 from watcher.storage.roles.watchlist import Watchlist
+from watcher.storage.roles.webviews import StoredWebViews
 from watcher.storage.views import WebViews, WebViewsSource
 
 
@@ -57,7 +57,7 @@ class PostgresRepository(
 
     def web_views(self) -> WebViews:
         """The web UI's reads and operator actions, on this repository's pool."""
-        return PostgresWebViews(self._pool, self.url)
+        return StoredWebViews(self._db)
 
     async def close(self) -> None:
         if self._closed:

@@ -214,6 +214,9 @@ class SQLiteConnector:
     async def hold_lock(self, name: str) -> None:
         """Nothing to take: `BEGIN IMMEDIATE` already lets one writer in at a time."""
 
+    def holds(self, text: str) -> bool:
+        return True
+
     def stored_text(self, text: str) -> str:
         return text
 

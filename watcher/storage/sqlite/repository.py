@@ -19,10 +19,10 @@ from watcher.storage.roles.leases import Leases
 from watcher.storage.roles.line_chats import LineChats
 from watcher.storage.roles.status import Status
 from watcher.storage.roles.watchlist import Watchlist
+from watcher.storage.roles.webviews import StoredWebViews
 from watcher.storage.sqlite.checks import SQLiteChecks
 from watcher.storage.sqlite.connection import connect, connect_read_only
 from watcher.storage.sqlite.outbox import SQLiteOutbox
-from watcher.storage.sqlite.webviews import SQLiteWebViews
 from watcher.storage.views import WebViews, WebViewsSource
 
 
@@ -56,7 +56,7 @@ class SQLiteRepository(
 
     def web_views(self) -> WebViews:
         """The web UI's reads and operator actions, on this connection and its lock."""
-        return SQLiteWebViews(self._conn, self.path, lock=self._lock)
+        return StoredWebViews(self._db)
 
     async def close(self) -> None:
         if self._closed:
