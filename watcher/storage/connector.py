@@ -115,8 +115,8 @@ class Connector(Protocol):
         """A set of ids as one parameter."""
         ...
 
-    def texts(self, texts: Iterable[str]) -> Any:
-        """A list of texts as one parameter."""
+    def array(self, values: Iterable[Any]) -> Any:
+        """A list of values (texts, numbers) as one parameter, in order."""
         ...
 
 

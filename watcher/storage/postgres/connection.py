@@ -198,8 +198,8 @@ class PostgresConnector:
     def ids(self, ids: Iterable[int]) -> list[int]:
         return list(ids)
 
-    def texts(self, texts: Iterable[str]) -> list[str]:
-        return list(texts)
+    def array(self, values: Iterable[Any]) -> list[Any]:
+        return list(values)
 
 
 def storable_text(text: str) -> str:

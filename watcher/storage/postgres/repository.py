@@ -20,11 +20,11 @@ from watcher.storage.group_commit import CheckWriter
 from watcher.storage.interface import LineChatStore, Repository
 from watcher.storage.postgres.checks import PostgresChecks
 from watcher.storage.postgres.connection import connect
-from watcher.storage.postgres.outbox import PostgresOutbox
 from watcher.storage.postgres.workers import PostgresWorkers
 from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
 from watcher.storage.roles.line_chats import LineChats
+from watcher.storage.roles.outbox import Outbox
 from watcher.storage.roles.status import Status
 from watcher.storage.roles.watchlist import Watchlist
 from watcher.storage.roles.webviews import StoredWebViews
@@ -40,7 +40,7 @@ async def open_repository(url: str | Path) -> PostgresRepository:
 class PostgresRepository(
     Watchlist,
     PostgresChecks,
-    PostgresOutbox,
+    Outbox,
     Leases,
     Hosts,
     Status,

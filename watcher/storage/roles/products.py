@@ -97,14 +97,15 @@ PRODUCTS_OF_WATCHES = Query(
 )
 
 
-def ending_subscriptions(where: str) -> Query:
+def ending_subscriptions(where: str, postgres_where: str | None = None) -> Query:
     """The statement that ends the active subscriptions `where` picks (its parameters named,
-    besides :stamp), marked opted out, returning their ids and watches."""
+    besides :stamp; PostgreSQL's condition apart where it differs), marked opted out, returning
+    their ids and watches."""
     return Query(
         sqlite="UPDATE subscriptions SET active = 0, ended_at = :stamp, opted_out_at = :stamp"
         f" WHERE active = 1 AND {where} RETURNING id, watch_id",
         postgres="UPDATE subscriptions SET active = FALSE, ended_at = :stamp,"
-        f" opted_out_at = :stamp WHERE active AND {where} RETURNING id, watch_id",
+        f" opted_out_at = :stamp WHERE active AND {postgres_where or where} RETURNING id, watch_id",
     )
 
 

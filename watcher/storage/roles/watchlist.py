@@ -122,7 +122,7 @@ class Watchlist(Products):
             product_ids = await self._upsert_yaml_products(watches, due, stamp)
             watch_ids = await self._upsert_yaml_watches(watches, product_ids, stamp)
             await self._db.run(
-                RETIRE_YAML_WATCHES, stamp=stamp, keys=self._db.texts(w.key for w in watches)
+                RETIRE_YAML_WATCHES, stamp=stamp, keys=self._db.array(w.key for w in watches)
             )
             await self._sync_yaml_subscriptions(watches, watch_ids, stamp)
             await self._refresh_products()
@@ -137,7 +137,7 @@ class Watchlist(Products):
                 for w in watches
             ],
         )
-        rows = await self._db.rows(PRODUCT_IDS, targets=self._db.texts(due))
+        rows = await self._db.rows(PRODUCT_IDS, targets=self._db.array(due))
         return {row["target"]: row["id"] for row in rows}
 
     async def _upsert_yaml_watches(
@@ -147,7 +147,7 @@ class Watchlist(Products):
             UPSERT_YAML_WATCH,
             [yaml_watch_params(w, product_ids[w.target], stamp) for w in watches],
         )
-        rows = await self._db.rows(YAML_WATCH_IDS, keys=self._db.texts(w.key for w in watches))
+        rows = await self._db.rows(YAML_WATCH_IDS, keys=self._db.array(w.key for w in watches))
         return {row["key"]: row["id"] for row in rows}
 
     async def _sync_yaml_subscriptions(

@@ -223,8 +223,8 @@ class SQLiteConnector:
     def ids(self, ids: Iterable[int]) -> str:
         return ids_json(ids)
 
-    def texts(self, texts: Iterable[str]) -> str:
-        return json.dumps(list(texts))
+    def array(self, values: Iterable[Any]) -> str:
+        return json.dumps(list(values))
 
 
 class SQLiteStore:

@@ -17,12 +17,12 @@ from watcher.storage.interface import LineChatStore, Repository
 from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
 from watcher.storage.roles.line_chats import LineChats
+from watcher.storage.roles.outbox import Outbox
 from watcher.storage.roles.status import Status
 from watcher.storage.roles.watchlist import Watchlist
 from watcher.storage.roles.webviews import StoredWebViews
 from watcher.storage.sqlite.checks import SQLiteChecks
 from watcher.storage.sqlite.connection import connect, connect_read_only
-from watcher.storage.sqlite.outbox import SQLiteOutbox
 from watcher.storage.views import WebViews, WebViewsSource
 
 
@@ -41,7 +41,7 @@ async def open_read_only(path_or_url: str | Path) -> SQLiteRepository:
 class SQLiteRepository(
     Watchlist,
     SQLiteChecks,
-    SQLiteOutbox,
+    Outbox,
     Leases,
     Hosts,
     Status,
