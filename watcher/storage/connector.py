@@ -10,13 +10,14 @@ numbered `$n` form.
 A backend supplies a `Connector`: its transactions, and the few ways to run a statement. A list
 of ids or texts travels as one parameter whatever its length, in the form the dialect reads
 (`ids`, `texts`): a JSON array SQLite opens with `json_each`, an array PostgreSQL compares with
-`= ANY(...)`.
+`= ANY(...)`; a set of rows likewise (`table`). Where a backend has more to do at a point
+of the logic, the connector says so (`hold_lock`, `announce_deliveries`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, Protocol
 
@@ -96,11 +97,27 @@ class Connector(Protocol):
         """Run a statement; the number of rows it touched."""
         ...
 
+    async def execute(self, query: Query, /, **params: Any) -> None:
+        """Run a statement whose count nobody needs (SQLite: one trip to its thread, not two)."""
+        ...
+
     async def run_many(self, query: Query, params: Iterable[Mapping[str, Any]], /) -> None: ...
+
+    async def announce_deliveries(self) -> None:
+        """Deliveries no dispatcher holds are being written: wake the dispatchers that wait for
+        them when this transaction commits (where they do not just poll)."""
+        ...
 
     async def hold_lock(self, name: str) -> None:
         """Take the lock `name` until the current transaction ends (a wait while another
         process holds it), where writers do not already take turns."""
+        ...
+
+    def table(
+        self, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> dict[str, Any]:
+        """Rows as the parameters of one statement: SQLite reads them from :name, a JSON array
+        of rows (`json_each`); PostgreSQL from :name_column, an array per column (`unnest`)."""
         ...
 
     def holds(self, text: str) -> bool:

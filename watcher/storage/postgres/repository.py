@@ -1,12 +1,9 @@
 """The PostgreSQL implementation of `watcher.storage.interface.Repository` (asyncpg, a pool).
 
-One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`,
-`line_chats`), as on SQLite, all on one shared pool (`connection.PostgresStore`);
-`PostgresRepository` is their sum and hands out the web UI's views (`webviews`) with
-`web_views()`.
-Beyond SQLite it lets several workers coordinate (`watcher.storage.coordination`). The SQL
-is PostgreSQL's own; row decoding (`watcher.storage.rows`), value codecs and the grouped
-check writer (`watcher.storage.group_commit`) are shared with SQLite.
+The roles are the shared ones (`watcher.storage.roles`, their PostgreSQL statements beside the
+SQLite ones), all on one pool (`connection.PostgresConnector`); `PostgresRepository` is their sum
+and hands out the web UI's views with `web_views()`. Beyond SQLite it lets several workers
+coordinate (`workers`, `watcher.storage.coordination`).
 """
 
 from __future__ import annotations
@@ -18,9 +15,9 @@ import asyncpg
 from watcher.storage.coordination import Coordinated
 from watcher.storage.group_commit import CheckWriter
 from watcher.storage.interface import LineChatStore, Repository
-from watcher.storage.postgres.checks import PostgresChecks
 from watcher.storage.postgres.connection import connect
 from watcher.storage.postgres.workers import PostgresWorkers
+from watcher.storage.roles.checks import Checks
 from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
 from watcher.storage.roles.line_chats import LineChats
@@ -39,7 +36,7 @@ async def open_repository(url: str | Path) -> PostgresRepository:
 
 class PostgresRepository(
     Watchlist,
-    PostgresChecks,
+    Checks,
     Outbox,
     Leases,
     Hosts,
@@ -53,7 +50,7 @@ class PostgresRepository(
         super().__init__(pool, url)
         self.url = url
         self._closed = False
-        self._check_writer = CheckWriter(self._write, self._record_check)
+        self._check_writer = CheckWriter(self._db.write, self._record_check)
 
     def web_views(self) -> WebViews:
         """The web UI's reads and operator actions, on this repository's pool."""
