@@ -1,7 +1,8 @@
-"""The connection pool every role of `PostgresRepository` shares, and how a database is opened.
+"""The connection pool every role of `PostgresRepository` shares (`PostgresConnector`), and how a
+database is opened.
 
 Each write is one short transaction on a connection borrowed from the pool; statements inside it
-find that connection through a context variable, so a role method reads like its SQLite twin.
+find that connection through a context variable, so the shared roles never pass it around.
 Claims lock only the rows they take (`FOR UPDATE SKIP LOCKED`): workers never wait for each
 other's claims. Times are epoch seconds (double precision, UTC), as on SQLite.
 """
@@ -176,9 +177,7 @@ class PostgresConnector:
     async def run(self, query: Query, /, **params: Any) -> int:
         if query.postgres is None:
             return 0
-        status: str = await self.conn().execute(query.postgres, *_args(query, params))
-        last = status.rsplit(" ", 1)[-1]
-        return int(last) if last.isdigit() else 0
+        return _touched(await self.conn().execute(query.postgres, *_args(query, params)))
 
     async def execute(self, query: Query, /, **params: Any) -> None:
         if query.postgres is not None:
@@ -221,6 +220,12 @@ def storable_text(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\x00", "\\0")
 
 
+def _touched(status: str) -> int:
+    """The number of rows a statement touched, from its status ("UPDATE 3")."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
 def _args(query: Query, params: Mapping[str, Any]) -> list[Any]:
     return [params[name] for name in query.postgres_names]
 
@@ -254,6 +259,4 @@ class PostgresStore:
 
     async def _run(self, sql: str, *params: Any) -> int:
         """Run a statement; the number of rows it touched."""
-        status: str = await self._conn().execute(sql, *params)
-        last = status.rsplit(" ", 1)[-1]
-        return int(last) if last.isdigit() else 0
+        return _touched(await self._conn().execute(sql, *params))
