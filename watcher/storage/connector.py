@@ -8,10 +8,10 @@ dialect: SQLite binds them as they stand; PostgreSQL's text is rewritten once, a
 numbered `$n` form.
 
 A backend supplies a `Connector`: its transactions, and the few ways to run a statement. A list
-of ids or texts travels as one parameter whatever its length, in the form the dialect reads
-(`ids`, `texts`): a JSON array SQLite opens with `json_each`, an array PostgreSQL compares with
-`= ANY(...)`; a set of rows likewise (`table`). Where a backend has more to do at a point
-of the logic, the connector says so (`hold_lock`, `announce_deliveries`).
+of ids or values travels as one parameter whatever its length, in the form the dialect reads
+(`ids`, `array`): a JSON array SQLite opens with `json_each`, an array PostgreSQL compares with
+`= ANY(...)`; a set of rows likewise (`table`). Where a backend has more to do at a point of the
+logic, the connector says so (`hold_lock`, `announce_deliveries`).
 """
 
 from __future__ import annotations
