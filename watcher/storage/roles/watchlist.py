@@ -132,10 +132,10 @@ class Watchlist(Products):
     ) -> dict[str, int]:
         await self._db.run_many(
             UPSERT_YAML_PRODUCT,
-            [
+            (
                 {"target": w.target, "store": w.store, "due_at": due[w.target], "stamp": stamp}
                 for w in watches
-            ],
+            ),
         )
         rows = await self._db.rows(PRODUCT_IDS, targets=self._db.array(due))
         return {row["target"]: row["id"] for row in rows}
@@ -145,7 +145,7 @@ class Watchlist(Products):
     ) -> dict[str, int]:
         await self._db.run_many(
             UPSERT_YAML_WATCH,
-            [yaml_watch_params(w, product_ids[w.target], stamp) for w in watches],
+            (yaml_watch_params(w, product_ids[w.target], stamp) for w in watches),
         )
         rows = await self._db.rows(YAML_WATCH_IDS, keys=self._db.array(w.key for w in watches))
         return {row["key"]: row["id"] for row in rows}
@@ -154,22 +154,26 @@ class Watchlist(Products):
         self, watches: Sequence[Watch], watch_ids: dict[str, int], stamp: float
     ) -> None:
         wanted = [
-            {"watch_id": watch_ids[w.key], "channel": channel, "recipient": recipient}
+            (watch_ids[w.key], channel, recipient)
             for w in watches
             if w.key in watch_ids
             for channel, recipient in notify_recipients(w)
         ]
+        columns = ("watch_id", "channel", "recipient")
         await self._db.run_many(
-            UPSERT_YAML_SUBSCRIPTION, [{**row, "stamp": stamp} for row in wanted]
+            UPSERT_YAML_SUBSCRIPTION,
+            ({**dict(zip(columns, row, strict=True)), "stamp": stamp} for row in wanted),
         )
         await self._db.run(MAKE_WANTED_TABLE)
         await self._db.run(CLEAR_WANTED_TABLE)
-        await self._db.run_many(FILL_WANTED_TABLE, wanted)
+        await self._db.run_many(
+            FILL_WANTED_TABLE, (dict(zip(columns, row, strict=True)) for row in wanted)
+        )
         await self._db.run(
             END_UNWANTED_YAML_SUBSCRIPTIONS,
             stamp=stamp,
             watch_ids=self._db.ids(watch_ids.values()),
-            wanted_watches=[row["watch_id"] for row in wanted],
-            wanted_channels=[row["channel"] for row in wanted],
-            wanted_recipients=[row["recipient"] for row in wanted],
+            wanted_watches=[row[0] for row in wanted],
+            wanted_channels=[row[1] for row in wanted],
+            wanted_recipients=[row[2] for row in wanted],
         )
