@@ -35,7 +35,7 @@ from watcher.secret import Secret
 from watcher.service.metrics import Metrics
 from watcher.storage import open_repository
 from watcher.storage.interface import LineChatStore, Repository
-from watcher.storage.postgres.line_chats import storable_event_id
+from watcher.storage.postgres.connection import storable_text
 from watcher.subscriptions import SubscriptionRules, Subscriptions
 from watcher.web.server import StatusServer
 
@@ -412,5 +412,5 @@ async def test_an_event_id_no_database_can_hold_is_still_answered_once(h: Harnes
 
 def test_stored_event_ids_stay_distinct() -> None:
     ids = ["a\x00", "a\\0", "a\\\x00", "a\\\\0", "a0", "a"]
-    assert len({storable_event_id(i) for i in ids}) == len(ids)
-    assert all("\x00" not in storable_event_id(i) for i in ids)
+    assert len({storable_text(i) for i in ids}) == len(ids)
+    assert all("\x00" not in storable_text(i) for i in ids)

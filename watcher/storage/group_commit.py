@@ -1,5 +1,5 @@
 """Checks written in groups, and the deliveries a check hands to its dispatcher: shared by every
-backend (the backend supplies a transaction and the statements of one check).
+backend (the repository supplies a transaction and the statements of one check).
 
 Checks that finish while another group is being written are written together, in one transaction
 (fewer commits and trips to the database); each check still lands whole or not at all, and its

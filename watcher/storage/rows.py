@@ -49,20 +49,19 @@ class Row(Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
-def yaml_watch_params(watch: Watch, product_id: int, stamp: float) -> tuple[Any, ...]:
-    return (
-        watch.key,
-        watch.name,
-        product_id,
-        conditions_to_json(watch.conditions),
-        watch.once,
-        watch.notify_on_first,
-        rules_to_json(watch.rules),
-        seconds(watch.interval),
-        json.dumps(list(watch.stores)),
-        stamp,
-        stamp,
-    )
+def yaml_watch_params(watch: Watch, product_id: int, stamp: float) -> dict[str, Any]:
+    return {
+        "key": watch.key,
+        "name": watch.name,
+        "product_id": product_id,
+        "conditions": conditions_to_json(watch.conditions),
+        "once": watch.once,
+        "notify_on_first": watch.notify_on_first,
+        "rules": rules_to_json(watch.rules),
+        "interval_s": seconds(watch.interval),
+        "stores": json.dumps(list(watch.stores)),
+        "stamp": stamp,
+    }
 
 
 def quiet_from_row(row: Row) -> QuietHours | None:

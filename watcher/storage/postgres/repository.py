@@ -1,12 +1,9 @@
 """The PostgreSQL implementation of `watcher.storage.interface.Repository` (asyncpg, a pool).
 
-One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`,
-`line_chats`), as on SQLite, all on one shared pool (`connection.PostgresStore`);
-`PostgresRepository` is their sum and hands out the web UI's views (`webviews`) with
-`web_views()`.
-Beyond SQLite it lets several workers coordinate (`watcher.storage.coordination`). The SQL
-is PostgreSQL's own; row decoding (`watcher.storage.rows`), value codecs and the grouped
-check writer (`watcher.storage.group_commit`) are shared with SQLite.
+The roles are the shared ones (`watcher.storage.roles`, their PostgreSQL statements beside the
+SQLite ones), all on one pool (`connection.PostgresConnector`); `PostgresRepository` is their sum
+and hands out the web UI's views with `web_views()`. Beyond SQLite it lets several workers
+coordinate (`workers`, `watcher.storage.coordination`).
 """
 
 from __future__ import annotations
@@ -18,16 +15,16 @@ import asyncpg
 from watcher.storage.coordination import Coordinated
 from watcher.storage.group_commit import CheckWriter
 from watcher.storage.interface import LineChatStore, Repository
-from watcher.storage.postgres.checks import PostgresChecks
 from watcher.storage.postgres.connection import connect
-from watcher.storage.postgres.hosts import PostgresHosts
-from watcher.storage.postgres.leases import PostgresLeases
-from watcher.storage.postgres.line_chats import PostgresLineChats
-from watcher.storage.postgres.outbox import PostgresOutbox
-from watcher.storage.postgres.status import PostgresStatus
-from watcher.storage.postgres.watchlist import PostgresWatchlist
-from watcher.storage.postgres.webviews import PostgresWebViews
 from watcher.storage.postgres.workers import PostgresWorkers
+from watcher.storage.roles.checks import Checks
+from watcher.storage.roles.hosts import Hosts
+from watcher.storage.roles.leases import Leases
+from watcher.storage.roles.line_chats import LineChats
+from watcher.storage.roles.outbox import Outbox
+from watcher.storage.roles.status import Status
+from watcher.storage.roles.watchlist import Watchlist
+from watcher.storage.roles.webviews import StoredWebViews
 from watcher.storage.views import WebViews, WebViewsSource
 
 
@@ -38,13 +35,13 @@ async def open_repository(url: str | Path) -> PostgresRepository:
 
 
 class PostgresRepository(
-    PostgresWatchlist,
-    PostgresChecks,
-    PostgresOutbox,
-    PostgresLeases,
-    PostgresHosts,
-    PostgresStatus,
-    PostgresLineChats,
+    Watchlist,
+    Checks,
+    Outbox,
+    Leases,
+    Hosts,
+    Status,
+    LineChats,
     PostgresWorkers,
 ):
     """`Repository` on a PostgreSQL database. Build it with `open_repository`."""
@@ -53,11 +50,11 @@ class PostgresRepository(
         super().__init__(pool, url)
         self.url = url
         self._closed = False
-        self._check_writer = CheckWriter(self._write, self._record_check)
+        self._check_writer = CheckWriter(self._db.write, self._record_check)
 
     def web_views(self) -> WebViews:
         """The web UI's reads and operator actions, on this repository's pool."""
-        return PostgresWebViews(self._pool, self.url)
+        return StoredWebViews(self._db)
 
     async def close(self) -> None:
         if self._closed:

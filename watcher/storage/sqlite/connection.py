@@ -1,4 +1,5 @@
-"""The SQLite connection every role of `SQLiteRepository` shares, and how a file is opened.
+"""The SQLite connection every role of `SQLiteRepository` shares (`SQLiteConnector`), and how a
+file is opened.
 
 Every write runs in `BEGIN IMMEDIATE`, which takes SQLite's single write lock up front: a claim's
 read and update then see the same data, so two processes on one file never claim the same row
@@ -10,6 +11,7 @@ epoch seconds (REAL, UTC).
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time as wall_clock
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -22,6 +24,8 @@ import aiosqlite
 
 from watcher.errors import StorageError
 from watcher.storage.codec import ids_json
+from watcher.storage.connector import Query
+from watcher.storage.rows import Row
 from watcher.storage.sqlite.migrations import LATEST_VERSION, MIGRATIONS
 
 BUSY_TIMEOUT_MS = 10_000
@@ -149,131 +153,88 @@ async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
         await conn.execute("PRAGMA foreign_keys = ON")
 
 
-class SQLiteStore:
-    """The connection, its lock and transactions, and the rules several roles share."""
+class SQLiteConnector:
+    """The roles' `Connector` on one aiosqlite connection: one transaction at a time, under an
+    asyncio lock shared by everything built on that connection."""
 
     def __init__(
         self, conn: aiosqlite.Connection, path: str, lock: asyncio.Lock | None = None
     ) -> None:
-        self._conn = conn
+        self.conn = conn
         self.path = path
-        # Roles built apart from the repository (its web views) share its lock: one connection
-        # holds one transaction at a time.
-        self._lock = lock or asyncio.Lock()
+        self.lock = lock or asyncio.Lock()
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[None]:
+    async def write(self) -> AsyncIterator[None]:
         """One write transaction; any error rolls everything back."""
-        async with self._lock:
+        async with self.lock:
             try:
-                await self._conn.execute("BEGIN IMMEDIATE")
+                await self.conn.execute("BEGIN IMMEDIATE")
                 yield
-                await self._conn.execute("COMMIT")
+                await self.conn.execute("COMMIT")
             except BaseException as exc:
-                if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
+                if self.conn.in_transaction:
+                    await self.conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
                     raise StorageError(f"database {self.path}: {exc}") from exc
                 raise
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[None]:
-        async with self._lock:
+    async def read(self) -> AsyncIterator[None]:
+        async with self.lock:
             try:
                 yield
             except sqlite3.Error as exc:
                 raise StorageError(f"database {self.path}: {exc}") from exc
 
-    async def _rows(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
-    ) -> list[sqlite3.Row]:
-        return list(await self._conn.execute_fetchall(sql, params))
+    async def rows(self, query: Query, /, **params: Any) -> list[Row]:
+        if query.sqlite is None:
+            return []
+        return list(await self.conn.execute_fetchall(query.sqlite, params))
 
-    async def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        rows = await self._rows(sql, params)
+    async def row(self, query: Query, /, **params: Any) -> Row | None:
+        rows = await self.rows(query, **params)
         return rows[0] if rows else None
 
-    async def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cursor = await self._conn.execute(sql, params)
+    async def value(self, query: Query, /, **params: Any) -> Any:
+        row = await self.row(query, **params)
+        return None if row is None else row[0]
+
+    async def run(self, query: Query, /, **params: Any) -> int:
+        if query.sqlite is None:
+            return 0
+        cursor = await self.conn.execute(query.sqlite, params)
         count = cursor.rowcount
         await cursor.close()
         return count
 
-    async def _ensure_product(self, target: str, store: str | None, stamp: float) -> int:
-        row = await self._row(
-            "INSERT INTO products (target, store, due_at, created_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (target) DO UPDATE SET store = COALESCE(store, excluded.store)"
-            " RETURNING id",
-            (target, store, stamp, stamp),
-        )
-        assert row is not None  # RETURNING of an upsert
-        return int(row["id"])
+    async def execute(self, query: Query, /, **params: Any) -> None:
+        if query.sqlite is not None:
+            await self.conn.execute_fetchall(query.sqlite, params)
 
-    async def _refresh_products(self, product_ids: Iterable[int] | None = None) -> None:
-        """Recompute what follows from watches and subscriptions (all products when None).
+    async def run_many(self, query: Query, params: Iterable[Mapping[str, Any]], /) -> None:
+        if query.sqlite is not None:
+            await (await self.conn.executemany(query.sqlite, params)).close()
 
-        A chat watch lives while it has an active subscription (it restarts from a fresh
-        detector state when it comes back); a product is polled while it has an active watch, at
-        the shortest interval of those, with its waiting subscribers as priority.
-        """
-        scope, params = "", []
-        if product_ids is not None:
-            scope = "AND product_id IN (SELECT value FROM json_each(?))"
-            params = [ids_json(product_ids)]
-        await self._run(
-            f"""
-            UPDATE watches SET
-                active = EXISTS (SELECT 1 FROM subscriptions s
-                                 WHERE s.watch_id = watches.id AND s.active = 1),
-                detector_state = CASE WHEN active = 0 THEN NULL ELSE detector_state END
-            WHERE origin = 'chat' {scope}
-            """,
-            params,
-        )
-        product_scope = scope.replace("product_id", "id")
-        await self._run(
-            f"""
-            UPDATE products SET
-                active = EXISTS (SELECT 1 FROM watches w
-                                 WHERE w.product_id = products.id AND w.active = 1),
-                interval_s = (SELECT MIN(w.interval_s) FROM watches w
-                              WHERE w.product_id = products.id AND w.active = 1),
-                subscribers = (SELECT COUNT(*) FROM subscriptions s
-                               JOIN watches w ON w.id = s.watch_id
-                               WHERE w.product_id = products.id AND w.active = 1
-                                 AND s.active = 1 AND s.paused = 0)
-            WHERE 1 {product_scope}
-            """,
-            params,
-        )
+    async def announce_deliveries(self) -> None:
+        """Nothing to do: a dispatcher on SQLite polls the outbox."""
 
-    async def _end_subscriptions(
-        self, where: str, params: Sequence[Any], stamp: float, why: str
-    ) -> int:
-        """End the matching active subscriptions, skip their pending deliveries, refresh.
+    async def hold_lock(self, name: str) -> None:
+        """Nothing to take: `BEGIN IMMEDIATE` already lets one writer in at a time."""
 
-        Every caller ends them on the recipient's own word (unsubscribe, /stop, removal, a
-        blocked bot), so they are marked opted out: a watchlist reload does not bring them back.
-        """
-        rows = await self._rows(
-            "UPDATE subscriptions SET active = 0, ended_at = ?, opted_out_at = ?"
-            f" WHERE active = 1 AND {where} RETURNING id, watch_id",
-            (stamp, stamp, *params),
-        )
-        if not rows:
-            return 0
-        await self._run(
-            "UPDATE deliveries SET status = 'skipped', last_error = ?, updated_at = ?,"
-            " lease_owner = NULL, lease_until = NULL WHERE status = 'pending'"
-            " AND subscription_id IN (SELECT value FROM json_each(?))",
-            (why, stamp, ids_json(row["id"] for row in rows)),
-        )
-        await self._refresh_watch_products([row["watch_id"] for row in rows])
-        return len(rows)
+    def table(
+        self, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> dict[str, Any]:
+        return {name: json.dumps([list(row) for row in rows], ensure_ascii=False)}
 
-    async def _refresh_watch_products(self, watch_ids: Sequence[int]) -> None:
-        rows = await self._rows(
-            "SELECT DISTINCT product_id FROM watches WHERE id IN (SELECT value FROM json_each(?))",
-            (ids_json(watch_ids),),
-        )
-        await self._refresh_products([row["product_id"] for row in rows])
+    def holds(self, text: str) -> bool:
+        return True
+
+    def stored_text(self, text: str) -> str:
+        return text
+
+    def ids(self, ids: Iterable[int]) -> str:
+        return ids_json(ids)
+
+    def array(self, values: Iterable[Any]) -> str:
+        return json.dumps(list(values))

@@ -1,9 +1,9 @@
 """The SQLite implementation of `watcher.storage.interface.Repository` (aiosqlite, WAL).
 
-One class per role (`watchlist`, `checks`, `outbox`, `leases`, `hosts`, `status`, `chats`,
-`line_chats`), all on one shared connection (`connection.SQLiteStore`); `SQLiteRepository` is
-their sum. The web UI's views (`webviews`) are one more role on that connection, handed out by
-`web_views()`.
+The roles are the shared ones (`watcher.storage.roles`), all on one connection
+(`connection.SQLiteConnector`), plus SQLite's own group commit of quiet checks (`quiet_checks`);
+`SQLiteRepository` is their sum. The web UI's views are one more role on that connector, handed
+out by `web_views()`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ import aiosqlite
 
 from watcher.storage.group_commit import CheckWriter
 from watcher.storage.interface import LineChatStore, Repository
-from watcher.storage.sqlite.chats import SQLiteChats
-from watcher.storage.sqlite.checks import SQLiteChecks
-from watcher.storage.sqlite.connection import connect, connect_read_only
-from watcher.storage.sqlite.hosts import SQLiteHosts
-from watcher.storage.sqlite.leases import SQLiteLeases
-from watcher.storage.sqlite.line_chats import SQLiteLineChats
-from watcher.storage.sqlite.outbox import SQLiteOutbox
-from watcher.storage.sqlite.status import SQLiteStatus
-from watcher.storage.sqlite.watchlist import SQLiteWatchlist
-from watcher.storage.sqlite.webviews import SQLiteWebViews
+from watcher.storage.roles.checks import Checks
+from watcher.storage.roles.hosts import Hosts
+from watcher.storage.roles.leases import Leases
+from watcher.storage.roles.line_chats import LineChats
+from watcher.storage.roles.outbox import Outbox
+from watcher.storage.roles.status import Status
+from watcher.storage.roles.watchlist import Watchlist
+from watcher.storage.roles.webviews import StoredWebViews
+from watcher.storage.sqlite.connection import SQLiteConnector, connect, connect_read_only
+from watcher.storage.sqlite.quiet_checks import SQLiteQuietChecks
 from watcher.storage.views import WebViews, WebViewsSource
 
 
@@ -40,32 +40,37 @@ async def open_read_only(path_or_url: str | Path) -> SQLiteRepository:
 
 
 class SQLiteRepository(
-    SQLiteWatchlist,
-    SQLiteChecks,
-    SQLiteOutbox,
-    SQLiteLeases,
-    SQLiteHosts,
-    SQLiteStatus,
-    SQLiteLineChats,
-    SQLiteChats,
+    Watchlist,
+    Checks,
+    SQLiteQuietChecks,
+    Outbox,
+    Leases,
+    Hosts,
+    Status,
+    LineChats,
 ):
     """`Repository` on one SQLite file. Build it with `open_repository`."""
 
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
-        super().__init__(conn, path)
+        self._connector = SQLiteConnector(conn, path)
+        self._db = self._connector
+        self._conn = conn
+        self.path = path
         self._closed = False
-        self._check_writer = CheckWriter(self._write, self._record_check, self._record_quiet_checks)
+        self._check_writer = CheckWriter(
+            self._db.write, self._record_check, self._record_quiet_checks
+        )
 
     def web_views(self) -> WebViews:
         """The web UI's reads and operator actions, on this connection and its lock."""
-        return SQLiteWebViews(self._conn, self.path, lock=self._lock)
+        return StoredWebViews(self._db)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         await self._check_writer.drain()
-        async with self._lock:
+        async with self._connector.lock:
             await self._conn.close()
 
 
