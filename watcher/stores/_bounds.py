@@ -325,8 +325,6 @@ _OPTION_TAG = re.compile(r"<opt(?:ion|group)", re.IGNORECASE)
 
 def _many_options(html: str) -> bool:
     """True when the page holds more options than one select may (in all its selects)."""
-    if html.count("<o") + html.count("<O") <= MAX_OPTIONS:
-        return False  # a plain count bounds the tags, and most pages hold no option at all
     found = _OPTION_TAG.finditer(html)
     return sum(1 for _ in itertools.islice(found, MAX_OPTIONS + 1)) > MAX_OPTIONS
 
