@@ -30,8 +30,8 @@ from notifiers.pacing import SlidingWindow, Window, backoff_seconds, log_send
 from notifiers.render import Facts, Language, facts, pick_language, shorten
 from watcher.clock import Clock, SystemClock
 from watcher.core.model import EventKind
+from watcher.logredact import MIN_PART, SecretScope
 from watcher.net.headers import parse_retry_after
-from watcher.redact import SecretRedactor, install_redactor, remove_redactor
 
 USER_AGENT = "restock-watcher (+discord)"
 EMBEDS_MAX = 10
@@ -129,8 +129,7 @@ class DiscordNotifier(Notifier):
         self.max_rate_waits = max_rate_waits
         self.window = SlidingWindow(WEBHOOK_WINDOW)
         self._blocked_until = 0.0  # monotonic time the webhook's bucket refills
-        self._redactor = SecretRedactor([webhook_url, self.url, *_token_of(webhook_url)])
-        install_redactor(self._redactor)
+        self._secrets = SecretScope([webhook_url, self.url, *_token_of(webhook_url)])
         self.client = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
@@ -142,7 +141,7 @@ class DiscordNotifier(Notifier):
         try:
             await self.client.aclose()
         finally:
-            remove_redactor(self._redactor)
+            self._secrets.close()
 
     async def send(self, notice: Notice) -> SendResult:
         return (await self.send_batch([notice]))[0]
@@ -239,7 +238,7 @@ class DiscordNotifier(Notifier):
             return self._backoff(attempt, f"Discord answered {status}", status)
         if status == 404:
             return SendResult.failed("the webhook no longer exists", http_status=404)
-        detail = self._redactor.redact(response.text[:200])
+        detail = self._secrets.mask(response.text[:200])
         return SendResult.failed(f"Discord refused ({status}): {detail}", http_status=status)
 
     def _backoff(self, attempt: int, detail: str, status: int | None) -> SendResult:
@@ -259,4 +258,4 @@ def _seconds(value: Any) -> float | None:
 def _token_of(webhook_url: str) -> list[str]:
     """The webhook's token (the last path part), masked on its own too."""
     last = urlsplit(webhook_url).path.rstrip("/").rpartition("/")[2]
-    return [last] if len(last) >= SecretRedactor.MIN_PART else []
+    return [last] if len(last) >= MIN_PART else []

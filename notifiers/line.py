@@ -37,8 +37,8 @@ from notifiers.line_quota import QUOTA_REASON, Quota, QuotaPolicy, plan_fan_out
 from notifiers.pacing import backoff_seconds, log_send
 from notifiers.render import Language, pick_language
 from watcher.clock import Clock, SystemClock
+from watcher.logredact import SecretScope
 from watcher.net.headers import parse_retry_after
-from watcher.redact import SecretRedactor, install_redactor, remove_redactor
 
 log = logging.getLogger("restock.notify")
 
@@ -87,8 +87,7 @@ class LineNotifier(Notifier):
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.quota: Quota | None = None
-        self._redactor = SecretRedactor([channel_access_token])
-        install_redactor(self._redactor)
+        self._secrets = SecretScope([channel_access_token])
         self.api = LineApi(
             token=channel_access_token,
             clock=self.clock,
@@ -104,7 +103,7 @@ class LineNotifier(Notifier):
         try:
             await self.api.aclose()
         finally:
-            remove_redactor(self._redactor)
+            self._secrets.close()
 
     # --- quota ---------------------------------------------------------------------------------
 
@@ -197,7 +196,7 @@ class LineNotifier(Notifier):
             return self._retry(answer, attempt)
         if status == 401:
             return SendResult.failed("channel access token rejected by LINE", http_status=401)
-        detail = self._redactor.redact(answer.message or "no message")
+        detail = self._secrets.mask(answer.message or "no message")
         return SendResult.failed(f"LINE refused ({status}): {detail}", http_status=status)
 
     def _retry(self, answer: Answer, attempt: int) -> SendResult:

@@ -52,7 +52,7 @@ from notifiers.render import (
 )
 from watcher.clock import Clock, SystemClock
 from watcher.core.model import Outcome
-from watcher.redact import SecretRedactor, install_redactor, remove_redactor
+from watcher.logredact import SecretScope
 
 MAX_MESSAGE = 4096
 MAX_EVENTS_PER_MESSAGE = 10  # one URL button per product; more would bury the message
@@ -110,8 +110,7 @@ class TelegramNotifier(Notifier):
         self.link_preview = link_preview
         self.rng = rng or random.Random()
         # Before the Bot exists: its constructor already logs the URL holding the token.
-        self._redactor = SecretRedactor([token])
-        install_redactor(self._redactor)
+        self._secrets = SecretScope([token])
         self.bot = Bot(
             token=token,
             base_url=f"{api_base_url.rstrip('/')}/bot",
@@ -132,9 +131,9 @@ class TelegramNotifier(Notifier):
             # Also after a failed start: the connections opened before getMe failed.
             await self.bot.shutdown()
         except Exception as exc:  # shutting down must not fail the caller's shutdown
-            SEND_LOG.warning("telegram: shutdown: %s", self._redactor.redact(repr(exc)))
+            SEND_LOG.warning("telegram: shutdown: %s", self._secrets.mask(repr(exc)))
         finally:
-            remove_redactor(self._redactor)
+            self._secrets.close()
 
     async def _ensure_started(self) -> SendResult | None:
         """Initialise the bot (getMe) once; a failure comes back as a result, never raised."""
@@ -292,7 +291,7 @@ class TelegramNotifier(Notifier):
 
     def _judge_error(self, exc: BaseException, attempt: int) -> SendResult:
         """Map a library exception to a result; the detail never carries the token."""
-        detail = self._redactor.redact(f"{type(exc).__name__}: {exc}")
+        detail = self._secrets.mask(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, Forbidden):
             return SendResult.failed(detail, http_status=403, deactivate_recipient=True)
         if isinstance(exc, BadRequest):

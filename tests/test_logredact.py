@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from notifiers.console import ConsoleNotifier
 from watcher import logredact
 from watcher.config.load import load_config
-from watcher.logredact import SecretMask
+from watcher.logredact import SecretMask, SecretScope
 from watcher.service.app import App
 from watcher.service.wiring import Overrides
 from watcher.storage import open_repository
@@ -246,3 +246,68 @@ def test_credentials_inside_any_url_of_the_watchlist_are_secrets() -> None:
 
     found = logredact.config_secrets(Config(), env={"RESTOCK_WEB_TOKEN": "web-token-789"})
     assert {"db-password-123", "hook-pass-456", "web-token-789"} <= found
+
+
+SCOPE_TOKEN = "123456:AAH-very-Secret-Token_value"
+SCOPE_SECRET = SCOPE_TOKEN.split(":")[1]
+
+
+def test_scope_masks_any_case_and_the_secret_part_alone():
+    scope = SecretScope([SCOPE_TOKEN])
+    try:
+        texts = [
+            f"POST https://proxy.test/bot{SCOPE_TOKEN}/sendMessage",
+            f"ConnectError: proxy echoed /bot{SCOPE_TOKEN.lower()}/sendmessage",
+            f"upstream: /BOT{SCOPE_TOKEN.upper()}/SENDMESSAGE",
+            f"encoded: /bot123456%3A{SCOPE_SECRET.lower()}/getMe",
+        ]
+        for text in texts:
+            masked = scope.mask(text)
+            assert SCOPE_SECRET.lower() not in masked.lower(), masked
+            assert "***" in masked
+        assert scope.mask("nothing secret here") == "nothing secret here"
+    finally:
+        scope.close()
+    # a short secret part is not masked alone: it would eat ordinary words
+    short = SecretScope(["1:abc"])
+    try:
+        assert short.mask("abc 1:ABC") == "abc ***"
+    finally:
+        short.close()
+
+
+def test_scope_masks_every_log_record_while_it_lives(caplog: pytest.LogCaptureFixture):
+    name = "restock.test.scope"
+    log = logging.getLogger(name)
+    caplog.set_level(logging.DEBUG, logger=name)
+    scope = SecretScope([SCOPE_TOKEN])
+    try:
+        log.warning(
+            "request to %s failed", f"https://proxy.test/bot{SCOPE_TOKEN.lower()}/sendmessage"
+        )
+        try:
+            raise ConnectionError(f"proxy refused /bot{SCOPE_TOKEN.lower()}/getme")
+        except ConnectionError:
+            log.exception("send failed")
+    finally:
+        scope.close()
+    text = caplog.text
+    assert "request to" in text and "send failed" in text and "ConnectionError" in text
+    assert SCOPE_SECRET.lower() not in text.lower()
+    assert text.count("***") == 2
+    caplog.clear()
+    # Once its owner is closed, a scope's secret is nobody's to hide.
+    log.warning("value %s", SCOPE_SECRET)
+    assert SCOPE_SECRET in caplog.text
+
+
+def test_scopes_sharing_a_secret_keep_it_masked_until_the_last_closes(
+    caplog: pytest.LogCaptureFixture,
+):
+    name = "restock.test.scope"
+    caplog.set_level(logging.DEBUG, logger=name)
+    first, second = SecretScope([SCOPE_TOKEN]), SecretScope([SCOPE_TOKEN])
+    first.close()
+    logging.getLogger(name).warning("token %s", SCOPE_TOKEN)
+    second.close()
+    assert SCOPE_SECRET not in caplog.text

@@ -89,12 +89,39 @@ def test_rakuten_request_includes_sold_out_items_and_searches_the_jan_as_keyword
     assert plan.params["formatVersion"] == "2"
 
 
-def test_rakuten_access_key_goes_in_the_authorization_header_never_in_the_url() -> None:
+def test_rakuten_access_key_is_a_secret_query_parameter() -> None:
     plan = rakuten_request(JAN, CREDENTIALS["rakuten"])
-    assert plan.headers == {"Authorization": f"Bearer {ACCESS_KEY}"}
+    assert plan.secret_params == {"accessKey": ACCESS_KEY}
     assert ACCESS_KEY not in plan.url
     assert all(ACCESS_KEY not in value for value in plan.params.values())
-    assert "accessKey" not in plan.params
+    assert ACCESS_KEY not in repr(plan)
+    assert not plan.headers
+
+
+async def test_rakuten_search_sends_the_key_but_records_no_url_holding_it(
+    router: respx.Router, fetcher: Fetcher
+) -> None:
+    route = router.get(url__startswith=RAKUTEN_SEARCH_URL).respond(
+        200, text=_api("rakuten-openapi-search-v2.json")
+    )
+    page = await fetcher.fetch(rakuten_request(JAN, CREDENTIALS["rakuten"]))
+    sent = route.calls.last.request.url
+    assert sent.params["accessKey"] == ACCESS_KEY
+    assert sent.params["applicationId"] == "app-123"
+    assert page.final_url is not None and ACCESS_KEY not in page.final_url
+    assert "applicationId=app-123" in page.final_url  # only the secret is left out
+
+
+async def test_a_retired_rakuten_api_version_is_named_in_the_reason(
+    router: respx.Router, fetcher: Fetcher
+) -> None:
+    body = '{"error":"wrong_parameter","error_description":"API Configuration not found"}'
+    router.get(url__startswith=RAKUTEN_SEARCH_URL).respond(400, text=body)
+    setup = SearchSetup(credentials={"rakuten": CREDENTIALS["rakuten"]})
+    obs = (await read_jan(fetcher, JAN, stores=["rakuten"], setup=setup)).observation
+    assert obs.state is Availability.UNKNOWN
+    assert "API Configuration not found" in obs.reason
+    assert "retired" in obs.reason
 
 
 def test_rakuten_reads_the_new_systems_flat_items() -> None:
@@ -346,8 +373,8 @@ async def test_read_jan_asks_both_apis_and_conditions_pick_the_buyable_offers(
     sent = sent_request.url.params
     assert sent["availability"] == "0" and sent["keyword"] == JAN
     assert sent["applicationId"] == "app-123"
-    assert sent_request.headers["authorization"] == f"Bearer {ACCESS_KEY}"
-    assert ACCESS_KEY not in str(sent_request.url)
+    assert sent["accessKey"] == ACCESS_KEY
+    assert "authorization" not in sent_request.headers
     assert yahoo.calls.last.request.url.params["jan_code"] == JAN
     assert obs.state is Availability.IN_STOCK
     assert len(obs.offers) == 7

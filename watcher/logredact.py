@@ -94,6 +94,27 @@ MASKED = SecretMask()
 _installed = False
 
 
+class SecretScope:
+    """The secrets one component holds (a bot token, a webhook URL): masked in every log record
+    while the component lives, and by `mask` in text it builds itself (an error's detail)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        held = [s for s in secrets if s]
+        self._own = SecretMask()
+        self._own.set("own", held)
+        self._source = f"scope:{id(self)}"
+        # Before the component logs anything: its libraries log URLs that hold the secret.
+        MASKED.set(self._source, held)
+        install()
+
+    def mask(self, text: str) -> str:
+        return self._own.mask(text)
+
+    def close(self) -> None:
+        """Stop masking this component's secrets in log records (it is gone)."""
+        MASKED.forget(self._source)
+
+
 def install(mask: SecretMask = MASKED) -> None:
     """Mask every log record made from now on, and tracebacks printed for uncaught errors."""
     global _installed

@@ -91,21 +91,15 @@ from watcher.clock import Clock, SystemClock
 from watcher.config.schema import DEFAULT_ALLOWED_HOSTS
 from watcher.core.forecast import describe_forecast, forecast_for
 from watcher.core.model import EventKind
+from watcher.logredact import SecretScope
 from watcher.net.netguard import URLGuard
-from watcher.redact import (
-    LIBRARY_LOGGERS,
-    SecretRedactor,
-    install_redactor,
-    recipient_hash,
-    remove_redactor,
-)
+from watcher.redact import recipient_hash
 from watcher.secret import Secret
 from watcher.storage.interface import Repository, Subscription
 from watcher.subscriptions import Refused, SubscriptionRules, Subscriptions
 
 LOG = logging.getLogger("restock.bot")
 
-REDACTED_LOGGERS = (*LIBRARY_LOGGERS, LOG.name)
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
 CONCURRENT_UPDATES = 32
 ECHO_MAX = 80  # characters of a user's own input quoted back in an error
@@ -189,9 +183,8 @@ class ChatBot:
         self._stores = stores_text(settings.allowed_hosts)
         self.limiter = CommandRateLimiter(settings.command_limit, settings.command_window)
         self.group_admins = AdminCache(ADMIN_CACHE_SECONDS, ADMIN_CACHE_SIZE)
-        self._redactor = SecretRedactor([settings.token.reveal()])
         # Before PTB logs its first URL (it holds the token).
-        install_redactor(self._redactor, REDACTED_LOGGERS)
+        self._secrets = SecretScope([settings.token.reveal()])
         self.application = self._build_application(request, get_updates_request)
         self._broadcasts: set[asyncio.Task[None]] = set()
         self._chat_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
@@ -297,7 +290,7 @@ class ChatBot:
                 await self.application.stop()
             await self.application.shutdown()
         finally:
-            remove_redactor(self._redactor, REDACTED_LOGGERS)
+            self._secrets.close()
 
     async def process(self, update: Update) -> None:
         """Handle one update (what polling does for each; tests call it directly)."""
@@ -438,7 +431,7 @@ class ChatBot:
         # The traceback is formatted here so the token can be masked in it too.
         error = context.error
         detail = "".join(traceback.format_exception(error)) if error else "unknown error"
-        LOG.error("bot: update failed: %s", self._redactor.redact(detail))
+        LOG.error("bot: update failed: %s", self._secrets.mask(detail))
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -559,7 +552,7 @@ class ChatBot:
             LOG.warning(
                 "bot: admin check failed in chat %s: %s",
                 recipient_hash(str(chat_id)),
-                self._redactor.redact(str(exc)),
+                self._secrets.mask(str(exc)),
             )
             return None
         admin = member.status in ADMIN_STATUSES
@@ -621,13 +614,13 @@ class ChatBot:
         except Forbidden:
             await self._chat_gone(chat_id)
         except TelegramError as exc:  # too old to edit, unchanged...: the toast already told
-            LOG.info("bot: list not refreshed: %s", self._redactor.redact(str(exc)))
+            LOG.info("bot: list not refreshed: %s", self._secrets.mask(str(exc)))
 
     async def _answer(self, query_id: str, text: str | None, *, alert: bool = False) -> None:
         try:
             await self.application.bot.answer_callback_query(query_id, text=text, show_alert=alert)
         except TelegramError as exc:  # an expired query: nothing to tell anyone
-            LOG.info("bot: callback not answered: %s", self._redactor.redact(str(exc)))
+            LOG.info("bot: callback not answered: %s", self._secrets.mask(str(exc)))
 
     async def _send(
         self,
@@ -655,10 +648,10 @@ class ChatBot:
                 await self._chat_gone(chat_id)
                 return False
             except BadRequest as exc:
-                LOG.warning("bot: message refused: %s", self._redactor.redact(str(exc)))
+                LOG.warning("bot: message refused: %s", self._secrets.mask(str(exc)))
                 return False
             except TelegramError as exc:
-                LOG.warning("bot: send failed: %s", self._redactor.redact(str(exc)))
+                LOG.warning("bot: send failed: %s", self._secrets.mask(str(exc)))
                 return False
         return False
 

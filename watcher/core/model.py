@@ -80,9 +80,12 @@ class FetchPlan:
 
     url: str
     method: str = "GET"
-    # Left out of the repr: a search API's key travels here (Authorization), never in a URL.
+    # Left out of the repr: credentials travel in these.
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     params: Mapping[str, str] = field(default_factory=dict)
+    # Query parameters that carry a credential (an API's key): sent, but left out of the repr
+    # and of every URL the fetch records (a page's final URL, an observation, a log line).
+    secret_params: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

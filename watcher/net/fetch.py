@@ -141,7 +141,7 @@ class Fetcher:
             url=plan.url,
             status=attempt.status,
             error=error,
-            final_url=attempt.url,
+            final_url=attempt.public(httpx.URL(attempt.url)),
             elapsed_ms=self._elapsed_ms(attempt),
         )
         return RawPage(failed)
@@ -167,8 +167,9 @@ class Fetcher:
 
     async def _follow(self, attempt: _Attempt, plan: FetchPlan, guard: URLGuard | None) -> RawPage:
         target = _parsed_url(plan.url)
-        if plan.params:
-            target = target.copy_merge_params(dict(plan.params))
+        if plan.params or plan.secret_params:
+            target = target.copy_merge_params({**plan.params, **plan.secret_params})
+        attempt.secret_params = tuple(plan.secret_params)
         attempt.url = str(target)
         transport = self._transport if guard is None else self._guarded_transport
         while True:
@@ -294,7 +295,7 @@ class Fetcher:
         return Page(
             url=original_url,
             status=response.status_code,
-            final_url=str(target),
+            final_url=attempt.public(target),
             headers=headers,
             content_type=headers.get("content-type"),
             etag=headers.get("etag"),
@@ -334,6 +335,14 @@ class _Attempt:
     hops: int = 0
     status: int | None = None  # of the response being read, if one arrived
     cookies: httpx.Cookies | None = None  # set by this fetch's redirects, for its next hops
+    secret_params: tuple[str, ...] = ()  # query parameter names never recorded
+
+    def public(self, url: httpx.URL) -> str:
+        """`url` as it may be recorded: without the query parameters that carry credentials."""
+        for name in self.secret_params:
+            if name in url.params:
+                url = url.copy_remove_param(name)
+        return str(url)
 
     def keep_cookies(self, response: httpx.Response) -> None:
         if "set-cookie" in response.headers:

@@ -1,10 +1,13 @@
 """JAN search sources: the stores' own search APIs, asked for every offer of one JAN code.
 
 Rakuten's API lives on Rakuten Web Service's current system (`openapi.rakuten.co.jp`, version
-2026-04-01): an application id in the query plus an access key, sent in the `Authorization` header
-so that it never appears in a URL that could be logged. The retired `app.rakuten.co.jp` endpoint
-no longer answers. Yahoo! Shopping's v3 itemSearch takes the Client ID as `appid` and allows 30
-requests a minute per Client ID, hence its two-second spacing.
+2026-04-01): the application id and its access key are both query parameters (`applicationId`,
+`accessKey`). The key is sent as a secret parameter, so the fetcher leaves it out of every URL it
+records. The retired `app.rakuten.co.jp` endpoint no longer answers, and a retired API version
+answers `wrong_parameter: API Configuration not found`, which the reason then explains.
+
+Yahoo! Shopping's v3 itemSearch takes the Client ID as `appid` and allows 30 requests a minute
+per Client ID, hence its two-second spacing.
 
 Both APIs are asked to include sold-out offers (Rakuten `availability=0`; Yahoo without the
 `in_stock` filter) and each offer's own stock flag is read, because a sold-out offer coming back
@@ -32,6 +35,7 @@ YAHOO_SEARCH_URL = "https://shopping.yahooapis.jp/ShoppingWebService/V3/itemSear
 RAKUTEN_MIN_DELAY = timedelta(seconds=1)  # one request a second per application id
 YAHOO_MIN_DELAY = timedelta(seconds=2)  # 30 requests a minute per Client ID
 DEFAULT_RETRY_AFTER = 1.0
+_RETIRED_VERSION = "API Configuration not found"  # Rakuten's answer to a retired API version
 
 _A = Availability
 _OFFICIAL = re.compile(r"公式|オフィシャル|official|直営|楽天ブックス", re.IGNORECASE)
@@ -54,9 +58,8 @@ def rakuten_request(jan: str, credentials: dict[str, str]) -> FetchPlan:
     }
     if credentials.get("affiliate_id"):
         params["affiliateId"] = credentials["affiliate_id"]
-    # The fetcher drops Authorization on a redirect to another origin.
-    headers = {"Authorization": f"Bearer {credentials['access_key']}"}
-    return FetchPlan(url=RAKUTEN_SEARCH_URL, params=params, headers=headers)
+    secret = {"accessKey": credentials["access_key"]}
+    return FetchPlan(url=RAKUTEN_SEARCH_URL, params=params, secret_params=secret)
 
 
 def parse_rakuten(page: Page, jan: str) -> Sequence[Offer] | Observation:
@@ -91,6 +94,8 @@ def _rakuten_refusal(page: Page, data: Any) -> Observation | None:
     if error or (page.status is not None and page.status >= 400):
         if not detail and not isinstance(data, dict):
             detail = _short(page.text)  # the gateway answers some refusals in plain text
+        if _RETIRED_VERSION in detail:
+            detail += f" (the API version in {RAKUTEN_SEARCH_URL} may be retired)"
         return Observation.unknown(
             f"rakuten api: {error or page.status}: {detail}".rstrip(": "), store="rakuten"
         )
