@@ -10,7 +10,13 @@ from conftest import FIXTURES, SHARED_PAGES
 from selectolax.lexbor import LexborHTMLParser
 
 from watcher.core.model import Availability, Page
-from watcher.stores._blocked import SMALL_PAGE_CHARS, blocked_observation, detect_block
+from watcher.stores._blocked import (
+    _BLOCK_SENTENCES,
+    _WEAK_MARKERS,
+    SMALL_PAGE_CHARS,
+    blocked_observation,
+    detect_block,
+)
 
 PAGES = FIXTURES / "pages"
 PADDING = "<p>" + "ふつうの商品説明です。" * 5000 + "</p>"  # makes a page clearly product-sized
@@ -45,6 +51,14 @@ def test_block_markers(html: str, reason: str) -> None:
 )
 def test_block_statuses(status: int, reason: str) -> None:
     assert detect_block(_page("<html><body>nothing to see</body></html>", status)) == reason
+
+
+@pytest.mark.parametrize(("phrase", "reason"), [*_BLOCK_SENTENCES, *_WEAK_MARKERS], ids=str)
+def test_every_block_phrase_counts_in_a_small_page_body(phrase: str, reason: str) -> None:
+    """Each phrase alone, in upper case, in the body of a small page without product signals
+    (the one search for any phrase must miss none of them)."""
+    html = f"<html><head><title>お知らせ</title></head><body><p>{phrase.upper()}</p></body></html>"
+    assert detect_block(_page(html)) == reason
 
 
 def test_an_ordinary_page_is_not_blocked() -> None:

@@ -245,6 +245,43 @@ async def test_fetch_sends_host_encodings_and_keep_alive(
     assert (post.method, post.headers["content-length"]) == ("POST", "0")
 
 
+async def test_one_fetcher_sends_each_fetch_its_own_headers(
+    server: LoopbackServer, client: httpx.AsyncClient
+) -> None:
+    """Headers prepared for one fetch serve the next alike one, never another's validators,
+    method or cookies."""
+    server.add(
+        "/item",
+        lambda request: (
+            Reply(body=b"ok")
+            if request.headers.get("cookie") or request.method == "POST"
+            else Reply(status=302, headers={"location": "/item", "set-cookie": "visited=1"})
+        ),
+    )
+    shop = fetcher(client)
+    url = server.url("/item")
+    await shop.fetch(FetchPlan(url=url))
+    await shop.fetch(FetchPlan(url=url), etag='"v1"')
+    await shop.fetch(FetchPlan(url=url, method="post"))
+    await shop.fetch(FetchPlan(url=url))
+    seen = [
+        (r.method, r.headers.get("cookie"), r.headers.get("if-none-match"), r.headers.get("host"))
+        for r in server.requests
+    ]
+    host = f"127.0.0.1:{server.port}"
+    assert seen == [
+        ("GET", None, None, host),
+        ("GET", "visited=1", None, host),
+        ("GET", None, '"v1"', host),
+        ("GET", "visited=1", '"v1"', host),
+        ("POST", None, None, host),
+        ("GET", None, None, host),
+        ("GET", "visited=1", None, host),
+    ]
+    assert [r.headers.get("content-length") for r in server.requests if r.method == "POST"] == ["0"]
+    assert all("content-length" not in r.headers for r in server.requests if r.method == "GET")
+
+
 async def test_cookies_are_not_kept_between_fetches(
     server: LoopbackServer, client: httpx.AsyncClient
 ) -> None:

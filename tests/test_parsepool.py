@@ -451,8 +451,8 @@ def test_a_worker_imports_only_parsing_and_ends_when_its_main_process_is_killed(
 # -- choosing a reader -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("cpus", "workers"), [(1, 0), (2, 1), (3, 2), (5, 2), (64, 2)], ids=str)
-def test_auto_workers_leave_a_core_for_the_loop(cpus: int, workers: int) -> None:
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 0), (2, 2), (3, 2), (5, 2), (64, 2)], ids=str)
+def test_auto_workers_one_per_core_beside_the_loop(cpus: int, workers: int) -> None:
     assert default_parse_workers(cpus) == workers
 
 

@@ -263,7 +263,7 @@ class Settings(_Section):
     keeps the engine busy while fetches wait on the network, measured by bench/compare.py."""
     parse_workers: Workers = "auto"
     """Processes that parse fetched pages beside the main one; 0 parses in the main process;
-    auto: none on one core, else one fewer than the cores, at most 2."""
+    auto: none on one core, else one per core, at most 2."""
     language: Literal["ja", "en"] = "ja"
     """Language of messages."""
     x: XPosting = XPosting()

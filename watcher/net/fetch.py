@@ -15,6 +15,7 @@ rest of that redirect chain, never with a later fetch or to another shop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -43,6 +44,11 @@ DEFAULT_DEADLINE = 60.0  # seconds for the whole fetch, redirects included (slow
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _RETRY_AFTER_CODES = frozenset({429, 503})
 _CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
+# Request headers prepared once per (origin, method, headers) and reused: httpx normalises and
+# re-encodes every header of every request it builds, which costs more than sending it.
+_PREPARED_HEADERS_MAX = 4_096
+_NO_BODY = httpx.ByteStream(b"")  # the fetcher sends no request bodies
+HeadersKey = tuple[bytes, str, tuple[tuple[str, str], ...]]
 
 
 class Fetcher:
@@ -84,6 +90,7 @@ class Fetcher:
         self._deadline = deadline
         self._clock = clock
         self._now = now
+        self._prepared: dict[HeadersKey, httpx.Headers] = {}
 
     async def fetch(
         self,
@@ -159,7 +166,7 @@ class Fetcher:
         return round((self._clock() - attempt.started) * 1000.0, 1)
 
     async def _follow(self, attempt: _Attempt, plan: FetchPlan, guard: URLGuard | None) -> RawPage:
-        target = httpx.URL(plan.url)
+        target = _parsed_url(plan.url)
         if plan.params or plan.secret_params:
             target = target.copy_merge_params({**plan.params, **plan.secret_params})
         attempt.secret_params = tuple(plan.secret_params)
@@ -168,7 +175,7 @@ class Fetcher:
         while True:
             if guard is not None:
                 attempt.url = await guard.check_resolved(attempt.url)
-                target = httpx.URL(attempt.url)
+                target = _parsed_url(attempt.url)
             attempt.status = None
             response = await self._send(transport, attempt, target, guard)
             attempt.status = response.status_code
@@ -198,10 +205,14 @@ class Fetcher:
             raise httpx.UnsupportedProtocol(
                 "Request URL is missing an 'http://' or 'https://' protocol."
             )
-        # httpx.Request adds Host (and Content-Length: 0 to a body-less POST) by itself.
         request = httpx.Request(
-            attempt.method, target, headers=attempt.headers, extensions={"timeout": self._timeouts}
+            attempt.method,
+            target,
+            headers=self._request_headers(attempt, target),
+            stream=_NO_BODY,
+            extensions={"timeout": self._timeouts},
         )
+        request.read()  # the empty body, as httpx loads it for a request it prepares itself
         if attempt.cookies is not None:
             attempt.cookies.set_cookie_header(request)
         # The guarded transport reads the guard from a context variable when it connects.
@@ -209,6 +220,18 @@ class Fetcher:
             response = await transport.handle_async_request(request)
         response.request = request
         return response
+
+    def _request_headers(self, attempt: _Attempt, target: httpx.URL) -> httpx.Headers:
+        """The headers httpx would send for `attempt` to `target`: Host (and Content-Length: 0
+        for a body-less POST) before the fetch's own, prepared by httpx once and then reused."""
+        key = (target.netloc, attempt.method, tuple(attempt.headers.items()))
+        headers = self._prepared.get(key)
+        if headers is None:
+            if len(self._prepared) >= _PREPARED_HEADERS_MAX:
+                self._prepared.clear()  # validators differ per page: keep the cache bounded
+            headers = httpx.Request(attempt.method, target, headers=attempt.headers).headers
+            self._prepared[key] = headers
+        return headers
 
     async def _read(
         self, attempt: _Attempt, original_url: str, target: httpx.URL, response: httpx.Response
@@ -335,6 +358,12 @@ class _Attempt:
             self.method = "GET"
         self.url = str(target)
         self.hops += 1
+
+
+@functools.lru_cache(maxsize=16_384)  # one parse per watched URL, not one per check
+def _parsed_url(url: str) -> httpx.URL:
+    """`url` parsed by httpx (its URLs are immutable, so one may serve every fetch of it)."""
+    return httpx.URL(url)
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

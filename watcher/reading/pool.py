@@ -141,9 +141,14 @@ class InlineReader:
 
 
 def default_parse_workers(cpu_count: int | None = None) -> int:
-    """What `parse_workers: auto` means: none on one core, else one core left for the loop."""
+    """What `parse_workers: auto` means: none on one core, else one per core (at most 2).
+
+    Not one core fewer for the loop: on two cores a second worker took the changing-pages
+    throughput from one core's parsing to about 1.4x (bench/compare.py), since the loop needs
+    less than a core while pages change, and workers sit idle while pages do not.
+    """
     cpus = cpu_count if cpu_count is not None else _usable_cpus()
-    return 0 if cpus <= 1 else min(MAX_AUTO_WORKERS, cpus - 1)
+    return 0 if cpus <= 1 else min(MAX_AUTO_WORKERS, cpus)
 
 
 def _usable_cpus() -> int:

@@ -154,6 +154,12 @@ _WEAK_MARKERS: tuple[tuple[str, str], ...] = (
     ("ページを表示できません", UNAVAILABLE),
 )
 
+# Any block sentence or weak marker, in one search of a small page's case-folded text: most pages
+# hold none, and one search of the text costs less than a search per phrase.
+_SMALL_PAGE_PHRASES = re.compile(
+    "|".join(re.escape(phrase) for phrase, _ in (*_BLOCK_SENTENCES, *_WEAK_MARKERS))
+)
+
 # Statuses that mean a block whatever the body says (the engine backs off on them at once).
 STATUS_BLOCKS = {429: RATE_LIMITED, 503: UNAVAILABLE, 403: ACCESS_DENIED}
 
@@ -168,6 +174,7 @@ def detect_block(page: Page, tree: LexborHTMLParser | None = None) -> str | None
     captcha_possible = "aptcha" in page.text
     reason = _strong_marker(page.text, captcha_possible, small)
     if reason is None and not _is_json(page):
+        folded = _phrases_folded(page.text) if small else None
         if tree is None and small:
             tree = LexborHTMLParser(page.text)
         if tree is not None:
@@ -175,10 +182,10 @@ def detect_block(page: Page, tree: LexborHTMLParser | None = None) -> str | None
             # Turnstile's markup says "turnstile"; its challenge pages are small.
             if reason is None and (captcha_possible or (small and "turnstile" in page.text)):
                 reason = _widget(tree)
-        if reason is None and small:
-            reason = _block_sentence(page.text)
+        if reason is None and folded is not None:
+            reason = _block_sentence(page.text, folded)
         if reason is None:
-            reason = _weak_marker(page, tree)
+            reason = _weak_marker(page, tree, folded)
     if reason:
         return reason
     if page.status is not None:
@@ -271,11 +278,17 @@ def _notice_reason(text: str) -> str:
     return ACCESS_DENIED
 
 
-def _block_sentence(html: str) -> str | None:
+def _phrases_folded(text: str) -> str | None:
+    """A small page's text case-folded, when it holds a block sentence or a weak marker; else
+    None (the usual case: neither needs looking for one by one)."""
+    folded = text.casefold()
+    return folded if _SMALL_PAGE_PHRASES.search(folded) else None
+
+
+def _block_sentence(html: str, folded: str) -> str | None:
     """A block sentence in a small page's visible text (scripts are no notice: a shop's script
-    may hold an error message it never shows)."""
-    lowered = html.casefold()
-    if not any(sentence in lowered for sentence, _ in _BLOCK_SENTENCES):
+    may hold an error message it never shows). `folded` is the page's text, case-folded."""
+    if not any(sentence in folded for sentence, _ in _BLOCK_SENTENCES):
         return None  # the usual case: no need to read the visible text
     tree = LexborHTMLParser(html)
     tree.strip_tags(["script", "style", "noscript", "template"])
@@ -291,7 +304,9 @@ def _block_sentence(html: str) -> str | None:
     return None
 
 
-def _weak_marker(page: Page, tree: LexborHTMLParser | None) -> str | None:
+def _weak_marker(page: Page, tree: LexborHTMLParser | None, folded: str | None) -> str | None:
+    """A weak marker in the title or first h1, or in a small page's text (`folded`: that text,
+    case-folded, or None when it holds no phrase), on a page without product signals."""
     if _is_json(page):
         return None
     small = len(page.text) <= SMALL_PAGE_CHARS
@@ -300,8 +315,8 @@ def _weak_marker(page: Page, tree: LexborHTMLParser | None) -> str | None:
             return None
         tree = LexborHTMLParser(page.text)
     found = _weak_in(_heading_text(tree))
-    if found is None and small:
-        found = _weak_in(page.text.casefold())
+    if found is None and folded is not None:
+        found = _weak_in(folded)
     if found is None or has_product_signal(tree):
         return None
     return found

@@ -44,9 +44,10 @@ MAX_PAGE_OPTIONS = 4_096
 # reading each one's wording would take seconds.
 MAX_CANDIDATES = 1_000
 # Markup openings ("<") a page may hold to be read at all. A shop's 5 MB page holds a few tens of
-# thousands of tags; a page of several hundred thousand is generated to be slow, and even the
-# bounding pass spends about a microsecond on each.
-MAX_TAGS = 300_000
+# thousands of tags; a page of well over a hundred thousand is generated to be slow. Reading costs
+# about 2 microseconds a tag on the worst shapes (the bounding pass, then every whole-page
+# search of the tree), so this cap holds any reading to about a third of a second.
+MAX_TAGS = 150_000
 _LONG_TAG = 200  # characters: a shorter start tag cannot hold more than MAX_ATTRIBUTES attributes
 
 # A tag, a comment's opening, or the other `<!` / `<?` constructs (all end at the next ">").

@@ -595,12 +595,15 @@ def _has_any(tree: LexborHTMLParser, selectors: tuple[str, ...]) -> bool:
 
 _LAYOUT_MARKUP = ('id="dp-container"', 'id="centerCol"', 'id="dp"')
 _ASSET_HOSTS = ("m.media-amazon.com", "images-fe.ssl-images-amazon.com")
+_ASSETS_WITHIN = 400_000  # characters of the page's head where its asset hosts are looked for
 
 
 def recognise(page: Page) -> bool:
     """An Amazon product page saved or served from elsewhere: Amazon's assets and its dp layout."""
-    head = page.text[:400_000]
-    return any(m in head for m in _ASSET_HOSTS) and any(m in page.text for m in _LAYOUT_MARKUP)
+    text = page.text
+    # Searched in place: a slice of the page's head would copy it first.
+    in_head = any(text.find(m, 0, _ASSETS_WITHIN) >= 0 for m in _ASSET_HOSTS)
+    return in_head and any(m in text for m in _LAYOUT_MARKUP)
 
 
 def _is_jp(host: str | None) -> bool:
