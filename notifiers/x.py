@@ -1,16 +1,17 @@
 """The X channel: one public post per event, through tweepy, run off the event loop.
 
-Checked before any request: the event's age (`max_age`), the `include_url` switch, and a local
-daily budget of post cost units in a rolling 24 hours (X bills per post, a post with a URL costs
-more). The budget lives in memory: a restart forgets it, so X's own 24-hour limit (429 with
+Checked before any request: the event's age (`max_age`), the `include_url` switch, and a daily
+budget of post cost units in a rolling 24 hours (X bills per post, a post with a URL costs more).
+The budget (`notifiers.post_budget`) is the database's under `restock run`, so it survives a
+restart and every worker spends from the same one; X's own 24-hour limit (429 with
 `x-user-limit-24hour-reset`) stays the backstop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
-from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -19,8 +20,11 @@ import tweepy
 
 from notifiers.base import Notice, Notifier, SendResult
 from notifiers.pacing import backoff_seconds, log_send
+from notifiers.post_budget import BudgetUnavailable, LocalPostBudget, PostBudget
 from notifiers.render import Language, pick_language, render_x
 from watcher.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
 
 DUPLICATE = "duplicate content"
 # (connect, read) seconds for each request, and a bound on a whole send: requests has no default
@@ -56,6 +60,7 @@ class XNotifier(Notifier):
         language: Language = "ja",
         include_url: bool = True,
         daily_budget: int = 17,
+        budget: PostBudget | None = None,
         url_post_cost: int = 1,
         max_age: timedelta = timedelta(minutes=15),
         request_timeout: tuple[float, float] = REQUEST_TIMEOUT,
@@ -66,7 +71,8 @@ class XNotifier(Notifier):
     ) -> None:
         self.language: Language = language
         self.include_url = include_url
-        self.daily_budget = daily_budget
+        # Without a shared budget (no database: `restock notify-test`), one in memory.
+        self.budget = budget or LocalPostBudget(daily_budget)
         self.url_post_cost = url_post_cost
         self.max_age = max_age
         self.send_timeout = send_timeout
@@ -82,14 +88,14 @@ class XNotifier(Notifier):
         )
         if client is None:
             self.client.session = TimeoutSession(request_timeout)
-        self._spent: deque[tuple[datetime, int]] = deque()
 
-    def budget_left(self) -> int:
-        """Cost units still free in the rolling 24 hours."""
-        cutoff = self.clock.now() - timedelta(hours=24)
-        while self._spent and self._spent[0][0] <= cutoff:
-            self._spent.popleft()
-        return self.daily_budget - sum(cost for _, cost in self._spent)
+    @property
+    def daily_budget(self) -> int:
+        return self.budget.limit
+
+    async def budget_left(self) -> int:
+        """Cost units still free in the rolling 24 hours (BudgetUnavailable if unreadable)."""
+        return await self.budget.left(self.clock.now())
 
     async def send(self, notice: Notice) -> SendResult:
         started = self.clock.monotonic()
@@ -103,7 +109,13 @@ class XNotifier(Notifier):
             return SendResult.skipped(f"stale: observed {int(age.total_seconds())} s ago")
         with_url = self.include_url and bool(notice.event.url)
         cost = self.url_post_cost if with_url else 1
-        if self.budget_left() < cost:
+        # Taken before the post, check and record in one step: two workers never both post on
+        # the budget's last unit.
+        try:
+            spend = await self.budget.take(cost, self.clock.now())
+        except BudgetUnavailable as exc:
+            return self._backoff(notice, f"post budget unreadable: {exc}", None)
+        if spend is None:
             return SendResult.skipped("daily post budget spent")
         language = pick_language(notice.language, self.language)
         text = render_x(notice.event, language, include_url=with_url)
@@ -112,16 +124,24 @@ class XNotifier(Notifier):
                 asyncio.to_thread(self.client.create_tweet, text=text, user_auth=True),
                 self.send_timeout,
             )
-        except tweepy.HTTPException as exc:
-            return self._judge(exc, notice)
         except TimeoutError:
-            # The thread may still finish the post; a retry of it is refused as a duplicate.
+            # The thread may still finish the post, so its spend is kept; a retry of it is
+            # refused as a duplicate.
             return self._backoff(notice, f"X timed out after {self.send_timeout:g} s", None)
+        except tweepy.HTTPException as exc:
+            await self._give_back(spend)
+            return self._judge(exc, notice)
         except (tweepy.TweepyException, requests.RequestException, OSError) as exc:
+            await self._give_back(spend)
             return self._backoff(notice, f"X unreachable: {type(exc).__name__}", None)
-        self._spent.append((self.clock.now(), cost))
         post_id = getattr(response, "data", None) or {}
         return SendResult.sent(f"post {post_id.get('id', '?')}", http_status=201)
+
+    async def _give_back(self, spend: int) -> None:
+        try:
+            await self.budget.give_back(spend)
+        except BudgetUnavailable as exc:  # the units stay spent until the window rolls past
+            log.warning("X: the spend of a post that did not go stays counted: %s", exc)
 
     def _judge(self, exc: tweepy.HTTPException, notice: Notice) -> SendResult:
         status = exc.response.status_code

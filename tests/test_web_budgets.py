@@ -29,15 +29,15 @@ async def test_each_budgeted_channel_reports_its_allowance() -> None:
     line = LineNotifier(channel_access_token="line-token-for-tests")
     try:
         notifiers = {"console": ConsoleNotifier(), "x": x_notifier(), "line": line}
-        assert channel_budgets(notifiers) == [
+        assert await channel_budgets(notifiers) == [
             ChannelBudget("x", Period.DAY, allowance=15, used=0),
             ChannelBudget("line", Period.MONTH, allowance=None, used=None),  # not read yet
         ]
         line.quota = Quota(limit=1000, used=1200, read_at=READ_AT)
-        [_, monthly] = channel_budgets(notifiers)
+        [_, monthly] = await channel_budgets(notifiers)
         assert (monthly.allowance, monthly.used, monthly.left) == (1000, 1200, 0)
         line.quota = Quota(limit=None, used=7, read_at=READ_AT)  # LINE sets no limit
-        [_, monthly] = channel_budgets(notifiers)
+        [_, monthly] = await channel_budgets(notifiers)
         assert (monthly.allowance, monthly.used, monthly.left) == (None, 7, None)
     finally:
         await line.aclose()

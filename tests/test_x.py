@@ -128,7 +128,7 @@ async def test_posts_and_spends_budget(api: responses.RequestsMock, clock: FakeC
     assert result.outcome is Outcome.SENT
     body = json.loads(api.calls[0].request.body)
     assert x_weight_of_post(body["text"]) <= 280
-    assert n.budget_left() == 1
+    assert await n.budget_left() == 1
     assert (await n.send(notice())).outcome is Outcome.SKIPPED  # a URL post costs 2
     assert len(api.calls) == 1
 
@@ -249,7 +249,7 @@ async def test_a_stalled_connection_times_out_into_a_retry(silent_proxy: list[in
     assert silent_proxy, "the request never reached the loopback proxy"
     assert result.outcome is Outcome.RETRY
     assert result.retry_at is not None and result.retry_at > NOW
-    assert n.budget_left() == 17  # nothing was spent on a post that did not go
+    assert await n.budget_left() == 17  # nothing was spent on a post that did not go
 
 
 async def test_a_send_that_never_returns_is_bounded_and_retried():

@@ -146,13 +146,17 @@ async def running_web(
     repo: WebRepository = opened
     await seed(repo)
     now = [NOW]
+
+    async def channel_budgets() -> Sequence[ChannelBudget]:
+        return budgets
+
     setup = WebSetup(
         language=language,
         zone=ZoneInfo("Asia/Tokyo"),
         channels=("console", "webhook"),
         clock=clock or (lambda: now[0]),
         rules=web_rules(repo, guard, jan_search) if guard is not None else None,
-        budgets=lambda: budgets,
+        budgets=channel_budgets,
         tester=tester,
         max_added_per_day=quota[0],
         max_web_watches=quota[1],

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from watcher.commands import check, demo, notify_test, run, schema, status, validate
+from watcher.commands import check, demo, notify_test, reload, run, schema, status, validate
 
 COMMANDS: list[ModuleType] = [
     check,
     run,
+    reload,
     demo,
     status,  # also `history`
     notify_test,

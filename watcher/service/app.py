@@ -3,6 +3,10 @@
 `restock run` and `restock demo` both come through here. SIGINT/SIGTERM set one stop event: the
 engine stops claiming work and finishes (or releases) what is in flight, the dispatcher finishes
 its current sends, leases are given back, and the process exits 0.
+
+A reload reaches every worker on the database: the worker whose watchlist changed (or that got
+SIGHUP) bumps the database's reload counter, and every worker that sees it move reads its own
+watchlist again (at once where the database tells it, NOTIFY; else at its next look).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +33,7 @@ from watcher.config.load import Config, load_config
 from watcher.config.schema import Server
 from watcher.core.model import Origin
 from watcher.core.schedule import stable_phase
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, StorageError
 from watcher.line.bot import LineBot, LineBotSettings
 from watcher.line.webhook import LineWebhook
 from watcher.net.fetch import Fetcher
@@ -85,7 +89,10 @@ class App:
         logredact.install()
         logredact.MASKED.set(self.owner, logredact.config_secrets(config))
         self.metrics = Metrics()
-        self.notifiers = overrides.notifiers or build_notifiers(config)
+        # Wakes the watchlist's watch early: a reload asked for here (SIGHUP) or on another worker.
+        self._reload_wake = asyncio.Event()
+        self._reload_asked_here = False
+        self.notifiers = overrides.notifiers or build_notifiers(config, spends=repository)
         # With several workers on one database, some channels send from one worker at a time.
         self.coordinated = isinstance(repository, Coordinated)
         self.sending_alone: set[str] = set()
@@ -161,6 +168,7 @@ class App:
             duties,
             self.dispatcher.wake,
             reap=repository.release_dead_workers,
+            on_reload=self._reload_wake.set,
         )
 
     def _sender_duty(self, channel: str) -> Duty:
@@ -334,20 +342,61 @@ class App:
             self.engine.guarded_origins.add(Origin.WEB)
         return web.handle
 
+    def ask_reload(self) -> None:
+        """Read the watchlist again now, and have every other worker on the database do so."""
+        self._reload_asked_here = True
+        self._reload_wake.set()
+
     async def _watch_config(self, stop: asyncio.Event) -> None:
-        """Reload the watchlist when its file changes; a broken file keeps the old config."""
+        """Reload the watchlist when its file changes, when asked (`ask_reload`), or when another
+        worker reloaded (the reload counter moved); a broken file keeps the old config."""
         path = self.config.source_path
         if path is None:
             return
         seen = mtime(path)
+        counted = await self._reload_count()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.overrides.reload_poll)
+                await asyncio.wait_for(self._next_wake(stop), self.overrides.reload_poll)
+            if stop.is_set():
+                break
+            self._reload_wake.clear()
             current = mtime(path)
-            if current == seen or stop.is_set():
+            here = current != seen or self._reload_asked_here
+            seen, self._reload_asked_here = current, False
+            if here:
+                # Counted before reloading: the others start reading theirs meanwhile.
+                counted = await self._bump_reloads() or counted
+                await self._reload(path)
                 continue
-            seen = current
-            await self._reload(path)
+            count = await self._reload_count()
+            if count is not None and count != counted:
+                counted = count
+                log.info("another worker reloaded: reading watchlist %s again", path)
+                await self._reload(path)
+
+    async def _next_wake(self, stop: asyncio.Event) -> None:
+        """Until `stop` or a reload wake-up, whichever comes first."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (stop, self._reload_wake)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    async def _reload_count(self) -> int | None:
+        try:
+            return await self.repository.reload_count()
+        except StorageError as exc:
+            log.warning("cannot read the reload counter (reloads of other workers wait): %s", exc)
+            return None
+
+    async def _bump_reloads(self) -> int | None:
+        try:
+            return await self.repository.bump_reloads()
+        except StorageError as exc:
+            log.warning("reloading here only, the other workers were not told: %s", exc)
+            return None
 
     async def _reload(self, path: Path) -> None:
         try:
@@ -420,7 +469,7 @@ class App:
             log.error("notifiers.line's bot changed: restart `restock run` to apply it")
         if not changed:
             return
-        fresh = build_notifiers(config, only=changed)
+        fresh = build_notifiers(config, only=changed, spends=self.repository)
         self._count_quotas(fresh)
         for notifier in fresh.values():
             await notifier.start()
@@ -472,11 +521,15 @@ async def run_config(config: Config, overrides: Overrides | None = None) -> int:
     repository = await open_repository(config.settings.database)
     try:
         app = App(config, repository, overrides)
+        if overrides.install_signals:
+            _install_reload_signal(app.ask_reload)
         await app.sync_watches(config)
         await release_dead_local_leases(repository, app.owner, datetime.now(UTC))
         log.info("running %d watches (worker %s)", len(config.watches), app.owner)
         await app.run(stop)
     finally:
+        if overrides.install_signals:
+            _remove_reload_signal()
         await repository.close()
     return 0
 
@@ -486,6 +539,19 @@ def _install_signals(stop: asyncio.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+
+def _install_reload_signal(ask_reload: Callable[[], None]) -> None:
+    """SIGHUP reloads the watchlist, here and on every other worker."""
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        loop.add_signal_handler(signal.SIGHUP, ask_reload)
+
+
+def _remove_reload_signal() -> None:
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        loop.remove_signal_handler(signal.SIGHUP)
 
 
 def _line_bot_section(config: Config) -> tuple[object, ...] | None:

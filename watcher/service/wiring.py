@@ -30,6 +30,7 @@ from watcher.net.shared_budget import HostBudget, SharedPoliteness
 from watcher.reading.read import SearchSetup
 from watcher.service.dispatch import DispatchSettings
 from watcher.service.engine import JAN_SEARCH_HOST, EngineSettings
+from watcher.storage.interface import SpendStore
 from watcher.stores._base import HostLimits
 from watcher.stores.sources import SEARCH_LIMITS
 from watcher.subscriptions import SubscriptionRules
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from notifiers.base import Notifier
 
 RELOAD_POLL_SECONDS = 2.0
+X_BUDGET = "x"  # the key of X's post budget among the database's spends
 
 
 @dataclass
@@ -60,18 +62,27 @@ class Overrides:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Surroundings:
+    """What a channel's notifier is built with besides the watchlist: the environment (None:
+    `os.environ`) and the database's spends (None: no database, budgets kept in memory)."""
+
+    env: Mapping[str, str] | None = None
+    spends: SpendStore | None = None
+
+
 # One builder per channel: each imports its notifier when the channel is configured, so a
 # watchlist without X never loads tweepy. None when the channel's section is missing.
-NotifierBuilder = Callable[[Config, Mapping[str, str] | None], "Notifier | None"]
+NotifierBuilder = Callable[[Config, Surroundings], "Notifier | None"]
 
 
-def _console(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+def _console(config: Config, around: Surroundings) -> Notifier | None:
     from notifiers.console import ConsoleNotifier
 
     return ConsoleNotifier(language=config.settings.language)
 
 
-def _webhook(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+def _webhook(config: Config, around: Surroundings) -> Notifier | None:
     from notifiers.webhook import WebhookNotifier
 
     section = config.notifiers.webhook
@@ -84,7 +95,7 @@ def _webhook(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
     )
 
 
-def _telegram(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+def _telegram(config: Config, around: Surroundings) -> Notifier | None:
     from notifiers.telegram import TelegramNotifier
 
     section = config.notifiers.telegram
@@ -97,7 +108,7 @@ def _telegram(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
     )
 
 
-def _email(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+def _email(config: Config, around: Surroundings) -> Notifier | None:
     from notifiers.email import EmailNotifier
 
     section, server = config.notifiers.email, config.settings.server
@@ -113,16 +124,21 @@ def _email(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
         language=config.settings.language,
         public_url=section.public_url or (server.public_url if server else None),
         # Links only when the server that answers them runs (settings.server).
-        unsubscribe_secret=unsubscribe_secret_from_env(env) if server else None,
+        unsubscribe_secret=unsubscribe_secret_from_env(around.env) if server else None,
     )
 
 
-def _x(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+def _x(config: Config, around: Surroundings) -> Notifier | None:
     from notifiers.x import XNotifier
 
     section, posting = config.notifiers.x, config.settings.x
     if section is None:
         return None
+    budget = None
+    if around.spends is not None:
+        from watcher.service.post_budget import StoredPostBudget
+
+        budget = StoredPostBudget(around.spends, X_BUDGET, posting.daily_budget)
     return XNotifier(
         consumer_key=section.consumer_key.reveal(),
         consumer_secret=section.consumer_secret.reveal(),
@@ -131,11 +147,12 @@ def _x(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
         language=config.settings.language,
         include_url=posting.include_url,
         daily_budget=posting.daily_budget,
+        budget=budget,
         max_age=posting.max_age,
     )
 
 
-def _line(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+def _line(config: Config, around: Surroundings) -> Notifier | None:
     from notifiers.line import LineNotifier
 
     section = config.notifiers.line
@@ -149,7 +166,7 @@ def _line(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
     )
 
 
-def _discord(config: Config, env: Mapping[str, str] | None) -> Notifier | None:
+def _discord(config: Config, around: Surroundings) -> Notifier | None:
     from notifiers.discord import DiscordNotifier
 
     section = config.notifiers.discord
@@ -176,17 +193,20 @@ def build_notifiers(
     *,
     only: Collection[str] | None = None,
     env: Mapping[str, str] | None = None,
+    spends: SpendStore | None = None,
 ) -> dict[str, Notifier]:
     """One notifier per configured channel (or per configured channel in `only`).
 
     Built from the watchlist's `notifiers` section. The secret of one-click unsubscribe links
     comes from the environment (`RESTOCK_UNSUBSCRIBE_SECRET`), like every other secret; `env`
-    replaces `os.environ` for tests.
+    replaces `os.environ` for tests. X's post budget is kept in `spends` (the database) when
+    given, in memory otherwise.
     """
     wanted = set(config.notifiers.channels if only is None else only)
+    around = Surroundings(env, spends)
     built: dict[str, Notifier] = {}
     for name, build in NOTIFIER_BUILDERS.items():
-        if name in wanted and (notifier := build(config, env)) is not None:
+        if name in wanted and (notifier := build(config, around)) is not None:
             built[name] = notifier
     return built
 

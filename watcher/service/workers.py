@@ -50,6 +50,7 @@ class Membership:
         on_outbox: Callable[[], None],
         *,
         reap: Callable[[datetime], Awaitable[list[str]]] | None = None,
+        on_reload: Callable[[], None] | None = None,
         beat_every: float = BEAT_SECONDS,
         ttl: timedelta = BEAT_TTL,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -58,6 +59,7 @@ class Membership:
         self.duties = list(duties)
         self._on_outbox = on_outbox
         self._reap = reap
+        self._on_reload = on_reload
         self._beat_every = beat_every
         self._ttl = ttl
         self._clock = clock
@@ -78,12 +80,14 @@ class Membership:
         """One round: connect if needed, beat, take free duties."""
         if not self._connected:
             try:
-                await self.coordinator.start(self._on_outbox)
+                await self.coordinator.start(self._on_outbox, self._on_reload)
             except Exception as exc:
                 log.warning("cannot reach the database to coordinate workers: %s", exc)
                 return
             self._connected = True
             self._on_outbox()  # deliveries written while not listening
+            if self._on_reload is not None:
+                self._on_reload()  # a reload asked for while not listening
         for duty in self.duties:
             if duty.name not in self.held and await self.coordinator.hold(duty.name):
                 self.held.add(duty.name)

@@ -1,11 +1,11 @@
 """Where restock-watcher keeps its state: the interface (`interface`), and its backends.
 
 The logic lives once, above the backends: each role (`roles`: watchlist, checks, outbox, chats,
-LINE chats, web views, status, leases, hosts) names its SQL statements (`connector.Query`, one
-text where SQLite and PostgreSQL agree, one per dialect where they do not) and runs them on a
-small `connector.Connector`: transactions, rows, one row, a count, many at once. A backend
-(`sqlite`, `postgres`) is its connector, its migrations and what only it does: SQLite's group
-commit of quiet checks, PostgreSQL's coordination of several workers.
+LINE chats, web views, status, leases, hosts, spends, reloads) names its SQL statements
+(`connector.Query`, one text where SQLite and PostgreSQL agree, one per dialect where they do
+not) and runs them on a small `connector.Connector`: transactions, rows, one row, a count, many
+at once. A backend (`sqlite`, `postgres`) is its connector, its migrations and what only it
+does: SQLite's group commit of quiet checks, PostgreSQL's coordination of several workers.
 
 `open_repository(url)` picks the backend from the URL's scheme and imports only that one (the
 way a queue library picks its broker from a URL): a plain path or `sqlite:///path` is SQLite,

@@ -11,7 +11,7 @@ A backend supplies a `Connector`: its transactions, and the few ways to run a st
 of ids or values travels as one parameter whatever its length, in the form the dialect reads
 (`ids`, `array`): a JSON array SQLite opens with `json_each`, an array PostgreSQL compares with
 `= ANY(...)`; a set of rows likewise (`table`). Where a backend has more to do at a point of the
-logic, the connector says so (`hold_lock`, `announce_deliveries`).
+logic, the connector says so (`hold_lock`, `announce_deliveries`, `announce_reload`).
 """
 
 from __future__ import annotations
@@ -106,6 +106,11 @@ class Connector(Protocol):
     async def announce_deliveries(self) -> None:
         """Deliveries no dispatcher holds are being written: wake the dispatchers that wait for
         them when this transaction commits (where they do not just poll)."""
+        ...
+
+    async def announce_reload(self) -> None:
+        """The reload counter moved: wake the workers that wait for it when this transaction
+        commits (where they do not just poll)."""
         ...
 
     async def hold_lock(self, name: str) -> None:

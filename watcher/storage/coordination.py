@@ -1,6 +1,6 @@
 """What workers sharing one database coordinate through it, beyond the `Repository`: which
 workers live and what each holds, duties with one owner at a time, a wake-up when deliveries are
-written, and each host's request budget across workers.
+written or a reload is asked for, and each host's request budget across workers.
 
 Only a server database offers it (`Coordinated`); one process on SQLite needs none of it.
 """
@@ -41,8 +41,11 @@ class HostGrant:
 class Coordinator(Protocol):
     """One worker's standing link to the database (its duties end when the link does)."""
 
-    async def start(self, on_outbox: Callable[[], None]) -> None:
-        """Connect; call `on_outbox` whenever another transaction writes unclaimed deliveries."""
+    async def start(
+        self, on_outbox: Callable[[], None], on_reload: Callable[[], None] | None = None
+    ) -> None:
+        """Connect; call `on_outbox` whenever another transaction writes unclaimed deliveries,
+        and `on_reload` whenever one bumps the reload counter."""
 
     async def hold(self, duty: str) -> bool:
         """Hold `duty` if no live worker does (held until `let_go` or the link ends)."""

@@ -1,10 +1,10 @@
 """The storage interface: what the engine, the dispatcher and the chat bot may ask of the database.
 
 Callers never see SQL. The interface is split by role (the watchlist, the checks, the outbox,
-leases, hosts, status reads, the chats), so a caller can ask for the part it needs; `Repository`
-is all of them. `watcher.storage.sqlite` implements it on SQLite; a PostgreSQL backend implements
-the same Protocols for several workers on one database. `watcher.storage.open_repository` picks
-the backend from the database URL.
+leases, hosts, spends, reloads, status reads, the chats), so a caller can ask for the part it
+needs; `Repository` is all of them. `watcher.storage.sqlite` implements it on SQLite; a
+PostgreSQL backend implements the same Protocols for several workers on one database.
+`watcher.storage.open_repository` picks the backend from the database URL.
 
 Conventions every implementation keeps:
 - Every datetime crossing this interface is timezone-aware UTC; a naive datetime is a bug and is
@@ -443,6 +443,36 @@ class HostStore(Protocol):
         """Every known host's state."""
 
 
+class SpendStore(Protocol):
+    """Budgets of units over a rolling window, shared by every worker (X's daily posts)."""
+
+    async def spend(
+        self, budget: str, cost: int, now: datetime, *, limit: int, window: timedelta
+    ) -> int | None:
+        """Record a spend of `cost` units from `budget` at `now` if the spends in the window
+        ending at `now` leave room for it under `limit`: the spend's id, or None (nothing
+        recorded). Check and record are one transaction that holds the budget's lock, so
+        concurrent spends never take more than `limit` together. Spends older than the window
+        are pruned meanwhile."""
+
+    async def refund(self, spend_id: int) -> None:
+        """Undo a spend (what it paid for did not happen); an unknown id changes nothing."""
+
+    async def spent(self, budget: str, now: datetime, window: timedelta) -> int:
+        """Units spent from `budget` in the window ending at `now`."""
+
+
+class ReloadStore(Protocol):
+    """The reload counter: a reload on any worker reaches every worker."""
+
+    async def bump_reloads(self) -> int:
+        """Move the counter on (and, where the database can, tell every listening worker);
+        its new value."""
+
+    async def reload_count(self) -> int:
+        """The counter as it stands (0 before the first bump)."""
+
+
 class StatusReader(Protocol):
     """What `restock status`, /metrics and the web pages read."""
 
@@ -561,6 +591,8 @@ class Repository(
     DeliveryStore,
     LeaseStore,
     HostStore,
+    SpendStore,
+    ReloadStore,
     StatusReader,
     ChatStore,
     Protocol,

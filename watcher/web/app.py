@@ -69,6 +69,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+async def no_budgets() -> Sequence[ChannelBudget]:
+    return ()
+
+
 @dataclass(slots=True)
 class WebSetup:
     """What the UI knows of the running service besides the database."""
@@ -77,7 +81,7 @@ class WebSetup:
     zone: tzinfo
     channels: Sequence[str] = ()  # channels a web watch may notify
     hosts: Callable[[], Mapping[str, HostSnapshot]] = dict
-    budgets: Callable[[], Sequence[ChannelBudget]] = list
+    budgets: Callable[[], Awaitable[Sequence[ChannelBudget]]] = no_budgets
     clock: Clock = utc_now
     # Off loopback (or behind a proxy): added targets pass the chat users' rules (the URL guard,
     # canonical URLs, JAN codes only with a search source).
@@ -542,7 +546,7 @@ class _View:
             stores=await self.app.store.store_readings(now - UNKNOWN_WINDOW),
             outbox=await self.app.repository.outbox_depth(),
             dead=await self.app.repository.dead_letters(limit=50),
-            budgets=self.app.setup.budgets(),
+            budgets=await self.app.setup.budgets(),
             shared=[
                 h
                 for h in await self.app.repository.host_states()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from notifiers.base import Notifier
 from notifiers.line import LineNotifier
+from notifiers.post_budget import BudgetUnavailable
 from notifiers.x import XNotifier
 
 
@@ -32,21 +33,26 @@ class ChannelBudget:
         return max(0, self.allowance - self.used)
 
 
-def channel_budgets(notifiers: Mapping[str, Notifier]) -> list[ChannelBudget]:
+async def channel_budgets(notifiers: Mapping[str, Notifier]) -> list[ChannelBudget]:
     """The budgets of the channels that have one, in the order the channels are configured."""
     budgets = []
     for name, notifier in notifiers.items():
-        budget = _daily(name, notifier) or _monthly(name, notifier)
+        budget = await _daily(name, notifier) or _monthly(name, notifier)
         if budget is not None:
             budgets.append(budget)
     return budgets
 
 
-def _daily(name: str, notifier: Notifier) -> ChannelBudget | None:
+async def _daily(name: str, notifier: Notifier) -> ChannelBudget | None:
+    """X's budget as the database holds it: what every worker together has spent."""
     if not isinstance(notifier, XNotifier):
         return None
     daily = notifier.daily_budget
-    return ChannelBudget(name, Period.DAY, daily, daily - notifier.budget_left())
+    try:
+        left = await notifier.budget_left()
+    except BudgetUnavailable:  # the database is unreachable: shown as not read
+        return ChannelBudget(name, Period.DAY, daily, None)
+    return ChannelBudget(name, Period.DAY, daily, daily - left)
 
 
 def _monthly(name: str, notifier: Notifier) -> ChannelBudget | None:

@@ -20,7 +20,7 @@ import asyncpg
 from watcher.errors import StorageError
 from watcher.storage.connector import Connector, Query
 from watcher.storage.postgres.migrations import LATEST_VERSION, MIGRATIONS
-from watcher.storage.postgres.signals import LOCK_KEY_SQL, OUTBOX_CHANNEL_SQL
+from watcher.storage.postgres.signals import LOCK_KEY_SQL, OUTBOX_CHANNEL_SQL, RELOAD_CHANNEL_SQL
 from watcher.storage.rows import Row
 
 POOL_MIN = 1
@@ -190,6 +190,10 @@ class PostgresConnector:
     async def announce_deliveries(self) -> None:
         """Heard by every listening dispatcher when this transaction commits."""
         await self.conn().execute(f"SELECT pg_notify({OUTBOX_CHANNEL_SQL}, '')")
+
+    async def announce_reload(self) -> None:
+        """Heard by every worker's standing link when this transaction commits."""
+        await self.conn().execute(f"SELECT pg_notify({RELOAD_CHANNEL_SQL}, '')")
 
     async def hold_lock(self, name: str) -> None:
         """A transaction-scoped advisory lock, per schema."""

@@ -22,6 +22,8 @@ from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
 from watcher.storage.roles.line_chats import LineChats
 from watcher.storage.roles.outbox import Outbox
+from watcher.storage.roles.reloads import Reloads
+from watcher.storage.roles.spends import Spends
 from watcher.storage.roles.status import Status
 from watcher.storage.roles.watchlist import Watchlist
 from watcher.storage.roles.webviews import StoredWebViews
@@ -40,6 +42,8 @@ class PostgresRepository(
     Outbox,
     Leases,
     Hosts,
+    Spends,
+    Reloads,
     Status,
     LineChats,
     PostgresWorkers,

@@ -1,5 +1,6 @@
 """Workers on PostgreSQL: their standing links (duties held as session advisory locks, LISTEN
-for new deliveries, a beat in `workers`), and each host's request budget shared through rows.
+for new deliveries and reloads, a beat in `workers`), and each host's request budget shared
+through rows.
 
 A duty is a session advisory lock on the worker's own connection: when the worker dies, the
 server ends its session and the lock is free at once; the next worker to try takes it.
@@ -18,7 +19,7 @@ import asyncpg
 from watcher.storage.codec import from_epoch, required_time, to_epoch
 from watcher.storage.coordination import HostGrant, WorkerInfo
 from watcher.storage.postgres.connection import DatabaseErrors, PostgresStore, dsn_of
-from watcher.storage.postgres.signals import LOCK_KEY_SQL, OUTBOX_CHANNEL_SQL
+from watcher.storage.postgres.signals import LOCK_KEY_SQL, OUTBOX_CHANNEL_SQL, RELOAD_CHANNEL_SQL
 
 DUTY_PREFIX = "duty:"
 CONNECT_TIMEOUT = 10.0
@@ -38,15 +39,18 @@ class PostgresCoordinator:
     def held(self) -> frozenset[str]:
         return frozenset(self._held)
 
-    async def start(self, on_outbox: Callable[[], None]) -> None:
+    async def start(
+        self, on_outbox: Callable[[], None], on_reload: Callable[[], None] | None = None
+    ) -> None:
         self._held.clear()
         conn = await asyncpg.connect(dsn_of(self._url), timeout=CONNECT_TIMEOUT)
-        channel: str = await conn.fetchval(f"SELECT {OUTBOX_CHANNEL_SQL}")
-
-        def heard(*_: Any) -> None:
-            on_outbox()
-
-        await conn.add_listener(channel, heard)
+        try:
+            await _listen(conn, OUTBOX_CHANNEL_SQL, on_outbox)
+            if on_reload is not None:
+                await _listen(conn, RELOAD_CHANNEL_SQL, on_reload)
+        except BaseException:
+            conn.terminate()
+            raise
         self._conn = conn
 
     async def hold(self, duty: str) -> bool:
@@ -119,6 +123,15 @@ class PostgresCoordinator:
         self._held.clear()
         if conn is not None:
             conn.terminate()
+
+
+async def _listen(conn: asyncpg.Connection, channel_sql: str, heard: Callable[[], None]) -> None:
+    channel: str = await conn.fetchval(f"SELECT {channel_sql}")
+
+    def notified(*_: Any) -> None:
+        heard()
+
+    await conn.add_listener(channel, notified)
 
 
 class PostgresWorkers(PostgresStore):

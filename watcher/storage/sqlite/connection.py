@@ -219,6 +219,9 @@ class SQLiteConnector:
     async def announce_deliveries(self) -> None:
         """Nothing to do: a dispatcher on SQLite polls the outbox."""
 
+    async def announce_reload(self) -> None:
+        """Nothing to do: workers on SQLite look at the reload counter at their next poll."""
+
     async def hold_lock(self, name: str) -> None:
         """Nothing to take: `BEGIN IMMEDIATE` already lets one writer in at a time."""
 

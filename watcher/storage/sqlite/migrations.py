@@ -219,6 +219,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX line_webhook_events_seen ON line_webhook_events (seen_at)",
     ),
+    # 4: spends from budgets shared by every worker (X's posts in 24 hours), and the reload
+    # counter a worker bumps to have every worker read its watchlist again
+    (
+        """
+        CREATE TABLE spends (
+            id INTEGER PRIMARY KEY,
+            budget TEXT NOT NULL,
+            at REAL NOT NULL,
+            cost INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX spends_budget_at ON spends (budget, at)",
+        """
+        CREATE TABLE reloads (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            counter BIGINT NOT NULL
+        )
+        """,
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)
