@@ -92,6 +92,7 @@ class App:
         # Wakes the watchlist's watch early: a reload asked for here (SIGHUP) or on another worker.
         self._reload_wake = asyncio.Event()
         self._reload_asked_here = False
+        self.reloads_seen: int | None = None  # the reload counter as this worker last read it
         self.notifiers = overrides.notifiers or build_notifiers(config, spends=repository)
         # With several workers on one database, some channels send from one worker at a time.
         self.coordinated = isinstance(repository, Coordinated)
@@ -354,7 +355,7 @@ class App:
         if path is None:
             return
         seen = mtime(path)
-        counted = await self._reload_count()
+        self.reloads_seen = await self._reload_count()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._next_wake(stop), self.overrides.reload_poll)
@@ -366,12 +367,12 @@ class App:
             seen, self._reload_asked_here = current, False
             if here:
                 # Counted before reloading: the others start reading theirs meanwhile.
-                counted = await self._bump_reloads() or counted
+                self.reloads_seen = await self._bump_reloads() or self.reloads_seen
                 await self._reload(path)
                 continue
             count = await self._reload_count()
-            if count is not None and count != counted:
-                counted = count
+            if count is not None and count != self.reloads_seen:
+                self.reloads_seen = count
                 log.info("another worker reloaded: reading watchlist %s again", path)
                 await self._reload(path)
 

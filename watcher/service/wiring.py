@@ -55,7 +55,7 @@ class Overrides:
     error_backoff: timedelta | None = None
     recheck_delay: tuple[timedelta, timedelta] | None = None  # confirming re-checks, sooner
     idle_poll: float | None = None  # seconds between looks for due products
-    reload_poll: float = RELOAD_POLL_SECONDS  # seconds between looks at the watchlist file
+    reload_poll: float = RELOAD_POLL_SECONDS  # seconds between looks at the watchlist, the counter
     parse_workers: int | Literal["auto"] | None = None  # instead of the watchlist's setting
     extra_tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
         default_factory=list

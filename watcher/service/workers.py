@@ -66,6 +66,11 @@ class Membership:
         self._connected = False
         self.held: set[str] = set()
 
+    @property
+    def linked(self) -> bool:
+        """Whether the link to the database is up (wake-ups are heard)."""
+        return self._connected
+
     async def run(self, stop: asyncio.Event) -> None:
         try:
             while not stop.is_set():
