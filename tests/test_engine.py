@@ -369,13 +369,20 @@ async def test_a_503_spell_backs_the_host_off_then_checks_resume(
 
     # Checks resume after the backoff: the product restocks and is reported.
     sick.shows = IN
-    await eventually(lambda: bool(h.recorder.notices), what="the restock after the spell")
+    # Generous: the restock is confirmed by rechecks, which a loaded machine spreads out.
+    await eventually(
+        lambda: bool(h.recorder.notices), timeout=30, what="the restock after the spell"
+    )
     # No request went to the host during the backoff (Retry-After: 1 s), whatever product.
     during = [t for t in decisions.granted if blocked_at < t < backoff_until]
     assert during == []
-    states = {s.host: s for s in await h.repo.host_states()}
-    assert states[HOST].backoff_until is None  # cleared after a success
-    assert states[HOST].consecutive_blocks == 0
+
+    async def cleared() -> bool:
+        # The host's row is written after the check that cleared it, not before the message.
+        state = {s.host: s for s in await h.repo.host_states()}[HOST]
+        return state.backoff_until is None and state.consecutive_blocks == 0
+
+    await eventually(cleared, what="the backoff cleared in the database after a success")
 
 
 async def test_per_host_concurrency_holds(start: Start) -> None:

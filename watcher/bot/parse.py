@@ -11,9 +11,10 @@ import binascii
 import enum
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import time
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from watcher.core.jan import looks_like_jan, parse_jan
 from watcher.core.model import ConditionFilter, QuietHours, QuietMode
@@ -201,6 +202,25 @@ def parse_selector(text: str) -> Selector:
     if by_id:
         return Selector(subscription_id=int(digits))
     return Selector(position=int(digits))
+
+
+class _Numbered(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+Numbered = TypeVar("Numbered", bound=_Numbered)
+
+
+def select_subscription(text: str, subs: Sequence[Numbered]) -> Numbered:
+    """The entry of the user's own list `subs` that `text` names; InputError if none."""
+    selector = parse_selector(text)
+    if selector.position is not None and selector.position <= len(subs):
+        return subs[selector.position - 1]
+    for sub in subs:
+        if sub.id == selector.subscription_id:
+            return sub
+    raise InputError("not_found")
 
 
 # --- quiet hours -----------------------------------------------------------------------------

@@ -69,8 +69,8 @@ from watcher.bot.parse import (
     parse_callback,
     parse_command,
     parse_quiet,
-    parse_selector,
     parse_watch,
+    select_subscription,
     start_payload,
     watch_key_from_payload,
 )
@@ -574,14 +574,7 @@ class ChatBot:
         await self._send(incoming.chat_id, _subscribed_text(incoming.language, sub))
 
     async def _select(self, incoming: Incoming, text: str) -> Subscription:
-        selector = parse_selector(text)
-        subs = await self.subscriptions.list(incoming.chat_id)
-        if selector.position is not None and selector.position <= len(subs):
-            return subs[selector.position - 1]
-        for sub in subs:
-            if sub.id == selector.subscription_id:
-                return sub
-        raise InputError("not_found")
+        return select_subscription(text, await self.subscriptions.list(incoming.chat_id))
 
     async def _forecasts(self, subs: Sequence[Subscription], language: Language) -> dict[int, str]:
         """The restock-hour forecast of each subscription's product, where there is one."""

@@ -150,10 +150,8 @@ def describe_forecast(forecast: RestockForecast, language: Language = "en") -> s
     )
 
 
-def forecast_payload(forecast: RestockForecast | None) -> dict[str, Any] | None:
-    """The forecast as the webhook carries it: the window, its counts and its text in ja/en."""
-    if forecast is None:
-        return None
+def forecast_fields(forecast: RestockForecast, language: Language) -> dict[str, Any]:
+    """The forecast as JSON carries it: the window, its counts and its text in `language`."""
     return {
         "weekday": forecast.weekday,
         "start_hour": forecast.start_hour,
@@ -162,6 +160,12 @@ def forecast_payload(forecast: RestockForecast | None) -> dict[str, Any] | None:
         "restocks": forecast.total,
         "zone": forecast.zone_label,
         "scope": forecast.scope.value,
-        "text": describe_forecast(forecast, "en"),
-        "text_ja": describe_forecast(forecast, "ja"),
+        "text": describe_forecast(forecast, language),
     }
+
+
+def forecast_payload(forecast: RestockForecast | None) -> dict[str, Any] | None:
+    """The forecast as the webhook carries it: its fields, the text in English and Japanese."""
+    if forecast is None:
+        return None
+    return forecast_fields(forecast, "en") | {"text_ja": describe_forecast(forecast, "ja")}

@@ -30,8 +30,8 @@ from watcher.bot.parse import (
     InputError,
     Language,
     input_problem,
-    parse_selector,
     parse_watch,
+    select_subscription,
 )
 from watcher.bot.texts import stores_text, subscription_name
 from watcher.clock import Clock, SystemClock
@@ -242,14 +242,7 @@ class LineBot:
         return [self._text(turn, "removed", name=subscription_name(sub))]
 
     async def _select(self, turn: Turn, text: str) -> Subscription:
-        selector = parse_selector(text)
-        subs = await self.store.line_subscriptions(turn.user_id)
-        if selector.position is not None and selector.position <= len(subs):
-            return subs[selector.position - 1]
-        for sub in subs:
-            if sub.id == selector.subscription_id:
-                return sub
-        raise InputError("not_found")
+        return select_subscription(text, await self.store.line_subscriptions(turn.user_id))
 
     # --- buttons -------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from watcher.core.forecast import RestockForecast, describe_forecast
+from watcher.core.forecast import RestockForecast, forecast_fields
 from watcher.storage.interface import WatchHistory
 from watcher.storage.views import WatchRow
 from watcher.web.i18n import Language
@@ -37,18 +37,7 @@ def watch_json(row: WatchRow) -> dict[str, Any]:
 
 
 def forecast_json(forecast: RestockForecast | None, language: Language) -> dict[str, Any] | None:
-    if forecast is None:
-        return None
-    return {
-        "weekday": forecast.weekday,
-        "start_hour": forecast.start_hour,
-        "end_hour": forecast.end_hour,
-        "restocks_in_window": forecast.hits,
-        "restocks": forecast.total,
-        "zone": forecast.zone_label,
-        "scope": forecast.scope.value,
-        "text": describe_forecast(forecast, language),
-    }
+    return None if forecast is None else forecast_fields(forecast, language)
 
 
 def watch_detail_json(

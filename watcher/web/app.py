@@ -62,6 +62,7 @@ UNKNOWN_WINDOW = timedelta(hours=24)
 _TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 PROXIED_REFUSAL = b"this request came through a proxy: set RESTOCK_WEB_TOKEN to use the web UI\n"
 _ACTION = re.compile(r"^/watch/(?P<key>[^/]+)/(?P<verb>check|pause|resume|remove)$")
+_VERB_WORDS = {"check": "check_now", "pause": "pause", "resume": "resume", "remove": "remove"}
 _RETRY = re.compile(r"^/deliveries/(?P<id>\d{1,18})/retry$")
 
 
@@ -179,7 +180,7 @@ class WebApp:
         }
         page = pages.get(path)
         if page is None:
-            return Response(404, b"not found\n", _TEXT)
+            return view.message(404, "page_missing")
         return await page()
 
     async def _api(self, path: str, params: Mapping[str, str]) -> Response:
@@ -214,23 +215,24 @@ class WebApp:
     async def _post(self, request: Request, path: str) -> Response:
         fields = parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
         form = dict(fields)
+        view = _View(self, request, {})
         if not self.access.csrf_ok(request.headers, form.get(CSRF_FIELD, "")):
-            return Response(403, b"invalid or missing CSRF token\n", _TEXT)
+            return view.message(403, "csrf_refused")
         now = self.setup.clock()
         if path == "/add":
-            return await _View(self, request, {}).add(fields)
+            return await view.add(fields)
         if path == "/channels/test":
-            return await _View(self, request, {}).test_channel(form.get("channel", ""))
+            return await view.test_channel(form.get("channel", ""))
         action = _ACTION.match(path)
         if action is not None:
-            return await self._watch_action(unquote(action["key"]), action["verb"], now)
+            return await self._watch_action(view, unquote(action["key"]), action["verb"], now)
         retry = _RETRY.match(path)
         if retry is not None:
             await self.store.retry_delivery(int(retry["id"]), now)
             return _redirect("/health")
-        return Response(404, b"not found\n", _TEXT)
+        return view.message(404, "page_missing")
 
-    async def _watch_action(self, key: str, verb: str, now: datetime) -> Response:
+    async def _watch_action(self, view: _View, key: str, verb: str, now: datetime) -> Response:
         done = {
             "check": lambda: self.store.check_now(key, now),
             "pause": lambda: self.store.set_paused(key, True),
@@ -238,7 +240,7 @@ class WebApp:
             "remove": lambda: self.store.remove(key, now),
         }
         if not await done[verb]():
-            return Response(409, f"cannot {verb} this watch\n".encode(), _TEXT)
+            return view.message(409, "action_refused", action=view.t[_VERB_WORDS[verb]])
         log.info("web: %s %s", verb, key)
         return _redirect("/" if verb == "remove" else watch_path(key))
 
@@ -368,6 +370,10 @@ class _View:
         if moment is None:
             return "-"
         return moment.astimezone(self.app.setup.zone).strftime("%m-%d %H:%M")
+
+    def message(self, status: int, key: str, **fields: str) -> Response:
+        """A page holding one sentence of `WORDS`, in the reader's language."""
+        return self.render("message.html", status=status, message=self.t[key].format(**fields))
 
     def render(self, name: str, *, status: int = 200, **context: Any) -> Response:
         template = self.app.templates.get_template(name)
@@ -517,7 +523,7 @@ class _View:
     async def test_channel(self, channel: str) -> Response:
         tester = self.app.setup.tester
         if tester is None or channel not in tester.channels:
-            return Response(404, b"no such channel\n", _TEXT)
+            return self.message(404, "channel_missing")
         tested = await tester.test(channel)
         log.info("web: channel test on %s", channel)
         status = 429 if tested.refused == TOO_SOON else 200

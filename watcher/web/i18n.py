@@ -89,6 +89,12 @@ WORDS: dict[Language, dict[str, str]] = {
         "used": "中古",
         "official": "公式のみ",
         "forbidden": "操作できません",
+        "page_missing": "このページはありません",
+        "channel_missing": "この通知チャンネルはありません",
+        "csrf_refused": (
+            "フォームの有効期限が切れたか、別のページから送られました。ページを読み込み直してください"
+        ),
+        "action_refused": "このウォッチには「{action}」を実行できません",
         "checks": "確認回数",
         "none": "なし",
         "error": "エラー",
@@ -167,6 +173,12 @@ WORDS: dict[Language, dict[str, str]] = {
         "used": "used",
         "official": "official only",
         "forbidden": "Not allowed",
+        "page_missing": "There is no such page",
+        "channel_missing": "There is no such channel",
+        "csrf_refused": (
+            "This form has expired or came from another page; reload the page and try again"
+        ),
+        "action_refused": '"{action}" is not possible for this watch',
         "checks": "Checks",
         "none": "none",
         "error": "Error",
