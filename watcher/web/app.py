@@ -116,7 +116,7 @@ class WebApp:
         self.access = access
         self.setup = setup
         self.checker = checker
-        self.quota = WebQuota(setup.max_added_per_day, setup.max_web_watches)
+        self.quota = WebQuota(repository, setup.max_added_per_day, setup.max_web_watches)
         self.templates = Environment(
             loader=PackageLoader("watcher.web", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -493,12 +493,28 @@ class _View:
             return self.render(
                 "add.html", form=form, error=None, verdict=verdict, **self._add_context()
             )
-        key = await self.app.store.add_watch(
-            form.target, form.store, form.conditions, form.recipients, self.now, name=form.name
-        )
-        self.app.quota.added(self.now)
+        try:
+            key = await self._save(form)
+        except FormError as exc:
+            error = exc.said_in(self.language)
+            return self.render(
+                "add.html", status=400, form=None, error=error, verdict=None, **self._add_context()
+            )
         log.info("web: added watch %s", key)
         return _redirect(watch_path(key))
+
+    async def _save(self, form: AddForm) -> str:
+        """Save the watch; off loopback it takes one of the day's adds first (given back if the
+        save fails), so simultaneous saves never pass the day's limit."""
+        spend = None if self.app.setup.rules is None else await self.app.quota.take(self.now)
+        try:
+            return await self.app.store.add_watch(
+                form.target, form.store, form.conditions, form.recipients, self.now, name=form.name
+            )
+        except BaseException:
+            if spend is not None:
+                await self.app.quota.give_back(spend)
+            raise
 
     async def _accepted(self, fields: list[tuple[str, str]]) -> AddForm:
         """The form as the rules take it; FormError for a bad field, a refused target or a
@@ -507,7 +523,7 @@ class _View:
         rules = self.app.setup.rules
         if rules is None:
             return form
-        self.app.quota.check(await self.app.store.watches(), self.now)
+        await self.app.quota.check(await self.app.store.watches(), self.now)
         try:
             return await _checked(form, rules)
         except Refused as exc:
