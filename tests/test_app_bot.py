@@ -19,7 +19,7 @@ TOKEN = "123456:SECRET-token-value"
 
 
 async def test_engine_keeps_checking_while_telegram_is_unreachable(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
     async with DemoShop() as shop:
@@ -27,7 +27,7 @@ async def test_engine_keeps_checking_while_telegram_is_unreachable(
         watchlist = tmp_path / "w.yaml"
         watchlist.write_text(
             "settings:\n"
-            f"  database: {tmp_path / 'db.sqlite3'}\n"
+            f"  database: '{database}'\n"
             "  default_interval: 1s\n"
             "  hot_windows: []\n"
             "  politeness: {hosts: {127.0.0.1: {min_delay: 0s, min_interval: 0s}}}\n"

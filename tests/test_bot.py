@@ -1,5 +1,5 @@
 """The chat bot driven offline: updates fed to the PTB application, the Bot API faked with respx,
-a real SQLite database in tmp_path. Whole conversations, from /watch to the remove button."""
+a real database on each backend. Whole conversations, from /watch to the remove button."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -279,13 +278,13 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def bot_harness(tmp_path: Path, **settings: Any) -> AsyncIterator[Harness]:
+async def bot_harness(database: str, **settings: Any) -> AsyncIterator[Harness]:
     """A bot on a fresh database with a fake Bot API and a fake resolver."""
     clock = FakeClock()
     resolver = FakeResolver()
     config = BotSettings(token=Secret(TOKEN), api_base_url=API, admins=frozenset({ADMIN}))
     config = replace(config, **settings)
-    repo = await open_repository(tmp_path / "bot.sqlite")
+    repo = await open_repository(database)
     guard = URLGuard(config.allowed_hosts, resolver=resolver)
     bot = ChatBot(repo, config, guard=guard, clock=clock, pacer=Pacer(clock))
     try:
@@ -332,8 +331,8 @@ async def record_restock(h: Harness, chat_id: int, title: str = "Switch 2") -> i
 # --- whole conversations -----------------------------------------------------------------------
 
 
-async def test_watch_restock_pause_remove_conversation(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_watch_restock_pause_remove_conversation(database: str) -> None:
+    async with bot_harness(database) as h:
         [reply] = await h.say(f"/watch {PRODUCT}?tag=aff-22&ref=sr_1 ¥6,000 new always")
         assert "登録しました" in reply.text
         assert "¥6,000以下" in reply.text and "新品" in reply.text and "毎回通知" in reply.text
@@ -369,8 +368,8 @@ async def test_watch_restock_pause_remove_conversation(tmp_path: Path) -> None:
         assert await h.repo.list_subscriptions(ALICE) == []
 
 
-async def test_one_shot_by_default_and_jan_codes(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_one_shot_by_default_and_jan_codes(database: str) -> None:
+    async with bot_harness(database) as h:
         [reply] = await h.say("/watch ４９０１２３４５６７８９４")  # full-width digits
         assert "1回だけ通知" in reply.text
         [sub] = await h.repo.list_subscriptions(ALICE)
@@ -380,15 +379,15 @@ async def test_one_shot_by_default_and_jan_codes(tmp_path: Path) -> None:
         assert await h.repo.list_subscriptions(ALICE) == []  # one-shot: it ended with its message
 
 
-async def test_jan_codes_are_refused_when_no_search_source_is_configured(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path, jan_search=False) as h:
+async def test_jan_codes_are_refused_when_no_search_source_is_configured(database: str) -> None:
+    async with bot_harness(database, jan_search=False) as h:
         [reply] = await h.say("/watch 4901234567894")
         assert "JANコードでの登録は現在使えません" in reply.text
         assert await h.repo.list_subscriptions(ALICE) == []
 
 
-async def test_same_product_is_shared_by_subscribers(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_same_product_is_shared_by_subscribers(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT} 6000")
         await h.say(f"/watch {PRODUCT}?ref=x 6,000円", user=BOB)
         [alice] = await h.repo.list_subscriptions(ALICE)
@@ -397,8 +396,8 @@ async def test_same_product_is_shared_by_subscribers(tmp_path: Path) -> None:
         assert await record_restock(h, ALICE) == 2  # one check, both told
 
 
-async def test_plain_link_is_watched_and_english_replies(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_plain_link_is_watched_and_english_replies(database: str) -> None:
+    async with bot_harness(database) as h:
         [reply] = await h.say(PRODUCT, language="en-US")
         assert reply.text.startswith("🔔 Watching")
         assert len(await h.repo.list_subscriptions(ALICE)) == 1
@@ -414,8 +413,8 @@ async def test_plain_link_is_watched_and_english_replies(tmp_path: Path) -> None
         assert delivery.language == "en"
 
 
-async def test_start_shows_help_with_reply_priority(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_start_shows_help_with_reply_priority(database: str) -> None:
+    async with bot_harness(database) as h:
         [reply] = await h.say("/start")
         assert "/watch" in reply.text and "/quiet" in reply.text
         assert reply.form["parse_mode"] == "HTML"
@@ -423,8 +422,8 @@ async def test_start_shows_help_with_reply_priority(tmp_path: Path) -> None:
         assert "Restock alert bot" in reply.text
 
 
-async def test_unwatch_pause_resume_by_number(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_unwatch_pause_resume_by_number(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         await h.say("/watch 4901234567894")
         [reply] = await h.say("/pause 2")
@@ -445,8 +444,8 @@ async def test_unwatch_pause_resume_by_number(tmp_path: Path) -> None:
         assert "見つかりません" in reply.text
 
 
-async def test_quiet_hours_set_and_cleared(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_quiet_hours_set_and_cleared(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         [reply] = await h.say("/quiet 23:00〜７:３０ drop")
         assert "23:00〜07:30" in reply.text
@@ -460,8 +459,8 @@ async def test_quiet_hours_set_and_cleared(tmp_path: Path) -> None:
         assert "時刻が正しくありません" in reply.text
 
 
-async def test_stop_ends_subscriptions_only_of_that_chat(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_stop_ends_subscriptions_only_of_that_chat(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         await h.say(f"/watch {PRODUCT}", user=BOB)
         [reply] = await h.say("/stop")
@@ -470,8 +469,8 @@ async def test_stop_ends_subscriptions_only_of_that_chat(tmp_path: Path) -> None
         assert len(await h.repo.list_subscriptions(BOB)) == 1
 
 
-async def test_blocking_the_bot_deactivates_the_chat(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_blocking_the_bot_deactivates_the_chat(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         await h.say(f"/watch {PRODUCT}", user=BOB)
         bot_user = {"id": 654321, "is_bot": True, "first_name": "Restock"}
@@ -488,8 +487,8 @@ async def test_blocking_the_bot_deactivates_the_chat(tmp_path: Path) -> None:
         assert len(await h.repo.list_subscriptions(BOB)) == 1
 
 
-async def test_forbidden_reply_deactivates_the_chat(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_forbidden_reply_deactivates_the_chat(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         h.api.block_next_send()
         await h.say("/list")
@@ -497,8 +496,8 @@ async def test_forbidden_reply_deactivates_the_chat(tmp_path: Path) -> None:
         assert ALICE not in await h.repo.chat_ids()
 
 
-async def test_shared_deep_link_subscribes_in_one_tap(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_shared_deep_link_subscribes_in_one_tap(database: str) -> None:
+    async with bot_harness(database) as h:
         shared = Watch(key="switch2-amazon", name="Switch 2 <限定版>", url=PRODUCT)
         private = Watch(key="office-printer", name="printer", url="http://127.0.0.1:8080/ink")
         await h.repo.sync_yaml_watches([shared, private], h.clock.now())
@@ -515,8 +514,8 @@ async def test_shared_deep_link_subscribes_in_one_tap(tmp_path: Path) -> None:
         assert await h.repo.list_subscriptions(BOB) == []
 
 
-async def test_admin_stats_escape_titles_and_count_demand(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_admin_stats_escape_titles_and_count_demand(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         await h.say(f"/watch {PRODUCT}", user=BOB)
         await record_restock(h, ALICE, title="<b>Switch</b> & <script>alert(1)</script>")
@@ -528,8 +527,8 @@ async def test_admin_stats_escape_titles_and_count_demand(tmp_path: Path) -> Non
         assert "ユーザー: " in reply.text
 
 
-async def test_broadcast_goes_to_every_chat_escaped(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_broadcast_goes_to_every_chat_escaped(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         await h.say(f"/watch {PRODUCT}", user=BOB)
         h.api.clear()
@@ -542,8 +541,8 @@ async def test_broadcast_goes_to_every_chat_escaped(tmp_path: Path) -> None:
         assert "2件成功、0件失敗" in texts[ADMIN]
 
 
-async def test_group_chatter_and_other_bots_commands_are_ignored(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_group_chatter_and_other_bots_commands_are_ignored(database: str) -> None:
+    async with bot_harness(database) as h:
         group = -100123
         assert await h.say("hello everyone", chat=group, chat_type="supergroup") == []
         assert await h.say("/list@OtherBot", chat=group, chat_type="supergroup") == []
@@ -551,8 +550,8 @@ async def test_group_chatter_and_other_bots_commands_are_ignored(tmp_path: Path)
         assert reply.chat_id == group
 
 
-async def test_long_polling_runs_in_the_callers_loop(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_long_polling_runs_in_the_callers_loop(database: str) -> None:
+    async with bot_harness(database) as h:
         h.api.updates.append(
             {
                 "update_id": 5000,
@@ -581,17 +580,17 @@ async def test_long_polling_runs_in_the_callers_loop(tmp_path: Path) -> None:
 
 
 async def test_a_failing_handler_is_logged_without_the_token(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with bot_harness(tmp_path) as h:
+    async with bot_harness(database) as h:
         await h.repo.close()  # the database is gone: the handler raises
         await h.say("/list")
     assert "bot: update failed" in caplog.text
     assert TOKEN not in caplog.text
 
 
-async def test_one_chat_waits_for_its_own_updates_only(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_one_chat_waits_for_its_own_updates_only(database: str) -> None:
+    async with bot_harness(database) as h:
         release = asyncio.Event()
         real_resolver = h.resolver.__call__
 
@@ -612,10 +611,10 @@ async def test_one_chat_waits_for_its_own_updates_only(tmp_path: Path) -> None:
         assert "（1件）" in listed
 
 
-async def test_long_lists_stay_within_one_message(tmp_path: Path) -> None:
+async def test_long_lists_stay_within_one_message(database: str) -> None:
     from watcher.core.model import WatchConditions
 
-    async with bot_harness(tmp_path, max_watches_per_user=40) as h:
+    async with bot_harness(database, max_watches_per_user=40) as h:
         for n in range(30):
             await h.repo.add_chat_subscription(
                 ALICE, f"{PRODUCT}{n}?q={'&' * 9}", "amazon_jp", WatchConditions(), h.clock.now()
@@ -628,15 +627,15 @@ async def test_long_lists_stay_within_one_message(tmp_path: Path) -> None:
         assert len(listing.buttons()) == 2 * shown  # a button for every line, and no more
 
 
-async def test_quoted_input_is_clipped(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_quoted_input_is_clipped(database: str) -> None:
+    async with bot_harness(database) as h:
         [reply] = await h.say("/watch " + "&" * 900)
         assert len(reply.text) < 600
         assert "&amp;" in reply.text
 
 
-async def test_list_shows_the_restock_hour_forecast_when_known(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_list_shows_the_restock_hour_forecast_when_known(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(PRODUCT)
         [reply] = await h.say("/list")
         assert "🕑" not in reply.text  # no restocks yet: no forecast
@@ -657,9 +656,9 @@ async def test_list_shows_the_restock_hour_forecast_when_known(tmp_path: Path) -
 
 
 async def test_a_shopper_asks_for_lottery_alerts_and_sees_the_lottery_in_list(
-    tmp_path: Path,
+    database: str,
 ) -> None:
-    async with bot_harness(tmp_path) as h:
+    async with bot_harness(database) as h:
         [reply] = await h.say(f"/watch {PRODUCT} 抽選 always")
         assert "抽選も通知" in reply.text
         [sub] = await h.repo.list_subscriptions(ALICE)
@@ -698,8 +697,8 @@ async def test_a_shopper_asks_for_lottery_alerts_and_sees_the_lottery_in_list(
         assert "lottery alerts too" not in listing.text
 
 
-async def test_a_lottery_does_not_end_a_one_shot_subscription(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_a_lottery_does_not_end_a_one_shot_subscription(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT} lottery", language="en")
         [sub] = await h.repo.list_subscriptions(ALICE)
         assert sub.one_shot

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import pytest
 import respx
@@ -27,10 +26,10 @@ async def until(condition: object, seconds: float = 10.0) -> None:
 
 
 async def test_a_start_that_fails_half_way_is_retried_with_backoff_until_the_bot_polls(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="restock.app")
-    repository = await open_repository(tmp_path / "db.sqlite3")
+    repository = await open_repository(database)
     try:
         with respx.mock(assert_all_called=False) as router:
             api = FakeBotApi(router)

@@ -27,11 +27,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_watchlist(tmp_path: Path, api: str, port: int) -> Path:
+def write_watchlist(tmp_path: Path, api: str, port: int, database: str = "") -> Path:
     path = tmp_path / "watch.yaml"
     path.write_text(
         f"""settings:
-  database: {tmp_path / "db.sqlite3"}
+  database: '{database or tmp_path / "db.sqlite3"}'
   server: {{listen: "127.0.0.1:{port}"}}
 notifiers:
   line:
@@ -56,10 +56,10 @@ def signed(events: list[dict[str, object]]) -> tuple[bytes, dict[str, str]]:
     return raw, {"X-Line-Signature": sign(SECRET, raw), "Content-Type": "application/json"}
 
 
-async def test_the_line_bot_answers_on_the_status_server(tmp_path: Path) -> None:
+async def test_the_line_bot_answers_on_the_status_server(tmp_path: Path, database: str) -> None:
     async with LineStandIn() as line:
         port = free_port()
-        config = load_config(write_watchlist(tmp_path, line.url, port))
+        config = load_config(write_watchlist(tmp_path, line.url, port, database))
         repo = await open_repository(config.settings.database)
         app = App(config, repo, Overrides(install_signals=False))
         server = await app._start_server()

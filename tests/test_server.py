@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -20,8 +19,7 @@ from watcher.net.politeness import Politeness
 from watcher.service.metrics import Metrics
 from watcher.service.wiring import build_notifiers
 from watcher.storage import open_repository
-from watcher.storage.interface import CheckOutcome, WatchDecision
-from watcher.storage.sqlite.repository import SQLiteRepository
+from watcher.storage.interface import CheckOutcome, Repository, WatchDecision
 from watcher.unsubscribe import unsubscribe_secret_from_env, unsubscribe_token
 from watcher.web.server import StatusServer
 
@@ -48,7 +46,7 @@ WATCHES = [
 
 @dataclass
 class Running:
-    repo: SQLiteRepository
+    repo: Repository
     metrics: Metrics
     base: str
     client: httpx.AsyncClient
@@ -67,8 +65,8 @@ class Running:
         return https
 
 
-async def start(tmp_path: Path, secret: str | None) -> AsyncIterator[Running]:
-    repo = await open_repository(tmp_path / "restock.sqlite3")
+async def start(database: str, secret: str | None) -> AsyncIterator[Running]:
+    repo = await open_repository(database)
     await repo.sync_yaml_watches(WATCHES, NOW)
     metrics = Metrics()
     server = StatusServer(repo, metrics, Politeness(), unsubscribe_secret=secret, clock=lambda: NOW)
@@ -83,18 +81,18 @@ async def start(tmp_path: Path, secret: str | None) -> AsyncIterator[Running]:
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    async for ran in start(tmp_path, SECRET):
+async def running(database: str) -> AsyncIterator[Running]:
+    async for ran in start(database, SECRET):
         yield ran
 
 
 @pytest.fixture
-async def without_secret(tmp_path: Path) -> AsyncIterator[Running]:
-    async for ran in start(tmp_path, None):
+async def without_secret(database: str) -> AsyncIterator[Running]:
+    async for ran in start(database, None):
         yield ran
 
 
-async def fire(repo: SQLiteRepository) -> None:
+async def fire(repo: Repository) -> None:
     """Every watch fires a restock, as the engine records it: one delivery per subscription."""
     for product in await repo.claim_due_products("engine", NOW, 10, timedelta(minutes=1)):
         decisions = [
@@ -111,7 +109,7 @@ async def fire(repo: SQLiteRepository) -> None:
         )
 
 
-async def subscribed(repo: SQLiteRepository) -> set[tuple[str, str]]:
+async def subscribed(repo: Repository) -> set[tuple[str, str]]:
     """(watch, address) pairs that get the next event's e-mail."""
     await fire(repo)
     claimed = await repo.claim_deliveries("probe", NOW, 100, timedelta(seconds=1), channel="email")
