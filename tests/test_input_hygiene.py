@@ -4,16 +4,20 @@ variables in ordinary fields, and `restock status` on a database it must not wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests import dbrows
 from watcher.bot.parse import looks_like_target, parse_target
 from watcher.cli import main
 from watcher.config.load import parse_config
 from watcher.errors import ConfigError
 from watcher.storage import open_repository
+from watcher.storage.url import database_scheme, local_file
 
 URL = "https://www.amazon.co.jp/dp/B0DX000000"
 
@@ -51,34 +55,54 @@ def test_a_secret_variable_in_an_ordinary_field_is_not_echoed() -> None:
     assert "${TELEGRAM_BOT_TOKEN}" in shown and "${TOKEN_B}" in shown
 
 
-def test_status_reads_while_a_running_watcher_holds_the_write_lock(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    database = tmp_path / "restock.sqlite3"
-
-    async def create() -> None:
-        repo = await open_repository(database)
-        await repo.close()
-
-    asyncio.run(create())
-    writer = sqlite3.connect(database, isolation_level=None)
-    try:
-        writer.execute("BEGIN IMMEDIATE")  # a writer mid-transaction, as `restock run` often is
+@contextlib.asynccontextmanager
+async def a_writer_mid_transaction(database: str) -> AsyncIterator[None]:
+    """Another connection inside a write transaction, as `restock run` often is."""
+    if database_scheme(database) == "sqlite":
+        writer = sqlite3.connect(local_file(database) or "", isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # SQLite's one write lock, held
         writer.execute("CREATE TABLE busy (x INTEGER)")
-        assert main(["status", "--database", str(database), "--json"]) == 0
+        try:
+            yield
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        return
+    import asyncpg
+
+    from watcher.storage.postgres.connection import dsn_of
+
+    conn = await asyncpg.connect(dsn_of(database))
+    try:
+        async with conn.transaction():
+            await conn.execute("CREATE TABLE busy (x INTEGER)")
+            await conn.execute("UPDATE schema_version SET applied_at = applied_at")
+            yield
+            await conn.execute("DROP TABLE busy")
     finally:
-        writer.execute("ROLLBACK")
-        writer.close()
-    assert '"outbox"' in capsys.readouterr().out
-    assert not Path(f"{database}-journal").exists()
+        await conn.close()
 
 
-def test_status_on_a_database_of_another_version_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+async def test_status_reads_while_a_running_watcher_holds_a_write_transaction(
+    database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    database = tmp_path / "restock.sqlite3"
-    with sqlite3.connect(database) as conn:
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)")
-        conn.execute("INSERT INTO schema_version VALUES (99, 0)")
-    assert main(["status", "--database", str(database)]) != 0
+    repo = await open_repository(database)
+    await repo.close()
+    async with a_writer_mid_transaction(database):
+        status = ["status", "--database", database, "--json"]
+        assert await asyncio.wait_for(asyncio.to_thread(main, status), 30) == 0
+    assert '"outbox"' in capsys.readouterr().out
+    path = local_file(database)
+    assert path is None or not Path(f"{path}-journal").exists()  # SQLite: opened read-only
+
+
+async def test_status_on_a_database_of_another_version_says_so(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await dbrows.execute(
+        database, "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at REAL)"
+    )
+    await dbrows.execute(database, "INSERT INTO schema_version VALUES (99, 0)")
+    status = ["status", "--database", database]
+    assert await asyncio.to_thread(main, status) != 0
     assert "schema version 99" in capsys.readouterr().err

@@ -41,6 +41,7 @@ SECRETS = {
     "HOOK_TOKEN": "T000/B000/hooktokenEEEE5555",
     "HOOK_AUTH": "Bearer hook-auth-FFFF6666",
 }
+DB_PASSWORD = "db-password-GGGG7777"
 
 
 def leaks(text: str) -> list[str]:
@@ -81,11 +82,11 @@ async def gateway() -> AsyncIterator[EchoingGateway]:
     await stand_in.server.close()
 
 
-def watchlist(folder: Path, api: str) -> Path:
+def watchlist(folder: Path, api: str, database: str = "") -> Path:
     path = folder / "watchlist.yaml"
     path.write_text(
         "settings:\n"
-        f"  database: {folder / 'restock.sqlite3'}\n"
+        f"  database: '{database or folder / 'restock.sqlite3'}'\n"
         "  hot_windows: []\n"
         "notifiers:\n"
         "  console: {}\n"
@@ -140,10 +141,10 @@ def test_the_mask_covers_any_case_percent_encoding_and_a_tokens_secret_part() ->
 
 
 async def test_no_secret_in_any_record_while_the_bot_api_echoes_paths(
-    tmp_path: Path, gateway: EchoingGateway, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, database: str, gateway: EchoingGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    config = load_config(watchlist(tmp_path, gateway.url), env=SECRETS)
+    config = load_config(watchlist(tmp_path, gateway.url, database), env=SECRETS)
     repository = await open_repository(config.settings.database)
     stop = asyncio.Event()
     overrides = Overrides(stop=stop, install_signals=False)
@@ -177,9 +178,11 @@ async def test_no_secret_in_any_record_while_the_bot_api_echoes_paths(
 
 
 async def test_restock_run_at_debug_writes_no_secret_to_stderr(
-    tmp_path: Path, gateway: EchoingGateway
+    tmp_path: Path, database: str, gateway: EchoingGateway
 ) -> None:
-    config = watchlist(tmp_path, gateway.url)
+    # A PostgreSQL password in the URL (trust auth lets any through) is a secret too.
+    database = database.replace("://postgres@", f"://postgres:{DB_PASSWORD}@", 1)
+    config = watchlist(tmp_path, gateway.url, database)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESTOCK_")}
     env |= SECRETS | {"PYTHONPATH": str(ROOT)}
     log = tmp_path / "run.log"
@@ -203,10 +206,12 @@ async def test_restock_run_at_debug_writes_no_secret_to_stderr(
     assert len(gateway.paths) >= 3, text[-2000:]
     assert "Bad Gateway" in text  # the stand-in's answer reached the log, masked
     assert not leaks(text), leaks(text)
+    assert DB_PASSWORD not in text
 
 
 async def test_a_reload_masks_the_new_watchlists_secrets_too(
     tmp_path: Path,
+    database: str,
     gateway: EchoingGateway,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
@@ -214,7 +219,7 @@ async def test_a_reload_masks_the_new_watchlists_secrets_too(
     caplog.set_level(logging.DEBUG)
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)  # a reload reads the environment
-    path = watchlist(tmp_path, gateway.url)
+    path = watchlist(tmp_path, gateway.url, database)
     config = load_config(path, env=SECRETS)
     repository = await open_repository(config.settings.database)
     try:
