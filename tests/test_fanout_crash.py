@@ -85,11 +85,11 @@ async def shop() -> AsyncIterator[DemoShop]:
         yield running
 
 
-def watchlist(folder: Path, product_url: str, api: str) -> Path:
+def watchlist(folder: Path, database: str, product_url: str, api: str) -> Path:
     path = folder / "watchlist.yaml"
     path.write_text(
         "settings:\n"
-        f"  database: {folder / 'restock.sqlite3'}\n"
+        f"  database: '{database}'\n"
         "  default_interval: 1s\n"
         "  hot_windows: []\n"
         "  debounce: {confirm: 2, rearm: 2, cooldown: 0s}\n"
@@ -111,13 +111,13 @@ def watchlist(folder: Path, product_url: str, api: str) -> Path:
 
 @pytest.mark.timeout(180)
 async def test_a_kill_mid_fan_out_repeats_only_the_sends_in_flight(
-    tmp_path: Path, shop: DemoShop, bot_api: BotApi, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database: str, shop: DemoShop, bot_api: BotApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert DispatchSettings().record_linger <= 0.25  # the bound above counts on it
     monkeypatch.setenv("TG_TOKEN", TOKEN)
     lever = Lever(OUT)
     shop.add(ShopProduct("mug", "マグカップ", 1980, lever))
-    config = watchlist(tmp_path, shop.url("mug"), bot_api.url)
+    config = watchlist(tmp_path, database, shop.url("mug"), bot_api.url)
     log = tmp_path / "run.log"
 
     first = await start_watcher(config, log)

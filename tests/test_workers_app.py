@@ -22,6 +22,7 @@ from watcher.service.wiring import Overrides
 from watcher.storage import open_repository
 
 TOKEN = "123456:SECRET-token-value"
+# PostgreSQL only: duties change hands through a server database; one process on SQLite has none.
 pytestmark = pytest.mark.timeout(90)
 
 
