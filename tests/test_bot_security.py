@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,30 +56,30 @@ async def assert_refused_url(h: Harness, url: str) -> None:
         "https://example.com/product",
     ],
 )
-async def test_unsafe_urls_are_refused(tmp_path: Path, url: str) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_unsafe_urls_are_refused(database: str, url: str) -> None:
+    async with bot_harness(database) as h:
         await assert_refused_url(h, url)
 
 
 @pytest.mark.parametrize("answer", ["10.1.2.3", "127.0.0.1", "::ffff:169.254.169.254", "fd00::1"])
 async def test_store_host_resolving_to_a_private_address_is_refused(
-    tmp_path: Path, answer: str
+    database: str, answer: str
 ) -> None:
-    async with bot_harness(tmp_path) as h:
+    async with bot_harness(database) as h:
         h.resolver.answers["www.amazon.co.jp"] = ["52.119.168.48", answer]
         await assert_refused_url(h, PRODUCT)
         assert h.resolver.asked == ["www.amazon.co.jp"]
 
 
-async def test_allowed_hosts_come_from_settings(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path, allowed_hosts=("item.rakuten.co.jp",)) as h:
+async def test_allowed_hosts_come_from_settings(database: str) -> None:
+    async with bot_harness(database, allowed_hosts=("item.rakuten.co.jp",)) as h:
         await assert_refused_url(h, PRODUCT)
         [reply] = await h.say("/watch https://item.rakuten.co.jp/shop/item-1/")
         assert "登録しました" in reply.text
 
 
-async def test_huge_message_gets_a_short_plain_answer(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_huge_message_gets_a_short_plain_answer(database: str) -> None:
+    async with bot_harness(database) as h:
         [reply] = await h.say("/watch " + "A" * 10_000)
         assert reply.text == "メッセージが長すぎます。"
         [reply] = await h.say("x" * 10_000)
@@ -92,8 +91,8 @@ async def test_huge_message_gets_a_short_plain_answer(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text", ["/watch https://www.amazon.co.jp/\x00", "/list\u202e", "\x1b[31m"]
 )
-async def test_control_characters_get_a_short_answer(tmp_path: Path, text: str) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_control_characters_get_a_short_answer(database: str, text: str) -> None:
+    async with bot_harness(database) as h:
         [reply] = await h.say(text)
         assert reply.text == "読めない文字が含まれています。"
         assert await h.repo.list_subscriptions(ALICE) == []
@@ -110,15 +109,15 @@ async def test_control_characters_get_a_short_answer(tmp_path: Path, text: str) 
         "/pause &amp;",
     ],
 )
-async def test_user_text_echoed_back_is_escaped(tmp_path: Path, text: str) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_user_text_echoed_back_is_escaped(database: str, text: str) -> None:
+    async with bot_harness(database) as h:
         [reply] = await h.say(text)
         assert_safe_html(reply)
         assert reply.form["parse_mode"] == "HTML"
 
 
-async def test_invalid_jan_says_why(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_invalid_jan_says_why(database: str) -> None:
+    async with bot_harness(database) as h:
         [reply] = await h.say("/watch 4901234567890")
         assert reply.text.startswith("JANコードが正しくありません: ")
         assert "should be 4" in reply.text
@@ -126,10 +125,10 @@ async def test_invalid_jan_says_why(tmp_path: Path) -> None:
         assert "8-digit" in reply.text
 
 
-async def test_html_in_a_yaml_watch_name_is_escaped(tmp_path: Path) -> None:
+async def test_html_in_a_yaml_watch_name_is_escaped(database: str) -> None:
     from watcher.core.model import Watch
 
-    async with bot_harness(tmp_path) as h:
+    async with bot_harness(database) as h:
         watch = Watch(key="w1", name="<a href='https://evil.example'>win</a>", url=PRODUCT)
         await h.repo.sync_yaml_watches([watch], h.clock.now())
         [reply] = await h.say("/start w_w1")
@@ -139,8 +138,8 @@ async def test_html_in_a_yaml_watch_name_is_escaped(tmp_path: Path) -> None:
             assert "&lt;a href=" in call.text
 
 
-async def test_watch_quota(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path, max_watches_per_user=2) as h:
+async def test_watch_quota(database: str) -> None:
+    async with bot_harness(database, max_watches_per_user=2) as h:
         await h.say("/watch 4901234567894")
         await h.say(f"/watch {PRODUCT}")
         [reply] = await h.say("/watch https://item.rakuten.co.jp/shop/item-1/")
@@ -152,8 +151,8 @@ async def test_watch_quota(tmp_path: Path) -> None:
         assert len(await h.repo.list_subscriptions(BOB)) == 1
 
 
-async def test_rate_limit_answers_once_then_stays_silent(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path, command_limit=3, command_window=60.0) as h:
+async def test_rate_limit_answers_once_then_stays_silent(database: str) -> None:
+    async with bot_harness(database, command_limit=3, command_window=60.0) as h:
         for _ in range(3):
             assert len(await h.say("/help")) == 1
         [warning] = await h.say("/help")
@@ -166,8 +165,8 @@ async def test_rate_limit_answers_once_then_stays_silent(tmp_path: Path) -> None
         assert "/watch" in reply.text
 
 
-async def test_rate_limit_covers_buttons(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path, command_limit=1, command_window=60.0) as h:
+async def test_rate_limit_covers_buttons(database: str) -> None:
+    async with bot_harness(database, command_limit=1, command_window=60.0) as h:
         await h.say(f"/watch {PRODUCT}")
         [sub] = await h.repo.list_subscriptions(ALICE)
         calls = await h.press(f"p:{sub.id}")
@@ -175,8 +174,8 @@ async def test_rate_limit_covers_buttons(tmp_path: Path) -> None:
         assert not (await h.repo.list_subscriptions(ALICE))[0].paused
 
 
-async def test_buttons_for_another_users_subscription_are_refused(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_buttons_for_another_users_subscription_are_refused(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         [alices] = await h.repo.list_subscriptions(ALICE)
         for data in (f"r:{alices.id}", f"p:{alices.id}"):
@@ -192,8 +191,8 @@ async def test_buttons_for_another_users_subscription_are_refused(tmp_path: Path
 
 
 @pytest.mark.parametrize("data", ["x:1", "p:abc", "p:-1", "p:1:2", "r:" + "9" * 60, ""])
-async def test_forged_button_data_changes_nothing(tmp_path: Path, data: str) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_forged_button_data_changes_nothing(database: str, data: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         calls = await h.press(data)
         assert [c.method for c in calls] == ["answerCallbackQuery"]
@@ -201,8 +200,8 @@ async def test_forged_button_data_changes_nothing(tmp_path: Path, data: str) -> 
         assert sub.active and not sub.paused
 
 
-async def test_admin_commands_look_unknown_to_others(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_admin_commands_look_unknown_to_others(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         [unknown] = await h.say("/frobnicate")
         [stats] = await h.say("/stats")
@@ -213,9 +212,9 @@ async def test_admin_commands_look_unknown_to_others(tmp_path: Path) -> None:
         assert "統計" in admin_stats.text
 
 
-async def test_token_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_token_never_logged(database: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("DEBUG")
-    async with bot_harness(tmp_path) as h:
+    async with bot_harness(database) as h:
         h.api.failures["sendMessage"] = [(400, {"ok": False, "description": f"bad {TOKEN}"})]
         await h.say("/help")
     assert TOKEN not in caplog.text
@@ -241,8 +240,8 @@ async def group_with_one_watch(h: Harness) -> int:
     return sub.id
 
 
-async def test_a_members_watch_in_a_group_is_refused_and_writes_nothing(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_a_members_watch_in_a_group_is_refused_and_writes_nothing(database: str) -> None:
+    async with bot_harness(database) as h:
         for chat_type in ("group", "supergroup"):
             [reply] = await h.say(f"/watch {PRODUCT}", BOB, chat=GROUP, chat_type=chat_type)
             assert reply.chat_id == GROUP and reply.text == REFUSED
@@ -258,12 +257,10 @@ async def test_a_members_watch_in_a_group_is_refused_and_writes_nothing(tmp_path
     "command",
     ["/unwatch 1", "/pause", "/pause 1", "/resume", "/quiet 23:00-07:00", "/stop", "/start w_w1"],
 )
-async def test_every_change_to_a_groups_watches_needs_an_admin(
-    tmp_path: Path, command: str
-) -> None:
+async def test_every_change_to_a_groups_watches_needs_an_admin(database: str, command: str) -> None:
     from watcher.core.model import Watch
 
-    async with bot_harness(tmp_path) as h:
+    async with bot_harness(database) as h:
         await h.repo.sync_yaml_watches([Watch(key="w1", name="w1", url=PRODUCT)], h.clock.now())
         await group_with_one_watch(h)
         if command == "/resume":
@@ -276,8 +273,8 @@ async def test_every_change_to_a_groups_watches_needs_an_admin(
 
 
 @pytest.mark.parametrize("status", ["creator", "administrator"])
-async def test_a_group_admin_changes_the_groups_watches(tmp_path: Path, status: str) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_a_group_admin_changes_the_groups_watches(database: str, status: str) -> None:
+    async with bot_harness(database) as h:
         h.api.members[(GROUP, BOB)] = status
         [reply] = await in_group(h, f"/watch {PRODUCT}")
         assert "登録しました" in reply.text
@@ -290,8 +287,8 @@ async def test_a_group_admin_changes_the_groups_watches(tmp_path: Path, status: 
         assert h.api.member_checks() == [(GROUP, BOB)]  # three changes, one question
 
 
-async def test_an_anonymous_admin_writing_as_the_group_is_an_admin(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_an_anonymous_admin_writing_as_the_group_is_an_admin(database: str) -> None:
+    async with bot_harness(database) as h:
         [reply] = await in_group(h, f"/watch {PRODUCT}", as_group=True, language=None)
         assert "登録しました" in reply.text
         assert len(await h.repo.list_subscriptions(GROUP)) == 1
@@ -301,8 +298,8 @@ async def test_an_anonymous_admin_writing_as_the_group_is_an_admin(tmp_path: Pat
         assert h.api.member_checks() == []  # only an admin can write as the group
 
 
-async def test_a_bot_posing_as_someone_else_in_a_group_is_still_ignored(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_a_bot_posing_as_someone_else_in_a_group_is_still_ignored(database: str) -> None:
+    async with bot_harness(database) as h:
         from test_bot import ANONYMOUS_ADMIN_BOT
 
         sender = {"id": ANONYMOUS_ADMIN_BOT, "is_bot": True, "first_name": "Group"}
@@ -321,8 +318,8 @@ async def test_a_bot_posing_as_someone_else_in_a_group_is_still_ignored(tmp_path
         assert await h.repo.list_subscriptions(GROUP) == []
 
 
-async def test_members_still_read_the_groups_list_and_help(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_members_still_read_the_groups_list_and_help(database: str) -> None:
+    async with bot_harness(database) as h:
         await group_with_one_watch(h)
         [listing] = await in_group(h, "/list")
         assert "（1件）" in listing.text and listing.buttons()
@@ -336,9 +333,9 @@ async def test_members_still_read_the_groups_list_and_help(tmp_path: Path) -> No
 
 
 async def test_a_members_button_press_on_the_groups_list_is_refused_with_an_alert(
-    tmp_path: Path,
+    database: str,
 ) -> None:
-    async with bot_harness(tmp_path) as h:
+    async with bot_harness(database) as h:
         sub_id = await group_with_one_watch(h)
         for data in (f"p:{sub_id}", f"r:{sub_id}"):
             calls = await h.press(data, user=BOB, chat=GROUP, chat_type="supergroup")
@@ -360,8 +357,8 @@ async def test_a_members_button_press_on_the_groups_list_is_refused_with_an_aler
         assert (await h.repo.list_subscriptions(GROUP))[0].paused
 
 
-async def test_forged_buttons_in_a_group_do_not_ask_telegram(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_forged_buttons_in_a_group_do_not_ask_telegram(database: str) -> None:
+    async with bot_harness(database) as h:
         calls = await h.press("x:1", user=BOB, chat=GROUP, chat_type="supergroup")
         assert [c.method for c in calls] == ["answerCallbackQuery"]
 
@@ -375,10 +372,10 @@ async def test_forged_buttons_in_a_group_do_not_ask_telegram(tmp_path: Path) -> 
     ],
 )
 async def test_a_failed_admin_check_refuses_and_asks_to_try_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: Any
+    database: str, caplog: pytest.LogCaptureFixture, failure: Any
 ) -> None:
     caplog.set_level("INFO")
-    async with bot_harness(tmp_path) as h:
+    async with bot_harness(database) as h:
         h.api.members[(GROUP, BOB)] = "administrator"
         if failure == "unreachable":
             h.api.unreachable.add("getChatMember")
@@ -399,8 +396,8 @@ async def test_a_failed_admin_check_refuses_and_asks_to_try_again(
         assert len(h.api.member_checks()) == 3
 
 
-async def test_admin_answers_are_remembered_for_five_minutes(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path, command_limit=100) as h:
+async def test_admin_answers_are_remembered_for_five_minutes(database: str) -> None:
+    async with bot_harness(database, command_limit=100) as h:
         h.api.members[(GROUP, BOB)] = "administrator"
         await in_group(h, f"/watch {PRODUCT}")
         h.clock.t += 299
@@ -418,8 +415,8 @@ async def test_admin_answers_are_remembered_for_five_minutes(tmp_path: Path) -> 
         assert h.api.member_checks()[2:] == [(GROUP, ALICE), (GROUP - 1, BOB)]
 
 
-async def test_private_chats_never_ask_who_is_an_admin(tmp_path: Path) -> None:
-    async with bot_harness(tmp_path) as h:
+async def test_private_chats_never_ask_who_is_an_admin(database: str) -> None:
+    async with bot_harness(database) as h:
         await h.say(f"/watch {PRODUCT}")
         await h.say("/watch 4901234567894")
         [sub, _] = await h.repo.list_subscriptions(ALICE)
@@ -436,9 +433,9 @@ async def test_private_chats_never_ask_who_is_an_admin(tmp_path: Path) -> None:
 
 
 async def test_bot_wide_admin_commands_work_in_a_group_without_an_admin_check(
-    tmp_path: Path,
+    database: str,
 ) -> None:
-    async with bot_harness(tmp_path) as h:
+    async with bot_harness(database) as h:
         await group_with_one_watch(h)
         assert await record_restock(h, GROUP) == 1
         [stats] = await in_group(h, "/stats", user=ADMIN)
