@@ -225,6 +225,7 @@ def test_restock_reload_moves_the_counter_on(
     assert asyncio.run(_count(database)) == 2
 
 
+# SQLite only: a file is the one database `restock reload` could create by mistake.
 def test_restock_reload_without_a_database_says_so_and_creates_none(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,6 +4,9 @@ The shop counts requests in flight and when each arrived, whichever worker sent 
 together must keep its host's limits. A worker killed with SIGKILL loses nothing: its products
 are checked by the others, every delivery is sent (a repeat only for a send in flight at the
 kill), and the duty it held passes to a survivor.
+
+PostgreSQL only: several workers share a server database; SQLite serves one process (its real
+runs, SIGTERM and SIGKILL included, are in test_cli_run.py and test_run_end_to_end.py).
 """
 
 from __future__ import annotations
