@@ -11,7 +11,6 @@ import collections
 import json
 import os
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from test_engine import IN, OUT, Lever, eventually
 
+from tests import dbrows
 from watcher.cli import main
 from watcher.demo.shop import DemoShop, ShopProduct
 from watcher.service.engine import STORE_ROW_PREFIX
@@ -65,10 +65,12 @@ async def shop() -> AsyncIterator[DemoShop]:
         yield running
 
 
-def write_watchlist(folder: Path, shop: DemoShop, slugs: list[str], webhook: str | None) -> Path:
+def write_watchlist(
+    folder: Path, database: str, shop: DemoShop, slugs: list[str], webhook: str | None
+) -> Path:
     lines = [
         "settings:",
-        f"  database: {folder / 'restock.sqlite3'}",
+        f"  database: '{database}'",
         "  default_interval: 1s",
         "  hot_windows: []",
         "  debounce: {confirm: 2, rearm: 2, cooldown: 0s}",
@@ -98,13 +100,17 @@ async def start_watcher(config: Path, log: Path) -> asyncio.subprocess.Process:
         )  # fmt: skip
 
 
-def webhook_deliveries(database: Path) -> dict[str, str]:
+async def webhook_deliveries(database: str) -> dict[str, str]:
     """Status of every webhook delivery, by the Idempotency-Key the webhook sends."""
-    with sqlite3.connect(database) as conn:
-        rows = conn.execute(
-            "SELECT event_id, recipient, status FROM deliveries WHERE channel = 'webhook'"
-        ).fetchall()
-    return {f"{event_id}:{recipient}": status for event_id, recipient, status in rows}
+    rows = await dbrows.fetch(
+        database, "SELECT event_id, recipient, status FROM deliveries WHERE channel = 'webhook'"
+    )
+    return {f"{row['event_id']}:{row['recipient']}": row["status"] for row in rows}
+
+
+async def all_sent(database: str, expected: int) -> bool:
+    deliveries = await webhook_deliveries(database)
+    return len(deliveries) >= expected and set(deliveries.values()) == {"sent"}
 
 
 async def stop_with_sigterm(process: asyncio.subprocess.Process) -> float:
@@ -116,12 +122,12 @@ async def stop_with_sigterm(process: asyncio.subprocess.Process) -> float:
 
 
 async def test_sigterm_stops_the_run_with_exit_0_and_gives_leases_back(
-    tmp_path: Path, shop: DemoShop
+    tmp_path: Path, database: str, shop: DemoShop
 ) -> None:
     slugs = [f"p{i}" for i in range(4)]
     for slug in slugs:
         shop.add(ShopProduct(slug, slug, 1000, Lever(OUT)))
-    config = write_watchlist(tmp_path, shop, slugs, webhook=None)
+    config = write_watchlist(tmp_path, database, shop, slugs, webhook=None)
     process = await start_watcher(config, tmp_path / "run.log")
     try:
         await eventually(lambda: shop.total_requests >= 6, timeout=20, what="checks running")
@@ -130,7 +136,7 @@ async def test_sigterm_stops_the_run_with_exit_0_and_gives_leases_back(
         if process.returncode is None:
             process.kill()
             await process.wait()
-    repo = await open_repository(tmp_path / "restock.sqlite3")
+    repo = await open_repository(database)
     try:
         assert await repo.lease_owners(datetime.now(UTC)) == []
     finally:
@@ -138,13 +144,12 @@ async def test_sigterm_stops_the_run_with_exit_0_and_gives_leases_back(
 
 
 async def test_after_a_sigkill_a_restart_sends_every_message_once_more_at_most_in_flight(
-    tmp_path: Path, shop: DemoShop, receiver: Receiver
+    tmp_path: Path, database: str, shop: DemoShop, receiver: Receiver
 ) -> None:
     levers = {f"p{i}": Lever(OUT) for i in range(5)}
     for slug, lever in levers.items():
         shop.add(ShopProduct(slug, slug, 1000, lever))
-    config = write_watchlist(tmp_path, shop, list(levers), webhook=receiver.url)
-    database = tmp_path / "restock.sqlite3"
+    config = write_watchlist(tmp_path, database, shop, list(levers), webhook=receiver.url)
     log = tmp_path / "run.log"
 
     first = await start_watcher(config, log)
@@ -161,7 +166,7 @@ async def test_after_a_sigkill_a_restart_sends_every_message_once_more_at_most_i
         first.kill()
         await first.wait()
 
-    at_kill = webhook_deliveries(database)
+    at_kill = await webhook_deliveries(database)
     received_at_kill = set(receiver.received)
     in_flight = received_at_kill - {key for key, status in at_kill.items() if status == "sent"}
     assert "pending" in at_kill.values()  # the kill left messages to send
@@ -169,10 +174,7 @@ async def test_after_a_sigkill_a_restart_sends_every_message_once_more_at_most_i
     second = await start_watcher(config, log)
     try:
         await eventually(
-            lambda: (
-                len(webhook_deliveries(database)) >= len(levers)
-                and set(webhook_deliveries(database).values()) == {"sent"}
-            ),
+            lambda: all_sent(database, len(levers)),
             timeout=25,
             what="every delivery sent",
         )
@@ -182,7 +184,7 @@ async def test_after_a_sigkill_a_restart_sends_every_message_once_more_at_most_i
             second.kill()
             await second.wait()
 
-    deliveries = webhook_deliveries(database)
+    deliveries = await webhook_deliveries(database)
     counts = collections.Counter(receiver.received)
     assert set(counts) == set(deliveries)  # nothing lost, nothing unknown
     repeated = {key for key, n in counts.items() if n > 1}
@@ -190,7 +192,7 @@ async def test_after_a_sigkill_a_restart_sends_every_message_once_more_at_most_i
     assert all(n <= 2 for n in counts.values())
 
 
-async def save_states(database: Path, *states: HostState) -> None:
+async def save_states(database: str, *states: HostState) -> None:
     repo = await open_repository(database)
     try:
         for state in states:
@@ -200,9 +202,8 @@ async def save_states(database: Path, *states: HostState) -> None:
 
 
 def test_status_shows_host_backoff_and_store_drift(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    database = tmp_path / "restock.sqlite3"
     until = datetime.now(UTC) + timedelta(minutes=5)
     blocked = HostState(
         "www.amazon.co.jp", backoff_until=until, consecutive_blocks=2, last_reason="blocked:captcha"
@@ -211,14 +212,14 @@ def test_status_shows_host_backoff_and_store_drift(
     drift = HostState(STORE_ROW_PREFIX + "rakuten", consecutive_blocks=3, last_reason=warning)
     asyncio.run(save_states(database, blocked, drift))
 
-    assert main(["status", "--database", str(database)]) == 0
+    assert main(["status", "--database", database]) == 0
     text = capsys.readouterr().out
     assert "host www.amazon.co.jp: 2 blocks, backing off until" in text
     assert "blocked:captcha" in text
     assert "store rakuten: store rakuten pages no longer parse: check the adapter" in text
     assert "host store:" not in text
 
-    assert main(["status", "--database", str(database), "--json"]) == 0
+    assert main(["status", "--database", database, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [h["host"] for h in report["hosts"]] == ["www.amazon.co.jp"]
     assert report["stores"] == [

@@ -18,11 +18,11 @@ from watcher.storage.interface import CheckOutcome, WatchDecision
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def make_database(tmp_path: Path) -> Path:
-    """A watchlist with one watch, synced, checked once and restocked once."""
+def make_database(tmp_path: Path, database: str) -> Path:
+    """A watchlist with one watch on `database`, synced, checked once and restocked once."""
     path = tmp_path / "w.yaml"
     path.write_text(
-        f"settings:\n  database: {tmp_path / 'db.sqlite3'}\n"
+        f"settings:\n  database: '{database}'\n"
         "watches:\n  - {name: Switch 2, url: 'https://www.amazon.co.jp/dp/B0DX000000'}\n",
         encoding="utf-8",
     )
@@ -48,28 +48,32 @@ def make_database(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("given", ["--config", "--database"])
 def test_status_lists_the_watch_and_the_outbox(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, database: str, given: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = make_database(tmp_path)
-    assert main(["status", "--config", str(config)]) == 0
+    config = make_database(tmp_path, database)
+    where = [given, str(config) if given == "--config" else database]
+    assert main(["status", *where]) == 0
     out = capsys.readouterr().out
     assert "switch-2" in out and "in_stock" in out and "49,980" in out
     assert "outbox: pending 1" in out
 
-    assert main(["status", "--config", str(config), "--json"]) == 0
+    assert main(["status", *where, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["watches"][0]["key"] == "switch-2"
     assert report["outbox"]["pending"] == 1
 
 
 def test_history_shows_observations_and_events(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = make_database(tmp_path)
+    config = make_database(tmp_path, database)
     assert main(["history", "switch-2", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "jsonld:InStock" in out and "restock" in out
+    assert main(["history", "switch-2", "--database", database]) == 0
+    assert capsys.readouterr().out == out
 
 
 @pytest.mark.parametrize(
@@ -80,6 +84,7 @@ def test_history_shows_observations_and_events(
         (["history", "switch-2", "--database", "/nonexistent/db.sqlite3"], "no database"),
         (["status", "--database", "sqlite:////nonexistent/db.sqlite3"], "no database"),
         (["status", "--database", "mysql://127.0.0.1/restock"], "unsupported database URL"),
+        (["status", "--database", "postgresql://postgres@127.0.0.1:1/x"], "cannot open database"),
     ],
 )
 def test_usage_errors_are_one_line(
@@ -90,18 +95,20 @@ def test_usage_errors_are_one_line(
     assert message in err and "\n" not in err
 
 
-def test_history_of_an_unknown_watch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = make_database(tmp_path)
+def test_history_of_an_unknown_watch(
+    tmp_path: Path, database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_database(tmp_path, database)
     assert main(["history", "nope", "--config", str(config)]) == 2
     assert "no watch with key 'nope'" in capsys.readouterr().err
 
 
 def test_status_and_history_show_an_open_lottery_with_its_deadline(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "w.yaml"
     path.write_text(
-        f"settings:\n  database: {tmp_path / 'db.sqlite3'}\n"
+        f"settings:\n  database: '{database}'\n"
         "watches:\n  - name: Switch 2\n    url: 'https://shop.example/switch2'\n"
         "    events: [restock, lottery_open]\n",
         encoding="utf-8",

@@ -14,8 +14,8 @@ from watcher.cli import main
 LINE_API = "https://line.example.test"
 
 
-def with_line(tmp_path: Path) -> str:
-    config = make_database(tmp_path)
+def with_line(tmp_path: Path, database: str) -> str:
+    config = make_database(tmp_path, database)
     text = config.read_text(encoding="utf-8")
     line = (
         f"notifiers:\n  line: {{channel_access_token: tok-123456789, api_base_url: '{LINE_API}'}}\n"
@@ -24,8 +24,10 @@ def with_line(tmp_path: Path) -> str:
     return str(config)
 
 
-def test_status_shows_the_line_quota(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = with_line(tmp_path)
+def test_status_shows_the_line_quota(
+    tmp_path: Path, database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = with_line(tmp_path, database)
     with respx.mock() as router:
         router.get(f"{LINE_API}/v2/bot/message/quota").respond(
             json={"type": "limited", "value": 1000}
@@ -39,9 +41,9 @@ def test_status_shows_the_line_quota(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_status_says_when_the_quota_cannot_be_read(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = with_line(tmp_path)
+    config = with_line(tmp_path, database)
     with respx.mock() as router:
         router.get(f"{LINE_API}/v2/bot/message/quota").respond(
             401, json={"message": "Authentication failed"}

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from test_engine import eventually
 
+from tests import dbrows
 from watcher.cli import main
 from watcher.config.load import load_config
 from watcher.demo.shop import DemoShop, ShopProduct, Shows, timeline
@@ -225,6 +225,7 @@ def test_restock_reload_moves_the_counter_on(
     assert asyncio.run(_count(database)) == 2
 
 
+# SQLite only: a file is the one database `restock reload` could create by mistake.
 def test_restock_reload_without_a_database_says_so_and_creates_none(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -266,37 +267,38 @@ async def start_watcher(config: Path, log: Path) -> asyncio.subprocess.Process:
         )  # fmt: skip
 
 
-def stored_reloads(database: Path) -> int:
-    with sqlite3.connect(database) as conn:
-        row = conn.execute("SELECT counter FROM reloads WHERE id = 1").fetchone()
-    return 0 if row is None else int(row[0])
+async def stored_reloads(database: str) -> int:
+    counter = await dbrows.scalar(database, "SELECT counter FROM reloads WHERE id = 1")
+    return 0 if counter is None else int(counter)
 
 
-def active_watches(database: Path) -> set[str]:
-    with sqlite3.connect(database) as conn:
-        rows = conn.execute("SELECT key FROM watches WHERE active = 1").fetchall()
-    return {key for (key,) in rows}
+async def active_watches(database: str) -> set[str]:
+    rows = await dbrows.fetch(database, "SELECT key FROM watches WHERE active")
+    return {row["key"] for row in rows}
 
 
-async def when(condition: Callable[[], bool], what: str) -> None:
+async def watching(database: str, keys: set[str]) -> bool:
+    return await active_watches(database) == keys
+
+
+async def when(condition: Callable[[], bool | Awaitable[bool]], what: str) -> None:
     await eventually(condition, timeout=30, what=what)
 
 
 async def test_sighup_reloads_the_watchlist_and_tells_the_other_workers(
-    tmp_path: Path, shop: DemoShop
+    tmp_path: Path, database: str, shop: DemoShop
 ) -> None:
-    database = tmp_path / "restock.sqlite3"
     watchlist = tmp_path / "w.yaml"
-    watchlist.write_text(watchlist_text(str(database), shop, ["mug"]), encoding="utf-8")
+    watchlist.write_text(watchlist_text(database, shop, ["mug"]), encoding="utf-8")
     log = tmp_path / "run.log"
     process = await start_watcher(watchlist, log)
     try:
         await when(lambda: "running 1 watches" in log.read_text(), "the run's start")
-        assert active_watches(database) == {"mug"}
-        rewrite_quietly(watchlist, watchlist_text(str(database), shop, ["mug", "cup"]))
+        assert await active_watches(database) == {"mug"}
+        rewrite_quietly(watchlist, watchlist_text(database, shop, ["mug", "cup"]))
         process.send_signal(signal.SIGHUP)
-        await when(lambda: active_watches(database) == {"mug", "cup"}, "the reload")
-        assert stored_reloads(database) == 1  # the other workers were told
+        await when(lambda: watching(database, {"mug", "cup"}), "the reload")
+        assert await stored_reloads(database) == 1  # the other workers were told
         assert process.returncode is None  # SIGHUP does not stop it
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0

@@ -43,12 +43,14 @@ async def test_each_budgeted_channel_reports_its_allowance() -> None:
         await line.aclose()
 
 
-async def test_the_health_page_shows_the_line_quota_beside_the_x_budget(tmp_path: Path) -> None:
+async def test_the_health_page_shows_the_line_quota_beside_the_x_budget(
+    tmp_path: Path, database: str
+) -> None:
     budgets = (
         ChannelBudget("x", Period.DAY, allowance=15, used=3),
         ChannelBudget("line", Period.MONTH, allowance=1000, used=10),
     )
-    async with running_web(tmp_path, budgets=budgets) as web:
+    async with running_web(tmp_path, budgets=budgets, database=database) as web:
         japanese = (await web.client.get("/health")).text
         english = (await web.client.get("/health?lang=en")).text
     assert "x: 残り 12 / 15 （24時間あたり）" in japanese
@@ -57,12 +59,12 @@ async def test_the_health_page_shows_the_line_quota_beside_the_x_budget(tmp_path
     assert "line: left 990 / 1000 this month" in english
 
 
-async def test_an_unread_or_unlimited_quota_says_so(tmp_path: Path) -> None:
+async def test_an_unread_or_unlimited_quota_says_so(tmp_path: Path, database: str) -> None:
     budgets = (
         ChannelBudget("line", Period.MONTH, allowance=None, used=None),
         ChannelBudget("line2", Period.MONTH, allowance=None, used=42),
     )
-    async with running_web(tmp_path, budgets=budgets, language="en") as web:
+    async with running_web(tmp_path, budgets=budgets, language="en", database=database) as web:
         page = (await web.client.get("/health")).text
     assert "line: not read yet" in page
     assert "line2: 42 sent this month (no limit)" in page

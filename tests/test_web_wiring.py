@@ -9,24 +9,25 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests import dbrows
 from tests.httpserver import LoopbackServer, Reply
 from watcher.config.load import load_config
 from watcher.core.model import Origin
 from watcher.service.app import App
 from watcher.service.wiring import Overrides
-from watcher.storage.sqlite.repository import SQLiteRepository, open_repository
+from watcher.storage import open_repository
 from watcher.web.app import WebApp
 from watcher.web.listener import Request
 from watcher.web.security import WEB_TOKEN_ENV, WebTokenMissing
 from watcher.web.server import WebHandler
 
 
-def watchlist(tmp_path: Path, listen: str, server: str = "") -> Path:
+def watchlist(tmp_path: Path, database: str, listen: str, server: str = "") -> Path:
     path = tmp_path / "watchlist.yaml"
     path.write_text(
         f"""
 settings:
-  database: {tmp_path / "restock.sqlite3"}
+  database: '{database}'
   server: {{listen: "{listen}", web: true{server}}}
 notifiers:
   console: {{}}
@@ -40,17 +41,17 @@ watches:
     return path
 
 
-async def make_app(tmp_path: Path, listen: str, server: str = "") -> App:
-    config = load_config(watchlist(tmp_path, listen, server))
+async def make_app(tmp_path: Path, database: str, listen: str, server: str = "") -> App:
+    config = load_config(watchlist(tmp_path, database, listen, server))
     repository = await open_repository(config.settings.database)
     return App(config, repository, Overrides(stop=asyncio.Event(), install_signals=False))
 
 
 async def test_off_loopback_without_a_token_refuses_to_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(WEB_TOKEN_ENV, raising=False)
-    app = await make_app(tmp_path, "0.0.0.0:8787")
+    app = await make_app(tmp_path, database, "0.0.0.0:8787")
     try:
         with pytest.raises(WebTokenMissing):
             await app.run(asyncio.Event())
@@ -59,10 +60,10 @@ async def test_off_loopback_without_a_token_refuses_to_start(
 
 
 async def test_exposed_web_watches_fetch_under_the_chat_guard(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(WEB_TOKEN_ENV, "a-long-token")
-    app = await make_app(tmp_path, "192.0.2.10:8787")
+    app = await make_app(tmp_path, database, "192.0.2.10:8787")
     try:
         assert app.engine.guarded_origins == {Origin.CHAT}
         server = app.config.settings.server
@@ -75,10 +76,10 @@ async def test_exposed_web_watches_fetch_under_the_chat_guard(
 
 
 async def test_on_loopback_web_watches_are_the_operators(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(WEB_TOKEN_ENV, raising=False)
-    app = await make_app(tmp_path, "127.0.0.1:8787")
+    app = await make_app(tmp_path, database, "127.0.0.1:8787")
     try:
         server = app.config.settings.server
         assert server is not None
@@ -90,10 +91,10 @@ async def test_on_loopback_web_watches_are_the_operators(
 
 
 async def test_with_a_token_on_loopback_web_watches_are_guarded_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(WEB_TOKEN_ENV, "behind-a-proxy")
-    app = await make_app(tmp_path, "127.0.0.1:8787")
+    app = await make_app(tmp_path, database, "127.0.0.1:8787")
     try:
         server = app.config.settings.server
         assert server is not None
@@ -114,12 +115,12 @@ async def form_token(web: WebHandler, auth: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("action", ["check", "save"])
 async def test_exposed_ui_refuses_unsafe_targets_without_fetching_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, action: str
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch, action: str
 ) -> None:
     """The wiring `restock run` uses: the chat users' allow-list and SSRF rules, before any
     fetch, for a preview as for a save."""
     monkeypatch.setenv(WEB_TOKEN_ENV, "a-long-token")
-    app = await make_app(tmp_path, "192.0.2.10:8787")
+    app = await make_app(tmp_path, database, "192.0.2.10:8787")
     auth = {"authorization": "Bearer a-long-token", "host": "192.0.2.10:8787"}
     try:
         server = app.config.settings.server
@@ -143,19 +144,19 @@ async def test_exposed_ui_refuses_unsafe_targets_without_fetching_them(
                 answer = await web(Request("POST", "/add", headers, body.encode()))
                 assert answer is not None and answer.status == 400, target
             assert shop.requests == []
-        views = app.repository
-        assert isinstance(views, SQLiteRepository)
-        assert [w for w in await views.web_views().watches() if w.origin is Origin.WEB] == []
+        web_rows = await dbrows.fetch(database, "SELECT key FROM watches WHERE origin = 'web'")
+        assert web_rows == []
     finally:
         await app.close()
         await app.repository.close()
 
 
 async def test_the_exposed_uis_quota_comes_from_the_watchlist(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(WEB_TOKEN_ENV, "a-long-token")
-    app = await make_app(tmp_path, "127.0.0.1:8787", ", web_adds_per_day: 3, web_watches: 7")
+    quota = ", web_adds_per_day: 3, web_watches: 7"
+    app = await make_app(tmp_path, database, "127.0.0.1:8787", quota)
     try:
         server = app.config.settings.server
         assert server is not None

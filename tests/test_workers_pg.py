@@ -3,6 +3,8 @@
 Each test opens two repositories (two workers' pools) on one fresh schema. Nothing sleeps: a
 worker's death is its database session ending, and takeovers happen at the next beat, which
 the tests call directly.
+
+PostgreSQL only: SQLite serves one process and offers no coordination (`storage/coordination.py`).
 """
 
 from __future__ import annotations

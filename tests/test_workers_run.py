@@ -4,6 +4,9 @@ The shop counts requests in flight and when each arrived, whichever worker sent 
 together must keep its host's limits. A worker killed with SIGKILL loses nothing: its products
 are checked by the others, every delivery is sent (a repeat only for a send in flight at the
 kill), and the duty it held passes to a survivor.
+
+PostgreSQL only: several workers share a server database; SQLite serves one process (its real
+runs, SIGTERM and SIGKILL included, are in test_cli_run.py and test_run_end_to_end.py).
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
-from test_cli_run import Receiver, receiver  # noqa: F401  (the webhook fixture)
+from test_cli_run import Receiver, receiver, webhook_deliveries  # noqa: F401  (the webhook fixture)
 from test_engine import IN, OUT, Lever, eventually
 
 from watcher.demo.shop import DemoShop, ShopProduct
@@ -103,18 +105,6 @@ async def stop_all(workers: list[asyncio.subprocess.Process]) -> list[int | None
             worker.kill()
             codes.append(await worker.wait())
     return codes
-
-
-async def webhook_deliveries(url: str) -> dict[str, str]:
-    """Status of every webhook delivery, by the Idempotency-Key the webhook sends."""
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch(
-            "SELECT event_id, recipient, status FROM deliveries WHERE channel = 'webhook'"
-        )
-    finally:
-        await conn.close()
-    return {f"{row[0]}:{row[1]}": row[2] for row in rows}
 
 
 async def test_three_workers_keep_the_hosts_limits_together(
