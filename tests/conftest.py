@@ -2,8 +2,9 @@
 
 Repository tests run once per storage backend: `repo` and `database` are parametrized by
 `backend`. A backend is one entry in `BACKENDS` and one fixture `<backend>_database` that gives
-a fresh, empty database URL for a test (and cleans up after it). Tests that read a SQLite file
-directly ask for `db_path`, which only the SQLite backend has.
+a fresh, empty database URL for a test (and cleans up after it); `other_database` is a second one
+on the same backend, for tests that compare two databases. Tests that read a SQLite file directly
+ask for `db_path`, which only the SQLite backend has.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -89,16 +91,36 @@ async def _admin(url: str, statement: str) -> None:
 @pytest.fixture
 async def postgresql_database(postgres_session_database: str) -> AsyncIterator[str]:
     """A fresh, empty schema in the test run's database, as a URL; dropped after the test."""
+    async with _fresh_schema(postgres_session_database) as url:
+        yield url
+
+
+@asynccontextmanager
+async def _fresh_schema(session_database: str) -> AsyncIterator[str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    await _admin(postgres_session_database, f"CREATE SCHEMA {schema}")
-    yield f"{postgres_session_database}?search_path={schema}"
-    await _admin(postgres_session_database, f"DROP SCHEMA {schema} CASCADE")
+    await _admin(session_database, f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{session_database}?search_path={schema}"
+    finally:
+        await _admin(session_database, f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture
 def database(backend: str, request: pytest.FixtureRequest) -> str:
     """A fresh database URL on `backend`."""
     return str(request.getfixturevalue(f"{backend}_database"))
+
+
+@pytest.fixture
+async def other_database(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[str]:
+    """A second fresh database URL on `backend`, apart from `database`."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'other.sqlite3'}"
+        return
+    async with _fresh_schema(request.getfixturevalue("postgres_session_database")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
 """A check's new deliveries claimed in its own transaction and handed to the dispatcher in memory.
 
-Real SQLite files; the dispatcher with scripted notifiers and a fake clock; the whole app against a
-loopback shop at the end.
+A real database on each backend; the dispatcher with scripted notifiers and a fake clock; the whole
+app against a loopback shop at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import datetime, time
@@ -27,6 +26,7 @@ from test_dispatch import (
 )
 from test_engine import IN, OUT, Lever, Recorder, eventually, fast_overrides, url_watch, watchlist
 
+from tests import dbrows
 from watcher.config.load import load_config
 from watcher.core.model import Availability, Notify, Observation, QuietHours, QuietMode, Watch
 from watcher.demo.shop import DemoShop, ShopProduct
@@ -38,9 +38,9 @@ from watcher.storage.interface import (
     ClaimedDelivery,
     DeliveryClaim,
     RecordedCheck,
+    Repository,
     WatchDecision,
 )
-from watcher.storage.sqlite.repository import SQLiteRepository
 
 TELEGRAM_ONLY = frozenset({"telegram"})
 
@@ -53,7 +53,7 @@ def claim_for(
 
 
 async def check(
-    repo: SQLiteRepository, claim: DeliveryClaim | None, now: datetime = NOW
+    repo: Repository, claim: DeliveryClaim | None, now: datetime = NOW
 ) -> RecordedCheck:
     """Check the watched product once, as the engine does, with the detector firing a restock."""
     [product] = await repo.claim_due_products("engine", now, 10, LEASE)
@@ -65,14 +65,13 @@ async def check(
     return await repo.record_check(product.id, observation, [decision], outcome, now)
 
 
-def leases(db_path: Path, ids: Sequence[int]) -> dict[int, tuple[str | None, int]]:
-    """Each delivery's lease owner and attempts, read straight from the file."""
-    with sqlite3.connect(db_path) as conn:
-        marks = ",".join("?" * len(ids))
-        rows = conn.execute(
-            f"SELECT id, lease_owner, attempts FROM deliveries WHERE id IN ({marks})", list(ids)
-        ).fetchall()
-    return {row[0]: (row[1], row[2]) for row in rows}
+async def leases(database: str, ids: Sequence[int]) -> dict[int, tuple[str | None, int]]:
+    """Each delivery's lease owner and attempts, read straight from the database."""
+    marks = ",".join("?" * len(ids))
+    rows = await dbrows.fetch(
+        database, f"SELECT id, lease_owner, attempts FROM deliveries WHERE id IN ({marks})", *ids
+    )
+    return {row["id"]: (row["lease_owner"], row["attempts"]) for row in rows}
 
 
 def ids(claimed: Sequence[ClaimedDelivery]) -> list[int]:
@@ -83,7 +82,7 @@ def ids(claimed: Sequence[ClaimedDelivery]) -> list[int]:
 
 
 async def test_a_check_leases_its_new_deliveries_to_the_dispatcher(
-    repo: SQLiteRepository, db_path: Path
+    repo: Repository, database: str
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=(111, 222), webhook=True))], NOW)
     recorded = await check(repo, claim_for(channels=("telegram", "webhook")))
@@ -98,13 +97,11 @@ async def test_a_check_leases_its_new_deliveries_to_the_dispatcher(
     for item in recorded.claimed:
         assert item.event == event and item.attempts == 1 and item.lease_until == NOW + LEASE
     # The attempt is counted once: by the claim, not again by anything else in the check.
-    assert set(leases(db_path, ids(recorded.claimed)).values()) == {("dispatcher-1", 1)}
+    assert set((await leases(database, ids(recorded.claimed))).values()) == {("dispatcher-1", 1)}
     assert await repo.lease_owners(NOW) == ["dispatcher-1"]
 
 
-async def test_only_the_dispatchers_channels_are_claimed(
-    repo: SQLiteRepository, db_path: Path
-) -> None:
+async def test_only_the_dispatchers_channels_are_claimed(repo: Repository, database: str) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=(111,), console=True))], NOW)
     recorded = await check(repo, claim_for(channels=TELEGRAM_ONLY))
 
@@ -115,11 +112,13 @@ async def test_only_the_dispatchers_channels_are_claimed(
     assert (console.channel, console.attempts) == ("console", 1)
 
 
-async def test_a_check_claims_exactly_what_a_claim_would_at_that_moment(tmp_path: Path) -> None:
+async def test_a_check_claims_exactly_what_a_claim_would_at_that_moment(
+    database: str, other_database: str
+) -> None:
     """Quiet hours, languages, channels: the check's claim and a claim right after it agree."""
     claimed: list[tuple[ClaimedDelivery, ...]] = []
-    for name, claim in (("in-check", claim_for()), ("after", None)):
-        repo = await open_repository(tmp_path / f"{name}.sqlite3")
+    for url, claim in ((database, claim_for()), (other_database, None)):
+        repo = await open_repository(url)
         try:
             notify = Notify(telegram=(111, 222), console=True)
             await repo.sync_yaml_watches([switch_watch(notify)], NOW)
@@ -145,7 +144,7 @@ async def test_a_check_claims_exactly_what_a_claim_would_at_that_moment(tmp_path
 
 
 async def test_a_check_without_a_claim_request_claims_nothing(
-    repo: SQLiteRepository, db_path: Path
+    repo: Repository, database: str
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=(111,)))], NOW)
     recorded = await check(repo, None)
@@ -154,7 +153,7 @@ async def test_a_check_without_a_claim_request_claims_nothing(
 
 
 async def test_a_second_dispatcher_waits_for_the_lease_then_gets_them(
-    repo: SQLiteRepository, db_path: Path
+    repo: Repository, database: str
 ) -> None:
     """The process that claimed them died: nothing is lost, they come back once the lease ends."""
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=(111, 222)))], NOW)
@@ -168,7 +167,7 @@ async def test_a_second_dispatcher_waits_for_the_lease_then_gets_them(
 
 
 async def test_checks_written_in_one_batch_each_claim_their_own(
-    repo: SQLiteRepository, db_path: Path
+    repo: Repository, database: str
 ) -> None:
     """Checks share a transaction; one that fails sends the others to be written alone, and
     what they claim is what was committed (attempts counted once)."""
@@ -201,7 +200,7 @@ async def test_checks_written_in_one_batch_each_claim_their_own(
     good = [r for r in results if isinstance(r, RecordedCheck)]
     assert [[c.recipient for c in r.claimed] for r in good] == [["100"], ["101"], ["102"]]
     every = [i for r in good for i in ids(r.claimed)]
-    assert set(leases(db_path, every).values()) == {("dispatcher-1", 1)}
+    assert set((await leases(database, every)).values()) == {("dispatcher-1", 1)}
 
 
 # --- the dispatcher ---------------------------------------------------------------------------
@@ -210,7 +209,7 @@ async def test_checks_written_in_one_batch_each_claim_their_own(
 class CountingClaims:
     """The repository, counting the dispatcher's claims from the outbox."""
 
-    def __init__(self, repo: SQLiteRepository) -> None:
+    def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self.claims = 0
 
@@ -223,7 +222,7 @@ class CountingClaims:
 
 
 async def test_handed_deliveries_are_sent_without_a_claim_from_the_outbox(
-    repo: SQLiteRepository,
+    repo: Repository,
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=(111, 222)))], NOW)
     counting = CountingClaims(repo)
@@ -246,7 +245,7 @@ async def test_handed_deliveries_are_sent_without_a_claim_from_the_outbox(
 
 
 async def test_a_handed_delivery_in_quiet_hours_is_held_without_spending_an_attempt(
-    repo: SQLiteRepository,
+    repo: Repository,
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=(111, 222)))], NOW)
     await repo.set_quiet(111, QuietHours(time(20, 0), time(7, 0), QuietMode.HOLD))
@@ -267,7 +266,7 @@ async def test_a_handed_delivery_in_quiet_hours_is_held_without_spending_an_atte
 
 
 async def test_a_handed_delivery_that_outwaited_its_lease_is_left_to_the_outbox(
-    repo: SQLiteRepository,
+    repo: Repository,
 ) -> None:
     """Its lease ran out in memory, so another dispatcher may hold it now: it is not sent."""
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=(111,)))], NOW)
@@ -285,7 +284,7 @@ async def test_a_handed_delivery_that_outwaited_its_lease_is_left_to_the_outbox(
 
 
 async def test_handed_deliveries_not_yet_sent_are_released_on_stop(
-    repo: SQLiteRepository, db_path: Path
+    repo: Repository, database: str
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=(111,)))], NOW)
     telegram = GatedNotifier("telegram")
@@ -305,13 +304,13 @@ async def test_handed_deliveries_not_yet_sent_are_released_on_stop(
 
     assert [n.delivery_id for n in telegram.notices] == ids(first.claimed)
     # Given back at once, its attempt uncounted: another dispatcher need not wait for the lease.
-    assert leases(db_path, ids(second.claimed)) == {second.claimed[0].id: (None, 0)}
+    assert await leases(database, ids(second.claimed)) == {second.claimed[0].id: (None, 0)}
     [again] = await repo.claim_deliveries("dispatcher-2", NOW, 50, LEASE)
     assert (again.id, again.attempts) == (second.claimed[0].id, 1)
 
 
 async def test_a_removed_channels_handed_deliveries_are_released(
-    repo: SQLiteRepository, db_path: Path
+    repo: Repository, database: str
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=(111,), webhook=True))], NOW)
     telegram, webhook = FakeNotifier("telegram"), GatedNotifier("webhook")
@@ -333,8 +332,12 @@ async def test_a_removed_channels_handed_deliveries_are_released(
         d.hand(late.claimed)
 
         released = [c.id for r in (queued, late) for c in r.claimed if c.channel == "webhook"]
+
+        async def given_back() -> bool:
+            return set((await leases(database, released)).values()) == {(None, 0)}
+
         await eventually(
-            lambda: set(leases(db_path, released).values()) == {(None, 0)},
+            given_back,
             timeout=5,
             what="the webhook deliveries given back",
         )
@@ -349,7 +352,7 @@ async def test_a_removed_channels_handed_deliveries_are_released(
 
 
 async def test_a_stream_of_handed_deliveries_does_not_starve_the_outbox(
-    repo: SQLiteRepository,
+    repo: Repository,
 ) -> None:
     """Deliveries waiting in the outbox (retries, another process's) take turns with new ones."""
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=(1, 2, 3, 4, 5)))], NOW)
@@ -369,7 +372,7 @@ async def test_a_stream_of_handed_deliveries_does_not_starve_the_outbox(
     assert [n.event.id for n in telegram.notices[:4]] == [new.id, old.id, new.id, old.id]
 
 
-async def test_the_claim_request_follows_the_dispatchers_channels(repo: SQLiteRepository) -> None:
+async def test_the_claim_request_follows_the_dispatchers_channels(repo: Repository) -> None:
     telegram, console = FakeNotifier("telegram"), FakeNotifier("console")
     d = dispatcher(repo, [telegram], Clock(), owner="me", lease=LEASE)
     assert d.claim_request() == DeliveryClaim("me", LEASE, TELEGRAM_ONLY)
@@ -381,14 +384,14 @@ async def test_the_claim_request_follows_the_dispatchers_channels(repo: SQLiteRe
 
 
 async def test_the_app_hands_a_restock_to_its_notifier_claimed_by_the_check(
-    tmp_path: Path,
+    tmp_path: Path, database: str
 ) -> None:
     lever = Lever(OUT)
     shop = DemoShop()
     shop.add(ShopProduct("box", "箱", 5400, lever))
     await shop.start()
     path = tmp_path / "w.yaml"
-    path.write_text(watchlist(tmp_path / "db.sqlite3", [url_watch("box", shop.url("box"))]))
+    path.write_text(watchlist(database, [url_watch("box", shop.url("box"))]))
     config = load_config(path)
     repo = await open_repository(config.settings.database)
     claimed: list[int] = []
