@@ -1,15 +1,13 @@
 """One restock to many recipients: the check's write, the hand-off, the grouped result writes.
 
-Real SQLite files; the dispatcher with recording notifiers and a fake clock.
+A real database on each backend; the dispatcher with recording notifiers and a fake clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +23,7 @@ from test_dispatch import (
 )
 
 from notifiers.base import Notice, SendResult
+from tests import dbrows
 from watcher.core.model import Availability, Notify, Observation, QuietHours, QuietMode
 from watcher.service.dispatch import Dispatcher
 from watcher.storage import group_commit, open_repository
@@ -34,9 +33,9 @@ from watcher.storage.interface import (
     ClaimedDelivery,
     DeliveryClaim,
     RecordedCheck,
+    Repository,
     WatchDecision,
 )
-from watcher.storage.sqlite.repository import SQLiteRepository
 
 OWNER = "dispatcher-1"
 TELEGRAM = frozenset({"telegram"})
@@ -59,7 +58,7 @@ def chats(count: int, first: int = 1) -> tuple[int, ...]:
     return tuple(range(first, first + count))
 
 
-async def check(repo: SQLiteRepository, claim: DeliveryClaim | None) -> RecordedCheck:
+async def check(repo: Repository, claim: DeliveryClaim | None) -> RecordedCheck:
     """Check the watched product once, as the engine does, with the detector firing a restock."""
     [product] = await repo.claim_due_products("engine", NOW, 10, LEASE)
     [stored] = await repo.load_watches(product.id)
@@ -69,16 +68,18 @@ async def check(repo: SQLiteRepository, claim: DeliveryClaim | None) -> Recorded
     return await repo.record_check(product.id, observation, [decision], outcome, NOW)
 
 
-def rows(db_path: Path) -> dict[tuple[str, str], tuple[str | None, int, str]]:
+async def rows(database: str) -> dict[tuple[str, str], tuple[str | None, int, str]]:
     """Each delivery by (channel, recipient): its lease owner, attempts and status."""
-    with sqlite3.connect(db_path) as conn:
-        found = conn.execute(
-            "SELECT channel, recipient, lease_owner, attempts, status FROM deliveries"
-        ).fetchall()
-    return {(c, r): (owner, attempts, status) for c, r, owner, attempts, status in found}
+    found = await dbrows.fetch(
+        database, "SELECT channel, recipient, lease_owner, attempts, status FROM deliveries"
+    )
+    return {
+        (row["channel"], row["recipient"]): (row["lease_owner"], row["attempts"], row["status"])
+        for row in found
+    }
 
 
-async def follow(repo: SQLiteRepository, chat: int, **user: Any) -> int:
+async def follow(repo: Repository, chat: int, **user: Any) -> int:
     """A chat user follows the watch, as the bot's /follow does; returns the subscription id."""
     quiet = user.pop("quiet", None)
     await repo.ensure_chat_user(chat, NOW, **user)
@@ -89,9 +90,7 @@ async def follow(repo: SQLiteRepository, chat: int, **user: Any) -> int:
     return subscription.id
 
 
-def spy(
-    repo: SQLiteRepository, monkeypatch: pytest.MonkeyPatch, name: str
-) -> list[tuple[Any, ...]]:
+def spy(repo: Repository, monkeypatch: pytest.MonkeyPatch, name: str) -> list[tuple[Any, ...]]:
     """The arguments of every call of one repository method, in order."""
     calls: list[tuple[Any, ...]] = []
     method: Callable[..., Awaitable[Any]] = getattr(repo, name)
@@ -104,7 +103,7 @@ def spy(
     return calls
 
 
-def gate_results(repo: SQLiteRepository, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+def gate_results(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
     """Every `record_results` waits for the returned gate (a database busy with other writes)."""
     gate = asyncio.Event()
     method = repo.record_results
@@ -123,9 +122,7 @@ async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
             await asyncio.sleep(0.005)
 
 
-async def hand_and_run(
-    repo: SQLiteRepository, d: Dispatcher
-) -> tuple[asyncio.Event, asyncio.Task[None]]:
+async def hand_and_run(repo: Repository, d: Dispatcher) -> tuple[asyncio.Event, asyncio.Task[None]]:
     """Fire the restock with the dispatcher's claim, hand what it claimed, run the dispatcher."""
     recorded = await check(repo, d.claim_request())
     stop = asyncio.Event()
@@ -138,7 +135,7 @@ async def hand_and_run(
 
 
 async def test_an_event_writes_one_delivery_per_active_subscription_all_claimed(
-    repo: SQLiteRepository, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Repository, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(group_commit, "CLAIMED_CHUNK", 7)  # built in several chunks
     await repo.sync_yaml_watches([switch_watch(Notify(webhook=True))], NOW)
@@ -165,7 +162,7 @@ async def test_an_event_writes_one_delivery_per_active_subscription_all_claimed(
         assert item.event == event and item.subscription_id is not None
     assert (claimed[-2].language, claimed[-2].quiet) == ("en", None)
     assert (claimed[-1].language, claimed[-1].quiet) == (None, EVENING)
-    written = rows(db_path)
+    written = await rows(database)
     assert written.pop(("webhook", "-")) == (None, 0, "pending")  # left to the outbox
     assert written == {("telegram", r): (OWNER, 1, "pending") for r in following}
 
@@ -178,13 +175,13 @@ async def test_an_event_writes_one_delivery_per_active_subscription_all_claimed(
 
 
 async def test_a_fan_outs_claim_equals_a_claim_from_the_outbox_right_after(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: str, other_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ids, order, event, quiet hours, languages: the same whichever way they are claimed."""
     monkeypatch.setattr(group_commit, "CLAIMED_CHUNK", 4)
     claimed: list[Sequence[ClaimedDelivery]] = []
-    for name in ("in-check", "after"):
-        repo = await open_repository(tmp_path / f"{name}.sqlite3")
+    for name, url in (("in-check", database), ("after", other_database)):
+        repo = await open_repository(url)
         try:
             notify = Notify(telegram=chats(5, first=100), console=True)
             await repo.sync_yaml_watches([switch_watch(notify)], NOW)
@@ -207,12 +204,12 @@ async def test_a_fan_outs_claim_equals_a_claim_from_the_outbox_right_after(
 
 
 async def test_a_check_without_a_claim_leaves_every_new_delivery_to_the_outbox(
-    repo: SQLiteRepository, db_path: Path
+    repo: Repository, database: str
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=chats(30)))], NOW)
     recorded = await check(repo, None)
     assert (recorded.deliveries, recorded.claimed) == (30, ())
-    assert set(rows(db_path).values()) == {(None, 0, "pending")}
+    assert set((await rows(database)).values()) == {(None, 0, "pending")}
     assert len(await repo.claim_deliveries(OWNER, NOW, 100, LEASE)) == 30
 
 
@@ -220,7 +217,7 @@ async def test_a_check_without_a_claim_leaves_every_new_delivery_to_the_outbox(
 
 
 async def test_a_large_handed_set_is_sent_once_each_and_every_result_recorded(
-    repo: SQLiteRepository, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    repo: Repository, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recipients = 1_200
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=chats(recipients)))], NOW)
@@ -245,7 +242,7 @@ async def test_a_large_handed_set_is_sent_once_each_and_every_result_recorded(
 
 
 async def test_a_worker_waits_for_the_recorder_once_a_whole_group_is_unwritten(
-    repo: SQLiteRepository, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    repo: Repository, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=chats(1_000)))], NOW)
     gate = gate_results(repo, monkeypatch)
@@ -268,7 +265,7 @@ async def test_a_worker_waits_for_the_recorder_once_a_whole_group_is_unwritten(
 
 
 async def test_run_returns_once_every_sent_result_is_written(
-    repo: SQLiteRepository, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    repo: Repository, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=chats(120)))], NOW)
     gate = gate_results(repo, monkeypatch)
@@ -288,7 +285,7 @@ async def test_run_returns_once_every_sent_result_is_written(
 
 
 async def test_many_recipients_in_quiet_hours_are_held_and_dropped_in_few_writes(
-    repo: SQLiteRepository, db_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    repo: Repository, database: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(console=True))], NOW)
     settings = {chat: (EVENING, EVENING_DROP, None)[chat % 3] for chat in chats(120)}
@@ -307,15 +304,17 @@ async def test_many_recipients_in_quiet_hours_are_held_and_dropped_in_few_writes
 
     assert sorted(telegram.recipients, key=int) == [str(c) for c, q in settings.items() if not q]
     assert len(postpones) == 3 and singles == []  # one write per batch of 50
-    pending = [r for (c, r), (_, _, s) in rows(db_path).items() if s == "pending"]
+    pending = [r for (c, r), (_, _, s) in (await rows(database)).items() if s == "pending"]
     assert sorted(map(int, pending)) == [c for c, q in settings.items() if q is EVENING]
     morning = datetime(2025, 3, 2, 7, 0, tzinfo=NOW.tzinfo) - timedelta(hours=9)  # 07:00 JST
-    with sqlite3.connect(db_path) as conn:
-        waiting = conn.execute(
-            "SELECT DISTINCT next_attempt_at, attempts, lease_owner FROM deliveries"
-            " WHERE status = 'pending' AND channel = 'telegram'"
-        ).fetchall()
-    assert waiting == [(to_epoch(morning), 0, None)]  # the attempt was not spent
+    waiting = await dbrows.fetch(
+        database,
+        "SELECT DISTINCT next_attempt_at, attempts, lease_owner FROM deliveries"
+        " WHERE status = 'pending' AND channel = 'telegram'",
+    )
+    assert [tuple(row.values()) for row in waiting] == [
+        (to_epoch(morning), 0, None)
+    ]  # the attempt was not spent
     assert await statuses(repo) == {"sent": 41, "skipped": 40, "pending": 40}
     assert d.metrics.deliveries.get(channel="telegram", result="skipped") == 40
 
@@ -338,7 +337,7 @@ class StallingNotifier(BulkNotifier):
 
 
 async def test_results_are_written_as_their_sends_end_not_when_the_batch_does(
-    repo: SQLiteRepository, clock: Clock
+    repo: Repository, clock: Clock
 ) -> None:
     await repo.sync_yaml_watches([switch_watch(Notify(telegram=chats(100)))], NOW)
     telegram = StallingNotifier("telegram", before_stall=30)
