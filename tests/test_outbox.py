@@ -7,10 +7,12 @@ import sqlite3
 from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 
+from tests import dbrows
 from watcher.core.model import (
     Availability,
     Event,
@@ -76,6 +78,11 @@ async def record(
     outcome = CheckOutcome(next_due_at=now + timedelta(minutes=1))
     result = await repo.record_check(stored.product_id, obs, [decision], outcome, now)
     return list(result.events)
+
+
+async def fetch_tuples(database: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows `sql` selects, each a tuple in the order of its columns."""
+    return [tuple(row.values()) for row in await dbrows.fetch(database, sql)]
 
 
 async def claim_all(repo: SQLiteRepository, now: datetime = NOW) -> list[ClaimedDelivery]:
@@ -150,17 +157,23 @@ async def test_a_failure_mid_check_writes_nothing(repo: SQLiteRepository) -> Non
     assert due.id == stored.product_id
 
 
+# What each backend raises when a row breaks a unique constraint.
+UNIQUE_VIOLATION = (sqlite3.IntegrityError, asyncpg.UniqueViolationError)
+
+
 async def test_idempotency_keys_are_unique_in_the_database(
-    repo: SQLiteRepository, db_path: Path
+    repo: SQLiteRepository, database: str
 ) -> None:
     await repo.sync_yaml_watches([watch(Notify(console=True))], NOW)
     [stored] = await record(repo, [event()])
-    with sqlite3.connect(db_path) as conn, pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-        conn.execute(
+    with pytest.raises(UNIQUE_VIOLATION, match=r"(?i)unique"):
+        await dbrows.execute(
+            database,
             "INSERT INTO deliveries (event_id, channel, recipient, status, next_attempt_at,"
             " created_at, updated_at, idempotency_key) VALUES (?, 'console', '-', 'pending',"
             " 0, 0, 0, ?)",
-            (stored.id, f"{stored.id}:console:-"),
+            stored.id,
+            f"{stored.id}:console:-",
         )
 
 
@@ -230,7 +243,7 @@ async def test_a_batch_of_results_is_recorded_at_once_with_each_status(
 
 
 async def test_a_large_batch_records_alike_results_together_and_each_its_own_time(
-    repo: SQLiteRepository, db_path: Path
+    repo: SQLiteRepository, database: str
 ) -> None:
     await repo.sync_yaml_watches([watch(Notify(telegram=tuple(range(1, 301))))], NOW)
     await record(repo, [event()])
@@ -250,14 +263,13 @@ async def test_a_large_batch_records_alike_results_together_and_each_its_own_tim
 
     expected = {"retry": "pending", "failed": "failed", "sent": "sent"}
     assert statuses == [expected[r.outcome] for r in results]
-    with sqlite3.connect(db_path) as conn:
-        written = {
-            row[0]: row[1:]
-            for row in conn.execute(
-                "SELECT id, status, next_attempt_at, last_error, sent_at, lease_owner"
-                " FROM deliveries"
-            )
-        }
+    written = {
+        row[0]: row[1:]
+        for row in await fetch_tuples(
+            database,
+            "SELECT id, status, next_attempt_at, last_error, sent_at, lease_owner FROM deliveries",
+        )
+    }
     for r in results:
         status, next_at, error, sent_at, owner = written[r.delivery_id]
         assert owner is None
@@ -583,7 +595,7 @@ async def test_checks_written_together_land_or_fail_each_on_their_own(
 
 
 async def test_quiet_checks_written_together_store_what_each_check_read(
-    repo: SQLiteRepository, db_path: Path
+    repo: SQLiteRepository, database: str
 ) -> None:
     """Checks without events share a few statements; each still lands as if written alone."""
     urls = [f"https://www.amazon.co.jp/dp/B0QX00000{i}" for i in range(4)]
@@ -618,21 +630,19 @@ async def test_quiet_checks_written_together_store_what_each_check_read(
     assert [r.lease_lost for r in results] == [False, True, False, False]
     assert all(r.events == () and r.deliveries == 0 for r in results)
 
-    db = sqlite3.connect(db_path)
-    try:
-        rows = {
-            row[0]: row[1:]
-            for row in db.execute(
-                "SELECT id, due_at, lease_owner, content_hash, last_state, last_price,"
-                " last_title, last_checked_at, checks FROM products"
-            )
-        }
-        observed = db.execute(
-            "SELECT product_id, state, price, reason, status, bytes FROM observations ORDER BY id"
-        ).fetchall()
-        states = dict(db.execute("SELECT product_id, detector_state FROM watches").fetchall())
-    finally:
-        db.close()
+    rows = {
+        row[0]: row[1:]
+        for row in await fetch_tuples(
+            database,
+            "SELECT id, due_at, lease_owner, content_hash, last_state, last_price,"
+            " last_title, last_checked_at, checks FROM products",
+        )
+    }
+    observed = await fetch_tuples(
+        database,
+        "SELECT product_id, state, price, reason, status, bytes FROM observations ORDER BY id",
+    )
+    states = dict(await fetch_tuples(database, "SELECT product_id, detector_state FROM watches"))
     for index in (0, 2, 3):
         pid = ids[index]
         due = to_epoch(later + timedelta(minutes=index))
