@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import io
 import re
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -15,6 +14,7 @@ import pytest
 
 from notifiers.console import ConsoleNotifier
 from notifiers.webhook import WebhookNotifier
+from tests import dbrows
 from tests.httpserver import LoopbackServer, Reply
 from tests.webkit import (
     HOSTILE,
@@ -48,12 +48,9 @@ def error_of(page: str) -> str:
     return html.unescape(found.group(1))
 
 
-def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+async def rows(database: str, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """What `sql` selects, each row a tuple, on either backend."""
+    return [tuple(row.values()) for row in await dbrows.fetch(database, sql, *args)]
 
 
 # --- pages and escaping -----------------------------------------------------------------------
@@ -195,9 +192,8 @@ async def test_token_by_bearer_or_login_cookie(tmp_path: Path, database: str) ->
 # --- CSRF and actions -------------------------------------------------------------------------
 
 
-async def test_state_changes_need_post_and_a_csrf_token(tmp_path: Path) -> None:
-    db = tmp_path / "restock.sqlite3"
-    async with running_web(tmp_path) as web:
+async def test_state_changes_need_post_and_a_csrf_token(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database) as web:
         assert (await web.client.get("/watch/box/pause")).status_code == 404
         assert (await web.client.post("/watch/box/pause")).status_code == 403
         bad = await web.client.post("/watch/box/pause", data={"csrf": "0" * 64})
@@ -207,13 +203,13 @@ async def test_state_changes_need_post_and_a_csrf_token(tmp_path: Path) -> None:
             "/watch/box/pause", data={"csrf": token}, headers={"Origin": "https://evil.example"}
         )
         assert foreign.status_code == 403
-        assert rows(db, "SELECT COUNT(*) FROM subscriptions WHERE paused = 1") == [(0,)]
+        assert await rows(database, "SELECT COUNT(*) FROM subscriptions WHERE paused") == [(0,)]
         paused = await web.client.post("/watch/box/pause", data={"csrf": token})
         assert paused.status_code == 303 and paused.headers["location"] == "/watch/box"
-        assert rows(db, "SELECT COUNT(*) FROM subscriptions WHERE paused = 1") == [(2,)]
+        assert await rows(database, "SELECT COUNT(*) FROM subscriptions WHERE paused") == [(2,)]
         assert "一時停止中" in (await web.client.get("/watch/box")).text
         await web.client.post("/watch/box/resume", data={"csrf": token})
-        assert rows(db, "SELECT COUNT(*) FROM subscriptions WHERE paused = 1") == [(0,)]
+        assert await rows(database, "SELECT COUNT(*) FROM subscriptions WHERE paused") == [(0,)]
 
 
 async def test_a_session_csrf_token_is_bound_to_that_session(tmp_path: Path, database: str) -> None:
@@ -231,19 +227,22 @@ async def test_a_session_csrf_token_is_bound_to_that_session(tmp_path: Path, dat
         assert (await web.client.post("/watch/box/check", data={"csrf": token})).status_code == 303
 
 
-async def test_check_now_makes_the_product_due(tmp_path: Path) -> None:
-    db = tmp_path / "restock.sqlite3"
-    async with running_web(tmp_path) as web:
+async def test_check_now_makes_the_product_due(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database) as web:
         web.clock[0] = NOW.replace(year=2020)  # earlier than any stored due time
         answer = await web.client.post("/watch/mug/check", data={"csrf": await web.csrf()})
     assert answer.status_code == 303
-    due = rows(db, "SELECT p.due_at FROM products p JOIN watches w ON w.product_id = p.id"
-                   " WHERE w.key = 'mug'")  # fmt: skip
+    due = await rows(
+        database,
+        "SELECT p.due_at FROM products p JOIN watches w ON w.product_id = p.id WHERE w.key = 'mug'",
+    )
     assert due == [(NOW.replace(year=2020).timestamp(),)]
 
 
-async def test_add_shows_the_verdict_then_saves_a_web_watch(tmp_path: Path) -> None:
-    db = tmp_path / "restock.sqlite3"
+NEW_PRODUCT_ACTIVE = "SELECT active FROM products WHERE target LIKE '%B0NEW%'"
+
+
+async def test_add_shows_the_verdict_then_saves_a_web_watch(tmp_path: Path, database: str) -> None:
     form = {
         "target": "https://www.amazon.co.jp/dp/B0NEW00000",
         "name": "New <b>thing</b>",
@@ -252,30 +251,33 @@ async def test_add_shows_the_verdict_then_saves_a_web_watch(tmp_path: Path) -> N
         "buyable": "in_stock",
         "channel": "console",
     }
-    async with running_web(tmp_path) as web:
+    async with running_web(tmp_path, database=database) as web:
         token = await web.csrf()
         checked = await web.client.post("/add", data={**form, "csrf": token, "action": "check"})
         assert checked.status_code == 200
         assert "在庫あり" in checked.text and 'value="save"' in checked.text
-        assert rows(db, "SELECT COUNT(*) FROM watches WHERE origin = 'web'") == [(0,)]
+        assert await rows(database, "SELECT COUNT(*) FROM watches WHERE origin = 'web'") == [(0,)]
         saved = await web.client.post("/add", data={**form, "csrf": token, "action": "save"})
         assert saved.status_code == 303
         location = saved.headers["location"]
         page = await web.client.get(location)
         assert page.status_code == 200 and "New &lt;b&gt;thing&lt;/b&gt;" in page.text
-        [(key, conditions)] = rows(db, "SELECT key, conditions FROM watches WHERE origin = 'web'")
+        [(key, conditions)] = await rows(
+            database, "SELECT key, conditions FROM watches WHERE origin = 'web'"
+        )
         assert str(key).startswith("web:") and '"max_price":5500' in str(conditions)
-        assert rows(db, "SELECT channel, recipient, origin FROM subscriptions WHERE watch_id ="
-                        " (SELECT id FROM watches WHERE origin = 'web')") == [
-            ("console", "-", "web")
-        ]  # fmt: skip
-        assert rows(db, "SELECT active FROM products WHERE target LIKE '%B0NEW%'") == [(1,)]
+        assert await rows(
+            database,
+            "SELECT channel, recipient, origin FROM subscriptions WHERE watch_id ="
+            " (SELECT id FROM watches WHERE origin = 'web')",
+        ) == [("console", "-", "web")]
+        assert await rows(database, NEW_PRODUCT_ACTIVE) == [(1,)]
         # A YAML watch is the operator's file: it cannot be removed here; a web one can.
         assert (await web.client.post("/watch/box/remove", data={"csrf": token})).status_code == 409
         removed = await web.client.post(location + "/remove", data={"csrf": token})
         assert removed.status_code == 303
-        assert rows(db, "SELECT active FROM watches WHERE origin = 'web'") == [(0,)]
-        assert rows(db, "SELECT active FROM products WHERE target LIKE '%B0NEW%'") == [(0,)]
+        assert await rows(database, "SELECT active FROM watches WHERE origin = 'web'") == [(0,)]
+        assert await rows(database, NEW_PRODUCT_ACTIVE) == [(0,)]
 
 
 @pytest.mark.parametrize(
@@ -329,13 +331,14 @@ async def test_add_refuses_bad_fields_clearly_in_either_language(
         assert english in error_of(answer.text)
 
 
-async def test_off_loopback_added_urls_pass_the_chat_url_guard(tmp_path: Path) -> None:
+async def test_off_loopback_added_urls_pass_the_chat_url_guard(
+    tmp_path: Path, database: str
+) -> None:
     async def resolver(host: str) -> list[str]:
         return {"www.amazon.co.jp": ["52.119.168.48"], "evil.amazon.co.jp": ["127.0.0.1"]}[host]
 
     guard = URLGuard(["www.amazon.co.jp", "*.amazon.co.jp"], resolver=resolver)
-    db = tmp_path / "restock.sqlite3"
-    async with running_web(tmp_path, guard=guard) as web:
+    async with running_web(tmp_path, database=database, guard=guard) as web:
         token = await web.csrf()
         for url in (
             "http://127.0.0.1:8787/",
@@ -355,10 +358,10 @@ async def test_off_loopback_added_urls_pass_the_chat_url_guard(tmp_path: Path) -
             },
         )
         assert ok.status_code == 303
-    assert rows(db, "SELECT COUNT(*) FROM watches WHERE origin = 'web'") == [(1,)]
+    assert await rows(database, "SELECT COUNT(*) FROM watches WHERE origin = 'web'") == [(1,)]
     # Stored as the chat users' products are: canonical (one product, one fetch), with its store.
-    assert rows(
-        db,
+    assert await rows(
+        database,
         "SELECT p.target, p.store FROM watches w JOIN products p ON p.id = w.product_id"
         " WHERE w.origin = 'web'",
     ) == [("https://www.amazon.co.jp/dp/B0OK", "amazon_jp")]
@@ -400,8 +403,10 @@ async def test_an_exposed_ui_adds_at_most_its_daily_quota(tmp_path: Path, databa
     assert sorted(added) == [amazon(0), amazon(1), amazon(4)]
 
 
-async def test_an_exposed_ui_keeps_at_most_its_total_of_web_watches(tmp_path: Path) -> None:
-    async with running_web(tmp_path, guard=amazon_guard(), quota=(50, 2)) as web:
+async def test_an_exposed_ui_keeps_at_most_its_total_of_web_watches(
+    tmp_path: Path, database: str
+) -> None:
+    async with running_web(tmp_path, database=database, guard=amazon_guard(), quota=(50, 2)) as web:
         assert [(await save(web, amazon(n))).status_code for n in range(2)] == [303, 303]
         refused = await save(web, amazon(2))
         assert refused.status_code == 400
@@ -414,28 +419,30 @@ async def test_an_exposed_ui_keeps_at_most_its_total_of_web_watches(tmp_path: Pa
         assert (await save(web, amazon(3))).status_code == 303
 
 
-async def test_the_operators_own_ui_on_loopback_has_no_quota(tmp_path: Path) -> None:
-    async with running_web(tmp_path, quota=(1, 1)) as web:
+async def test_the_operators_own_ui_on_loopback_has_no_quota(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database, quota=(1, 1)) as web:
         statuses = [(await save(web, amazon(n))).status_code for n in range(3)]
     assert statuses == [303, 303, 303]
 
 
-async def test_exposed_ui_refuses_a_jan_without_a_search_source(tmp_path: Path) -> None:
+async def test_exposed_ui_refuses_a_jan_without_a_search_source(
+    tmp_path: Path, database: str
+) -> None:
     guard = URLGuard(["www.amazon.co.jp"])
-    db = tmp_path / "restock.sqlite3"
-    async with running_web(tmp_path, guard=guard, jan_search=False) as web:
+    async with running_web(tmp_path, database=database, guard=guard, jan_search=False) as web:
         answer = await web.client.post(
             "/add", data={"target": "4901234567894", "csrf": await web.csrf(), "action": "save"}
         )
     assert answer.status_code == 400
     assert "JAN には検索元" in error_of(answer.text)
-    assert rows(db, "SELECT COUNT(*) FROM watches WHERE origin = 'web'") == [(0,)]
+    assert await rows(database, "SELECT COUNT(*) FROM watches WHERE origin = 'web'") == [(0,)]
 
 
-async def test_health_lists_dead_letters_escaped_and_retries_them(tmp_path: Path) -> None:
-    db = tmp_path / "restock.sqlite3"
-    async with running_web(tmp_path) as web:
-        [(delivery_id,)] = rows(db, "SELECT MIN(id) FROM deliveries")
+async def test_health_lists_dead_letters_escaped_and_retries_them(
+    tmp_path: Path, database: str
+) -> None:
+    async with running_web(tmp_path, database=database) as web:
+        [(delivery_id,)] = await rows(database, "SELECT MIN(id) FROM deliveries")
         await web.repo.mark_failed(int(str(delivery_id)), "HTTP 400 <b>bad</b>", NOW)
         page = await web.client.get("/health")
         assert "HTTP 400 &lt;b&gt;bad&lt;/b&gt;" in page.text
@@ -444,9 +451,9 @@ async def test_health_lists_dead_letters_escaped_and_retries_them(tmp_path: Path
             f"/deliveries/{delivery_id}/retry", data={"csrf": await web.csrf("/health")}
         )
         assert retry.status_code == 303
-    assert rows(db, f"SELECT status, attempts FROM deliveries WHERE id = {delivery_id}") == [
-        ("pending", 0)
-    ]
+    assert await rows(
+        database, "SELECT status, attempts FROM deliveries WHERE id = ?", delivery_id
+    ) == [("pending", 0)]
 
 
 # --- testing a channel ------------------------------------------------------------------------
@@ -528,24 +535,26 @@ async def test_long_lists_come_in_pages(
 
 async def test_the_long_timeline_falls_back_on_events_once_observations_are_pruned(
     tmp_path: Path,
+    database: str,
 ) -> None:
-    db = tmp_path / "restock.sqlite3"
-    async with running_web(tmp_path) as web:
-        conn = sqlite3.connect(db)
+    async with running_web(tmp_path, database=database) as web:
         old = Event(EventKind.RESTOCK, "box", "Card box", Availability.IN_STOCK,
                     NOW - timedelta(days=40), price=5200)  # fmt: skip
         gone = Event(EventKind.OUT_OF_STOCK, "box", "Card box", Availability.OUT_OF_STOCK,
                      NOW - timedelta(days=39))  # fmt: skip
-        with conn:
-            for event in (old, gone):
-                conn.execute(
-                    "INSERT INTO events (watch_id, kind, payload, created_at)"
-                    " SELECT id, ?, ?, ? FROM watches WHERE key = 'box'",
-                    (event.kind.value, event_to_json(event), event.observed_at.timestamp()),
-                )
-            # Pruning kept only the last day of observations.
-            conn.execute("DELETE FROM observations WHERE at < ?", (NOW.timestamp() - 86400,))
-        conn.close()
+        for event in (old, gone):
+            await dbrows.execute(
+                database,
+                "INSERT INTO events (watch_id, kind, payload, created_at)"
+                " SELECT id, ?, ?, ? FROM watches WHERE key = 'box'",
+                event.kind.value,
+                event_to_json(event),
+                event.observed_at.timestamp(),
+            )
+        # Pruning kept only the last day of observations.
+        await dbrows.execute(
+            database, "DELETE FROM observations WHERE at < ?", NOW.timestamp() - 86400
+        )
         page = await web.client.get("/watch/box?days=90&lang=en")
         listing = await web.client.get("/")
     timeline = page.text.split('<svg class="timeline"', 1)[1].split("</svg>", 1)[0]
@@ -656,21 +665,20 @@ async def test_hostile_posts_get_a_clear_answer(tmp_path: Path, database: str) -
         ).status_code == 303
 
 
-async def test_a_paused_watch_is_checked_but_sends_nothing(tmp_path: Path) -> None:
-    db = tmp_path / "restock.sqlite3"
-    async with running_web(tmp_path) as web:
+async def test_a_paused_watch_is_checked_but_sends_nothing(tmp_path: Path, database: str) -> None:
+    async with running_web(tmp_path, database=database) as web:
         await web.client.post("/watch/box/pause", data={"csrf": await web.csrf()})
-        before = rows(db, "SELECT COUNT(*) FROM deliveries")
-        checks = rows(db, "SELECT COUNT(*) FROM observations")
+        before = await rows(database, "SELECT COUNT(*) FROM deliveries")
+        checks = await rows(database, "SELECT COUNT(*) FROM observations")
         await observe(web.repo, NOW + timedelta(hours=1), Availability.IN_STOCK, 5000, True)
-        after = rows(db, "SELECT COUNT(*) FROM deliveries")
-    assert rows(db, "SELECT COUNT(*) FROM observations") != checks  # still checked
+        after = await rows(database, "SELECT COUNT(*) FROM deliveries")
+    assert await rows(database, "SELECT COUNT(*) FROM observations") != checks  # still checked
     assert after[0][0] - before[0][0] == 1  # only the mug's x subscription got its delivery
 
 
 @pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
 async def test_through_a_proxy_the_ui_needs_a_token(
-    tmp_path: Path, database: str, header: str
+    tmp_path: Path, database: str, other_database: str, header: str
 ) -> None:
     async with running_web(tmp_path, database=database) as open_ui:
         refused = await open_ui.client.get("/api/watches", headers={header: "203.0.113.9"})
@@ -678,6 +686,6 @@ async def test_through_a_proxy_the_ui_needs_a_token(
     assert refused.status_code == 403 and "RESTOCK_WEB_TOKEN" in refused.text
     assert health.status_code == 200  # /healthz keeps its contract
     (tmp_path / "guarded").mkdir()
-    async with running_web(tmp_path / "guarded", token="tok") as guarded:
+    async with running_web(tmp_path / "guarded", database=other_database, token="tok") as guarded:
         bearer = {header: "203.0.113.9", "Authorization": "Bearer tok"}
         assert (await guarded.client.get("/api/watches", headers=bearer)).status_code == 200
