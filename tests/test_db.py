@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import dbrows
 from watcher import storage
 from watcher.core.model import (
     Availability,
@@ -80,6 +81,7 @@ def schema_versions(path: Path) -> list[int]:
 # --- opening and migrations ---------------------------------------------------------------------
 
 
+# SQLite only: the file's own schema versions and journal mode.
 async def test_migrations_create_the_schema_and_reopening_changes_nothing(db_path: Path) -> None:
     repo = await open_repository(db_path)
     await repo.close()
@@ -95,12 +97,15 @@ async def test_migrations_create_the_schema_and_reopening_changes_nothing(db_pat
         assert conn.execute("SELECT target FROM products").fetchall() == [(SWITCH,)]
 
 
-async def test_a_database_newer_than_the_code_is_refused(db_path: Path) -> None:
-    await (await open_repository(db_path)).close()
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (LATEST_VERSION + 1,))
+async def test_a_database_newer_than_the_code_is_refused(database: str) -> None:
+    await (await open_repository(database)).close()
+    await dbrows.execute(
+        database,
+        "INSERT INTO schema_version (version, applied_at)"
+        " SELECT MAX(version) + 1, 0 FROM schema_version",
+    )
     with pytest.raises(StorageError, match=r"schema version \d+.*upgrade restock-watcher"):
-        await open_repository(db_path)
+        await open_repository(database)
 
 
 async def test_unsupported_urls_and_unreadable_files_are_storage_errors(

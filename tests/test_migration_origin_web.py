@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import dbrows
 from watcher.errors import StorageError
+from watcher.storage import open_repository
 from watcher.storage.sqlite.migrations import LATEST_VERSION, MIGRATIONS
-from watcher.storage.sqlite.repository import open_repository
+from watcher.storage.sqlite.repository import open_repository as open_sqlite
 
 
 def version_1_database(path: Path) -> None:
@@ -38,10 +40,11 @@ def version_1_database(path: Path) -> None:
     conn.close()
 
 
+# SQLite only: a version-1 file predates PostgreSQL, whose first schema already has web watches.
 async def test_version_1_rows_survive_and_web_origin_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     version_1_database(path)
-    repo = await open_repository(path)
+    repo = await open_sqlite(path)
     await repo.close()
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA foreign_keys = ON")
@@ -70,13 +73,12 @@ async def test_version_1_rows_survive_and_web_origin_is_accepted(tmp_path: Path)
     conn.close()
 
 
-async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "new.sqlite3"
-    repo = await open_repository(path)
-    await repo.close()
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO schema_version VALUES (?, 0)", (LATEST_VERSION + 1,))
-    conn.commit()
-    conn.close()
+async def test_a_newer_schema_is_refused(database: str) -> None:
+    await (await open_repository(database)).close()
+    await dbrows.execute(
+        database,
+        "INSERT INTO schema_version (version, applied_at)"
+        " SELECT MAX(version) + 1, 0 FROM schema_version",
+    )
     with pytest.raises(StorageError, match="upgrade"):
-        await open_repository(path)
+        await open_repository(database)
