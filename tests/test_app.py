@@ -143,8 +143,8 @@ def dead_pid() -> int:
         pid -= 1
 
 
-async def test_the_leases_of_a_dead_local_worker_are_released(tmp_path: Path) -> None:
-    repo = await open_repository(tmp_path / "restock.sqlite3")
+async def test_the_leases_of_a_dead_local_worker_are_released(database: str) -> None:
+    repo = await open_repository(database)
     try:
         watches = [Watch(key=k, name=k, url=f"https://shop.example/{k}") for k in ("a", "b")]
         await repo.sync_yaml_watches(watches, NOW)
@@ -166,7 +166,9 @@ async def test_the_leases_of_a_dead_local_worker_are_released(tmp_path: Path) ->
         await repo.close()
 
 
-async def test_a_reload_that_adds_a_channel_starts_sending_on_it(tmp_path: Path) -> None:
+async def test_a_reload_that_adds_a_channel_starts_sending_on_it(
+    tmp_path: Path, database: str
+) -> None:
     """A webhook added to a running watchlist gets the next restock (nothing left pending)."""
     posts: list[bytes] = []
 
@@ -181,7 +183,7 @@ async def test_a_reload_that_adds_a_channel_starts_sending_on_it(tmp_path: Path)
     shop.add(ShopProduct("box", "箱", 5400, lever))
     await shop.start()
     path = tmp_path / "w.yaml"
-    plain = watchlist(tmp_path / "db.sqlite3", [url_watch("box", shop.url("box"))])
+    plain = watchlist(database, [url_watch("box", shop.url("box"))])
     path.write_text(plain)
     config = load_config(path)
     repo = await open_repository(config.settings.database)
@@ -217,7 +219,7 @@ async def test_a_reload_that_adds_a_channel_starts_sending_on_it(tmp_path: Path)
 
 @pytest.mark.parametrize("bot", [True, False])
 async def test_chat_users_urls_stay_guarded_whether_or_not_the_bot_runs(
-    tmp_path: Path, bot: bool
+    tmp_path: Path, database: str, bot: bool
 ) -> None:
     """A chat subscription outlives the bot; its redirects to private addresses stay refused."""
     import httpx
@@ -225,12 +227,12 @@ async def test_chat_users_urls_stay_guarded_whether_or_not_the_bot_runs(
     from notifiers.console import ConsoleNotifier
     from watcher.core.model import WatchConditions
 
-    repo = await open_repository(tmp_path / "db.sqlite3")
+    repo = await open_repository(database)
     url = "https://www.amazon.co.jp/dp/B0DX000000"
     await repo.add_chat_subscription(42, url, "amazon_jp", WatchConditions(), datetime.now(UTC))
     path = tmp_path / "w.yaml"
     path.write_text(
-        f"settings:\n  database: {tmp_path / 'db.sqlite3'}\n  hot_windows: []\n"
+        f"settings:\n  database: '{database}'\n  hot_windows: []\n"
         "notifiers:\n  telegram:\n    token: '1:x'\n    api_base_url: http://127.0.0.1:9\n"
         f"    bot: {str(bot).lower()}\n",
         encoding="utf-8",
