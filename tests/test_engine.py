@@ -1,4 +1,4 @@
-"""The real engine against a simulated shop on loopback, with a real SQLite database.
+"""The real engine against a simulated shop on loopback, with a real database on each backend.
 
 Each test runs `App` (engine + dispatcher) with short timings, flips what the shop shows, and
 waits, with a deadline, for a condition on the shop, the database or a recording notifier.
@@ -664,11 +664,11 @@ async def test_unchanged_pages_are_not_read_again_for_watches_with_their_own_rul
     assert statuses["plain"].state["last_buyable"] is False
 
 
-async def test_applied_settings_set_the_next_intervals(tmp_path: Path) -> None:
+async def test_applied_settings_set_the_next_intervals(database: str) -> None:
     """A reload's interval settings, time zone and debounce reach the running engine."""
     url = "https://shop.example/item"
     now = datetime(2025, 3, 4, 18, 30, tzinfo=UTC)  # 03:30 in Tokyo, 13:30 in New York
-    repo = await open_repository(tmp_path / "restock.sqlite3")
+    repo = await open_repository(database)
     client = httpx.AsyncClient()
     try:
         product_id = await repo.ensure_product(url, None, now)
