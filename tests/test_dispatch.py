@@ -1,4 +1,4 @@
-"""The dispatcher against a real SQLite outbox and scripted notifiers (no network, fake clock)."""
+"""The dispatcher against a real outbox on each backend and scripted notifiers, on a fake clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LINE through the outbox: a real SQLite database, the dispatcher, the LINE stand-in."""
+"""LINE through the outbox: a real database on each backend, the dispatcher, the LINE stand-in."""
 
 from __future__ import annotations
 
