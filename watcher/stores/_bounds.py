@@ -316,7 +316,9 @@ def too_many_tags(html: str) -> int | None:
 def bounded_html(html: str) -> str:
     """`html` with nesting, open formatting elements, attributes per tag and options per select
     bounded (see the module docstring); the same string when nothing needed bounding."""
-    if _surely_shallow(html) and not _many_attributes(html) and not _many_options(html):
+    # The cheap checks first: a page with a long tag or many options is bounded whatever its
+    # nesting.
+    if not _many_attributes(html) and not _many_options(html) and _surely_shallow(html):
         return html
     return _bounded(html)
 
@@ -334,19 +336,46 @@ def _surely_shallow(html: str) -> bool:
     """A quick over-estimate: True when, even counting every start tag open until its own end
     tag closes it (no implied ends, no raw text, no comments), nothing nests too deep. A
     formatting element left open stays counted, so the formatting bound holds too."""
-    if html.count("<") <= MAX_DEPTH - MAX_FORMATTING:
+    limit = MAX_DEPTH - MAX_FORMATTING
+    if html.count("<") <= limit:
         return True
+    # Leaves (an element holding only text) open and close at once: cut, in a few rounds, they
+    # leave the same nesting but for at most one level per round, so most pages are answered
+    # by a loop over a fraction of their tags, and the rest by the loop over all of them.
+    rest = html
+    for _ in range(_LEAF_ROUNDS):
+        rest = _QUICK_LEAF.sub(" ", rest)
+    peak = _quick_peak(rest, limit)
+    if peak + _LEAF_ROUNDS <= limit:
+        return True
+    if peak > limit:
+        return False
+    return _quick_peak(html, limit) <= limit
+
+
+# An element holding only text: its start tag, the text and its end tag (the same name, in the
+# same letter case, as `_surely_shallow`'s loop would pair them). Cut as " ", which starts no tag.
+_QUICK_LEAF = re.compile(r"<([A-Za-z][-A-Za-z0-9]*+)[^<]*+</\1(?![-A-Za-z0-9])")
+_LEAF_ROUNDS = 2
+
+
+def _quick_peak(html: str, limit: int) -> int:
+    """The most elements `_surely_shallow`'s count holds open at once in `html` (counting one
+    more), or the first count over `limit`."""
     stack = [""]
     push, pop = stack.append, stack.pop
+    peak = 1
     for name in _QUICK_TAG.findall(html):
         if name[0] == "/":
             if name[1:] == stack[-1]:
                 pop()
         elif name not in _QUICK_SKIP:
             push(name)
-            if len(stack) > MAX_DEPTH - MAX_FORMATTING:
-                return False
-    return True
+            if len(stack) > peak:
+                peak = len(stack)
+                if peak > limit:
+                    break
+    return peak
 
 
 _LONG_START_TAG = re.compile(rf"<[A-Za-z][^>]{{{_LONG_TAG}}}")
@@ -428,14 +457,19 @@ def _cut(cuts: list[tuple[int, int, str]], start: int, end: int) -> None:
         cuts.append((start, end, ""))
 
 
+# The first of a comment's two endings ("-->", and "--!>" which pages rarely hold: searching for
+# each on its own would scan the rest of the page for it at every comment).
+_COMMENT_END = re.compile("--!?>")
+
+
 def _after_markup_declaration(html: str, found: re.Match[str]) -> int:
     """Where a comment (`<!--`), or a `<!...>` / `<?...>` construct, ends."""
     start = found.start()
     if found.group(0) == "<!--":
         if html.startswith(("<!-->", "<!--->"), start):
             return html.find(">", start) + 1
-        ends = [at for at in (html.find("-->", start + 4), html.find("--!>", start + 4)) if at >= 0]
-        return min(ends) + 3 if ends else len(html)
+        end = _COMMENT_END.search(html, start + 4)
+        return end.start() + 3 if end is not None else len(html)
     close = html.find(">", found.end())
     return len(html) if close < 0 else close + 1
 
