@@ -337,26 +337,31 @@ def _surely_shallow(html: str) -> bool:
     tag closes it (no implied ends, no raw text, no comments), nothing nests too deep. A
     formatting element left open stays counted, so the formatting bound holds too."""
     limit = MAX_DEPTH - MAX_FORMATTING
-    if html.count("<") <= limit:
+    if html.count("<", 0, _HEAD_CHARS) <= limit and html.count("<") <= limit:
         return True
-    # Leaves (an element holding only text) open and close at once: cut, in a few rounds, they
-    # leave the same nesting but for at most one level per round, so most pages are answered
-    # by a loop over a fraction of their tags, and the rest by the loop over all of them.
-    rest = html
-    for _ in range(_LEAF_ROUNDS):
-        rest = _QUICK_LEAF.sub(" ", rest)
-    peak = _quick_peak(rest, limit)
-    if peak + _LEAF_ROUNDS <= limit:
+    # Small subtrees (an element holding only text, or text and such elements) open and close
+    # at once: cut, they leave the same nesting but for their height, so most pages are
+    # answered by a loop over a fraction of their tags, and the rest by the loop over all.
+    peak = _quick_peak(_QUICK_SUBTREE.sub(" ", html), limit)
+    if peak + _SUBTREE_HEIGHT <= limit:
         return True
     if peak > limit:
         return False
     return _quick_peak(html, limit) <= limit
 
 
-# An element holding only text: its start tag, the text and its end tag (the same name, in the
-# same letter case, as `_surely_shallow`'s loop would pair them). Cut as " ", which starts no tag.
-_QUICK_LEAF = re.compile(r"<([A-Za-z][-A-Za-z0-9]*+)[^<]*+</\1(?![-A-Za-z0-9])")
-_LEAF_ROUNDS = 2
+_HEAD_CHARS = 20_000  # a big page's start holds more tags than a shallow page may: no full count
+_QUICK_NAME = r"[A-Za-z][-A-Za-z0-9]*+"
+_QUICK_END = r"(?![-A-Za-z0-9])"
+# An element holding only text, or text and elements holding only text: start tags, text and
+# end tags (the same names in the same letter case, as `_quick_peak` pairs them), of a height of
+# at most `_SUBTREE_HEIGHT`. Cut as " ", which starts no tag.
+_QUICK_SUBTREE = re.compile(
+    rf"<({_QUICK_NAME})[^<]*+"
+    rf"(?:<({_QUICK_NAME})[^<]*+</\2{_QUICK_END}[^<]*+)*+"
+    rf"</\1{_QUICK_END}"
+)
+_SUBTREE_HEIGHT = 2
 
 
 def _quick_peak(html: str, limit: int) -> int:
