@@ -120,6 +120,8 @@ _BREAKOUT = _names(
 _A = frozenset({"a"})
 _OPTIONS = frozenset({"option", "optgroup"})  # close only the current node (see _close_option)
 _MAY_CLOSE = _CLOSES_P | frozenset(_SIBLING_CLOSE) | _A | _OPTIONS  # may close others
+# Void elements that close nothing: outside SVG and MathML their start tag changes no count.
+_PLAIN_VOID = _VOID - _MAY_CLOSE - _OPTIONS - _FOREIGN_ROOTS - {"select"}
 # Where dropping a full select's excess options stops: its end tag, or a tag that ends the select
 # (in a table, its structure tags do; outside one the parser ignores them, so keeping them alters
 # nothing).
@@ -428,6 +430,13 @@ def _bounded(html: str) -> str:
             if not model.end(name):
                 _cut(cuts, start, end)
             continue
+        if name in _PLAIN_VOID and not model.foreign_open:
+            # No element to count (`_Model.start` would change nothing), no raw text.
+            if end - start > _LONG_TAG:
+                shorter = _fewer_attributes(found.group(0), len(name) + 1)
+                if shorter is not None:
+                    cuts.append((start, end, shorter))
+            continue
         if name in _OPTIONS and model.select_is_full():
             skip_to = _select_end(html, start)
             _cut(cuts, start, skip_to)
@@ -490,6 +499,8 @@ def _raw_text_end(html: str, name: str, start: int) -> int:
 
 def _fewer_attributes(tag: str, name_end: int) -> str | None:
     """A long start tag cut to its first MAX_ATTRIBUTES attributes, or None when it has no more."""
+    if len(_ATTRIBUTE.findall(tag, name_end)) <= MAX_ATTRIBUTES:
+        return None  # the usual long tag: long values, few attributes (counted in one call)
     attributes = _ATTRIBUTE.finditer(tag, name_end)
     for count, attribute in enumerate(attributes, start=1):
         if count > MAX_ATTRIBUTES:
