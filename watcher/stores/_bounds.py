@@ -240,7 +240,7 @@ class _Model:
     def _start_foreign(self, name: str, self_closing: bool) -> bool:
         """A start tag while SVG or MathML is open (or one that opens it)."""
         if self.in_foreign() and name in _BREAKOUT:
-            while self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS:
+            while self.stack and self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS:
                 self.pop()
         if not (self.in_foreign() or name in _FOREIGN_ROOTS):
             self.foreign_open, open_before = 0, self.foreign_open
