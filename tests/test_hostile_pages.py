@@ -144,6 +144,17 @@ def test_options_nested_in_spans_count_as_open() -> None:
     assert _depth(LexborHTMLParser(html)) <= MAX_DEPTH + 4
 
 
+@pytest.mark.parametrize("root", ["svg", "math", "svg><svg"])
+def test_html_inside_foreign_content_at_the_top_is_bounded(root: str) -> None:
+    """SVG or MathML opened at the top of a page, then an HTML tag that ends it: the count of
+    open elements runs empty instead of failing, and the page is still bounded and read."""
+    html = f"<{root}><b>" + "<div>" * (MAX_DEPTH * 2) + "木製ブロック"
+    bounded = bounded_html(html)
+    assert bounded.count("<div>") == MAX_DEPTH - 1  # the <b> is open below them
+    obs = parse_page(Page(url=URL, text=html, status=200), store="generic")
+    assert not obs.state.orderable and "parse error" not in obs.reason
+
+
 @pytest.mark.parametrize("path", sorted(PAGES.glob("*/*.html")), ids=lambda p: p.name)
 def test_ordinary_pages_are_left_alone(path: Path) -> None:
     if path.name == "hostile-page.html":

@@ -120,6 +120,8 @@ _BREAKOUT = _names(
 _A = frozenset({"a"})
 _OPTIONS = frozenset({"option", "optgroup"})  # close only the current node (see _close_option)
 _MAY_CLOSE = _CLOSES_P | frozenset(_SIBLING_CLOSE) | _A | _OPTIONS  # may close others
+# Void elements that close nothing: outside SVG and MathML their start tag changes no count.
+_PLAIN_VOID = _VOID - _MAY_CLOSE - _OPTIONS - _FOREIGN_ROOTS - {"select"}
 # Where dropping a full select's excess options stops: its end tag, or a tag that ends the select
 # (in a table, its structure tags do; outside one the parser ignores them, so keeping them alters
 # nothing).
@@ -238,7 +240,7 @@ class _Model:
     def _start_foreign(self, name: str, self_closing: bool) -> bool:
         """A start tag while SVG or MathML is open (or one that opens it)."""
         if self.in_foreign() and name in _BREAKOUT:
-            while self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS:
+            while self.stack and self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS:
                 self.pop()
         if not (self.in_foreign() or name in _FOREIGN_ROOTS):
             self.foreign_open, open_before = 0, self.foreign_open
@@ -316,7 +318,9 @@ def too_many_tags(html: str) -> int | None:
 def bounded_html(html: str) -> str:
     """`html` with nesting, open formatting elements, attributes per tag and options per select
     bounded (see the module docstring); the same string when nothing needed bounding."""
-    if _surely_shallow(html) and not _many_attributes(html) and not _many_options(html):
+    # The cheap checks first: a page with a long tag or many options is bounded whatever its
+    # nesting.
+    if not _many_attributes(html) and not _many_options(html) and _surely_shallow(html):
         return html
     return _bounded(html)
 
@@ -334,19 +338,51 @@ def _surely_shallow(html: str) -> bool:
     """A quick over-estimate: True when, even counting every start tag open until its own end
     tag closes it (no implied ends, no raw text, no comments), nothing nests too deep. A
     formatting element left open stays counted, so the formatting bound holds too."""
-    if html.count("<") <= MAX_DEPTH - MAX_FORMATTING:
+    limit = MAX_DEPTH - MAX_FORMATTING
+    if html.count("<", 0, _HEAD_CHARS) <= limit and html.count("<") <= limit:
         return True
+    # Small subtrees (an element holding only text, or text and such elements) open and close
+    # at once: cut, they leave the same nesting but for their height, so most pages are
+    # answered by a loop over a fraction of their tags, and the rest by the loop over all.
+    peak = _quick_peak(_QUICK_SUBTREE.sub(" ", html), limit)
+    if peak + _SUBTREE_HEIGHT <= limit:
+        return True
+    if peak > limit:
+        return False
+    return _quick_peak(html, limit) <= limit
+
+
+_HEAD_CHARS = 20_000  # a big page's start holds more tags than a shallow page may: no full count
+_QUICK_NAME = r"[A-Za-z][-A-Za-z0-9]*+"
+_QUICK_END = r"(?![-A-Za-z0-9])"
+# An element holding only text, or text and elements holding only text: start tags, text and
+# end tags (the same names in the same letter case, as `_quick_peak` pairs them), of a height of
+# at most `_SUBTREE_HEIGHT`. Cut as " ", which starts no tag.
+_QUICK_SUBTREE = re.compile(
+    rf"<({_QUICK_NAME})[^<]*+"
+    rf"(?:<({_QUICK_NAME})[^<]*+</\2{_QUICK_END}[^<]*+)*+"
+    rf"</\1{_QUICK_END}"
+)
+_SUBTREE_HEIGHT = 2
+
+
+def _quick_peak(html: str, limit: int) -> int:
+    """The most elements `_surely_shallow`'s count holds open at once in `html` (counting one
+    more), or the first count over `limit`."""
     stack = [""]
     push, pop = stack.append, stack.pop
+    peak = 1
     for name in _QUICK_TAG.findall(html):
         if name[0] == "/":
             if name[1:] == stack[-1]:
                 pop()
         elif name not in _QUICK_SKIP:
             push(name)
-            if len(stack) > MAX_DEPTH - MAX_FORMATTING:
-                return False
-    return True
+            if len(stack) > peak:
+                peak = len(stack)
+                if peak > limit:
+                    break
+    return peak
 
 
 _LONG_START_TAG = re.compile(rf"<[A-Za-z][^>]{{{_LONG_TAG}}}")
@@ -394,6 +430,13 @@ def _bounded(html: str) -> str:
             if not model.end(name):
                 _cut(cuts, start, end)
             continue
+        if name in _PLAIN_VOID and not model.foreign_open:
+            # No element to count (`_Model.start` would change nothing), no raw text.
+            if end - start > _LONG_TAG:
+                shorter = _fewer_attributes(found.group(0), len(name) + 1)
+                if shorter is not None:
+                    cuts.append((start, end, shorter))
+            continue
         if name in _OPTIONS and model.select_is_full():
             skip_to = _select_end(html, start)
             _cut(cuts, start, skip_to)
@@ -428,14 +471,19 @@ def _cut(cuts: list[tuple[int, int, str]], start: int, end: int) -> None:
         cuts.append((start, end, ""))
 
 
+# The first of a comment's two endings ("-->", and "--!>" which pages rarely hold: searching for
+# each on its own would scan the rest of the page for it at every comment).
+_COMMENT_END = re.compile("--!?>")
+
+
 def _after_markup_declaration(html: str, found: re.Match[str]) -> int:
     """Where a comment (`<!--`), or a `<!...>` / `<?...>` construct, ends."""
     start = found.start()
     if found.group(0) == "<!--":
         if html.startswith(("<!-->", "<!--->"), start):
             return html.find(">", start) + 1
-        ends = [at for at in (html.find("-->", start + 4), html.find("--!>", start + 4)) if at >= 0]
-        return min(ends) + 3 if ends else len(html)
+        end = _COMMENT_END.search(html, start + 4)
+        return end.start() + 3 if end is not None else len(html)
     close = html.find(">", found.end())
     return len(html) if close < 0 else close + 1
 
@@ -451,11 +499,16 @@ def _raw_text_end(html: str, name: str, start: int) -> int:
 
 def _fewer_attributes(tag: str, name_end: int) -> str | None:
     """A long start tag cut to its first MAX_ATTRIBUTES attributes, or None when it has no more."""
-    attributes = _ATTRIBUTE.finditer(tag, name_end)
-    for count, attribute in enumerate(attributes, start=1):
-        if count > MAX_ATTRIBUTES:
-            return tag[: attribute.start()].rstrip() + ">"
-    return None
+    found = _FIRST_ATTRIBUTES.match(tag, name_end)
+    return None if found is None else tag[: found.end()].rstrip() + ">"
+
+
+# MAX_ATTRIBUTES attributes as `_ATTRIBUTE.finditer` finds them one after another (what lies
+# between them is what no attribute starts with), then the start of one more: one match instead
+# of a Python loop over a long tag's attributes.
+_FIRST_ATTRIBUTES = re.compile(
+    rf"""(?>[\s"'>/=]*+(?>{_ATTRIBUTE.pattern})){{{MAX_ATTRIBUTES}}}[\s"'>/=]*+(?=[^\s"'>/=])"""
+)
 
 
 def _apply(html: str, cuts: list[tuple[int, int, str]]) -> str:

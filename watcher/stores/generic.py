@@ -54,8 +54,10 @@ the first amount labelled as a price (販売価格, 価格, 特価...) in the pr
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TypeVar
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -85,6 +87,7 @@ from watcher.stores._variations import CART_FORMS, Rows, in_row, variation_rows
 from watcher.stores._wording import Strength
 
 NAME = "generic"
+T = TypeVar("T")
 
 _CODE_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "iframe", "object"})
 # Candidates for hiding; `_is_hidden` decides (selectors cannot read spacing or responsive classes).
@@ -425,10 +428,42 @@ def _main_control(view: ProductView, search_page: bool) -> Evidence | None:
     for scope in scopes:
         if scope is None:
             continue
-        found = _first_control(scope.css(_CONTROLS)[:MAX_CANDIDATES], view.asides)
+        first = scope.css_first(_CONTROLS)  # a search that stops there: the usual answer
+        if first is None:
+            continue
+        found = _enabled_control(first, view.asides)
+        if found is None:
+            found = _first_control(scope.css(_CONTROLS)[:MAX_CANDIDATES], view.asides)
         if found is not None:
             return found
     return None
+
+
+def first_read(
+    scope: LexborNode, selector: str, read: Callable[[LexborNode], T | None]
+) -> T | None:
+    """`read` of the first element matching `selector` in `scope` (at most `MAX_CANDIDATES` of
+    them) that gives something. The first element is looked up alone, by a search that stops
+    there: most pages answer with it, which spares a search of the whole page."""
+    first = scope.css_first(selector)
+    if first is None:
+        return None
+    found = read(first)
+    if found is not None:
+        return found
+    for node in scope.css(selector)[1:MAX_CANDIDATES]:
+        found = read(node)
+        if found is not None:
+            return found
+    return None
+
+
+def _enabled_control(node: LexborNode, asides: Asides) -> Evidence | None:
+    """The evidence of an enabled control stating a state (not another product's), or None."""
+    found = control_state(node)
+    if found is None or found[1].startswith("disabled:") or asides.holds(node):
+        return None
+    return Evidence("button", found[0], found[1], f"button:{found[1]}")
 
 
 def _first_control(nodes: list[LexborNode], asides: Asides) -> Evidence | None:
@@ -453,11 +488,15 @@ def _area_text(view: ProductView, rows: Rows | None, read_body: bool) -> Evidenc
     controls' captions) of the cart form, of the element around it, and of the product block;
     with `read_body`, the page's text from its h1 on."""
     skip = rows.zone if rows is not None else None
+
+    def label(node: LexborNode) -> Evidence | None:
+        found = _label_evidence(node, skip)
+        return found if found is not None and not view.asides.holds(node) else None
+
     for scope in view.scopes():
-        for node in scope.css(_STOCK_LABELS)[:MAX_CANDIDATES]:
-            found = _label_evidence(node, skip)
-            if found is not None and not view.asides.holds(node):
-                return found
+        found = first_read(scope, _STOCK_LABELS, label)
+        if found is not None:
+            return found
     around_form = view.form.parent if view.form is not None else None
     for zone in (view.form, around_form, view.block):
         if zone is None or zone.tag in _NEVER_HIDDEN or (skip is not None and _within(zone, skip)):
