@@ -38,6 +38,7 @@ from watcher.core.detector import (
 from watcher.core.drift import REAL_STATES, STORE_ROW_PREFIX, LayoutDrift
 from watcher.core.forecast import RestockForecast, forecast_for
 from watcher.core.model import (
+    UNCHANGED_PREFIX,
     Availability,
     EventKind,
     FetchFacts,
@@ -625,7 +626,7 @@ def _distinct_rules(watches: list[StoredWatch]) -> tuple[TextRules | None, ...]:
 
 def _unchanged(cached: Observation, page: Page) -> Observation:
     """The last observation again, for a page that did not change (not parsed again)."""
-    return replace(cached, reason=f"unchanged: {cached.reason}", fetch=FetchFacts.of(page))
+    return replace(cached, reason=UNCHANGED_PREFIX + cached.reason, fetch=FetchFacts.of(page))
 
 
 def _forget(in_flight: set[int], product_id: int, _task: object) -> None:

@@ -216,6 +216,8 @@ class ObservationRecord:
     bytes: int
     ms: float
     blocked: bool = False
+    # Checks after it that read the same (repeats: they record no observation of their own).
+    repeats: int = 0
 
 
 @dataclass(frozen=True, slots=True)

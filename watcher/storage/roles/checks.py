@@ -41,7 +41,7 @@ from watcher.storage.roles.products import Products
 from watcher.storage.rows import WATCH_COLUMNS, Row, due_product, quiet_from_row, stored_watch
 
 OBSERVATIONS_KEPT = 200  # per product; older ones are pruned as new ones arrive
-PRUNE_EVERY = 20  # checks of a product between two prunings of its observations
+PRUNE_EVERY = 20  # observations of a product recorded between two prunings
 
 # Due products, most subscribers first, leased to :owner.
 CLAIM_PRODUCTS = Query(
@@ -87,17 +87,21 @@ _UPDATE_CHECKED_PRODUCT = """
         last_checked_at = :at,
         consecutive_errors = CASE WHEN :error{boolean} THEN consecutive_errors + 1 ELSE 0 END,
         checks = checks + 1,
-        blocks = blocks + :blocked
+        blocks = blocks + :blocked,
+        reading = :reading{text},
+        reading_check = CASE WHEN reading = :reading{text} THEN reading_check ELSE checks + 1 END,
+        repeats = repeats + CASE WHEN reading = :reading{text} THEN 1 ELSE 0 END
     WHERE id = :id AND (:owner{text} IS NULL OR lease_owner = :owner{text})
-    RETURNING checks
+    RETURNING checks, reading_check, repeats
 """
 UPDATE_CHECKED_PRODUCT = Query(
     sqlite=_UPDATE_CHECKED_PRODUCT.format(boolean="", text=""),
     postgres=_UPDATE_CHECKED_PRODUCT.format(boolean="::boolean", text="::text"),
 )
 INSERT_OBSERVATION = Query(
-    "INSERT INTO observations (product_id, at, state, price, reason, status, bytes, ms, blocked)"
-    " VALUES (:product_id, :at, :state, :price, :reason, :status, :bytes, :ms, :blocked)"
+    "INSERT INTO observations (product_id, at, state, price, reason, status, bytes, ms, blocked,"
+    " repeats) VALUES (:product_id, :at, :state, :price, :reason, :status, :bytes, :ms, :blocked,"
+    " :repeats)"
 )
 # Keep the newest OBSERVATIONS_KEPT rows of a product (pruned now and then, in bulk).
 PRUNE_OBSERVATIONS = Query(
@@ -236,10 +240,11 @@ class Checks(Products):
         """The check's statements, inside the caller's transaction."""
         product_id, observation, decisions = write.product_id, write.observation, write.decisions
         stamp = write.stamp
-        checks = await self._update_checked_product(
+        counts = await self._update_checked_product(
             product_id, observation, write.outcome, stamp, write.next_due
         )
-        await self._insert_observation(product_id, observation, stamp, checks)
+        if counts.recorded:
+            await self._insert_observation(product_id, observation, stamp, counts)
         stored: list[Event] = []
         deliveries = unclaimed = 0
         claimed: list[NewClaims] = []
@@ -264,7 +269,7 @@ class Checks(Products):
         return Written(RecordedCheck(events=tuple(stored), deliveries=deliveries), claimed)
 
     async def _insert_observation(
-        self, product_id: int, obs: Observation, stamp: float, checks: int
+        self, product_id: int, obs: Observation, stamp: float, counts: CheckCounts
     ) -> None:
         facts = obs.fetch
         await self._db.execute(
@@ -278,8 +283,9 @@ class Checks(Products):
             bytes=facts.bytes if facts else 0,
             ms=facts.elapsed_ms if facts else 0.0,
             blocked=obs.blocked,
+            repeats=counts.repeats,
         )
-        if checks % PRUNE_EVERY:
+        if not counts.prunes:
             return
         await self._db.execute(
             PRUNE_OBSERVATIONS, product_id=product_id, keep=OBSERVATIONS_KEPT - 1
@@ -292,8 +298,8 @@ class Checks(Products):
         outcome: CheckOutcome,
         stamp: float,
         next_due: float,
-    ) -> int:
-        """Update a checked product and release its lease; returns its number of checks."""
+    ) -> CheckCounts:
+        """Update a checked product and release its lease; returns its counts."""
         row = await self._db.row(
             UPDATE_CHECKED_PRODUCT,
             due_at=next_due,
@@ -310,9 +316,10 @@ class Checks(Products):
             blocked=int(obs.blocked),
             id=product_id,
             owner=outcome.lease_owner,
+            reading=obs.reading(),
         )
         if row is not None:
-            return int(row["checks"])
+            return CheckCounts.of(row)
         if outcome.lease_owner is not None:
             raise LeaseLost(product_id)
         raise StorageError(f"record_check: no product with id {product_id}")
@@ -399,6 +406,36 @@ class Checks(Products):
                 RESTOCK_TIMES, product_id=product_id, store=store, limit=limit
             )
         return [required_time(row["at"]) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckCounts:
+    """A checked product's counters as its update left them.
+
+    A check whose reading is the one its product's last recorded observation read (a repeat)
+    adds to `repeats` and records nothing; any other check, `unknown` ones too, records an
+    observation and is then the product's `reading_check`. So `checks - repeats` observations
+    were recorded, and the repeats after an observation are the difference between its
+    `repeats` and the next one's (or the product's).
+    """
+
+    checks: int
+    reading_check: int
+    repeats: int
+
+    @classmethod
+    def of(cls, row: Row) -> CheckCounts:
+        return cls(int(row["checks"]), int(row["reading_check"]), int(row["repeats"]))
+
+    @property
+    def recorded(self) -> bool:
+        """Whether this check records an observation."""
+        return self.reading_check == self.checks
+
+    @property
+    def prunes(self) -> bool:
+        """Whether the product's old observations are pruned after this check's."""
+        return (self.checks - self.repeats) % PRUNE_EVERY == 0
 
 
 @dataclass(frozen=True, slots=True)
