@@ -241,3 +241,24 @@ async def test_a_restock_across_repeats_fires_once(start: Start) -> None:
     assert all(o.repeats >= 2 for o in history.observations)
     assert sum(1 + o.repeats for o in history.observations) == h.counters.checks
     assert [e.kind for e in history.events] == [EventKind.RESTOCK]
+
+
+async def test_a_claim_reads_its_products_watches_in_the_same_statement(
+    backend_repo: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = backend_repo
+    ids = await product_ids(repo)
+    # One product with two watches (the second on other terms), one whose watch has ended.
+    second = Watch(key="w0-cheap", name="Cheap", url=URLS[0])
+    watches = [Watch(key=f"w{i}", name=f"W{i}", url=url) for i, url in enumerate(URLS)]
+    await repo.sync_yaml_watches([*watches[:3], second], NOW)
+    expected = await repo.load_watches_for(ids)
+
+    statements = Statements(repo, monkeypatch)
+    claimed = await repo.claim_due_products("worker-a", NOW, 10, STEP)
+    assert len(statements.texts) == 1
+    by_id = {p.id: p.watches for p in claimed}
+    assert set(by_id) == set(ids[:3])  # the fourth product has no active watch left
+    for pid, found in by_id.items():
+        assert found is not None and list(found) == expected[pid]
+    assert [w.watch.key for w in by_id[ids[0]] or ()] == ["w0", "w0-cheap"]

@@ -7,6 +7,7 @@ LOCKED`) instead of waiting for them; on SQLite the write lock lets one claim in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -43,25 +44,34 @@ from watcher.storage.rows import WATCH_COLUMNS, Row, due_product, quiet_from_row
 OBSERVATIONS_KEPT = 200  # per product; older ones are pruned as new ones arrive
 PRUNE_EVERY = 20  # observations of a product recorded between two prunings
 
-# Due products, most subscribers first, leased to :owner.
+# Due products, most subscribers first, leased to :owner; each with its active watches (the
+# columns `rows.stored_watch` reads, as a JSON array per watch): one statement for both.
+_WATCH_ARRAY = (
+    "w.id, w.product_id, w.origin, w.key, w.name, {p}.target, {p}.store, w.stores, w.interval_s,"
+    " w.conditions, w.once, w.notify_on_first, w.rules, w.detector_state, w.paused"
+)
 CLAIM_PRODUCTS = Query(
-    sqlite="""
+    sqlite=f"""
     UPDATE products SET lease_owner = :owner, lease_until = :lease_until
     WHERE id IN (
         SELECT id FROM products
         WHERE active = 1 AND due_at <= :now
           AND (lease_until IS NULL OR lease_until <= :now)
         ORDER BY subscribers DESC, due_at, id LIMIT :limit)
-    RETURNING *
+    RETURNING *, (SELECT json_group_array(json_array({_WATCH_ARRAY.format(p="products")}))
+                  FROM (SELECT * FROM watches WHERE product_id = products.id AND active = 1
+                        ORDER BY id) w) AS watches_json
     """,
-    postgres="""
+    postgres=f"""
     UPDATE products p SET lease_owner = :owner, lease_until = :lease_until
     FROM (SELECT id FROM products
           WHERE active AND due_at <= :now AND (lease_until IS NULL OR lease_until <= :now)
           ORDER BY subscribers DESC, due_at, id LIMIT :limit
           FOR UPDATE SKIP LOCKED) due
     WHERE p.id = due.id
-    RETURNING p.*
+    RETURNING p.*, (SELECT json_agg(json_build_array({_WATCH_ARRAY.format(p="p")})
+                                    ORDER BY w.id)::text
+                    FROM watches w WHERE w.product_id = p.id AND w.active) AS watches_json
     """,
 )
 RELEASE_PRODUCT = Query(
@@ -205,7 +215,7 @@ class Checks(Products):
                 now=stamp,
                 limit=limit,
             )
-        products = [due_product(row) for row in rows]
+        products = [due_product(row, _watches_of(row["watches_json"])) for row in rows]
         return sorted(products, key=lambda p: (-p.subscribers, p.due_at, p.id))
 
     async def release_product(self, product_id: int, due_at: datetime) -> None:
@@ -448,3 +458,8 @@ class _StoredEvent:
 
 def _first(row: Row) -> int:
     return int(row[0])
+
+
+def _watches_of(text: str | None) -> tuple[StoredWatch, ...]:
+    """A claimed product's watches, from the JSON array of their columns its claim returned."""
+    return tuple(stored_watch(row) for row in json.loads(text)) if text else ()
