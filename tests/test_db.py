@@ -30,7 +30,6 @@ from watcher.errors import StorageError
 from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, HostState, WatchDecision
 from watcher.storage.roles import checks as shared_checks
-from watcher.storage.sqlite import quiet_checks as sqlite_quiet_checks
 from watcher.storage.sqlite.migrations import LATEST_VERSION
 from watcher.storage.sqlite.repository import SQLiteRepository
 
@@ -364,9 +363,8 @@ async def test_stop_deactivates_a_chat_and_quiet_hours_follow_it(repo: SQLiteRep
 async def test_history_is_newest_first_and_observations_are_pruned(
     repo: SQLiteRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for checks_module in (shared_checks, sqlite_quiet_checks):
-        monkeypatch.setattr(checks_module, "OBSERVATIONS_KEPT", 3)
-        monkeypatch.setattr(checks_module, "PRUNE_EVERY", 5)
+    monkeypatch.setattr(shared_checks, "OBSERVATIONS_KEPT", 3)
+    monkeypatch.setattr(shared_checks, "PRUNE_EVERY", 5)
     watch = yaml_watch("switch")
     await repo.sync_yaml_watches([watch], NOW)
     [stored] = await repo.load_watches(await product_of(repo, SWITCH))

@@ -148,7 +148,8 @@ async def test_api_watches_detail_and_history(tmp_path: Path, database: str) -> 
     assert detail["forecast"]["weekday"] == 1 and detail["forecast"]["restocks"] == 6
     assert detail["subscribers"] == {"console": 1, "webhook": 1}
     assert history["observations"][0]["state"] == "in_stock"
-    assert len(history["observations"]) == 11
+    # Ten daily readings, all alike: the first is recorded and nine repeat it.
+    assert [o["repeats"] for o in history["observations"]] == [0, 9]
     assert history["events"][0]["kind"] == "restock"
     assert history["events"][0]["title"] == HOSTILE_TITLE
     assert missing.status_code == 404

@@ -73,13 +73,17 @@ def test_day_strip_shows_the_most_hopeful_state_of_each_local_day() -> None:
     ]
 
 
-def test_price_points_keep_priced_readings_in_the_window() -> None:
+def test_price_points_keep_priced_readings_in_the_window_after_the_price_held() -> None:
     readings = [
+        Reading(h(-2), A.IN_STOCK, 950),
         Reading(h(-1), A.IN_STOCK, 900),
         Reading(h(3), A.IN_STOCK, 800),
         Reading(h(1), A.UNKNOWN),
     ]
-    assert price_points(readings, h(0)) == [(h(3), 800)]
+    assert price_points(readings, h(0)) == [(h(0), 900), (h(3), 800)]
+    # A price recorded once, long ago (later checks repeated it), still draws its line.
+    assert price_points(readings[:1], h(0)) == [(h(0), 950)]
+    assert price_points([Reading(h(-1), A.UNKNOWN)], h(0)) == []
 
 
 def test_events_carry_the_history_back_past_pruned_observations() -> None:

@@ -124,9 +124,12 @@ def run_history(args: argparse.Namespace) -> int:
         return 0
     status: dict[str, Any] = history["status"]
     print(f"{status['name']} ({status['target']})")
+    print(f"  last checked {short_time(status['last_checked_at'])}")
     for obs in history["observations"]:
         price = f"{obs['price']:,}" if obs["price"] is not None else "-"
-        print(f"  {short_time(obs['at'])}  {obs['state']:<13} {price:>9}  {obs['reason']}")
+        # Checks that read the same after it record no observation of their own.
+        again = f"  (read the same {obs['repeats']} more times)" if obs["repeats"] else ""
+        print(f"  {short_time(obs['at'])}  {obs['state']:<13} {price:>9}  {obs['reason']}{again}")
     for event in history["events"]:
         deadline = event.get("lottery_deadline")
         until = f"  apply by {with_offset(deadline)}" if deadline else ""

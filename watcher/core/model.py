@@ -35,6 +35,8 @@ class Availability(enum.StrEnum):
 
 
 ORDERABLE_STATES = frozenset({Availability.IN_STOCK, Availability.BACKORDER, Availability.PREORDER})
+# An observation that stands for an unchanged page (not read again) has its reason so prefixed.
+UNCHANGED_PREFIX = "unchanged: "
 
 
 class ItemCondition(enum.StrEnum):
@@ -195,6 +197,15 @@ class Observation:
     @classmethod
     def unknown(cls, reason: str, **facts: Any) -> Observation:
         return cls(state=Availability.UNKNOWN, reason=reason, **facts)
+
+    def reading(self) -> str | None:
+        """What a stored observation says, as one text (None for `unknown`): two checks with the
+        same reading record the same row but for the fetch's facts. An unchanged page's reading
+        is its last one's."""
+        if self.state is Availability.UNKNOWN:
+            return None
+        reason = self.reason.removeprefix(UNCHANGED_PREFIX)
+        return f"{self.state.value}\x1f{self.price}\x1f{int(self.blocked)}\x1f{reason}"
 
     def with_fetch(self, page: Page) -> Observation:
         return replace(self, fetch=FetchFacts.of(page), url=self.url or page.url)

@@ -38,6 +38,7 @@ from watcher.core.detector import (
 from watcher.core.drift import REAL_STATES, STORE_ROW_PREFIX, LayoutDrift
 from watcher.core.forecast import RestockForecast, forecast_for
 from watcher.core.model import (
+    UNCHANGED_PREFIX,
     Availability,
     EventKind,
     FetchFacts,
@@ -258,11 +259,12 @@ class Engine:
             )
             if not products:
                 return []
-            watches = await self.repository.load_watches_for([p.id for p in products])
+            unread = [p.id for p in products if p.watches is None]  # the claim read the others'
+            watches = await self.repository.load_watches_for(unread) if unread else {}
         except Exception:  # a locked or busy database: try again at the next look
             log.exception("claiming due products failed")
             return []
-        return [(p, watches.get(p.id, [])) for p in products]
+        return [(p, _claimed_watches(p, watches)) for p in products]
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Wait for the next look: the poll interval, or sooner when a check scheduled sooner."""
@@ -625,7 +627,16 @@ def _distinct_rules(watches: list[StoredWatch]) -> tuple[TextRules | None, ...]:
 
 def _unchanged(cached: Observation, page: Page) -> Observation:
     """The last observation again, for a page that did not change (not parsed again)."""
-    return replace(cached, reason=f"unchanged: {cached.reason}", fetch=FetchFacts.of(page))
+    return replace(cached, reason=UNCHANGED_PREFIX + cached.reason, fetch=FetchFacts.of(page))
+
+
+def _claimed_watches(
+    product: DueProduct, loaded: Mapping[int, list[StoredWatch]]
+) -> list[StoredWatch]:
+    """A claimed product's watches: as its claim read them, else as loaded after it."""
+    if product.watches is not None:
+        return list(product.watches)
+    return loaded.get(product.id, [])
 
 
 def _forget(in_flight: set[int], product_id: int, _task: object) -> None:

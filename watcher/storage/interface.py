@@ -56,6 +56,8 @@ class DueProduct:
     last_state: Availability | None = None
     last_checked_at: datetime | None = None
     consecutive_errors: int = 0
+    # Its active watches when the claim read them too (None: `load_watches_for` reads them).
+    watches: tuple[StoredWatch, ...] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,8 @@ class ObservationRecord:
     bytes: int
     ms: float
     blocked: bool = False
+    # Checks after it that read the same (repeats: they record no observation of their own).
+    repeats: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +313,8 @@ class CheckStore(Protocol):
     async def claim_due_products(
         self, owner: str, now: datetime, limit: int, lease: timedelta
     ) -> list[DueProduct]:
-        """Lease up to `limit` due products (most subscribers first, then earliest due)."""
+        """Lease up to `limit` due products (most subscribers first, then earliest due), each
+        with its active watches read by the same statement."""
 
     async def release_product(self, product_id: int, due_at: datetime) -> None:
         """Give a claimed product back unchecked, due again at `due_at` (e.g. host backing off)."""

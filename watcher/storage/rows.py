@@ -68,7 +68,7 @@ def quiet_from_row(row: Row) -> QuietHours | None:
     return quiet_hours(row["quiet_from"], row["quiet_to"], row["quiet_mode"])
 
 
-def due_product(row: Row) -> DueProduct:
+def due_product(row: Row, watches: tuple[StoredWatch, ...] | None = None) -> DueProduct:
     interval = row["interval_s"]
     return DueProduct(
         id=row["id"],
@@ -84,6 +84,7 @@ def due_product(row: Row) -> DueProduct:
         last_state=state_or_none(row["last_state"]),
         last_checked_at=from_epoch(row["last_checked_at"]),
         consecutive_errors=row["consecutive_errors"],
+        watches=watches,
     )
 
 

@@ -65,6 +65,7 @@ def history_json(history: WatchHistory, now: datetime) -> dict[str, Any]:
                 "reason": o.reason,
                 "status": o.status,
                 "blocked": o.blocked,
+                "repeats": o.repeats,
             }
             for o in history.observations
         ],

@@ -65,8 +65,11 @@ def day_strip(
 
 
 def price_points(readings: Sequence[Reading], start: datetime) -> list[tuple[datetime, int]]:
-    """(time, yen) of the priced readings since `start`, oldest first."""
-    return sorted((r.at, r.price) for r in readings if r.price is not None and r.at >= start)
+    """(time, yen) of the priced readings since `start`, oldest first, after the price held
+    when the window opened (at `start`): a price that has not moved is recorded only once."""
+    priced = sorted((r.at, r.price) for r in readings if r.price is not None)
+    held = [(start, price) for at, price in priced if at < start][-1:]
+    return held + [(at, price) for at, price in priced if at >= start]
 
 
 def merge_history(observations: Sequence[Reading], transitions: Sequence[Reading]) -> list[Reading]:

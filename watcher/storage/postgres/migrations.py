@@ -244,6 +244,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 4: repeats (as SQLite's migration 5): a check that reads what the product's last
+    # recorded observation read writes no observation, only its product's row.
+    (
+        "ALTER TABLE products ADD COLUMN reading TEXT",
+        "ALTER TABLE products ADD COLUMN reading_check INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE products ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE observations ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

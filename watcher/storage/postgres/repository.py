@@ -22,6 +22,7 @@ from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
 from watcher.storage.roles.line_chats import LineChats
 from watcher.storage.roles.outbox import Outbox
+from watcher.storage.roles.quiet_checks import QuietChecks
 from watcher.storage.roles.reloads import Reloads
 from watcher.storage.roles.spends import Spends
 from watcher.storage.roles.status import Status
@@ -39,6 +40,7 @@ async def open_repository(url: str | Path) -> PostgresRepository:
 class PostgresRepository(
     Watchlist,
     Checks,
+    QuietChecks,
     Outbox,
     Leases,
     Hosts,
@@ -54,7 +56,9 @@ class PostgresRepository(
         super().__init__(pool, url)
         self.url = url
         self._closed = False
-        self._check_writer = CheckWriter(self._db.write, self._record_check)
+        self._check_writer = CheckWriter(
+            self._db.write, self._record_check, self._record_quiet_checks
+        )
 
     def web_views(self) -> WebViews:
         """The web UI's reads and operator actions, on this repository's pool."""

@@ -7,6 +7,7 @@ LOCKED`) instead of waiting for them; on SQLite the write lock lets one claim in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -41,27 +42,36 @@ from watcher.storage.roles.products import Products
 from watcher.storage.rows import WATCH_COLUMNS, Row, due_product, quiet_from_row, stored_watch
 
 OBSERVATIONS_KEPT = 200  # per product; older ones are pruned as new ones arrive
-PRUNE_EVERY = 20  # checks of a product between two prunings of its observations
+PRUNE_EVERY = 20  # observations of a product recorded between two prunings
 
-# Due products, most subscribers first, leased to :owner.
+# Due products, most subscribers first, leased to :owner; each with its active watches (the
+# columns `rows.stored_watch` reads, as a JSON array per watch): one statement for both.
+_WATCH_ARRAY = (
+    "w.id, w.product_id, w.origin, w.key, w.name, {p}.target, {p}.store, w.stores, w.interval_s,"
+    " w.conditions, w.once, w.notify_on_first, w.rules, w.detector_state, w.paused"
+)
 CLAIM_PRODUCTS = Query(
-    sqlite="""
+    sqlite=f"""
     UPDATE products SET lease_owner = :owner, lease_until = :lease_until
     WHERE id IN (
         SELECT id FROM products
         WHERE active = 1 AND due_at <= :now
           AND (lease_until IS NULL OR lease_until <= :now)
         ORDER BY subscribers DESC, due_at, id LIMIT :limit)
-    RETURNING *
+    RETURNING *, (SELECT json_group_array(json_array({_WATCH_ARRAY.format(p="products")}))
+                  FROM (SELECT * FROM watches WHERE product_id = products.id AND active = 1
+                        ORDER BY id) w) AS watches_json
     """,
-    postgres="""
+    postgres=f"""
     UPDATE products p SET lease_owner = :owner, lease_until = :lease_until
     FROM (SELECT id FROM products
           WHERE active AND due_at <= :now AND (lease_until IS NULL OR lease_until <= :now)
           ORDER BY subscribers DESC, due_at, id LIMIT :limit
           FOR UPDATE SKIP LOCKED) due
     WHERE p.id = due.id
-    RETURNING p.*
+    RETURNING p.*, (SELECT json_agg(json_build_array({_WATCH_ARRAY.format(p="p")})
+                                    ORDER BY w.id)::text
+                    FROM watches w WHERE w.product_id = p.id AND w.active) AS watches_json
     """,
 )
 RELEASE_PRODUCT = Query(
@@ -87,17 +97,21 @@ _UPDATE_CHECKED_PRODUCT = """
         last_checked_at = :at,
         consecutive_errors = CASE WHEN :error{boolean} THEN consecutive_errors + 1 ELSE 0 END,
         checks = checks + 1,
-        blocks = blocks + :blocked
+        blocks = blocks + :blocked,
+        reading = :reading{text},
+        reading_check = CASE WHEN reading = :reading{text} THEN reading_check ELSE checks + 1 END,
+        repeats = repeats + CASE WHEN reading = :reading{text} THEN 1 ELSE 0 END
     WHERE id = :id AND (:owner{text} IS NULL OR lease_owner = :owner{text})
-    RETURNING checks
+    RETURNING checks, reading_check, repeats
 """
 UPDATE_CHECKED_PRODUCT = Query(
     sqlite=_UPDATE_CHECKED_PRODUCT.format(boolean="", text=""),
     postgres=_UPDATE_CHECKED_PRODUCT.format(boolean="::boolean", text="::text"),
 )
 INSERT_OBSERVATION = Query(
-    "INSERT INTO observations (product_id, at, state, price, reason, status, bytes, ms, blocked)"
-    " VALUES (:product_id, :at, :state, :price, :reason, :status, :bytes, :ms, :blocked)"
+    "INSERT INTO observations (product_id, at, state, price, reason, status, bytes, ms, blocked,"
+    " repeats) VALUES (:product_id, :at, :state, :price, :reason, :status, :bytes, :ms, :blocked,"
+    " :repeats)"
 )
 # Keep the newest OBSERVATIONS_KEPT rows of a product (pruned now and then, in bulk).
 PRUNE_OBSERVATIONS = Query(
@@ -201,7 +215,7 @@ class Checks(Products):
                 now=stamp,
                 limit=limit,
             )
-        products = [due_product(row) for row in rows]
+        products = [due_product(row, _watches_of(row["watches_json"])) for row in rows]
         return sorted(products, key=lambda p: (-p.subscribers, p.due_at, p.id))
 
     async def release_product(self, product_id: int, due_at: datetime) -> None:
@@ -236,10 +250,11 @@ class Checks(Products):
         """The check's statements, inside the caller's transaction."""
         product_id, observation, decisions = write.product_id, write.observation, write.decisions
         stamp = write.stamp
-        checks = await self._update_checked_product(
+        counts = await self._update_checked_product(
             product_id, observation, write.outcome, stamp, write.next_due
         )
-        await self._insert_observation(product_id, observation, stamp, checks)
+        if counts.recorded:
+            await self._insert_observation(product_id, observation, stamp, counts)
         stored: list[Event] = []
         deliveries = unclaimed = 0
         claimed: list[NewClaims] = []
@@ -264,7 +279,7 @@ class Checks(Products):
         return Written(RecordedCheck(events=tuple(stored), deliveries=deliveries), claimed)
 
     async def _insert_observation(
-        self, product_id: int, obs: Observation, stamp: float, checks: int
+        self, product_id: int, obs: Observation, stamp: float, counts: CheckCounts
     ) -> None:
         facts = obs.fetch
         await self._db.execute(
@@ -278,8 +293,9 @@ class Checks(Products):
             bytes=facts.bytes if facts else 0,
             ms=facts.elapsed_ms if facts else 0.0,
             blocked=obs.blocked,
+            repeats=counts.repeats,
         )
-        if checks % PRUNE_EVERY:
+        if not counts.prunes:
             return
         await self._db.execute(
             PRUNE_OBSERVATIONS, product_id=product_id, keep=OBSERVATIONS_KEPT - 1
@@ -292,8 +308,8 @@ class Checks(Products):
         outcome: CheckOutcome,
         stamp: float,
         next_due: float,
-    ) -> int:
-        """Update a checked product and release its lease; returns its number of checks."""
+    ) -> CheckCounts:
+        """Update a checked product and release its lease; returns its counts."""
         row = await self._db.row(
             UPDATE_CHECKED_PRODUCT,
             due_at=next_due,
@@ -310,9 +326,10 @@ class Checks(Products):
             blocked=int(obs.blocked),
             id=product_id,
             owner=outcome.lease_owner,
+            reading=obs.reading(),
         )
         if row is not None:
-            return int(row["checks"])
+            return CheckCounts.of(row)
         if outcome.lease_owner is not None:
             raise LeaseLost(product_id)
         raise StorageError(f"record_check: no product with id {product_id}")
@@ -402,6 +419,36 @@ class Checks(Products):
 
 
 @dataclass(frozen=True, slots=True)
+class CheckCounts:
+    """A checked product's counters as its update left them.
+
+    A check whose reading is the one its product's last recorded observation read (a repeat)
+    adds to `repeats` and records nothing; any other check, `unknown` ones too, records an
+    observation and is then the product's `reading_check`. So `checks - repeats` observations
+    were recorded, and the repeats after an observation are the difference between its
+    `repeats` and the next one's (or the product's).
+    """
+
+    checks: int
+    reading_check: int
+    repeats: int
+
+    @classmethod
+    def of(cls, row: Row) -> CheckCounts:
+        return cls(int(row["checks"]), int(row["reading_check"]), int(row["repeats"]))
+
+    @property
+    def recorded(self) -> bool:
+        """Whether this check records an observation."""
+        return self.reading_check == self.checks
+
+    @property
+    def prunes(self) -> bool:
+        """Whether the product's old observations are pruned after this check's."""
+        return (self.checks - self.repeats) % PRUNE_EVERY == 0
+
+
+@dataclass(frozen=True, slots=True)
 class _StoredEvent:
     event_id: int
     deliveries: int
@@ -411,3 +458,8 @@ class _StoredEvent:
 
 def _first(row: Row) -> int:
     return int(row[0])
+
+
+def _watches_of(text: str | None) -> tuple[StoredWatch, ...]:
+    """A claimed product's watches, from the JSON array of their columns its claim returned."""
+    return tuple(stored_watch(row) for row in json.loads(text)) if text else ()

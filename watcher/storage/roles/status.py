@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 from watcher.core.model import Event
 from watcher.storage.codec import event_from_json
 from watcher.storage.connector import Query, Role
-from watcher.storage.interface import DeadLetter, WatchHistory, WatchStatus
-from watcher.storage.rows import dead_letter, observation_record, watch_status
+from watcher.storage.interface import DeadLetter, ObservationRecord, WatchHistory, WatchStatus
+from watcher.storage.rows import Row, dead_letter, observation_record, watch_status
 
 DELIVERY_STATUSES = ("pending", "sent", "skipped", "failed", "dead")
 
 _WATCH_STATUS_SELECT = """
     SELECT w.id, w.key, w.name, w.origin, w.active, w.detector_state,
            p.target, p.store, p.last_state, p.last_price, p.last_checked_at, p.due_at,
-           p.active AS product_active,
+           p.active AS product_active, p.repeats,
            (SELECT COUNT(*) FROM subscriptions s
              WHERE s.watch_id = w.id AND {live_subscription}){count_type} AS subscribers
     FROM watches w JOIN products p ON p.id = w.product_id
@@ -82,7 +85,7 @@ class Status(Role):
         events = tuple(event_from_json(r["id"], r["payload"]) for r in event_rows)
         return WatchHistory(
             status=watch_status(row, events[:3]),
-            observations=tuple(observation_record(r) for r in obs_rows),
+            observations=_with_repeats(obs_rows, int(row["repeats"])),
             events=events,
         )
 
@@ -97,3 +100,15 @@ class Status(Role):
         async with self._db.read():
             rows = await self._db.rows(DEAD_LETTERS, limit=limit)
         return [dead_letter(row) for row in rows]
+
+
+def _with_repeats(rows: Sequence[Row], product_repeats: int) -> tuple[ObservationRecord, ...]:
+    """Observations (newest first) with the checks that read the same after each: the product's
+    repeats when the next one was recorded (now, for the newest) less its own."""
+    records = []
+    following = product_repeats
+    for row in rows:
+        repeats = int(row["repeats"])
+        records.append(replace(observation_record(row), repeats=max(0, following - repeats)))
+        following = repeats
+    return tuple(records)

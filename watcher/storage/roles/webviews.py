@@ -15,7 +15,7 @@ from watcher.core.model import Availability, WatchConditions
 from watcher.storage.codec import conditions_to_json, event_from_json, from_epoch, to_epoch
 from watcher.storage.connector import Connector, Query
 from watcher.storage.roles.products import Products
-from watcher.storage.rows import web_watch_row
+from watcher.storage.rows import Row, web_watch_row
 from watcher.storage.views import Reading, StoreReadings, WatchRow
 
 _WATCH_SELECT = """
@@ -96,6 +96,25 @@ STORE_READINGS = Query(
     " COUNT(*) FILTER (WHERE o.state = 'unknown') AS unknown"
     " FROM observations o JOIN products p ON p.id = o.product_id"
     " WHERE o.at >= :since GROUP BY 1 ORDER BY 1"
+)
+# Products checked since a moment that have repeats, with their last observation before it and
+# their first one since (time and the product's repeats when it was recorded).
+_EDGE = (
+    "(SELECT o.{column} FROM observations o WHERE o.product_id = p.id AND o.at {side} :since"
+    " ORDER BY o.id {order} LIMIT 1)"
+)
+STORE_REPEATS = Query(
+    "SELECT COALESCE(p.store, '-') AS store, p.repeats, p.last_checked_at, "
+    + ", ".join(
+        _EDGE.format(column=column, side=side, order=order) + f" AS {name}"
+        for name, column, side, order in (
+            ("before_at", "at", "<", "DESC"),
+            ("before_repeats", "repeats", "<", "DESC"),
+            ("first_at", "at", ">=", "ASC"),
+            ("first_repeats", "repeats", ">=", "ASC"),
+        )
+    )
+    + " FROM products p WHERE p.last_checked_at >= :since AND p.repeats > 0"
 )
 _CHECK_NOW = (
     "UPDATE products SET due_at = {least}(due_at, :now) WHERE active = TRUE AND id ="
@@ -199,10 +218,26 @@ class StoredWebViews(Products):
         return {row["channel"]: int(row["n"]) for row in rows}
 
     async def store_readings(self, since: datetime) -> list[StoreReadings]:
-        """How many readings per store since `since`, and how many were `unknown`."""
+        """How many readings per store since `since`, and how many were `unknown`.
+
+        Repeats count as readings (an `unknown` one is never a repeat); a run of them that
+        began before `since` counts in proportion to its time since then.
+        """
+        stamp = to_epoch(since)
         async with self._db.read():
-            rows = await self._db.rows(STORE_READINGS, since=to_epoch(since))
-        return [StoreReadings(row["store"], int(row["unknown"]), int(row["total"])) for row in rows]
+            rows = await self._db.rows(STORE_READINGS, since=stamp)
+            repeat_rows = await self._db.rows(STORE_REPEATS, since=stamp)
+        repeats: dict[str, float] = {}
+        for row in repeat_rows:
+            repeats[row["store"]] = repeats.get(row["store"], 0.0) + _repeats_since(row, stamp)
+        counted = {row["store"]: (int(row["unknown"]), int(row["total"])) for row in rows}
+        readings = []
+        for store in sorted({*counted, *repeats}):
+            unknown, total = counted.get(store, (0, 0))
+            total += round(repeats.get(store, 0.0))
+            if total:
+                readings.append(StoreReadings(store, unknown, total))
+        return readings
 
     # --- operator actions ------------------------------------------------------------------------
 
@@ -284,3 +319,18 @@ class StoredWebViews(Products):
             await self._db.run(DUE_NOW, now=stamp, id=product_id)
             await self._refresh_products([product_id])
         return key
+
+
+def _repeats_since(row: Row, since: float) -> float:
+    """A product's repeats since `since`: those after its first observation since then (or all
+    of its current run, when it has none), plus the part of the run that crossed `since` in
+    proportion to its time since then."""
+    repeats, first_at, first_repeats = int(row["repeats"]), row["first_at"], row["first_repeats"]
+    end_at = first_at if first_at is not None else row["last_checked_at"]
+    end_repeats = int(first_repeats) if first_repeats is not None else repeats
+    inside = repeats - end_repeats if first_at is not None else 0
+    crossing = end_repeats - int(row["before_repeats"] or 0)
+    start_at = row["before_at"]
+    if start_at is None or end_at <= start_at:
+        return float(inside + crossing)
+    return inside + crossing * float(end_at - since) / float(end_at - start_at)

@@ -238,6 +238,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 5: repeats. A check that reads what the product's last recorded observation read writes
+    # no observation: it counts in the product's `repeats` (every such check, ever); `reading`
+    # is what the last recorded observation read and `reading_check` the product's check that
+    # recorded it. An observation keeps the product's `repeats` as they stood when it was
+    # recorded, so the checks that read the same after it are the difference to the next one.
+    (
+        "ALTER TABLE products ADD COLUMN reading TEXT",
+        "ALTER TABLE products ADD COLUMN reading_check INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE products ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE observations ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

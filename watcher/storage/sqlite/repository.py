@@ -1,9 +1,8 @@
 """The SQLite implementation of `watcher.storage.interface.Repository` (aiosqlite, WAL).
 
 The roles are the shared ones (`watcher.storage.roles`), all on one connection
-(`connection.SQLiteConnector`), plus SQLite's own group commit of quiet checks (`quiet_checks`);
-`SQLiteRepository` is their sum. The web UI's views are one more role on that connector, handed
-out by `web_views()`.
+(`connection.SQLiteConnector`); `SQLiteRepository` is their sum. The web UI's views are one more
+role on that connector, handed out by `web_views()`.
 """
 
 from __future__ import annotations
@@ -19,13 +18,13 @@ from watcher.storage.roles.hosts import Hosts
 from watcher.storage.roles.leases import Leases
 from watcher.storage.roles.line_chats import LineChats
 from watcher.storage.roles.outbox import Outbox
+from watcher.storage.roles.quiet_checks import QuietChecks
 from watcher.storage.roles.reloads import Reloads
 from watcher.storage.roles.spends import Spends
 from watcher.storage.roles.status import Status
 from watcher.storage.roles.watchlist import Watchlist
 from watcher.storage.roles.webviews import StoredWebViews
 from watcher.storage.sqlite.connection import SQLiteConnector, connect, connect_read_only
-from watcher.storage.sqlite.quiet_checks import SQLiteQuietChecks
 from watcher.storage.views import WebViews, WebViewsSource
 
 
@@ -44,7 +43,7 @@ async def open_read_only(path_or_url: str | Path) -> SQLiteRepository:
 class SQLiteRepository(
     Watchlist,
     Checks,
-    SQLiteQuietChecks,
+    QuietChecks,
     Outbox,
     Leases,
     Hosts,
