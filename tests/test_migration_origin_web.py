@@ -7,9 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests import dbrows
-from watcher.errors import StorageError
-from watcher.storage import open_repository
 from watcher.storage.sqlite.migrations import LATEST_VERSION, MIGRATIONS
 from watcher.storage.sqlite.repository import open_repository as open_sqlite
 
@@ -71,14 +68,3 @@ async def test_version_1_rows_survive_and_web_origin_is_accepted(tmp_path: Path)
     with pytest.raises(sqlite3.IntegrityError):  # a watch with subscriptions stays referenced
         conn.execute("DELETE FROM watches WHERE id = 7")
     conn.close()
-
-
-async def test_a_newer_schema_is_refused(database: str) -> None:
-    await (await open_repository(database)).close()
-    await dbrows.execute(
-        database,
-        "INSERT INTO schema_version (version, applied_at)"
-        " SELECT MAX(version) + 1, 0 FROM schema_version",
-    )
-    with pytest.raises(StorageError, match="upgrade"):
-        await open_repository(database)
