@@ -536,6 +536,8 @@ async def run_config(config: Config, overrides: Overrides | None = None) -> int:
 
 
 def _install_signals(stop: asyncio.Event) -> None:
+    # Loops without signal handlers (Windows' own, or one off the main thread) raise
+    # NotImplementedError or RuntimeError: there Ctrl-C's KeyboardInterrupt stops the run.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -543,7 +545,10 @@ def _install_signals(stop: asyncio.Event) -> None:
 
 
 def _install_reload_signal(ask_reload: Callable[[], None]) -> None:
-    """SIGHUP reloads the watchlist, here and on every other worker."""
+    """SIGHUP reloads the watchlist, here and on every other worker.
+
+    Where there is no SIGHUP (Windows: AttributeError) or no signal handling on this loop,
+    the file watch and `restock reload` still reload it."""
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGHUP, ask_reload)
