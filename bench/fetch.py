@@ -6,7 +6,9 @@ transport (aiohttp's, as `restock run` uses when installed) or httpx's own pool.
 `--warmup` fetches opens the connections first and is not measured. Each of `--rounds` rounds
 prints requests/s and this process's CPU time per request (user + system, from getrusage), so the
 figure is the fetcher's own cost and not the shop's; the shop's share of a core shows whether the
-shop, not the fetcher, set the pace. Asserts nothing.
+shop, not the fetcher, set the pace. Each round then runs the peer beside it: a bare aiohttp GET
+loop (no fetcher, the body read whole) at the same concurrency, and prints the fetcher's CPU per
+request as a multiple of the peer's, a ratio that holds from machine to machine. Asserts nothing.
 
 Run from the project root: `python bench/fetch.py [--requests 5000] [--concurrency 48]`.
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import aiohttp
 import httpx
 
 from watcher.core.model import FetchPlan
@@ -85,6 +88,26 @@ async def fetch_many(
     return totals[0], totals[1]
 
 
+async def bare_many(
+    session: aiohttp.ClientSession, urls: list[str], count: int, concurrency: int
+) -> int:
+    """The peer: `count` plain aiohttp GETs (cycling through `urls`); failed requests."""
+    next_index = 0
+    failed = 0
+
+    async def worker() -> None:
+        nonlocal next_index, failed
+        while next_index < count:
+            url = urls[next_index % len(urls)]
+            next_index += 1
+            async with session.get(url) as response:
+                await response.read()
+                failed += response.status != 200
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return failed
+
+
 def process_cpu(pid: int | None) -> float:
     """A process's CPU seconds (user + system) from /proc; NaN where there is no /proc."""
     try:
@@ -98,9 +121,12 @@ async def run(args: argparse.Namespace, port: int, shop_pid: int | None) -> None
     plans = [FetchPlan(f"http://127.0.0.1:{port}/items/p{i}") for i in range(args.products)]
     transport = transport_for(args.transport)
     print(f"transport: {type(transport).__name__}, concurrency {args.concurrency}")
-    async with build_client(transport=transport) as client:
+    urls = [plan.url for plan in plans]
+    peer = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency))
+    async with build_client(transport=transport) as client, peer:
         fetcher = Fetcher(client)
         await fetch_many(fetcher, plans, args.warmup, args.concurrency)
+        await bare_many(peer, urls, args.warmup, args.concurrency)
         profiler = cProfile.Profile() if args.profile else None
         for round_number in range(1, args.rounds + 1):
             cpu0, shop0, t0 = cpu_seconds(), process_cpu(shop_pid), time.perf_counter()
@@ -116,6 +142,14 @@ async def run(args: argparse.Namespace, port: int, shop_pid: int | None) -> None
                 f"{cpu / args.requests * 1e6:,.0f} µs CPU per request "
                 f"({cpu / elapsed:.0%} of a core; shop {shop / elapsed:.0%}), "
                 f"{received / args.requests / 1024:,.0f} KB per page, {failed} failed"
+            )
+            cpu0, t0 = cpu_seconds(), time.perf_counter()
+            failed = await bare_many(peer, urls, args.requests, args.concurrency)
+            bare_elapsed, bare_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+            print(
+                f"  bare aiohttp: {args.requests / bare_elapsed:,.0f} requests/s, "
+                f"{bare_cpu / args.requests * 1e6:,.0f} µs CPU per request, {failed} failed; "
+                f"fetcher/bare CPU per request {cpu / bare_cpu:.2f}x"
             )
         if profiler is not None:
             profiler.dump_stats(args.profile)

@@ -8,7 +8,9 @@ number of times, so an untrusted URL's guard judges every hop.
 Each hop is an `httpx.Request` handed straight to the client's transport: the client's own layers
 (header and cookie merging, auth and redirect handling, stream wrappers) cost more CPU than the
 transport itself, and the fetcher does the little of their work it needs (default headers,
-timeouts, content decoding). No cookie outlives a fetch: one that a redirect sets goes with the
+timeouts, content decoding). A trusted hop over aiohttp's transport goes further and builds no
+httpx request or response at all: the response becomes a `Reply`, read the same way whichever
+transport sent the request. No cookie outlives a fetch: one that a redirect sets goes with the
 rest of that redirect chain, never with a later fetch or to another shop.
 """
 
@@ -18,18 +20,22 @@ import asyncio
 import functools
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import httpx
+import yarl
 
 from watcher.core.model import FetchPlan, Page
 from watcher.errors import UnsafeURL
 from watcher.net.decode import BodyDecoder, decode_body
 from watcher.net.headers import parse_retry_after
 from watcher.net.netguard import URLGuard, guarding_connections
+from watcher.net.reply import Reply, header_dict, reply_of_httpx
 from watcher.net.transport import transport_of
+from watcher.net.trusted import TrustedTransport, body_chunks
 
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -49,6 +55,13 @@ _CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
 _PREPARED_HEADERS_MAX = 4_096
 _NO_BODY = httpx.ByteStream(b"")  # the fetcher sends no request bodies
 HeadersKey = tuple[bytes, str, tuple[tuple[str, str], ...]]
+
+
+class PreparedHeaders(NamedTuple):
+    """A request's headers as httpx prepares them, and as the list aiohttp is handed."""
+
+    headers: httpx.Headers
+    items: list[tuple[str, str]]
 
 
 class Fetcher:
@@ -75,6 +88,8 @@ class Fetcher:
         # Untrusted (guarded) fetches need a transport that re-checks each connection's address;
         # trusted ones may use a faster one. One client serves both by default.
         self._guarded_transport = transport_of(guarded_client or client)
+        # Trusted hops through aiohttp skip httpx's request and response objects.
+        self._opener = self._transport if isinstance(self._transport, TrustedTransport) else None
         # In the order httpx's client sent them (its defaults first), lower-case.
         self._default_headers = {
             "accept-encoding": ACCEPT_ENCODING,
@@ -90,7 +105,7 @@ class Fetcher:
         self._deadline = deadline
         self._clock = clock
         self._now = now
-        self._prepared: dict[HeadersKey, httpx.Headers] = {}
+        self._prepared: dict[HeadersKey, PreparedHeaders] = {}
 
     async def fetch(
         self,
@@ -177,19 +192,19 @@ class Fetcher:
                 attempt.url = await guard.check_resolved(attempt.url)
                 target = _parsed_url(attempt.url)
             attempt.status = None
-            response = await self._send(transport, attempt, target, guard)
-            attempt.status = response.status_code
+            reply = await self._send(transport, attempt, target, guard)
+            attempt.status = reply.status
             try:
-                next_url = _redirect_target(response, target)
+                next_url = _redirect_target(reply, target)
                 if next_url is None:
-                    return await self._read(attempt, plan.url, target, response)
-                attempt.keep_cookies(response)
+                    return await self._read(attempt, plan.url, target, reply)
+                attempt.keep_cookies(reply, target)
             finally:
-                await response.aclose()
+                await reply.aclose()
             if attempt.hops >= self._max_redirects:
-                head = self._page(attempt, plan.url, target, response, error="too many redirects")
+                head = self._page(attempt, plan.url, target, reply, error="too many redirects")
                 return RawPage(head)
-            attempt.follow(response.status_code, target, next_url)
+            attempt.follow(reply.status, target, next_url)
             target = next_url
 
     async def _send(
@@ -198,17 +213,20 @@ class Fetcher:
         attempt: _Attempt,
         target: httpx.URL,
         guard: URLGuard | None,
-    ) -> httpx.Response:
+    ) -> Reply:
         if not target.is_absolute_url:
             # httpx's client made these path-only URLs, which transports refuse; aiohttp's fails
             # on "//host/path" with an assertion instead of an httpx error.
             raise httpx.UnsupportedProtocol(
                 "Request URL is missing an 'http://' or 'https://' protocol."
             )
+        prepared = self._request_headers(attempt, target)
+        if self._opener is transport and guard is None and attempt.cookies is None:
+            return await self._open(attempt, prepared.items)
         request = httpx.Request(
             attempt.method,
             target,
-            headers=self._request_headers(attempt, target),
+            headers=prepared.headers,
             stream=_NO_BODY,
             extensions={"timeout": self._timeouts},
         )
@@ -219,9 +237,22 @@ class Fetcher:
         with guarding_connections(guard):
             response = await transport.handle_async_request(request)
         response.request = request
-        return response
+        return reply_of_httpx(response)
 
-    def _request_headers(self, attempt: _Attempt, target: httpx.URL) -> httpx.Headers:
+    async def _open(self, attempt: _Attempt, headers: list[tuple[str, str]]) -> Reply:
+        """A trusted hop sent straight through aiohttp: no httpx request or response is built."""
+        assert self._opener is not None
+        url = _yarl_url(attempt.url)  # quoted by httpx already: sent as it is
+        response = await self._opener.open(attempt.method, url, headers, self._timeouts)
+        return Reply(
+            status=response.status,
+            headers=header_dict(response.raw_headers),
+            raw_headers=response.raw_headers,
+            body=functools.partial(body_chunks, response),
+            close=response.release,
+        )
+
+    def _request_headers(self, attempt: _Attempt, target: httpx.URL) -> PreparedHeaders:
         """The headers httpx would send for `attempt` to `target`: Host (and Content-Length: 0
         for a body-less POST) before the fetch's own, prepared by httpx once and then reused."""
         key = (target.netloc, attempt.method, tuple(attempt.headers.items()))
@@ -229,26 +260,27 @@ class Fetcher:
         if headers is None:
             if len(self._prepared) >= _PREPARED_HEADERS_MAX:
                 self._prepared.clear()  # validators differ per page: keep the cache bounded
-            headers = httpx.Request(attempt.method, target, headers=attempt.headers).headers
+            made = httpx.Request(attempt.method, target, headers=attempt.headers).headers
+            headers = PreparedHeaders(made, made.multi_items())
             self._prepared[key] = headers
         return headers
 
     async def _read(
-        self, attempt: _Attempt, original_url: str, target: httpx.URL, response: httpx.Response
+        self, attempt: _Attempt, original_url: str, target: httpx.URL, reply: Reply
     ) -> RawPage:
-        status = response.status_code
+        status = reply.status
         if status == 304:
-            return RawPage(self._page(attempt, original_url, target, response, not_modified=True))
-        encoding = response.headers.get("content-encoding")
-        body, truncated = await self._read_capped(response, BodyDecoder.for_encoding(encoding))
+            return RawPage(self._page(attempt, original_url, target, reply, not_modified=True))
+        encoding = reply.headers.get("content-encoding")
+        body, truncated = await self._read_capped(reply, BodyDecoder.for_encoding(encoding))
         retry_after = None
         if status in _RETRY_AFTER_CODES:
-            retry_after = parse_retry_after(response.headers.get("retry-after"), self._now())
+            retry_after = parse_retry_after(reply.headers.get("retry-after"), self._now())
         head = self._page(
             attempt,
             original_url,
             target,
-            response,
+            reply,
             size=len(body),
             truncated=truncated,
             error=f"body over {self._max_bytes} bytes" if truncated else None,
@@ -256,13 +288,11 @@ class Fetcher:
         )
         return RawPage(head, body)
 
-    async def _read_capped(
-        self, response: httpx.Response, decoder: BodyDecoder | None
-    ) -> tuple[bytes, bool]:
+    async def _read_capped(self, reply: Reply, decoder: BodyDecoder | None) -> tuple[bytes, bool]:
         """The decompressed body, cut at `max_bytes` (and True when it was cut)."""
         chunks: list[bytes] = []
         size = 0
-        async for chunk in _body_of(response):
+        async for chunk in reply.body():
             if decoder is not None:
                 chunk = decoder.decode(chunk, self._max_bytes - size + 1)
             chunks.append(chunk)
@@ -282,7 +312,7 @@ class Fetcher:
         attempt: _Attempt,
         original_url: str,
         target: httpx.URL,
-        response: httpx.Response,
+        reply: Reply,
         *,
         size: int = 0,
         truncated: bool = False,
@@ -290,11 +320,11 @@ class Fetcher:
         retry_after: float | None = None,
         not_modified: bool = False,
     ) -> Page:
-        """The page of `response` without its body: status, final URL, headers and the rest."""
-        headers = dict(response.headers.items())  # httpx gives the names in lower case
+        """The page of `reply` without its body: status, final URL, headers and the rest."""
+        headers = reply.headers
         return Page(
             url=original_url,
-            status=response.status_code,
+            status=reply.status,
             final_url=attempt.public(target),
             headers=headers,
             content_type=headers.get("content-type"),
@@ -344,11 +374,11 @@ class _Attempt:
                 url = url.copy_remove_param(name)
         return str(url)
 
-    def keep_cookies(self, response: httpx.Response) -> None:
-        if "set-cookie" in response.headers:
+    def keep_cookies(self, reply: Reply, url: httpx.URL) -> None:
+        if "set-cookie" in reply.headers:
             if self.cookies is None:
                 self.cookies = httpx.Cookies()
-            self.cookies.extract_cookies(response)
+            self.cookies.extract_cookies(reply.as_httpx(httpx.Request(self.method, url)))
 
     def follow(self, status: int, current: httpx.URL, target: httpx.URL) -> None:
         if _origin(current) != _origin(target):
@@ -370,21 +400,19 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
 
-def _redirect_target(response: httpx.Response, current: httpx.URL) -> httpx.URL | None:
-    if response.status_code not in _REDIRECT_CODES:
+@functools.lru_cache(maxsize=16_384)
+def _yarl_url(url: str) -> yarl.URL:
+    """`url` (as httpx quoted it) for aiohttp, parsed once per URL like `_parsed_url`."""
+    return yarl.URL(url, encoded=True)
+
+
+def _redirect_target(reply: Reply, current: httpx.URL) -> httpx.URL | None:
+    if reply.status not in _REDIRECT_CODES:
         return None
-    location = response.headers.get("location")
+    location = reply.headers.get("location")
     if not location:
         return None
     return current.join(location)
-
-
-def _body_of(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The response's body as the transport delivers it (still content-encoded)."""
-    stream = response.stream
-    if not isinstance(stream, httpx.AsyncByteStream):
-        raise TypeError("the transport answered with a synchronous body")
-    return aiter(stream)
 
 
 def _describe(exc: Exception) -> str:

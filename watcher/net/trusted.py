@@ -6,12 +6,12 @@ the body in 16 KB pieces through two generators. This one builds each timeout se
 the URL as httpx quoted it, and hands on the body in the pieces the socket delivered. aiohttp's
 errors become httpx's by a table read top to bottom, the first match winning (httpx_aiohttp's map
 reads a refused connection as a connect timeout), so the fetcher describes failures as httpx's own
-transport would.
+transport would. The fetcher calls `open` itself for trusted URLs and skips httpx's objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import aiohttp
@@ -57,19 +57,13 @@ class TrustedTransport(AiohttpTransport):  # type: ignore[misc, unused-ignore]
         self._timeouts: dict[TimeoutKey, aiohttp.ClientTimeout] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if not isinstance(self.client, aiohttp.ClientSession):
-            self.client = self.get_client()
-        with httpx_errors():
-            response = await self.client.request(
-                request.method,
-                yarl.URL(str(request.url), encoded=True),  # quoted by httpx: sent as it is
-                headers=request.headers.multi_items(),
-                data=request.content or None,
-                allow_redirects=False,
-                auto_decompress=False,
-                compress=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
-            )
+        response = await self.open(
+            request.method,
+            yarl.URL(str(request.url), encoded=True),  # quoted by httpx: sent as it is
+            request.headers.multi_items(),
+            request.extensions.get("timeout", {}),
+            request.content or None,
+        )
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
@@ -77,6 +71,33 @@ class TrustedTransport(AiohttpTransport):  # type: ignore[misc, unused-ignore]
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )
+
+    async def open(
+        self,
+        method: str,
+        url: yarl.URL,
+        headers: Sequence[tuple[str, str]],
+        timeout: Mapping[str, float | None],
+        content: bytes | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send one request as it is (no redirects followed, the body left content-encoded).
+
+        The fetcher calls this directly for trusted URLs: an `httpx.Response` costs more to
+        build than its few uses there are worth. The caller releases the response.
+        """
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        with httpx_errors():
+            return await self.client.request(
+                method,
+                url,
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=self._timeout(timeout),
+            )
 
     def _timeout(self, setting: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
         key = (setting.get("connect"), setting.get("read"), setting.get("pool"))
@@ -93,10 +114,15 @@ class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with httpx_errors():
-            async for chunk in self._response.content.iter_any():
-                yield chunk
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return body_chunks(self._response)
 
     async def aclose(self) -> None:
         self._response.release()
+
+
+async def body_chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """`response`'s body in the pieces the socket delivered, aiohttp's errors as httpx's."""
+    with httpx_errors():
+        async for chunk in response.content.iter_any():
+            yield chunk
