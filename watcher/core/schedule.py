@@ -7,6 +7,7 @@ on every worker and every test. Callers convert to the watchlist's timezone; fun
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from collections.abc import Iterable, Mapping
@@ -78,8 +79,13 @@ def stable_phase(product_key: str, interval: timedelta) -> timedelta:
     span = interval // timedelta(microseconds=1)
     if span <= 0:
         return _ZERO
+    return timedelta(microseconds=_phase_seed(product_key) % span)
+
+
+@functools.lru_cache(maxsize=65_536)  # asked once per check: one digest per watched product
+def _phase_seed(product_key: str) -> int:
     digest = hashlib.sha256(product_key.encode("utf-8")).digest()
-    return timedelta(microseconds=int.from_bytes(digest[:8], "big") % span)
+    return int.from_bytes(digest[:8], "big")
 
 
 def next_due(

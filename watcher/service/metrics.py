@@ -46,9 +46,17 @@ class CounterSeries(_Series):
     ) -> None:
         super().__init__(name, registry)
         self._counter = prometheus_client.Counter(name, help, labels, registry=registry)
+        self._children: dict[tuple[tuple[str, str], ...], prometheus_client.Counter] = {}
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
-        (self._counter.labels(**labels) if labels else self._counter).inc(amount)
+        if not labels:
+            self._counter.inc(amount)
+            return
+        key = tuple(labels.items())
+        child = self._children.get(key)
+        if child is None:  # prometheus_client validates and locks on every `labels` call
+            child = self._children[key] = self._counter.labels(**labels)
+        child.inc(amount)
 
     def get(self, **labels: str) -> float:
         return self._sample("", labels)
@@ -64,9 +72,17 @@ class HistogramSeries(_Series):
         self._histogram = prometheus_client.Histogram(
             name, help, labels, registry=registry, buckets=LATENCY_BUCKETS
         )
+        self._children: dict[tuple[tuple[str, str], ...], prometheus_client.Histogram] = {}
 
     def observe(self, value: float, **labels: str) -> None:
-        (self._histogram.labels(**labels) if labels else self._histogram).observe(value)
+        if not labels:
+            self._histogram.observe(value)
+            return
+        key = tuple(labels.items())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._histogram.labels(**labels)
+        child.observe(value)
 
     def count(self, **labels: str) -> float:
         return self._sample("_count", labels)
