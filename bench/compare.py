@@ -24,7 +24,9 @@ the inverse of that multiple). Targets: restock >= 7x urlwatch and >= 50 % of ba
 Asserts nothing.
 
 Run from the project root: `python bench/compare.py [--products 10000] [--seconds 20]
-[--pages both] [--no-urlwatch]`.
+[--pages both] [--rounds 1] [--no-urlwatch]`. A machine's load moves the checks/s ratios from run
+to run; `--rounds 3` runs the three clients three times per mode, one after another, and prints
+each ratio's median and range.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import urllib.request
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 URLWATCH = "urlwatch==2.29"
@@ -374,8 +377,9 @@ def one_mode(args: argparse.Namespace, mode: str, urlwatch: Path | None) -> list
         shop.join()
 
 
-def report(mode: str, figures: list[Figures]) -> None:
-    print(f"\n== pages {mode} ({PAGE_KB} KB each) ==")
+def report(mode: str, figures: list[Figures], heading: str = "") -> dict[str, float]:
+    """Print one round's figures and ratios; the ratios, by name, for the summary."""
+    print(f"\n== pages {mode} ({PAGE_KB} KB each){heading} ==")
     print(f"{'client':<22} {'checks':>8} {'seconds':>8} {'checks/s':>9} {'CPU s/1000':>11}")
     for f in figures:
         print(
@@ -383,14 +387,33 @@ def report(mode: str, figures: list[Figures]) -> None:
         )
     by_name = {f.client.split(" (")[0]: f for f in figures}
     ours = by_name.get("restock run")
+    ratios: dict[str, float] = {}
     if ours is None:
-        return
+        return ratios
     if (watched := by_name.get("urlwatch")) and watched.rate:
-        print(f"restock / urlwatch: {ours.rate / watched.rate:.1f}x (target >= 7x)")
+        ratios["urlwatch"] = ours.rate / watched.rate
+        print(f"restock / urlwatch: {ratios['urlwatch']:.1f}x (target >= 7x)")
     if (bare := by_name.get("bare GET loop")) and bare.rate:
-        print(f"restock / bare loop: {100 * ours.rate / bare.rate:.0f} % (target >= 50 %)")
-        multiple = ours.cpu_per_1000 / bare.cpu_per_1000
-        print(f"restock's CPU per check: {multiple:.1f}x the bare loop's")
+        ratios["bare"] = ours.rate / bare.rate
+        ratios["cpu"] = ours.cpu_per_1000 / bare.cpu_per_1000
+        print(f"restock / bare loop: {100 * ratios['bare']:.0f} % (target >= 50 %)")
+        print(f"restock's CPU per check: {ratios['cpu']:.1f}x the bare loop's")
+    return ratios
+
+
+def summarise(mode: str, rounds: list[dict[str, float]]) -> None:
+    """The median of each ratio over the rounds, and its range."""
+    print(f"\n== pages {mode}: {len(rounds)} rounds, median (range) ==")
+    labels = {
+        "urlwatch": ("restock / urlwatch", "{:.1f}x"),
+        "bare": ("restock / bare loop", "{:.0%}"),
+        "cpu": ("restock's CPU per check / bare loop's", "{:.1f}x"),
+    }
+    for key, (label, form) in labels.items():
+        values = sorted(r[key] for r in rounds if key in r)
+        if values:
+            low, mid, high = (form.format(v) for v in (values[0], median(values), values[-1]))
+            print(f"{label}: {mid} ({low}-{high})")
 
 
 def main() -> None:
@@ -400,12 +423,20 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=64, help="the bare loop's concurrency")
     parser.add_argument("--pages", choices=[*MODES, "both"], default="both")
     parser.add_argument("--no-urlwatch", action="store_true")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of all three clients per mode (medians printed)"
+    )
     args = parser.parse_args()
     modes = MODES if args.pages == "both" else (args.pages,)
     with tempfile.TemporaryDirectory(prefix="compare-") as folder:
         urlwatch = None if args.no_urlwatch else urlwatch_venv(Path(folder))
         for mode in modes:
-            report(mode, one_mode(args, mode, urlwatch))
+            rounds = []
+            for number in range(1, args.rounds + 1):
+                heading = f", round {number} of {args.rounds}" if args.rounds > 1 else ""
+                rounds.append(report(mode, one_mode(args, mode, urlwatch), heading))
+            if args.rounds > 1:
+                summarise(mode, rounds)
 
 
 if __name__ == "__main__":

@@ -268,7 +268,9 @@ async def test_chat_users_urls_stay_guarded_whether_or_not_the_bot_runs(
         stop.set()
         await asyncio.wait_for(task, 15)
         await repo.close()
-    assert seen == [url]
+    # Only the shop's own page was asked for (a refused check may be retried in the meantime):
+    # the redirect to the metadata address never was.
+    assert set(seen) == {url}
 
 
 async def test_the_fast_transport_keeps_no_cookies_between_checks() -> None:
