@@ -17,7 +17,7 @@ from watcher.storage import open_repository
 BAD_GATEWAY = (502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
 
 
-async def until(condition: object, seconds: float = 10.0) -> None:
+async def until(condition: object, seconds: float = 30.0) -> None:
     for _ in range(int(seconds / 0.01)):
         if condition():  # type: ignore[operator]
             return

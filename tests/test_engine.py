@@ -130,7 +130,7 @@ def record_decisions(monkeypatch: pytest.MonkeyPatch) -> Decisions:
 
 
 async def eventually(
-    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str = ""
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 30.0, what: str = ""
 ) -> None:
     """Wait until `condition` holds, polling briefly; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -116,7 +116,7 @@ def gate_results(repo: Repository, monkeypatch: pytest.MonkeyPatch) -> asyncio.E
     return gate
 
 
-async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+async def until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
     async with asyncio.timeout(seconds):
         while not condition():
             await asyncio.sleep(0.005)
