@@ -219,8 +219,8 @@ class Start:
         self.started.append(harness)
         return harness
 
-    async def shop(self, **levers: Lever) -> DemoShop:
-        shop = DemoShop(retry_after="1")
+    async def shop(self, retry_after: str = "1", **levers: Lever) -> DemoShop:
+        shop = DemoShop(retry_after=retry_after)
         for slug, lever in levers.items():
             shop.add(ShopProduct(slug, f"商品 {slug}", 5400, lever))
         await shop.start()
@@ -733,6 +733,69 @@ async def test_a_503_backs_the_host_off_before_its_page_is_parsed(start: Start) 
     reader.gate.set()
     await eventually(lambda: h.counters.blocked >= 1, what="the block counted once parsed")
     assert h.app.politeness.snapshot()[HOST].consecutive_blocks == 1  # reported once, not twice
+
+
+class HeldReader:
+    """Parses inline, but holds the pages of one URL until the test opens the gate."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.gate = asyncio.Event()
+        self.holding = 0
+
+    async def read(self, raw, store, rules):  # type: ignore[no-untyped-def]
+        if raw.head.url == self.url:
+            self.holding += 1
+            await self.gate.wait()
+        return await parsepool.InlineReader().read(raw, store, rules)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_success_sent_before_a_block_leaves_the_hosts_backoff_on_record(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page fetched before the host blocked, answering after the block, proves nothing: the
+    backoff stays in the database (for `restock status`) as it stays in the politeness."""
+    sick, calm = Lever(OUT), Lever(OUT)
+    shop = await start.shop(retry_after="60", sick=sick, calm=calm)
+    h = await start(
+        [url_watch("sick", shop.url("sick")), url_watch("calm", shop.url("calm"))],
+        shop=shop,
+        parse_workers=0,
+    )
+    await eventually(lambda: h.requests("sick") >= 1 and h.requests("calm") >= 1)
+    finished: list[str] = []
+    after_check = h.app.engine._after_check
+
+    async def noted(product: Any, host: str, observation: Any) -> None:
+        await after_check(product, host, observation)
+        finished.append(product.target)
+
+    monkeypatch.setattr(h.app.engine, "_after_check", noted)
+    reader = HeldReader(shop.url("calm"))
+    h.app.engine.reader = reader
+    h.app.engine._last.clear()  # forget what the pages read, so calm's next page is read
+    await eventually(lambda: reader.holding == 1, what="calm's page fetched, held before its read")
+
+    sick.queue = [Shows.UNAVAILABLE]  # one 503 with Retry-After: 60
+
+    async def host_state() -> Any:
+        return {s.host: s for s in await h.repo.host_states()}.get(HOST)
+
+    async def backing_off() -> bool:
+        state = await host_state()
+        return state is not None and state.backoff_until is not None
+
+    await eventually(backing_off, what="the host's backoff in the database")
+    reader.gate.set()
+    await eventually(lambda: shop.url("calm") in finished, what="calm's check finished")
+
+    state = await host_state()
+    assert state is not None and state.backoff_until is not None
+    assert state.consecutive_blocks == 1
+    assert h.app.politeness.retry_in(HOST) > 0
 
 
 class FailingReader:

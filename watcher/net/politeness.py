@@ -297,6 +297,12 @@ class Politeness:
         """Every tracked host's state, by host name."""
         return {host: self._snapshot(host, state) for host, state in sorted(self._hosts.items())}
 
+    def host_snapshot(self, host: str) -> HostSnapshot | None:
+        """One host's state (None for a host not tracked)."""
+        host = normalise_host(host)
+        state = self._hosts.get(host)
+        return None if state is None else self._snapshot(host, state)
+
     def _snapshot(self, host: str, state: _HostState) -> HostSnapshot:
         return HostSnapshot(
             host=host,

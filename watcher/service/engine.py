@@ -59,7 +59,7 @@ from watcher.core.schedule import (
 )
 from watcher.net.fetch import Fetcher, RawPage
 from watcher.net.netguard import URLGuard
-from watcher.net.politeness import HostBackingOff, Politeness
+from watcher.net.politeness import HostBackingOff, HostSnapshot, Politeness
 from watcher.reading.pool import FAILED_PREFIX, InlineReader, PageReader
 from watcher.reading.read import SearchSetup, read_jan
 from watcher.service.metrics import Metrics
@@ -563,7 +563,7 @@ class Engine:
     async def _persist_host(self, host: str, observation: Observation) -> None:
         """Keep a host's backoff in the database while it runs, for `restock status`."""
         if observation.blocked:
-            snapshot = self.politeness.snapshot().get(host)
+            snapshot = self.politeness.host_snapshot(host)
             self._blocked_hosts.add(host)
             await self.repository.save_host_state(
                 HostState(
@@ -573,7 +573,13 @@ class Engine:
                     last_reason=observation.reason,
                 )
             )
-        elif host in self._blocked_hosts and observation.state is not Availability.UNKNOWN:
+        elif (
+            host in self._blocked_hosts
+            and observation.state is not Availability.UNKNOWN
+            and _cleared(self.politeness.host_snapshot(host))
+        ):
+            # Only once the host's backoff is over: a check sent before the block may answer
+            # after it, and proves nothing (the politeness ignores it too).
             self._blocked_hosts.discard(host)
             await self.repository.save_host_state(HostState(host=host))
 
@@ -611,6 +617,11 @@ def _as_each_watch_reads(read: _Read, watches: list[StoredWatch]) -> dict[int, O
     if read.observation.state is Availability.UNKNOWN or len(read.by_rules) < 2:
         return {}
     return {w.id: read.by_rules[w.watch.rules] for w in watches[1:] if w.watch.rules != first_rules}
+
+
+def _cleared(snapshot: HostSnapshot | None) -> bool:
+    """True when a host's last block is over: a success after its backoff reset the count."""
+    return snapshot is None or snapshot.consecutive_blocks == 0
 
 
 def _refusal(fetched: _Read | _Unparsed) -> Page | None:
