@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from watcher.core.schedule import (
     ADAPTIVE_MIN_FACTOR,
     HISTOGRAM_VERSION,
+    MAX_TIER,
     HotWindow,
     RestockHistogram,
     adaptive_factor,
@@ -285,7 +286,20 @@ def test_backoff_honours_retry_after() -> None:
 
 
 @pytest.mark.parametrize(
-    ("subscribers", "tier"), [(-1, 0), (0, 0), (1, 1), (2, 2), (3, 2), (4, 3), (1000, 10)]
+    ("subscribers", "tier"),
+    [
+        (-1, 0),
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (3, 2),
+        (4, 3),
+        (1000, 10),
+        (2**30 - 1, 30),
+        (2**30, MAX_TIER),
+        (2**31, MAX_TIER),
+        (2**62, MAX_TIER),
+    ],
 )
 def test_priority_tiers(subscribers: int, tier: int) -> None:
     assert priority(subscribers) == tier

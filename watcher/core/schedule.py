@@ -20,6 +20,7 @@ ADAPTIVE_MIN_FACTOR = 0.25
 ADAPTIVE_MIN_RESTOCKS = 3
 HISTOGRAM_VERSION = 1
 PRIORITY_STEP = timedelta(seconds=15)
+MAX_TIER = 31  # 2**30 subscribers and more; storage keeps the tier in a column of its own
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ZERO = timedelta(0)
 
@@ -149,8 +150,9 @@ def backoff(
 
 
 def priority(subscribers: int) -> int:
-    """A tier per doubling of subscribers (0 for none): higher goes first among due products."""
-    return max(subscribers, 0).bit_length()
+    """A tier per doubling of subscribers (0 for none, at most MAX_TIER): higher goes first
+    among due products (`due_sort_key`)."""
+    return min(max(subscribers, 0).bit_length(), MAX_TIER)
 
 
 def due_sort_key(due: datetime, subscribers: int, step: timedelta = PRIORITY_STEP) -> datetime:

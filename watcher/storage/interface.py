@@ -313,8 +313,12 @@ class CheckStore(Protocol):
     async def claim_due_products(
         self, owner: str, now: datetime, limit: int, lease: timedelta
     ) -> list[DueProduct]:
-        """Lease up to `limit` due products (most subscribers first, then earliest due), each
-        with its active watches read by the same statement."""
+        """Lease up to `limit` due products, each with its active watches read by the same
+        statement, in `due_sort_key` order (then id): due time moved earlier by PRIORITY_STEP
+        per priority tier, so popular products go first yet a lonely one that has waited long
+        enough still gets its turn (`watcher.core.schedule`). Inactive products, and products
+        whose lease runs past `now`, are passed over. A claim reads at most `limit` products of
+        each tier, however many are due."""
 
     async def release_product(self, product_id: int, due_at: datetime) -> None:
         """Give a claimed product back unchecked, due again at `due_at` (e.g. host backing off)."""

@@ -9,6 +9,8 @@ A migration is a tuple of statements; never edit a released one, append a new on
 
 from __future__ import annotations
 
+from watcher.storage.tiers import tier_of
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the first schema
     (
@@ -251,6 +253,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE products ADD COLUMN reading_check INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE products ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE observations ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0",
+    ),
+    # 5: each product's priority tier, kept from its subscribers (`watcher.storage.tiers`), and
+    # the index a claim reads each tier's due products from in due order (as SQLite's migration
+    # 6). It replaces `products_due`, which only claims read.
+    (
+        "ALTER TABLE products ADD COLUMN tier SMALLINT NOT NULL"
+        f" GENERATED ALWAYS AS ({tier_of('subscribers')}) STORED",
+        "DROP INDEX products_due",
+        "CREATE INDEX products_due_tier ON products (tier, due_at, id) WHERE active",
     ),
 )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from watcher.core.model import ENDING_EVENT_KINDS, Availability, Event, Observation
+from watcher.core.schedule import MAX_TIER, PRIORITY_STEP, due_sort_key
 from watcher.errors import StorageError
 from watcher.storage.codec import (
     dump_json,
@@ -44,30 +45,49 @@ from watcher.storage.rows import WATCH_COLUMNS, Row, due_product, quiet_from_row
 OBSERVATIONS_KEPT = 200  # per product; older ones are pruned as new ones arrive
 PRUNE_EVERY = 20  # observations of a product recorded between two prunings
 
-# Due products, most subscribers first, leased to :owner; each with its active watches (the
-# columns `rows.stored_watch` reads, as a JSON array per watch): one statement for both.
+# Due products leased to :owner, each with its active watches (the columns `rows.stored_watch`
+# reads, as a JSON array per watch): one statement for both. The order is `due_sort_key`'s: due
+# time moved earlier by :step per priority tier, then id. The first :limit in that order are
+# among the first :limit of their own tier in (due_at, id) order, so each tier is read from the
+# index `products_due_tier` (tier, due_at, id) as far as :limit rows and only those few rows
+# are sorted, never the whole backlog.
 _WATCH_ARRAY = (
     "w.id, w.product_id, w.origin, w.key, w.name, {p}.target, {p}.store, w.stores, w.interval_s,"
     " w.conditions, w.once, w.notify_on_first, w.rules, w.detector_state, w.paused"
 )
+_SQLITE_TIER_DUE = """
+        SELECT * FROM (SELECT id, due_at, tier FROM products
+                       WHERE active = 1 AND tier = {tier} AND due_at <= :now
+                         AND (lease_until IS NULL OR lease_until <= :now)
+                       ORDER BY due_at, id LIMIT :limit)"""
+_SQLITE_DUE = " UNION ALL".join(
+    _SQLITE_TIER_DUE.format(tier=tier) for tier in range(MAX_TIER, -1, -1)
+)
+# SQLite asks every tier: an empty one costs one probe of the index.
 CLAIM_PRODUCTS = Query(
     sqlite=f"""
     UPDATE products SET lease_owner = :owner, lease_until = :lease_until
     WHERE id IN (
-        SELECT id FROM products
-        WHERE active = 1 AND due_at <= :now
-          AND (lease_until IS NULL OR lease_until <= :now)
-        ORDER BY subscribers DESC, due_at, id LIMIT :limit)
+        SELECT id FROM ({_SQLITE_DUE})
+        ORDER BY due_at - :step * tier, id LIMIT :limit)
     RETURNING *, (SELECT json_group_array(json_array({_WATCH_ARRAY.format(p="products")}))
                   FROM (SELECT * FROM watches WHERE product_id = products.id AND active = 1
                         ORDER BY id) w) AS watches_json
     """,
+    # A tier at a time from the highest one any active product has. Each tier's first :limit
+    # rows are locked, though only :limit of them all are claimed: the others stay locked until
+    # the claim commits, a moment in which another worker's claim passes over them.
     postgres=f"""
     UPDATE products p SET lease_owner = :owner, lease_until = :lease_until
-    FROM (SELECT id FROM products
-          WHERE active AND due_at <= :now AND (lease_until IS NULL OR lease_until <= :now)
-          ORDER BY subscribers DESC, due_at, id LIMIT :limit
-          FOR UPDATE SKIP LOCKED) due
+    FROM (SELECT c.id
+          FROM generate_series((SELECT max(tier) FROM products WHERE active), 0, -1) AS t (tier)
+          CROSS JOIN LATERAL (
+              SELECT id, due_at FROM products
+              WHERE active AND tier = t.tier AND due_at <= :now
+                AND (lease_until IS NULL OR lease_until <= :now)
+              ORDER BY due_at, id LIMIT :limit
+              FOR UPDATE SKIP LOCKED) c
+          ORDER BY c.due_at - :step::double precision * t.tier, c.id LIMIT :limit) due
     WHERE p.id = due.id
     RETURNING p.*, (SELECT json_agg(json_build_array({_WATCH_ARRAY.format(p="p")})
                                     ORDER BY w.id)::text
@@ -214,9 +234,10 @@ class Checks(Products):
                 lease_until=stamp + lease.total_seconds(),
                 now=stamp,
                 limit=limit,
+                step=PRIORITY_STEP.total_seconds(),
             )
         products = [due_product(row, _watches_of(row["watches_json"])) for row in rows]
-        return sorted(products, key=lambda p: (-p.subscribers, p.due_at, p.id))
+        return sorted(products, key=_claim_order)
 
     async def release_product(self, product_id: int, due_at: datetime) -> None:
         async with self._db.write():
@@ -458,6 +479,11 @@ class _StoredEvent:
 
 def _first(row: Row) -> int:
     return int(row[0])
+
+
+def _claim_order(product: DueProduct) -> tuple[datetime, int]:
+    """The order a claim leases in: `due_sort_key`, then id."""
+    return due_sort_key(product.due_at, product.subscribers), product.id
 
 
 def _watches_of(text: str | None) -> tuple[StoredWatch, ...]:
