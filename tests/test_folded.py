@@ -100,6 +100,13 @@ def test_phrases_it_cannot_reason_about_are_refused() -> None:
 
 def test_ascii_lowered_keeps_ascii_only() -> None:
     assert ascii_lowered("Ab商C\u212ad") == b"abcd"
+    assert ascii_lowered("a\ud800B\udcff") == b"ab"  # lone surrogates (surrogateescape'd bytes)
+
+
+def test_lone_surrogates() -> None:
+    assert FILTER.may_hold("\udcffTOO MANY REQUESTS\ud800")
+    assert not FILTER.may_hold("too \ud800 many")
+    assert _blocked._phrases_folded("x\udcffAccess Denied") == "x\udcffaccess denied"
 
 
 _PIECES = st.sampled_from(
