@@ -6,9 +6,9 @@ phrase occurs in `text.casefold()`; "maybe" sends the caller to the exact search
 
 - an ASCII phrase (written folded) in the folded text comes from ASCII characters of the text,
   in a row, in any letter case, unless the text holds one of the few other characters whose
-  folding holds ASCII letters (`FOLDS_TO_ASCII`: ß→ss, ſ→s, K→k, ﬀ→ff, İ→i̇...); so it is
-  looked for in the text's ASCII characters lower-cased, and such a character, when it could
-  lend a phrase a letter, answers "maybe";
+  folding holds ASCII letters (`FOLDS_TO_ASCII`: ß→ss, ſ→s, the Kelvin sign→k, ﬀ→ff, İ→i̇...);
+  so it is looked for in the text's ASCII characters lower-cased, and such a character, when
+  it could lend a phrase a letter, answers "maybe";
 - a phrase of Japanese script (CJK punctuation, kana, ideographs: U+3000–U+9FFF) folds to
   itself and nothing else folds to its characters, so it is looked for as written, after one
   quick search for its rarest-looking character.
