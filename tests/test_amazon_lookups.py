@@ -11,6 +11,7 @@ import pytest
 from conftest import FIXTURES, SHARED_PAGES
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from watcher.core.model import Page
 from watcher.stores import amazon_jp
 
 PAGES = sorted((FIXTURES / "pages" / "amazon_jp").glob("*.html")) + sorted(
@@ -90,3 +91,41 @@ def test_buy_box_parts_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert amazon_jp._buy_box_phrase(buy_box, amazon_jp._NO_FEATURED) == "すべての出品を見る"
     assert amazon_jp._buy_box_phrase(buy_box, amazon_jp._INVITATION) is None
     assert reads == ["buybox", "desktop_buybox"]
+
+
+def _recognised_per_host(text: str) -> bool:
+    """Recognising as before: each asset host searched for on its own."""
+    within = amazon_jp._ASSETS_WITHIN
+    in_head = any(text.find(m, 0, within) >= 0 for m in amazon_jp._ASSET_HOSTS)
+    return in_head and any(m in text for m in amazon_jp._LAYOUT_MARKUP)
+
+
+def test_every_asset_host_holds_the_part_searched_first() -> None:
+    for host in amazon_jp._ASSET_HOSTS:
+        assert amazon_jp._ASSET_HOSTS_HOLD in host
+
+
+_LAYOUT = '<div id="dp-container"></div>'
+_NEAR_THE_EDGE = amazon_jp._ASSETS_WITHIN - len("m.media-amazon.com")
+RECOGNISED = {
+    "asset host in the head": f'<img src="https://m.media-amazon.com/x.jpg">{_LAYOUT}',
+    "older asset host": f'<img src="https://images-fe.ssl-images-amazon.com/x">{_LAYOUT}',
+    "no layout": '<img src="https://m.media-amazon.com/x.jpg">',
+    "another amazon host": f'<img src="https://www.some-amazon.com/x.jpg">{_LAYOUT}',
+    "host ends at the edge": "x" * _NEAR_THE_EDGE + "m.media-amazon.com" + _LAYOUT,
+    "host crosses the edge": "x" * (_NEAR_THE_EDGE + 1) + "m.media-amazon.com" + _LAYOUT,
+    "nothing": "<p>商品</p>",
+}
+
+
+@pytest.mark.parametrize("text", RECOGNISED.values(), ids=RECOGNISED.keys())
+def test_recognising_as_before(text: str) -> None:
+    page = Page(url="https://shop.example/p", text=text, status=200)
+    assert amazon_jp.recognise(page) == _recognised_per_host(text)
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_recognising_saved_pages_as_before(path: Path) -> None:
+    text = path.read_text("utf-8", errors="replace")
+    page = Page(url="https://shop.example/p", text=text, status=200)
+    assert amazon_jp.recognise(page) == _recognised_per_host(text)

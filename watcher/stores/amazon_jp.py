@@ -613,6 +613,7 @@ def _has_any(tree: LexborHTMLParser, selectors: tuple[str, ...]) -> bool:
 
 _LAYOUT_MARKUP = ('id="dp-container"', 'id="centerCol"', 'id="dp"')
 _ASSET_HOSTS = ("m.media-amazon.com", "images-fe.ssl-images-amazon.com")
+_ASSET_HOSTS_HOLD = "-amazon.com"  # in each asset host: one search rules both out
 _ASSETS_WITHIN = 400_000  # characters of the page's head where its asset hosts are looked for
 
 
@@ -620,7 +621,9 @@ def recognise(page: Page) -> bool:
     """An Amazon product page saved or served from elsewhere: Amazon's assets and its dp layout."""
     text = page.text
     # Searched in place: a slice of the page's head would copy it first.
-    in_head = any(text.find(m, 0, _ASSETS_WITHIN) >= 0 for m in _ASSET_HOSTS)
+    in_head = text.find(_ASSET_HOSTS_HOLD, 0, _ASSETS_WITHIN) >= 0 and any(
+        text.find(m, 0, _ASSETS_WITHIN) >= 0 for m in _ASSET_HOSTS
+    )
     return in_head and any(m in text for m in _LAYOUT_MARKUP)
 
 
