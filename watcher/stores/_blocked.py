@@ -36,7 +36,8 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.core.model import Observation, Page
 from watcher.stores._bounds import MAX_CANDIDATES
-from watcher.stores._text import classify_wording, normalise
+from watcher.stores._folded import FoldedPhrases, ascii_lowered
+from watcher.stores._text import classify_wording, first_character, normalise
 
 CAPTCHA = "captcha"
 CHALLENGE = "challenge"  # a JavaScript browser check (Cloudflare and the like)
@@ -64,6 +65,16 @@ _VENDOR_CAPTCHAS: tuple[tuple[str, str], ...] = (
     ('id="px-captcha"', CAPTCHA),
 )
 _INCAPSULA = ("Incapsula incident ID", "_Incapsula_Resource?SWJIYLWA")
+# Each ASCII marker lower-cased, as `_holds` looks for it in a page's `ascii_lowered` letters.
+_ASCII_KEYS = {
+    marker: marker.lower().encode("ascii")
+    for marker in (
+        "aptcha",
+        "turnstile",
+        *(marker for marker, _ in (*_STRONG_MARKERS, *_VENDOR_CAPTCHAS)),
+        *_INCAPSULA,
+    )
+}
 
 # A captcha widget's markup, and the words of the containers a shop puts one in for its own
 # forms (login, sign-up, contact, reviews, newsletter), where it says nothing about a block.
@@ -159,6 +170,8 @@ _WEAK_MARKERS: tuple[tuple[str, str], ...] = (
 _SMALL_PAGE_PHRASES = re.compile(
     "|".join(re.escape(phrase) for phrase, _ in (*_BLOCK_SENTENCES, *_WEAK_MARKERS))
 )
+# The same phrases, ruled out without case-folding the page (see `_folded`).
+_SMALL_PAGE_FILTER = FoldedPhrases(phrase for phrase, _ in (*_BLOCK_SENTENCES, *_WEAK_MARKERS))
 
 # Statuses that mean a block whatever the body says (the engine backs off on them at once).
 STATUS_BLOCKS = {429: RATE_LIMITED, 503: UNAVAILABLE, 403: ACCESS_DENIED}
@@ -169,18 +182,24 @@ def detect_block(page: Page, tree: LexborHTMLParser | None = None) -> str | None
 
     `tree` is the parsed page when the caller has one; the title then also counts as a marker.
     """
-    small = len(page.text) <= SMALL_PAGE_CHARS
+    text = page.text
+    small = len(text) <= SMALL_PAGE_CHARS
+    # A small page's ASCII characters, lower-cased: every marker and ASCII phrase is searched
+    # there first (a Japanese page holds few of them), and in the page only when found there.
+    letters = ascii_lowered(text) if small else None
     # Several markers share "aptcha": one scan of a big page rules them all out.
-    captcha_possible = "aptcha" in page.text
-    reason = _strong_marker(page.text, captcha_possible, small)
+    captcha_possible = _holds(text, letters, "aptcha")
+    reason = _strong_marker(text, letters, captcha_possible, small)
     if reason is None and not _is_json(page):
-        folded = _phrases_folded(page.text) if small else None
+        folded = _phrases_folded(text, letters) if letters is not None else None
         if tree is None and small:
-            tree = LexborHTMLParser(page.text)
+            tree = LexborHTMLParser(text)
         if tree is not None:
             reason = _notice_heading(tree, small)
             # Turnstile's markup says "turnstile"; its challenge pages are small.
-            if reason is None and (captcha_possible or (small and "turnstile" in page.text)):
+            if reason is None and (
+                captcha_possible or (small and _holds(text, letters, "turnstile"))
+            ):
                 reason = _widget(tree)
         if reason is None and folded is not None:
             reason = _block_sentence(page.text, folded)
@@ -217,14 +236,24 @@ def screened(page: Page, store: str) -> tuple[LexborHTMLParser, Observation | No
     return tree, None
 
 
-def _strong_marker(text: str, captcha_possible: bool, small: bool) -> str | None:
+def _holds(text: str, letters: bytes | None, marker: str) -> bool:
+    """`marker in text` for an ASCII marker; `letters` (the text's `ascii_lowered`, or None)
+    holds it lower-cased whenever the text holds it, so its absence there answers first."""
+    if letters is not None and _ASCII_KEYS[marker] not in letters:
+        return False
+    return marker in text
+
+
+def _strong_marker(
+    text: str, letters: bytes | None, captcha_possible: bool, small: bool
+) -> str | None:
     for marker, reason in _STRONG_MARKERS:
-        if (reason != CAPTCHA or captcha_possible) and marker in text:
+        if (reason != CAPTCHA or captcha_possible) and _holds(text, letters, marker):
             return reason
     for marker, reason in _VENDOR_CAPTCHAS:
-        if captcha_possible and marker in text:
+        if captcha_possible and _holds(text, letters, marker):
             return reason
-    if small and any(marker in text for marker in _INCAPSULA):  # its block pages are small
+    if small and any(_holds(text, letters, marker) for marker in _INCAPSULA):  # small pages
         return ACCESS_DENIED
     return None
 
@@ -278,9 +307,12 @@ def _notice_reason(text: str) -> str:
     return ACCESS_DENIED
 
 
-def _phrases_folded(text: str) -> str | None:
+def _phrases_folded(text: str, letters: bytes | None = None) -> str | None:
     """A small page's text case-folded, when it holds a block sentence or a weak marker; else
-    None (the usual case: neither needs looking for one by one)."""
+    None (the usual case: neither needs looking for one by one, nor the text folding).
+    `letters` is the text's `ascii_lowered` when the caller has it."""
+    if not _SMALL_PAGE_FILTER.may_hold(text, letters):
+        return None
     folded = text.casefold()
     return folded if _SMALL_PAGE_PHRASES.search(folded) else None
 
@@ -325,7 +357,7 @@ def _weak_marker(page: Page, tree: LexborHTMLParser | None, folded: str | None) 
 def _is_json(page: Page) -> bool:
     if page.content_type and "json" in page.content_type.lower():
         return True
-    return page.text.lstrip()[:1] in ("{", "[")
+    return first_character(page.text) in ("{", "[")
 
 
 def _weak_in(lowered: str) -> str | None:

@@ -386,6 +386,14 @@ def _quick_peak(html: str, limit: int) -> int:
 
 
 _LONG_START_TAG = re.compile(rf"<[A-Za-z][^>]{{{_LONG_TAG}}}")
+# MAX_ATTRIBUTES attributes as `_ATTRIBUTE.finditer` finds them one after another (what lies
+# between them is what no attribute starts with), then the start of one more: one match instead
+# of a Python loop over a long tag's attributes.
+_FIRST_ATTRIBUTES = re.compile(
+    rf"""(?>[\s"'>/=]*+(?>{_ATTRIBUTE.pattern})){{{MAX_ATTRIBUTES}}}[\s"'>/=]*+(?=[^\s"'>/=])"""
+)
+# A tag's name (which `_ATTRIBUTE` matches too), then more than MAX_ATTRIBUTES attributes.
+_MORE_ATTRIBUTES = re.compile(rf"(?>{_ATTRIBUTE.pattern}){_FIRST_ATTRIBUTES.pattern}")
 
 
 def _many_attributes(html: str) -> bool:
@@ -394,16 +402,10 @@ def _many_attributes(html: str) -> bool:
     while (found := _LONG_START_TAG.search(html, pos)) is not None:
         close = html.find(">", found.end())
         end = len(html) if close < 0 else close
-        if _attribute_count(html, found.start() + 1, end) > MAX_ATTRIBUTES:
+        if _MORE_ATTRIBUTES.match(html, found.start() + 1, end) is not None:
             return True
         pos = end
     return False
-
-
-def _attribute_count(html: str, start: int, end: int) -> int:
-    """Attributes between `start` (a tag's name) and `end`, counted up to MAX_ATTRIBUTES + 1."""
-    found = _ATTRIBUTE.finditer(html, start, end)
-    return sum(1 for _ in itertools.islice(found, MAX_ATTRIBUTES + 2)) - 1  # less the name
 
 
 # A whole tag (name, rest, closing ">"), a comment's opening, or another `<!`/`<?` construct.
@@ -501,14 +503,6 @@ def _fewer_attributes(tag: str, name_end: int) -> str | None:
     """A long start tag cut to its first MAX_ATTRIBUTES attributes, or None when it has no more."""
     found = _FIRST_ATTRIBUTES.match(tag, name_end)
     return None if found is None else tag[: found.end()].rstrip() + ">"
-
-
-# MAX_ATTRIBUTES attributes as `_ATTRIBUTE.finditer` finds them one after another (what lies
-# between them is what no attribute starts with), then the start of one more: one match instead
-# of a Python loop over a long tag's attributes.
-_FIRST_ATTRIBUTES = re.compile(
-    rf"""(?>[\s"'>/=]*+(?>{_ATTRIBUTE.pattern})){{{MAX_ATTRIBUTES}}}[\s"'>/=]*+(?=[^\s"'>/=])"""
-)
 
 
 def _apply(html: str, cuts: list[tuple[int, int, str]]) -> str:

@@ -38,6 +38,16 @@ def normalise(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip()
 
 
+_FIRST_SHOWN = re.compile(r"\s*+(.)", re.DOTALL)
+
+
+def first_character(text: str) -> str:
+    """`text.lstrip()[:1]` without copying the text: its first character that is not
+    whitespace, or ""."""
+    found = _FIRST_SHOWN.match(text)
+    return found.group(1) if found is not None else ""
+
+
 def clean_title(text: str | None, limit: int = TITLE_MAX) -> str | None:
     """A title as shown to people: normalised, capped at `limit` characters, None when empty."""
     if not text:

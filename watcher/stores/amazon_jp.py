@@ -23,6 +23,7 @@ the buy box is not its price).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -351,25 +352,41 @@ def _read_buy_box(tree: LexborHTMLParser) -> BuyBox:
     availability = _text_of(tree, "#availability") or _text_of(tree, "#outOfStock")
     used_section = _has_any(tree, ("#usedOnlyBuybox", "#usedBuySection"))
     new_offer = _has_any(tree, ("#add-to-cart-button", "#newAccordionRow", "#newBuyBoxPrice"))
+    buy_box = _BuyBoxText(tree)
     return BuyBox(
         availability=availability,
         has_cart=_has_any(tree, _CART_BUTTONS),
         has_buy_now=_has_any(tree, _BUY_NOW_BUTTONS),
         out_of_stock_box=tree.css_first("#outOfStock") is not None,
         used_only=used_section and not new_offer,
-        no_featured_offer=_buy_box_phrase(tree, _NO_FEATURED),
-        invitation=_buy_box_phrase(tree, _INVITATION),
+        no_featured_offer=_buy_box_phrase(buy_box, _NO_FEATURED),
+        invitation=_buy_box_phrase(buy_box, _INVITATION),
     )
 
 
-def _buy_box_phrase(tree: LexborHTMLParser, phrase: re.Pattern[str]) -> str | None:
+class _BuyBoxText:
+    """The text of each part of the buy box (`_BUY_BOX`, in order), each part found and read
+    once, when a search first reaches it."""
+
+    def __init__(self, tree: LexborHTMLParser) -> None:
+        self._tree = tree
+        self._read: list[str | None] = []  # None: no such part
+
+    def __iter__(self) -> Iterator[str]:
+        for index, selector in enumerate(_BUY_BOX):
+            if index == len(self._read):
+                node = self._tree.css_first(selector)
+                self._read.append(_clean(node)[:_BUY_BOX_MAX] if node is not None else None)
+            text = self._read[index]
+            if text is not None:
+                yield text
+
+
+def _buy_box_phrase(buy_box: _BuyBoxText, phrase: re.Pattern[str]) -> str | None:
     """A phrase ("no featured offers", an invitation request) anywhere in the buy box (its
     other-sellers summary is still read apart, by `_other_sellers`)."""
-    for selector in _BUY_BOX:
-        node = tree.css_first(selector)
-        if node is None:
-            continue
-        found = phrase.search(_clean(node)[:_BUY_BOX_MAX])
+    for text in buy_box:
+        found = phrase.search(text)
         if found is not None:
             return found.group(0)
     return None
@@ -590,11 +607,13 @@ def _clean(node: LexborNode) -> str:
 
 
 def _has_any(tree: LexborHTMLParser, selectors: tuple[str, ...]) -> bool:
-    return any(tree.css_first(selector) is not None for selector in selectors)
+    """Whether any of `selectors` matches: one search of the tree for all of them."""
+    return tree.css_first(", ".join(selectors)) is not None
 
 
 _LAYOUT_MARKUP = ('id="dp-container"', 'id="centerCol"', 'id="dp"')
 _ASSET_HOSTS = ("m.media-amazon.com", "images-fe.ssl-images-amazon.com")
+_ASSET_HOSTS_HOLD = "-amazon.com"  # in each asset host: one search rules both out
 _ASSETS_WITHIN = 400_000  # characters of the page's head where its asset hosts are looked for
 
 
@@ -602,7 +621,9 @@ def recognise(page: Page) -> bool:
     """An Amazon product page saved or served from elsewhere: Amazon's assets and its dp layout."""
     text = page.text
     # Searched in place: a slice of the page's head would copy it first.
-    in_head = any(text.find(m, 0, _ASSETS_WITHIN) >= 0 for m in _ASSET_HOSTS)
+    in_head = text.find(_ASSET_HOSTS_HOLD, 0, _ASSETS_WITHIN) >= 0 and any(
+        text.find(m, 0, _ASSETS_WITHIN) >= 0 for m in _ASSET_HOSTS
+    )
     return in_head and any(m in text for m in _LAYOUT_MARKUP)
 
 

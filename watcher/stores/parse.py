@@ -44,7 +44,9 @@ def parse_page(
     started = clock() if clock is not None else 0.0
     tags = too_many_tags(page.text)
     if tags is None and page.text:
-        page = replace(page, text=bounded_html(page.text))
+        bounded = bounded_html(page.text)
+        if bounded is not page.text:  # the same string when nothing needed bounding
+            page = replace(page, text=bounded)
     adapter = adapter_for(page.final_url or page.url, forced=store, page=None if tags else page)
     observation = failed_fetch(page, adapter.name) or _not_read(tags, adapter)
     if observation is None:

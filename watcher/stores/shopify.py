@@ -21,7 +21,7 @@ from watcher.core.model import Availability, FetchPlan, Observation, Page
 from watcher.stores import generic
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import screened
-from watcher.stores._text import clean_title, parse_amount
+from watcher.stores._text import clean_title, first_character, parse_amount
 
 NAME = "shopify"
 HOSTS = ("*.myshopify.com",)
@@ -63,7 +63,7 @@ def product_request(url: str) -> FetchPlan:
 
 def recognise(page: Page) -> bool:
     """A Shopify storefront on its own domain: Shopify's asset host and storefront globals."""
-    if page.text.lstrip().startswith("{"):
+    if first_character(page.text) == "{":
         return (
             "/products/" in urlsplit(page.final_url or page.url).path and '"variants"' in page.text
         )
@@ -78,7 +78,7 @@ def parse_product(page: Page) -> Observation:
     tree, early = screened(page, NAME)
     if early is not None:
         return early
-    if page.text.lstrip().startswith("{"):
+    if first_character(page.text) == "{":
         return _from_json_text(page)
     if tree.css_first("form[action$='/password'], form#login_form") is not None:
         return Observation.unknown("shopify:password page (shop closed)", store=NAME, url=page.url)
