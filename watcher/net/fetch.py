@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+import aiohttp
 import httpx
 import yarl
 
@@ -249,7 +250,7 @@ class Fetcher:
             headers=header_dict(response.raw_headers),
             raw_headers=response.raw_headers,
             body=functools.partial(body_chunks, response),
-            close=response.release,
+            close=functools.partial(_release, response),
         )
 
     def _request_headers(self, attempt: _Attempt, target: httpx.URL) -> PreparedHeaders:
@@ -404,6 +405,12 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 def _yarl_url(url: str) -> yarl.URL:
     """`url` (as httpx quoted it) for aiohttp, parsed once per URL like `_parsed_url`."""
     return yarl.URL(url, encoded=True)
+
+
+def _release(response: aiohttp.ClientResponse) -> None:
+    # Not awaited: `release` returns an awaitable only for old callers, and awaiting it would
+    # yield one turn of the event loop per fetch for nothing.
+    response.release()
 
 
 def _redirect_target(reply: Reply, current: httpx.URL) -> httpx.URL | None:
