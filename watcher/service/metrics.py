@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import prometheus_client
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 # The exposition this project always served: no `_created` series beside each counter, so
@@ -27,62 +29,62 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 GaugeRows = Mapping[tuple[str, ...], float]
 
 
-class _Series:
+SeriesMetric = TypeVar("SeriesMetric", bound=MetricWrapperBase)
+
+
+class _Series(Generic[SeriesMetric]):
     """A labelled metric of `registry`, read back by its samples."""
 
-    def __init__(self, name: str, registry: CollectorRegistry) -> None:
+    def __init__(self, name: str, registry: CollectorRegistry, metric: SeriesMetric) -> None:
         self.name = name
         self._registry = registry
+        self._metric = metric
+        self._children: dict[tuple[tuple[str, str], ...], SeriesMetric] = {}
+
+    def _labelled(self, labels: dict[str, str]) -> SeriesMetric:
+        """The series of `labels` (the metric itself without any), kept once made:
+        prometheus_client validates and locks on every `labels` call."""
+        if not labels:
+            return self._metric
+        key = tuple(labels.items())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._metric.labels(**labels)
+        return child
 
     def _sample(self, suffix: str, labels: dict[str, str]) -> float:
         return self._registry.get_sample_value(self.name + suffix, labels) or 0.0
 
 
-class CounterSeries(_Series):
+class CounterSeries(_Series[prometheus_client.Counter]):
     """A labelled counter: `inc(store="x")` counts, `get(store="x")` reads back."""
 
     def __init__(
         self, name: str, help: str, labels: tuple[str, ...], registry: CollectorRegistry
     ) -> None:
-        super().__init__(name, registry)
-        self._counter = prometheus_client.Counter(name, help, labels, registry=registry)
-        self._children: dict[tuple[tuple[str, str], ...], prometheus_client.Counter] = {}
+        counter = prometheus_client.Counter(name, help, labels, registry=registry)
+        super().__init__(name, registry, counter)
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
-        if not labels:
-            self._counter.inc(amount)
-            return
-        key = tuple(labels.items())
-        child = self._children.get(key)
-        if child is None:  # prometheus_client validates and locks on every `labels` call
-            child = self._children[key] = self._counter.labels(**labels)
-        child.inc(amount)
+        self._labelled(labels).inc(amount)
 
     def get(self, **labels: str) -> float:
         return self._sample("", labels)
 
 
-class HistogramSeries(_Series):
+class HistogramSeries(_Series[prometheus_client.Histogram]):
     """A labelled latency histogram with the buckets the dashboards were built on."""
 
     def __init__(
         self, name: str, help: str, labels: tuple[str, ...], registry: CollectorRegistry
     ) -> None:
-        super().__init__(name, registry)
-        self._histogram = prometheus_client.Histogram(
+        histogram = prometheus_client.Histogram(
             name, help, labels, registry=registry, buckets=LATENCY_BUCKETS
         )
-        self._children: dict[tuple[tuple[str, str], ...], prometheus_client.Histogram] = {}
+        super().__init__(name, registry, histogram)
 
     def observe(self, value: float, **labels: str) -> None:
-        if not labels:
-            self._histogram.observe(value)
-            return
-        key = tuple(labels.items())
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._histogram.labels(**labels)
-        child.observe(value)
+        self._labelled(labels).observe(value)
 
     def count(self, **labels: str) -> float:
         return self._sample("_count", labels)
