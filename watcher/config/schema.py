@@ -262,8 +262,8 @@ class Settings(_Section):
     """Most fetches in flight over all hosts (each host's own `concurrency` still holds); 64
     keeps the engine busy while fetches wait on the network, measured by bench/compare.py."""
     parse_workers: Workers = "auto"
-    """Processes that parse fetched pages beside the main one; 0 parses in the main process;
-    auto: none on one core, else one per core, at most 2."""
+    """Processes that fetch and parse pages beside the main one; 0 fetches and parses in the
+    main process; auto: none on one core, else one per core, at most 2."""
     language: Literal["ja", "en"] = "ja"
     """Language of messages."""
     x: XPosting = XPosting()

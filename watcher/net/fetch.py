@@ -108,6 +108,11 @@ class Fetcher:
         self._now = now
         self._prepared: dict[HeadersKey, PreparedHeaders] = {}
 
+    @property
+    def user_agent(self) -> str:
+        """The User-Agent this fetcher sends."""
+        return self._default_headers["user-agent"]
+
     async def fetch(
         self,
         plan: FetchPlan,

@@ -1,4 +1,5 @@
-"""Parse fetched pages in worker processes, so the engine's one event loop does not.
+"""Parse fetched pages in worker processes, so the engine's one event loop does not (and, in a
+fetching pool, fetch them there too: see `watcher.reading.fetching`).
 
 Decoding and parsing a page costs 0.5-8 ms of CPU; the event loop that fetches, schedules and
 writes the database has one core. A `ProcessReader` hands the raw body bytes to a worker process
@@ -35,7 +36,15 @@ from operator import attrgetter
 from typing import Literal, Protocol
 
 from watcher.core.model import Observation, Page, TextRules
-from watcher.net.fetch import RawPage
+from watcher.net.fetch import DEFAULT_DEADLINE, RawPage
+from watcher.reading.fetching import (
+    FETCH_KIND,
+    READ_KIND,
+    FetchedReading,
+    FetchJob,
+    Header,
+    serve_fetching,
+)
 from watcher.reading.read import read_page
 from watcher.stores.registry import adapter_for
 
@@ -56,7 +65,11 @@ MAX_AUTO_WORKERS = 2  # each worker holds its own interpreter (~35 MB); more is 
 _REASON_MAX = 300
 
 # A frame is (meta length, body length), the pickled meta, then the raw body (requests only).
-_HEADER = struct.Struct("!II")
+# A request's meta is (id, kind, payload); an answer's is (id, result), a text for a failure.
+_HEADER: struct.Struct = Header
+# Seconds past its own deadline a fetch job may take before its worker counts as broken.
+_FETCH_LIMIT = DEFAULT_DEADLINE
+_FETCH_FLAG = "--fetch"
 _READY = 0  # the request id of the frame a worker sends once it can parse
 _READ_SIZE = 64 * 1024  # answers are small; a larger buffer is an mmap and page faults per read
 _MAX_PARTS = 512  # buffers per sendmsg call, well under the kernel's IOV_MAX
@@ -66,7 +79,10 @@ _WORKER_MODULE = "watcher.reading.worker"
 # All of its environment a worker gets: it reads hostile pages, so it holds no secrets (tokens,
 # passwords) that a parser exploit could take.
 _WORKER_ENVIRONMENT = frozenset(
-    {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT", "PYTHONUTF8"}
+    {
+        *("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT", "PYTHONUTF8"),
+        *("SSL_CERT_FILE", "SSL_CERT_DIR"),  # a fetching worker trusts the CAs the loop trusts
+    }
 )
 
 
@@ -157,12 +173,13 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def page_reader(workers: int | Literal["auto"]) -> PageReader:
-    """The reader for a `parse_workers` setting: inline for 0, else a pool of processes."""
+def page_reader(workers: int | Literal["auto"], *, fetching: bool = False) -> PageReader:
+    """The reader for a `parse_workers` setting: inline for 0, else a pool of processes, whose
+    workers also fetch trusted pages when `fetching` (see `watcher.reading.fetching`)."""
     count = default_parse_workers() if workers == "auto" else workers
     if count <= 0:
         return InlineReader()
-    return ProcessReader(count)
+    return ProcessReader(count, fetching=fetching)
 
 
 # -- the pool (runs in the event loop's process) -------------------------------------------------
@@ -170,25 +187,66 @@ def page_reader(workers: int | Literal["auto"]) -> PageReader:
 
 @dataclass(slots=True)
 class _Request:
+    """A fetched page to read."""
+
     id: int
     raw: RawPage
     store: str | None
     rules: Rules
     future: asyncio.Future[Observations]
+    sent: float = 0.0  # when it went to its worker (time.monotonic)
 
-    def answer(self, observations: Observations) -> None:
-        if not self.future.done():  # the caller may have been cancelled meanwhile
-            self.future.set_result(observations)
+    def answer(self, result: object) -> None:
+        if isinstance(result, str):
+            self.fail(result)
+        elif not self.future.done():  # the caller may have been cancelled meanwhile
+            self.future.set_result(result)  # type: ignore[arg-type]
 
     def fail(self, why: str) -> None:
         if not self.future.done():
             self.future.set_result(failed(self.raw.head, self.store, why, len(self.rules)))
 
     def frame(self) -> list[bytes]:
-        head = self.raw.head
-        meta = pickle.dumps((self.id, _page_values(head), self.store, self.rules), protocol=5)
+        payload = (_page_values(self.raw.head), self.store, self.rules)
+        meta = pickle.dumps((self.id, READ_KIND, payload), protocol=5)
         body = self.raw.body or b""
         return [_HEADER.pack(len(meta), len(body)), meta, body]
+
+    def overdue(self, age: float, timeout: float) -> bool:
+        return age > timeout
+
+
+@dataclass(slots=True)
+class _FetchRequest:
+    """A page for a fetching worker to fetch and read."""
+
+    id: int
+    job: FetchJob
+    future: asyncio.Future[FetchedReading]
+    sent: float = 0.0
+
+    def answer(self, result: object) -> None:
+        if not isinstance(result, FetchedReading):
+            self.fail(result if isinstance(result, str) else "protocol error")
+        elif not self.future.done():
+            self.future.set_result(result)
+
+    def fail(self, why: str) -> None:
+        if not self.future.done():
+            head = Page(url=self.job.plan.url, status=None)
+            observations = failed(head, self.job.store, why, len(self.job.rules))
+            self.future.set_result(FetchedReading(head, None, observations))
+
+    def frame(self) -> list[bytes]:
+        meta = pickle.dumps((self.id, FETCH_KIND, self.job), protocol=5)
+        return [_HEADER.pack(len(meta), 0), meta]
+
+    def overdue(self, age: float, timeout: float) -> bool:
+        # The fetch has its own deadline; past it and the parse timeout, the worker is broken.
+        return age > _FETCH_LIMIT + timeout
+
+
+_Pending = _Request | _FetchRequest
 
 
 class ProcessReader:
@@ -196,7 +254,8 @@ class ProcessReader:
 
     `timeout` bounds one page's parse in a worker (that worker is then killed and replaced);
     `parse` replaces the parse function (tests), and must be a module-level function of an
-    importable module (not `__main__`) so that the workers can find it by name.
+    importable module (not `__main__`) so that the workers can find it by name. With
+    `fetching`, the workers also take `FetchJob`s (`fetch_read`), many at once each.
     """
 
     def __init__(
@@ -206,6 +265,7 @@ class ProcessReader:
         timeout: float = DEFAULT_TIMEOUT,
         start_timeout: float = START_TIMEOUT,
         parse: ParseFn = parse_one,
+        fetching: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError("a ProcessReader needs at least one worker (use InlineReader)")
@@ -221,6 +281,7 @@ class ProcessReader:
         self._dying: list[subprocess.Popen[bytes]] = []
         self._reaper: asyncio.TimerHandle | None = None
         self.lost_workers = 0  # workers that died, hung or broke the protocol (then replaced)
+        self.fetches = fetching
 
     async def read(
         self, raw: RawPage, store: str | None, rules: Sequence[TextRules | None]
@@ -235,6 +296,18 @@ class ProcessReader:
             return failed(raw.head, store, "reader closed", len(wanted))
         future: asyncio.Future[Observations] = asyncio.get_running_loop().create_future()
         self._dispatch(_Request(next(self._ids), raw, store, wanted, future))
+        return await future
+
+    async def fetch_read(self, job: FetchJob) -> FetchedReading:
+        """`job`'s page fetched and read by a worker; a failure reads `unknown`, never raises."""
+        if not self.fetches:
+            raise ValueError("this reader's workers do not fetch (ProcessReader(fetching=True))")
+        future: asyncio.Future[FetchedReading] = asyncio.get_running_loop().create_future()
+        request = _FetchRequest(next(self._ids), job, future)
+        if self._closed:
+            request.fail("reader closed")
+        else:
+            self._dispatch(request)
         return await future
 
     def pids(self) -> tuple[int, ...]:
@@ -253,22 +326,23 @@ class ProcessReader:
             worker.disconnect()
             worker.process.terminate()
             self._dying.append(worker.process)
-            for request in worker.pending:
+            for request in worker.pending.values():
                 request.fail("reader closed")
             worker.pending.clear()
         await self._reap_all(CLOSE_GRACE)
 
     # -- dispatching --
 
-    def _dispatch(self, request: _Request) -> None:
+    def _dispatch(self, request: _Pending) -> None:
         try:
             worker = self._pick()
         except OSError as exc:  # no process could be started (out of PIDs or memory)
             request.fail(f"cannot start a worker: {exc}")
             return
+        request.sent = time.monotonic()
         if not worker.pending and worker.ready:
-            worker.since = time.monotonic()
-        worker.pending.append(request)
+            worker.since = request.sent
+        worker.pending[request.id] = request
         worker.send(request.frame())
         if self._watchdog is None:
             self._arm_watchdog()
@@ -282,7 +356,7 @@ class ProcessReader:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
         try:
-            process = _start_quietly(theirs.fileno(), self._parse_name)
+            process = _start_quietly(theirs.fileno(), self._parse_name, fetching=self.fetches)
         except BaseException:
             ours.close()
             raise
@@ -292,16 +366,17 @@ class ProcessReader:
 
     # -- a worker's life --
 
-    def _answered(self, worker: _Worker, request_id: int, observations: Observations) -> None:
+    def _answered(self, worker: _Worker, request_id: int, result: object) -> None:
         if request_id == _READY:
             worker.ready = True
             worker.since = time.monotonic()
             return
-        if not worker.pending or worker.pending[0].id != request_id:
+        request = worker.pending.pop(request_id, None)
+        if request is None:
             worker.fault = "protocol error"  # an answer to nothing asked: trust nothing more
             self._lost(worker)
             return
-        worker.pending.popleft().answer(observations)
+        request.answer(result)
         worker.since = time.monotonic()  # the worker starts on its next request now
 
     def _lost(self, worker: _Worker) -> None:
@@ -320,16 +395,22 @@ class ProcessReader:
         worker.process.kill()  # if it still runs (a hang, a broken pipe), it must not linger
         self._dying.append(worker.process)
         self._schedule_reap(0.05)
-        pending, worker.pending = worker.pending, deque()
+        pending, worker.pending = list(worker.pending.values()), {}
         if not worker.ready:
             for request in pending:
                 request.fail(worker.fault or "worker did not start")
             return
-        if pending:
-            pending.popleft().fail(worker.fault or "worker died")
+        # A worker reads pages one after another, in the order sent: the oldest page is the one
+        # it was reading. Fetch jobs went out to shops already, so they are not sent again.
+        reads = [r for r in pending if isinstance(r, _Request)]
+        if reads:
+            reads.pop(0).fail(worker.fault or "worker died")
         for request in pending:
-            if not request.future.done():
-                self._dispatch(request)
+            if isinstance(request, _FetchRequest):
+                request.fail(worker.fault or "worker died")
+        for read in reads:
+            if not read.future.done():
+                self._dispatch(read)
 
     def _arm_watchdog(self) -> None:
         if any(w.pending for w in self._workers):
@@ -341,11 +422,22 @@ class ProcessReader:
         now = time.monotonic()
         for worker in list(self._workers):
             limit = self._timeout if worker.ready else self._start_timeout
-            if worker.pending and now - worker.since > limit:
+            if worker.pending and self._hung(worker, now):
                 worker.fault = f"timed out after {limit:g}s"
                 self._lost(worker)
         if self._watchdog is None and not self._closed:
             self._arm_watchdog()
+
+    def _hung(self, worker: _Worker, now: float) -> bool:
+        """True for a worker that answered nothing for the parse timeout while a request of
+        it is overdue, and for one holding a fetch job long past the fetch's own deadline."""
+        if not worker.ready:
+            return now - worker.since > self._start_timeout
+        stalled = now - worker.since > self._timeout
+        return any(
+            r.overdue(now - r.sent, self._timeout) and (stalled or isinstance(r, _FetchRequest))
+            for r in worker.pending.values()
+        )
 
     # -- reaping exited processes (no zombies) --
 
@@ -410,7 +502,7 @@ def _reaped(process: subprocess.Popen[bytes]) -> bool:
     return process.poll() is not None  # reaps it when it has exited, without blocking
 
 
-def _start_quietly(fd: int, parse: str) -> subprocess.Popen[bytes]:
+def _start_quietly(fd: int, parse: str, *, fetching: bool = False) -> subprocess.Popen[bytes]:
     """Start a worker on socket `fd` with SIGINT blocked, which it inherits until it ignores it.
 
     A Ctrl-C reaches every process of the terminal's group; the main process stops the workers,
@@ -423,6 +515,8 @@ def _start_quietly(fd: int, parse: str) -> subprocess.Popen[bytes]:
     env = {name: value for name, value in os.environ.items() if name in _WORKER_ENVIRONMENT}
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
     command = [sys.executable, "-P", "-m", _WORKER_MODULE, str(fd), parse]
+    if fetching:
+        command.append(_FETCH_FLAG)
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, pass_fds=(fd,), env=env)
@@ -444,7 +538,7 @@ class _Worker:
         self.loop = loop
         self.process = process
         self.sock = sock
-        self.pending: deque[_Request] = deque()  # in the order the worker answers them
+        self.pending: dict[int, _Pending] = {}  # by id, in the order they were sent
         self.ready = False
         self.since = time.monotonic()  # when its current request (or its start) began
         self.fault: str | None = None  # why the pool gave it up, when the pool did
@@ -517,9 +611,9 @@ class _Worker:
             end = start + _HEADER.size + size
             if len(inbox) < end:
                 break
-            request_id, observations = pickle.loads(inbox[start + _HEADER.size : end])
+            request_id, result = pickle.loads(inbox[start + _HEADER.size : end])
             start = end
-            self.pool._answered(self, request_id, observations)
+            self.pool._answered(self, request_id, result)
             if self.sock.fileno() < 0:  # the answer was a protocol error: the worker is gone
                 return
         del inbox[:start]
@@ -540,10 +634,18 @@ def _after(parts: Sequence[bytes], sent: int) -> list[memoryview]:
 # -- the worker (runs in each worker process, see watcher.reading.worker) ------------------------
 
 
-def serve(sock: socket.socket, parse: ParseFn) -> None:
-    """A worker's life: answer requests in order until the pool closes the socket."""
+def serve(sock: socket.socket, parse: ParseFn, *, fetching: bool = False) -> None:
+    """A worker's life: answer requests in order until the pool closes the socket (a fetching
+    worker answers each as it is ready, see `watcher.reading.fetching`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when workers stop
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if fetching:
+
+        def read(raw: RawPage, store: str | None, rules: Rules) -> Observations:
+            return read_all(raw, store, rules, parse)
+
+        asyncio.run(serve_fetching(sock, read, _answer_frame, _READY))
+        return
     with sock:
         sock.setblocking(True)
         try:
@@ -564,7 +666,7 @@ def _receive(sock: socket.socket) -> tuple[int, RawPage, str | None, Rules] | No
     body = _recv_exactly(sock, body_size)
     if meta is None or body is None:
         return None
-    request_id, values, store, rules = pickle.loads(meta)
+    request_id, _kind, (values, store, rules) = pickle.loads(meta)
     return request_id, RawPage(Page(*values), body), store, rules
 
 
@@ -582,5 +684,9 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes | None:
 
 
 def _answer(sock: socket.socket, request_id: int, observations: Observations) -> None:
-    meta = pickle.dumps((request_id, observations), protocol=5)
-    sock.sendall(_HEADER.pack(len(meta), 0) + meta)
+    sock.sendall(_answer_frame(request_id, observations))
+
+
+def _answer_frame(request_id: int, result: object) -> bytes:
+    meta = pickle.dumps((request_id, result), protocol=5)
+    return _HEADER.pack(len(meta), 0) + meta

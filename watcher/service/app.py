@@ -138,7 +138,10 @@ class App:
             reader=page_reader(
                 config.settings.parse_workers
                 if overrides.parse_workers is None
-                else overrides.parse_workers
+                else overrides.parse_workers,
+                # Workers fetch trusted pages over their own connections; a transport handed in
+                # (tests) lives in this process only, so then the loop fetches everything.
+                fetching=overrides.transport is None,
             ),
         )
         self.bot = self._chat_bot(config)

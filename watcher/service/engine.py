@@ -24,8 +24,6 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import xxhash
-
 from watcher.clock import WallClock, utc_now, wait_any
 from watcher.core.detector import (
     DebounceSettings,
@@ -60,7 +58,15 @@ from watcher.core.schedule import (
 from watcher.net.fetch import Fetcher, RawPage
 from watcher.net.netguard import URLGuard
 from watcher.net.politeness import HostBackingOff, HostSnapshot, Politeness
-from watcher.reading.pool import FAILED_PREFIX, InlineReader, PageReader
+from watcher.reading.fetching import FetchJob, content_hash, remote_safe, unchanged
+from watcher.reading.pool import (
+    FAILED_PREFIX,
+    InlineReader,
+    Observations,
+    PageReader,
+    ProcessReader,
+    failed,
+)
 from watcher.reading.read import SearchSetup, read_jan
 from watcher.service.metrics import Metrics
 from watcher.storage.interface import (
@@ -188,6 +194,9 @@ class Engine:
         self.metrics = metrics or Metrics()
         # Parses pages (in worker processes when configured); the loop only fetches and decides.
         self.reader = reader or InlineReader()
+        # Workers that fetch trusted pages themselves: the page's body then never reaches the
+        # loop, which sends them a job and gets back the head, the hash and any observations.
+        self._fetching = self.reader if isinstance(self.reader, ProcessReader) else None
         self.clock = clock
         self.rng = rng or random.Random()
         self.detector = Detector(settings.debounce)
@@ -410,27 +419,67 @@ class Engine:
         if known is not None and not known.covers(rules):
             known = None  # a watch with new rules joined: read the page afresh
         validators = known if known is not None and not cache_bust else None
-        adapter = self._adapter(product)
-        raw = await self.fetcher.fetch_raw(
-            adapter.product_request(product.target),
+        plan = self._adapter(product).product_request(product.target)
+        job = FetchJob(
+            plan,
+            product.store,
+            rules,
+            user_agent=self.fetcher.user_agent,
             etag=validators.etag if validators else None,
             last_modified=validators.last_modified if validators else None,
+            cache_bust=cache_bust,
+            compare=known is not None,
+            known_hash=known.content_hash if known is not None else None,
+        )
+        remote = self._fetching
+        if remote is not None and remote.fetches and guard is None and remote_safe(plan):
+            return await self._fetch_remotely(remote, product, job, known)
+        raw = await self.fetcher.fetch_raw(
+            plan,
+            etag=job.etag,
+            last_modified=job.last_modified,
             cache_bust=cache_bust,
             guard=guard,
         )
         head = raw.head
-        digest = _content_hash(raw) if head.ok else None
-        if known is not None and (head.not_modified or digest == known.content_hash):
-            # The same page reads the same way: its observations stand, with this fetch's facts.
-            self.counters.unchanged += 1
-            unchanged = {r: _unchanged(known.by_rules[r], head) for r in rules}
-            return _Read(unchanged[rules[0]], unchanged)
+        digest = content_hash(raw) if head.ok else None
+        if known is not None and unchanged(job, head, digest):
+            return self._repeated(known, rules, head)
         return _Unparsed(raw, rules, digest)
+
+    async def _fetch_remotely(
+        self, reader: ProcessReader, product: DueProduct, job: FetchJob, known: _Known | None
+    ) -> _Read:
+        """Fetched and read by a worker (see `watcher.reading.fetching`)."""
+        fetched = await reader.fetch_read(job)
+        head, observations = fetched.head, fetched.observations
+        if observations is None:
+            if known is not None:
+                return self._repeated(known, job.rules, head)
+            observations = failed(head, job.store, "an unasked comparison", len(job.rules))
+        return self._parsed(product, head, fetched.digest, job.rules, observations)
+
+    def _repeated(self, known: _Known, rules: tuple[TextRules | None, ...], head: Page) -> _Read:
+        """The same page reads the same way: its observations stand, with this fetch's facts."""
+        self.counters.unchanged += 1
+        repeated = {r: _unchanged(known.by_rules[r], head) for r in rules}
+        return _Read(repeated[rules[0]], repeated)
 
     async def _parse(self, product: DueProduct, fetched: _Unparsed) -> _Read:
         """Read a fetched page once per distinct rules (in the reader's workers, if any)."""
         head, rules = fetched.raw.head, fetched.rules
         observations = await self.reader.read(fetched.raw, product.store, rules)
+        return self._parsed(product, head, fetched.digest, rules, observations)
+
+    def _parsed(
+        self,
+        product: DueProduct,
+        head: Page,
+        digest: str | None,
+        rules: tuple[TextRules | None, ...],
+        observations: Observations,
+    ) -> _Read:
+        """What a page read once per distinct rules says; remembered when it said something."""
         by_rules = dict(zip(rules, observations, strict=True))
         observation = observations[0]
         if observation.reason.startswith(FAILED_PREFIX):
@@ -438,9 +487,9 @@ class Engine:
         if observation.state is Availability.UNKNOWN:
             return _Read(observation, by_rules)
         # Only a page that said something is remembered, with what identifies it.
-        known = _Known(by_rules, fetched.digest, head.etag, head.last_modified)
+        known = _Known(by_rules, digest, head.etag, head.last_modified)
         self._remember(product.id, known)
-        return _Read(observation, by_rules, fetched.digest, head.etag, head.last_modified)
+        return _Read(observation, by_rules, digest, head.etag, head.last_modified)
 
     def _adapter(self, product: DueProduct) -> StoreAdapter:
         """The product's store adapter (looked up once per target and store)."""
@@ -704,20 +753,6 @@ def _watch_decisions(
             )
         )
     return writes
-
-
-def _content_hash(raw: RawPage) -> str:
-    """What identifies a page's content: its bytes and the media type they are decoded by.
-
-    XXH3-128 rather than a cryptographic hash: it reads 100 KB in a couple of microseconds where
-    SHA-256 takes a couple of hundred, on every check. A page's owner who forged a collision
-    would only make their own page read as unchanged, which serving the old page does too.
-    """
-    digest = xxhash.xxh3_128()
-    digest.update((raw.head.content_type or "").encode("latin-1", "replace"))
-    digest.update(b"\0")
-    digest.update(raw.body or b"")
-    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=65_536)  # one parse per target, not one per check
