@@ -174,7 +174,8 @@ async def test_a_worker_killed_mid_fetch_fails_its_jobs_and_the_next_one_works(
     after = await fetching.fetch_read(job(shop.url("/item")))
     assert after.observations is not None and after.observations[0].price == 3300
     assert fetching.pids() != (pid,)
-    assert f"parse worker {pid} lost" in caplog.text
+    assert f"parse worker {pid} lost (it died); 0 page(s)" in caplog.text
+    assert "3 fetch job(s) it held fail" in caplog.text
 
 
 async def test_only_a_fetching_pool_takes_jobs() -> None:

@@ -385,29 +385,30 @@ class ProcessReader:
             return
         self._workers.remove(worker)
         self.lost_workers += 1
+        pending, worker.pending = list(worker.pending.values()), {}
+        # A worker reads pages one after another, in the order sent: the oldest page is the one
+        # it was reading. Fetch jobs went out to shops already, so they are not sent again.
+        reads = [r for r in pending if isinstance(r, _Request)] if worker.ready else []
+        jobs = [r for r in pending if isinstance(r, _FetchRequest)] if worker.ready else []
         log.warning(
-            "parse worker %s lost (%s); %d page(s) it held go to a fresh worker",
+            "parse worker %s lost (%s); %d page(s) it held go to a fresh worker%s",
             worker.process.pid,
             worker.fault or "it died",
-            max(0, len(worker.pending) - 1) if worker.ready else 0,
+            max(0, len(reads) - 1),
+            f", {len(jobs)} fetch job(s) it held fail" if jobs else "",
         )
         worker.disconnect()
         worker.process.kill()  # if it still runs (a hang, a broken pipe), it must not linger
         self._dying.append(worker.process)
         self._schedule_reap(0.05)
-        pending, worker.pending = list(worker.pending.values()), {}
         if not worker.ready:
             for request in pending:
                 request.fail(worker.fault or "worker did not start")
             return
-        # A worker reads pages one after another, in the order sent: the oldest page is the one
-        # it was reading. Fetch jobs went out to shops already, so they are not sent again.
-        reads = [r for r in pending if isinstance(r, _Request)]
         if reads:
             reads.pop(0).fail(worker.fault or "worker died")
-        for request in pending:
-            if isinstance(request, _FetchRequest):
-                request.fail(worker.fault or "worker died")
+        for job in jobs:
+            job.fail(worker.fault or "worker died")
         for read in reads:
             if not read.future.done():
                 self._dispatch(read)

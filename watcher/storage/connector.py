@@ -17,13 +17,14 @@ logic, the connector says so (`hold_lock`, `announce_deliveries`, `announce_relo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from watcher.storage.rows import Row
 
 Dialect = Literal["sqlite", "postgres"]
+T = TypeVar("T")
 
 # A :name parameter, not a PostgreSQL cast (::type) and not inside a quoted literal.
 _LITERAL_OR_PARAM = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([A-Za-z_]\w*)")
@@ -82,6 +83,12 @@ class Connector(Protocol):
         ...
 
     def write(self) -> AbstractAsyncContextManager[None]: ...
+
+    async def transaction(self, body: Callable[[], Awaitable[T]]) -> T:
+        """`body` (statements of this connector and plain logic, nothing else awaited) in one
+        write transaction; its result. Like `write()`, but a backend may run it whole in one
+        trip to its database (SQLite: one hop to its thread instead of one per statement)."""
+        ...
 
     def read(self) -> AbstractAsyncContextManager[None]: ...
 

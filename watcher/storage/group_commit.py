@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from watcher.core.model import Event, Observation, QuietHours
 from watcher.storage.codec import to_epoch
@@ -73,7 +73,15 @@ class CheckWrite:
     result: asyncio.Future[Written]
 
 
-Transaction = Callable[[], AbstractAsyncContextManager[None]]
+T = TypeVar("T")
+
+
+class Transaction(Protocol):
+    """Runs a body in one write transaction and returns its result (`Connector.transaction`)."""
+
+    async def __call__(self, body: Callable[[], Awaitable[T]], /) -> T: ...
+
+
 RecordOne = Callable[[CheckWrite], Awaitable[Written]]
 # Writes quiet checks (no events) inside the caller's transaction, a result per check in order;
 # a check whose lease passed to another check is answered with `LEASE_LOST` and writes nothing.
@@ -82,7 +90,7 @@ LEASE_LOST = Written(RecordedCheck(events=(), deliveries=0, lease_lost=True))
 
 
 class CheckWriter:
-    """Queues checks and writes them in groups with `record_one` inside `transaction()`."""
+    """Queues checks and writes them in groups with `record_one` inside `transaction`."""
 
     def __init__(
         self,
@@ -149,16 +157,20 @@ class CheckWriter:
 
     async def _write_batch(self, batch: list[CheckWrite]) -> None:
         """All checks in one transaction; on any failure, each again in its own."""
-        results: dict[int, Written] = {}
         quiet = _quiet_of(batch) if self._record_quiet is not None else []
+
+        async def write_all() -> dict[int, Written]:
+            results: dict[int, Written] = {}
+            if quiet and self._record_quiet is not None:
+                written = await self._record_quiet(quiet)
+                results.update(zip(map(id, quiet), written, strict=True))
+            for write in batch:
+                if id(write) not in results:
+                    results[id(write)] = await self._record_lease_checked(write)
+            return results
+
         try:
-            async with self._transaction():
-                if quiet and self._record_quiet is not None:
-                    written = await self._record_quiet(quiet)
-                    results.update(zip(map(id, quiet), written, strict=True))
-                for write in batch:
-                    if id(write) not in results:
-                        results[id(write)] = await self._record_lease_checked(write)
+            results = await self._transaction(write_all)
         except Exception:
             for write in batch:
                 await self._write_alone(write)
@@ -167,12 +179,14 @@ class CheckWriter:
             _settle(write.result, results[id(write)])
 
     async def _write_alone(self, write: CheckWrite) -> None:
+        async def write_one() -> Written:
+            if self._record_quiet is not None and is_quiet(write):
+                [written] = await self._record_quiet([write])
+                return written
+            return await self._record_lease_checked(write)
+
         try:
-            async with self._transaction():
-                if self._record_quiet is not None and is_quiet(write):
-                    [result] = await self._record_quiet([write])
-                else:
-                    result = await self._record_lease_checked(write)
+            result = await self._transaction(write_one)
         except Exception as exc:
             if not write.result.done():
                 write.result.set_exception(exc)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import contextvars
 import time as wall_clock
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import asyncpg
 
 from watcher.errors import StorageError
-from watcher.storage.connector import Connector, Query
+from watcher.storage.connector import Connector, Query, T
 from watcher.storage.postgres.migrations import LATEST_VERSION, MIGRATIONS
 from watcher.storage.postgres.signals import LOCK_KEY_SQL, OUTBOX_CHANNEL_SQL, RELOAD_CHANNEL_SQL
 from watcher.storage.rows import Row
@@ -131,6 +131,11 @@ class PostgresConnector:
                     self._conn_var.reset(token)
         except DatabaseErrors as exc:
             raise StorageError(f"database {self.path}: {exc}") from exc
+
+    async def transaction(self, body: Callable[[], Awaitable[T]]) -> T:
+        """`body` in one write transaction (a round trip per statement, as in `write()`)."""
+        async with self.write():
+            return await body()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[None]:

@@ -57,7 +57,7 @@ class PostgresRepository(
         self.url = url
         self._closed = False
         self._check_writer = CheckWriter(
-            self._db.write, self._record_check, self._record_quiet_checks
+            self._db.transaction, self._record_check, self._record_quiet_checks
         )
 
     def web_views(self) -> WebViews:

@@ -227,8 +227,8 @@ class Checks(Products):
         self, owner: str, now: datetime, limit: int, lease: timedelta
     ) -> list[DueProduct]:
         stamp = to_epoch(now)
-        async with self._db.write():
-            rows = await self._db.rows(
+        rows = await self._db.transaction(
+            lambda: self._db.rows(
                 CLAIM_PRODUCTS,
                 owner=owner,
                 lease_until=stamp + lease.total_seconds(),
@@ -236,12 +236,14 @@ class Checks(Products):
                 limit=limit,
                 step=PRIORITY_STEP.total_seconds(),
             )
+        )
         products = [due_product(row, _watches_of(row["watches_json"])) for row in rows]
         return sorted(products, key=_claim_order)
 
     async def release_product(self, product_id: int, due_at: datetime) -> None:
-        async with self._db.write():
-            await self._db.run(RELEASE_PRODUCT, due_at=to_epoch(due_at), id=product_id)
+        await self._db.transaction(
+            lambda: self._db.run(RELEASE_PRODUCT, due_at=to_epoch(due_at), id=product_id)
+        )
 
     async def load_watches(self, product_id: int) -> list[StoredWatch]:
         return (await self.load_watches_for([product_id])).get(product_id, [])

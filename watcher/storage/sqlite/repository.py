@@ -61,7 +61,7 @@ class SQLiteRepository(
         self.path = path
         self._closed = False
         self._check_writer = CheckWriter(
-            self._db.write, self._record_check, self._record_quiet_checks
+            self._db.transaction, self._record_check, self._record_quiet_checks
         )
 
     def web_views(self) -> WebViews:
