@@ -22,6 +22,7 @@ import xxhash
 
 from watcher.core.model import FetchPlan, Observation, Page, TextRules
 from watcher.net.fetch import Fetcher, RawPage
+from watcher.net.transport import build_client, fast_transport
 
 log = logging.getLogger("restock.parse")
 
@@ -112,8 +113,6 @@ class Fetchers:
     """One fetcher per User-Agent over one shared client (a reload may change the agent)."""
 
     def __init__(self) -> None:
-        from watcher.net.transport import build_client, fast_transport
-
         self.client = build_client(transport=fast_transport())
         self._by_agent: dict[str | None, Fetcher] = {}
 

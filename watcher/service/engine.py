@@ -196,7 +196,9 @@ class Engine:
         self.reader = reader or InlineReader()
         # Workers that fetch trusted pages themselves: the page's body then never reaches the
         # loop, which sends them a job and gets back the head, the hash and any observations.
-        self._fetching = self.reader if isinstance(self.reader, ProcessReader) else None
+        self._fetching: ProcessReader | None = None
+        if isinstance(self.reader, ProcessReader) and self.reader.fetches:
+            self._fetching = self.reader
         self.clock = clock
         self.rng = rng or random.Random()
         self.detector = Detector(settings.debounce)
@@ -432,7 +434,7 @@ class Engine:
             known_hash=known.content_hash if known is not None else None,
         )
         remote = self._fetching
-        if remote is not None and remote.fetches and guard is None and remote_safe(plan):
+        if remote is not None and guard is None and remote_safe(plan):
             return await self._fetch_remotely(remote, product, job, known)
         raw = await self.fetcher.fetch_raw(
             plan,
