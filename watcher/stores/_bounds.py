@@ -19,11 +19,15 @@ parser we use does not, so `bounded_html` does, in one pass over the page's tags
 A page with more than `MAX_TAGS` tags is not read at all (`too_many_tags`), and adapters read at
 most `MAX_CANDIDATES` elements of one kind.
 
-The pass models the parser's stack the way the HTML standard builds it (void elements, implied
-end tags of `p`, `li`, `option`, table cells..., scope rules for end tags, raw text, comments,
-SVG/MathML self-closing tags), erring towards counting an element open when unsure, so the real
-depth never exceeds what the pass counted by more than the formatting bound. Ordinary pages are
-returned unchanged: they nest a few dozen levels.
+The pass reads the page as the standard's tokenizer does (quoted attribute values that hold ">",
+comments, bogus comments, raw text up to its own end tag, a script's escaped sections, CDATA in
+SVG and MathML): markup the parser takes for text must neither close nor hide an element the
+parser opens. It models the parser's stack the way the standard builds it (void elements, implied
+end tags of `p`, `li`, `option`, table cells..., scope rules for end tags, SVG/MathML
+self-closing tags), erring towards counting an element open when unsure, so the real depth never
+exceeds what the pass counted by more than the formatting bound and the elements the parser
+implies (a table's body and row). Ordinary pages are returned unchanged, after one quick count
+(`_plain`): they nest a few dozen levels.
 """
 
 from __future__ import annotations
@@ -48,11 +52,32 @@ MAX_CANDIDATES = 1_000
 # about 2 microseconds a tag on the worst shapes (the bounding pass, then every whole-page
 # search of the tree), so this cap holds any reading to about a third of a second.
 MAX_TAGS = 150_000
-_LONG_TAG = 200  # characters: a shorter start tag cannot hold more than MAX_ATTRIBUTES attributes
+# Characters: each attribute but the last takes at least two (a name and a space, or a quoted
+# value), so a shorter tag cannot hold more than MAX_ATTRIBUTES attributes.
+_LONG_TAG = 2 * MAX_ATTRIBUTES
 
-# A tag, a comment's opening, or the other `<!` / `<?` constructs (all end at the next ">").
-_TOKEN = re.compile(r"<(?:(/?)([A-Za-z][^\t\n\f\r />]*+)|!--|[!?])")
-_ATTRIBUTE = re.compile(r"""[^\s"'>/=][^\s"'>/=]*+(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s>]++))?""")
+# The page is read as the HTML tokenizer reads it, or markup hidden where the parser sees none
+# (in an attribute value, a comment, a script) would be counted, and markup the parser reads would
+# be skipped: a quoted value holds ">" and "<" as text, a comment ends at "-->", raw text at its
+# own end tag, and a script's text at whichever end tag its escaped sections leave it at.
+_SPACE = r"[\t\n\f\r ]"
+_ATTRIBUTE = (
+    rf"""[^\t\n\f\r />][^\t\n\f\r />=]*+"""
+    rf"""(?:{_SPACE}*+={_SPACE}*+(?:"[^"]*+"|'[^']*+'|[^\t\n\f\r >]*+))?"""
+)
+_BETWEEN_ATTRIBUTES = rf"(?:{_SPACE}|/(?!>))"
+# A tag (end-tag slash, name, attributes, self-closing slash, its ">"), a comment's opening, another
+# `<!` or `<?` construct, or "</" followed by no letter (these end at the next ">").
+_TOKEN = re.compile(
+    rf"<(?:(/?)([A-Za-z][^\t\n\f\r />]*+)((?:{_BETWEEN_ATTRIBUTES}++|{_ATTRIBUTE})*+)(/?)>?"
+    r"|!--|[!?]|/(?![A-Za-z]))"
+)
+# A tag's first MAX_ATTRIBUTES attributes, when one more follows them: where a tag with too many is
+# cut (one match instead of a Python loop over a long tag's attributes).
+_FIRST_ATTRIBUTES = re.compile(
+    rf"(?>{_BETWEEN_ATTRIBUTES}*+(?:{_ATTRIBUTE})){{{MAX_ATTRIBUTES}}}"
+    rf"(?={_BETWEEN_ATTRIBUTES}*+[^\t\n\f\r />])"
+)
 
 
 def _names(words: str) -> frozenset[str]:
@@ -122,6 +147,9 @@ _OPTIONS = frozenset({"option", "optgroup"})  # close only the current node (see
 _MAY_CLOSE = _CLOSES_P | frozenset(_SIBLING_CLOSE) | _A | _OPTIONS  # may close others
 # Void elements that close nothing: outside SVG and MathML their start tag changes no count.
 _PLAIN_VOID = _VOID - _MAY_CLOSE - _OPTIONS - _FOREIGN_ROOTS - {"select"}
+# Start tags that only open an element (outside SVG and MathML, below the depth bound): no implied
+# ends, no formatting entry, no select or option count.
+_NOT_PLAIN = _MAY_CLOSE | _OPTIONS | _FORMATTING | _VOID | _FOREIGN_ROOTS | {"select"}
 # Where dropping a full select's excess options stops: its end tag, or a tag that ends the select
 # (in a table, its structure tags do; outside one the parser ignores them, so keeping them alters
 # nothing).
@@ -131,86 +159,89 @@ _SELECT_END = re.compile(
 )
 
 
+# One open element: its name, whether it is SVG/MathML, the formatting list's length when it is a
+# marker (else -1), and the stack positions of the nearest element of _SCOPE_STOP and of _SPECIAL
+# at or below it (-1 for none). One tuple per element keeps a push and a pop to one list call.
+_Frame = tuple[str, bool, int, int, int]
+_BOTTOM: _Frame = ("", False, -1, -1, -1)
+
+
 class _Model:
     """The parser's stack of open elements and formatting list, as far as tags tell them.
 
-    Finding an open element is O(1): each name keeps the stack positions it is open at, and the
-    two sets of elements that stop a search keep, per stack position, the nearest such element.
+    Finding an open element is O(1): each name keeps the stack positions it is open at, and each
+    frame keeps the nearest element below it that stops a search.
     """
 
     __slots__ = (
         "dropped",
-        "foreign",
         "foreign_open",
         "formatting",
-        "marks",
-        "near_scope",
-        "near_special",
+        "frames",
         "options",
         "page_options",
-        "stack",
         "where",
     )
 
     def __init__(self) -> None:
-        self.stack: list[str] = []
-        self.foreign: list[bool] = []  # per stack entry: an SVG/MathML element
-        self.marks: list[int] = []  # per stack entry: formatting list length at a marker, or -1
+        self.frames: list[_Frame] = []  # the stack of open elements, bottom first
         self.formatting: list[str] = []  # names of formatting entries (open or to be reopened)
         self.dropped: dict[str, int] = {}  # start tags dropped, by name, whose end tags go too
         self.foreign_open = 0  # SVG/MathML elements on the stack
         self.where: dict[str, list[int]] = {}  # name -> stack positions holding it
-        self.near_scope = [-1]  # per stack entry: the nearest element of _SCOPE_STOP
-        self.near_special = [-1]  # per stack entry: the nearest element of _SPECIAL
         self.options = 0  # options and optgroups opened since the last <select>
         self.page_options = 0  # options and optgroups opened in any select
 
+    def top(self) -> _Frame:
+        return self.frames[-1] if self.frames else _BOTTOM
+
     def in_foreign(self) -> bool:
-        return (
-            bool(self.foreign_open)
-            and self.foreign[-1]
-            and self.stack[-1] not in _INTEGRATION_POINTS
-        )
+        if not self.foreign_open:
+            return False
+        name, foreign = self.frames[-1][:2]
+        return foreign and name not in _INTEGRATION_POINTS
 
     def push(self, name: str, foreign: bool) -> None:
-        index = len(self.stack)
-        self.stack.append(name)
-        self.foreign.append(foreign)
-        self.marks.append(len(self.formatting) if name in _MARKERS and not foreign else -1)
+        frames = self.frames
+        index = len(frames)
+        below = frames[-1] if frames else _BOTTOM
+        frames.append(
+            (
+                name,
+                foreign,
+                len(self.formatting) if name in _MARKERS and not foreign else -1,
+                index if name in _SCOPE_STOP else below[3],
+                index if name in _SPECIAL else below[4],
+            )
+        )
         spots = self.where.get(name)
         if spots is None:
             self.where[name] = [index]
         else:
             spots.append(index)
-        self.near_scope.append(index if name in _SCOPE_STOP else self.near_scope[-1])
-        self.near_special.append(index if name in _SPECIAL else self.near_special[-1])
         if foreign:
             self.foreign_open += 1
 
-    def pop(self) -> None:
-        name = self.stack.pop()
-        self.where[name].pop()
-        self.near_scope.pop()
-        self.near_special.pop()
-        if self.foreign.pop():
-            self.foreign_open -= 1
-        mark = self.marks.pop()
-        if mark >= 0:
-            del self.formatting[mark:]
-
     def pop_to(self, index: int) -> None:
-        while len(self.stack) > index:
-            self.pop()
+        """Close every element from stack position `index` up."""
+        frames, where = self.frames, self.where
+        while len(frames) > index:
+            name, foreign, mark, _, _ = frames.pop()
+            where[name].pop()
+            if foreign:
+                self.foreign_open -= 1
+            if mark >= 0:
+                del self.formatting[mark:]
 
-    def find(self, names: frozenset[str], near: list[int] | None) -> int:
-        """Index of the nearest open element named in `names` with no stop element (`near`
-        holds the nearest ones) above it, or -1."""
+    def find(self, names: frozenset[str], special: bool) -> int:
+        """Index of the nearest open element named in `names` with no special element above it
+        (when `special`), or -1."""
         best = -1
         for name in names:
             spots = self.where.get(name)
             if spots and spots[-1] > best:
                 best = spots[-1]
-        if best < 0 or (near is not None and best < near[-1]):
+        if best < 0 or (special and best < self.top()[4]):
             return -1
         return best
 
@@ -227,7 +258,7 @@ class _Model:
             self._implied_closes(name)
         if name in _VOID:
             return True
-        if len(self.stack) >= MAX_DEPTH or (
+        if len(self.frames) >= MAX_DEPTH or (
             name in _FORMATTING and len(self.formatting) >= MAX_FORMATTING
         ):
             self.dropped[name] = self.dropped.get(name, 0) + 1
@@ -240,8 +271,8 @@ class _Model:
     def _start_foreign(self, name: str, self_closing: bool) -> bool:
         """A start tag while SVG or MathML is open (or one that opens it)."""
         if self.in_foreign() and name in _BREAKOUT:
-            while self.stack and self.foreign[-1] and self.stack[-1] not in _INTEGRATION_POINTS:
-                self.pop()
+            while self.in_foreign():
+                self.pop_to(len(self.frames) - 1)
         if not (self.in_foreign() or name in _FOREIGN_ROOTS):
             self.foreign_open, open_before = 0, self.foreign_open
             try:
@@ -250,7 +281,7 @@ class _Model:
                 self.foreign_open += open_before
         if self_closing:
             return True
-        if len(self.stack) >= MAX_DEPTH:
+        if len(self.frames) >= MAX_DEPTH:
             self.dropped[name] = self.dropped.get(name, 0) + 1
             return False
         self.push(name, True)
@@ -264,8 +295,8 @@ class _Model:
         spots = self.where.get(name)
         if not spots:
             return True
-        near = self.near_scope if name in _SPECIAL else self.near_special
-        if spots[-1] >= near[-1]:
+        top = self.frames[-1]
+        if spots[-1] >= (top[3] if name in _SPECIAL else top[4]):
             self.pop_to(spots[-1])
             if name in _FORMATTING and name in self.formatting:
                 last = len(self.formatting) - 1 - self.formatting[::-1].index(name)
@@ -281,32 +312,28 @@ class _Model:
     def _close_option(self, name: str) -> None:
         """An option or optgroup closes the current node only (in a select, or not), so one
         nested in a `<span>` inside another option stays open."""
-        if self.stack and self.stack[-1] == "option":
-            self.pop()
-        if name == "optgroup" and self.where.get("select") and self.stack[-1:] == ["optgroup"]:
-            self.pop()
+        if self.top()[0] == "option":
+            self.pop_to(len(self.frames) - 1)
+        if name == "optgroup" and self.where.get("select") and self.top()[0] == "optgroup":
+            self.pop_to(len(self.frames) - 1)
 
     def _implied_closes(self, name: str) -> None:
         if name in _OPTIONS:
             self._close_option(name)
         if name in _CLOSES_P:
             spots = self.where.get("p")
-            if spots and spots[-1] >= self.near_scope[-1]:
+            if spots and spots[-1] >= self.top()[3]:
                 self.pop_to(spots[-1])
         family = _SIBLING_CLOSE.get(name)
         if family is not None:
-            index = self.find(family, self.near_special)
+            index = self.find(family, True)
             if index >= 0:
                 self.pop_to(index)
         if name == "a" and "a" in self.formatting:
             self.formatting.remove("a")  # a new link closes the one still open
-            index = self.find(_A, None)
+            index = self.find(_A, False)
             if index >= 0:
                 self.pop_to(index)
-
-
-_QUICK_TAG = re.compile(r"<(/?[A-Za-z][-A-Za-z0-9]*+)")
-_QUICK_SKIP = frozenset(_VOID | _IGNORED | {n.upper() for n in _VOID | _IGNORED})
 
 
 def too_many_tags(html: str) -> int | None:
@@ -318,9 +345,7 @@ def too_many_tags(html: str) -> int | None:
 def bounded_html(html: str) -> str:
     """`html` with nesting, open formatting elements, attributes per tag and options per select
     bounded (see the module docstring); the same string when nothing needed bounding."""
-    # The cheap checks first: a page with a long tag or many options is bounded whatever its
-    # nesting.
-    if not _many_attributes(html) and not _many_options(html) and _surely_shallow(html):
+    if not _many_options(html) and _plain(html):
         return html
     return _bounded(html)
 
@@ -329,134 +354,114 @@ _OPTION_TAG = re.compile(r"<opt(?:ion|group)", re.IGNORECASE)
 
 
 def _many_options(html: str) -> bool:
-    """True when the page holds more options than one select may (in all its selects)."""
+    """True when the page may hold more options than one select may (in all its selects)."""
     found = _OPTION_TAG.finditer(html)
     return sum(1 for _ in itertools.islice(found, MAX_OPTIONS + 1)) > MAX_OPTIONS
 
 
-def _surely_shallow(html: str) -> bool:
-    """A quick over-estimate: True when, even counting every start tag open until its own end
-    tag closes it (no implied ends, no raw text, no comments), nothing nests too deep. A
-    formatting element left open stays counted, so the formatting bound holds too."""
+# SVG elements a page's icons are drawn with: none of them ends SVG content or holds HTML.
+_SVG_SHAPES = _names(
+    "svg g path circle rect line polyline polygon ellipse defs use symbol lineargradient"
+    " radialgradient stop clippath mask"
+)
+_QUICK_SKIP = _VOID | _IGNORED
+
+
+def _plain(html: str) -> bool:
+    """A quick over-estimate: True when no tag holds more than MAX_ATTRIBUTES attributes and, even
+    counting every start tag open until its own end tag closes it (no implied ends), nothing nests
+    too deep. A formatting element left open stays counted, so the formatting bound holds too.
+    False when unsure: SVG other than simple shapes, MathML, CDATA."""
     limit = MAX_DEPTH - MAX_FORMATTING
-    if html.count("<", 0, _HEAD_CHARS) <= limit and html.count("<") <= limit:
-        return True
-    # Small subtrees (an element holding only text, or text and such elements) open and close
-    # at once: cut, they leave the same nesting but for their height, so most pages are
-    # answered by a loop over a fraction of their tags, and the rest by the loop over all.
-    peak = _quick_peak(_QUICK_SUBTREE.sub(" ", html), limit)
-    if peak + _SUBTREE_HEIGHT <= limit:
-        return True
-    if peak > limit:
-        return False
-    return _quick_peak(html, limit) <= limit
-
-
-_HEAD_CHARS = 20_000  # a big page's start holds more tags than a shallow page may: no full count
-_QUICK_NAME = r"[A-Za-z][-A-Za-z0-9]*+"
-_QUICK_END = r"(?![-A-Za-z0-9])"
-# An element holding only text, or text and elements holding only text: start tags, text and
-# end tags (the same names in the same letter case, as `_quick_peak` pairs them), of a height of
-# at most `_SUBTREE_HEIGHT`. Cut as " ", which starts no tag.
-_QUICK_SUBTREE = re.compile(
-    rf"<({_QUICK_NAME})[^<]*+"
-    rf"(?:<({_QUICK_NAME})[^<]*+</\2{_QUICK_END}[^<]*+)*+"
-    rf"</\1{_QUICK_END}"
-)
-_SUBTREE_HEIGHT = 2
-
-
-def _quick_peak(html: str, limit: int) -> int:
-    """The most elements `_surely_shallow`'s count holds open at once in `html` (counting one
-    more), or the first count over `limit`."""
-    stack = [""]
-    push, pop = stack.append, stack.pop
-    peak = 1
-    for name in _QUICK_TAG.findall(html):
-        if name[0] == "/":
-            if name[1:] == stack[-1]:
-                pop()
-        elif name not in _QUICK_SKIP:
-            push(name)
-            if len(stack) > peak:
-                peak = len(stack)
-                if peak > limit:
-                    break
-    return peak
-
-
-_LONG_START_TAG = re.compile(rf"<[A-Za-z][^>]{{{_LONG_TAG}}}")
-# MAX_ATTRIBUTES attributes as `_ATTRIBUTE.finditer` finds them one after another (what lies
-# between them is what no attribute starts with), then the start of one more: one match instead
-# of a Python loop over a long tag's attributes.
-_FIRST_ATTRIBUTES = re.compile(
-    rf"""(?>[\s"'>/=]*+(?>{_ATTRIBUTE.pattern})){{{MAX_ATTRIBUTES}}}[\s"'>/=]*+(?=[^\s"'>/=])"""
-)
-# A tag's name (which `_ATTRIBUTE` matches too), then more than MAX_ATTRIBUTES attributes.
-_MORE_ATTRIBUTES = re.compile(rf"(?>{_ATTRIBUTE.pattern}){_FIRST_ATTRIBUTES.pattern}")
-
-
-def _many_attributes(html: str) -> bool:
-    """True when some tag may hold more than MAX_ATTRIBUTES attributes (only a long tag can)."""
+    stack: list[str] = []
+    svg = 0  # <svg> elements on `stack`: inside one, only simple shapes are counted here
+    search = _TOKEN.search
     pos = 0
-    while (found := _LONG_START_TAG.search(html, pos)) is not None:
-        close = html.find(">", found.end())
-        end = len(html) if close < 0 else close
-        if _MORE_ATTRIBUTES.match(html, found.start() + 1, end) is not None:
-            return True
-        pos = end
-    return False
-
-
-# A whole tag (name, rest, closing ">"), a comment's opening, or another `<!`/`<?` construct.
-_FULL_TAG = re.compile(r"<(?:(/?)([A-Za-z][^\t\n\f\r />]*+)([^>]*+)>?|!--|[!?])")
+    while (found := search(html, pos)) is not None:
+        start, pos = found.span()
+        slash, name, _, self_closing = found.groups()
+        if name is None:
+            if svg and html.startswith("<![CDATA[", start):
+                return False
+            pos = _after_markup_declaration(html, found)
+            continue
+        if pos - start > _LONG_TAG and _fewer_attributes(found) is not None:
+            return False
+        name = name.lower()
+        if slash:
+            if stack and stack[-1] == name:
+                stack.pop()
+                if name == "svg":
+                    svg -= 1
+            continue
+        if svg or name in _FOREIGN_ROOTS:
+            if name not in _SVG_SHAPES:
+                return False
+            if self_closing:
+                continue
+            if name == "svg":
+                svg += 1
+        elif name in _QUICK_SKIP:
+            continue
+        stack.append(name)
+        if len(stack) >= limit:
+            return False
+        if svg:
+            continue
+        if name in _RAW_TEXT:
+            pos = _raw_text_end(html, name, pos)
+        elif name == "plaintext":
+            return True  # the rest of the page is text
+    return True
 
 
 def _bounded(html: str) -> str:
     model = _Model()
+    where, dropped, frames = model.where, model.dropped, model.frames
     cuts: list[tuple[int, int, str]] = []  # (start, end, replacement) in document order
-    skip_to = 0  # inside a comment or raw text until here
-    for found in _FULL_TAG.finditer(html):
-        start = found.start()
-        if start < skip_to:
-            continue
-        slash, name, rest = found.groups()
+    search = _TOKEN.search
+    pos = 0  # where the next token is looked for: past comments and raw text
+    while (found := search(html, pos)) is not None:
+        start, pos = found.span()
+        slash, name, _, self_closing = found.groups()
         if name is None:
-            skip_to = _after_markup_declaration(html, found)
+            pos = _after_markup_declaration(html, found, cdata=bool(frames) and frames[-1][1])
             continue
-        end = found.end()
+        if pos - start > _LONG_TAG:
+            _keep_attributes(cuts, found)
         name = name.lower()
         if name in _IGNORED:
             continue
         if slash:
-            if not model.end(name):
-                _cut(cuts, start, end)
+            # An end tag of nothing open and nothing dropped changes nothing: most are that.
+            if (where.get(name) or dropped.get(name)) and not model.end(name):
+                _cut(cuts, start, pos)
             continue
         if name in _PLAIN_VOID and not model.foreign_open:
-            # No element to count (`_Model.start` would change nothing), no raw text.
-            if end - start > _LONG_TAG:
-                shorter = _fewer_attributes(found.group(0), len(name) + 1)
-                if shorter is not None:
-                    cuts.append((start, end, shorter))
-            continue
+            continue  # no element to count (`_Model.start` would change nothing), no raw text
         if name in _OPTIONS and model.select_is_full():
-            skip_to = _select_end(html, start)
-            _cut(cuts, start, skip_to)
+            pos = _select_end(html, start)
+            _cut(cuts, start, pos)
             continue
-        if not model.start(name, rest.endswith("/")):
-            _cut(cuts, start, end)
+        if name not in _NOT_PLAIN and not model.foreign_open and len(frames) < MAX_DEPTH:
+            model.push(name, False)  # what `_Model.start` does for it, without the checks
+        elif not model.start(name, bool(self_closing)):
+            _cut(cuts, start, pos)
             continue  # the parser never sees it: what follows is markup, whatever its name
-        if end - start > _LONG_TAG:
-            shorter = _fewer_attributes(found.group(0), len(name) + 1)
-            if shorter is not None:
-                cuts.append((start, end, shorter))
-        if model.foreign_open:
-            continue  # inside SVG or MathML, <style> and <title> hold markup
+        if not frames or frames[-1][0] != name or frames[-1][1]:
+            continue  # not opened as an HTML element: in SVG or MathML, <style> holds markup
         if name in _RAW_TEXT:
-            skip_to = _raw_text_end(html, name, end)
+            pos = _raw_text_end(html, name, pos)
         elif name == "plaintext":
             break
     return _apply(html, cuts)
+
+
+def _keep_attributes(cuts: list[tuple[int, int, str]], found: re.Match[str]) -> None:
+    """Cut a long tag to its first MAX_ATTRIBUTES attributes, when it holds more."""
+    shorter = _fewer_attributes(found)
+    if shorter is not None:
+        cuts.append((found.start(), found.end(), shorter))
 
 
 def _select_end(html: str, start: int) -> int:
@@ -467,6 +472,8 @@ def _select_end(html: str, start: int) -> int:
 
 def _cut(cuts: list[tuple[int, int, str]], start: int, end: int) -> None:
     """Drop html[start:end], joining it to the drop just before it (runs of dropped tags)."""
+    if cuts and cuts[-1][0] == start:  # the tag was cut to fewer attributes: it goes whole
+        cuts.pop()
     if cuts and cuts[-1][1] == start and not cuts[-1][2]:
         cuts[-1] = (cuts[-1][0], end, "")
     else:
@@ -478,31 +485,71 @@ def _cut(cuts: list[tuple[int, int, str]], start: int, end: int) -> None:
 _COMMENT_END = re.compile("--!?>")
 
 
-def _after_markup_declaration(html: str, found: re.Match[str]) -> int:
-    """Where a comment (`<!--`), or a `<!...>` / `<?...>` construct, ends."""
+def _after_markup_declaration(html: str, found: re.Match[str], *, cdata: bool = False) -> int:
+    """Where a comment (`<!--`), or a `<!...>` / `<?...>` / `</...>` construct, ends; with
+    `cdata` (SVG or MathML is the current node), `<![CDATA[` starts text up to `]]>`."""
     start = found.start()
     if found.group(0) == "<!--":
         if html.startswith(("<!-->", "<!--->"), start):
             return html.find(">", start) + 1
         end = _COMMENT_END.search(html, start + 4)
-        return end.start() + 3 if end is not None else len(html)
+        return end.end() if end is not None else len(html)
+    if cdata and html.startswith("<![CDATA[", start):
+        close = html.find("]]>", start + 9)
+        return len(html) if close < 0 else close + 3
     close = html.find(">", found.end())
     return len(html) if close < 0 else close + 1
 
 
+_NAME_ENDS = frozenset("\t\n\f\r />")
+
+
 def _raw_text_end(html: str, name: str, start: int) -> int:
-    """Where raw text opened by `<name>` ends: at the first `</name` (any letter case)."""
+    """Where raw text opened by `<name>` ends: at its end tag (`</name` in any letter case, then
+    a space, "/" or ">"); a script's, where its escaped sections let it (`_script_end`)."""
+    if name == "script":
+        return _script_end(html, start)
     width = len(name) + 2
     at = html.find("</", start)
-    while at >= 0 and html[at + 2 : at + width].lower() != name:
+    while at >= 0 and not (
+        html[at + 2 : at + width].lower() == name
+        and html[at + width : at + width + 1] in _NAME_ENDS
+    ):
         at = html.find("</", at + 2)
     return len(html) if at < 0 else at
 
 
-def _fewer_attributes(tag: str, name_end: int) -> str | None:
-    """A long start tag cut to its first MAX_ATTRIBUTES attributes, or None when it has no more."""
-    found = _FIRST_ATTRIBUTES.match(tag, name_end)
-    return None if found is None else tag[: found.end()].rstrip() + ">"
+_SCRIPT_MARK = re.compile(r"<!--|-->|<(/?)script(?=[\t\n\f\r />])", re.IGNORECASE)
+
+
+def _script_end(html: str, start: int) -> int:
+    """Where a script's text ends. After "<!--" it is escaped: a "<script" there starts a part
+    in which "</script" only ends that part; "-->" ends either (the tokenizer's script states)."""
+    escaped = double = False
+    pos = start
+    while (mark := _SCRIPT_MARK.search(html, pos)) is not None:
+        token, pos = mark.group(0), mark.end()
+        if token == "<!--":
+            # "<!-->" and "<!--->" open and close at once (their dashes end in ">").
+            closes = html.startswith((">", "->"), pos)
+            escaped, double = (False, False) if closes else (True, double and escaped)
+        elif token == "-->":
+            escaped = double = False
+        elif mark.group(1):  # "</script"
+            if not double:
+                return mark.start()
+            double = False
+        elif escaped:  # "<script"
+            double = True
+    return len(html)
+
+
+def _fewer_attributes(found: re.Match[str]) -> str | None:
+    """A long tag cut to its first MAX_ATTRIBUTES attributes, or None when it holds no more."""
+    first = _FIRST_ATTRIBUTES.match(found.string, found.end(2), found.end(3))
+    if first is None:
+        return None
+    return found.string[found.start() : first.end()] + (found.group(4) or "") + ">"
 
 
 def _apply(html: str, cuts: list[tuple[int, int, str]]) -> str:
