@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from watcher.stores._bounds import MAX_ATTRIBUTES, MAX_DEPTH, MAX_FORMATTING, bounded_html
+from watcher.stores.generic import code_free
 
 _SPACES = "\t\n\f\r "
 
@@ -292,3 +293,50 @@ _DECOY_PIECES = st.sampled_from(
 def test_no_mix_of_decoys_hides_nesting(head: str, unit: list[str]) -> None:
     html = "<html><body>" + head + ("<div>" + "".join(unit)) * 2_000
     assert depth(LexborHTMLParser(bounded_html(html)).root) <= _DEPTH_BOUND
+
+
+# -- the generic reader cuts scripts and styles before it parses: the cut cannot nest either --
+
+_CUT_PIECES = st.sampled_from(
+    [
+        "<div>",
+        "</div>",
+        "<i>",
+        "</i>",
+        "<p>",
+        "</p>",
+        "<span>",
+        "</span>",
+        "<b>",
+        "</b>",
+        "x",
+        "<script>",
+        "</script>",
+        "<style>",
+        "</style>",
+        'title="',
+        '"',
+        ">",
+        "<!--",
+        "-->",
+        '<div title="<script>">',
+        "<li>",
+        "<ul>",
+        "</ul>",
+    ]
+)
+
+
+def test_a_script_start_in_an_attribute_value_does_not_make_the_cut_nest() -> None:
+    html = "<html><body>" + '<div title="<script>"></div></script>' * 5_000
+    assert depth(LexborHTMLParser(code_free(bounded_html(html))).root) <= _DEPTH_BOUND
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(_CUT_PIECES, max_size=10).map("".join),
+    st.lists(_CUT_PIECES, min_size=1, max_size=8).map("".join),
+)
+def test_no_cut_of_scripts_makes_a_page_nest(head: str, unit: str) -> None:
+    html = "<html><body>" + head + unit * 1_500
+    assert depth(LexborHTMLParser(code_free(bounded_html(html))).root) <= _DEPTH_BOUND

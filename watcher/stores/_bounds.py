@@ -61,22 +61,23 @@ _LONG_TAG = 2 * MAX_ATTRIBUTES
 # be skipped: a quoted value holds ">" and "<" as text, a comment ends at "-->", raw text at its
 # own end tag, and a script's text at whichever end tag its escaped sections leave it at.
 _SPACE = r"[\t\n\f\r ]"
+_SEPARATOR = r"[\t\n\f\r /]"
+_NAME_END = r"(?=[\t\n\f\r />])"
 _ATTRIBUTE = (
     rf"""[^\t\n\f\r />][^\t\n\f\r />=]*+"""
     rf"""(?:{_SPACE}*+={_SPACE}*+(?:"[^"]*+"|'[^']*+'|[^\t\n\f\r >]*+))?"""
 )
-_BETWEEN_ATTRIBUTES = rf"(?:{_SPACE}|/(?!>))"
-# A tag (end-tag slash, name, attributes, self-closing slash, its ">"), a comment's opening, another
-# `<!` or `<?` construct, or "</" followed by no letter (these end at the next ">").
-_TOKEN = re.compile(
-    rf"<(?:(/?)([A-Za-z][^\t\n\f\r />]*+)((?:{_BETWEEN_ATTRIBUTES}++|{_ATTRIBUTE})*+)(/?)>?"
-    r"|!--|[!?]|/(?![A-Za-z]))"
-)
+# A tag's attributes and what separates them; what separates the last from ">" is left out, so
+# that a "/" there (not one ending an unquoted value) marks the tag self-closing.
+_ATTRIBUTES = rf"(?:{_SEPARATOR}*+(?:{_ATTRIBUTE}))*+"
+_TAG = rf"(/?)([A-Za-z][^\t\n\f\r />]*+)({_ATTRIBUTES})({_SEPARATOR}*+)>?"
+# A tag (end-tag slash, name, attributes, the separators before its ">"), a comment's opening,
+# another `<!` or `<?` construct, or "</" followed by no letter (these end at the next ">").
+_TOKEN = re.compile(rf"<(?:{_TAG}|!--|[!?]|/(?![A-Za-z]))")
 # A tag's first MAX_ATTRIBUTES attributes, when one more follows them: where a tag with too many is
 # cut (one match instead of a Python loop over a long tag's attributes).
 _FIRST_ATTRIBUTES = re.compile(
-    rf"(?>{_BETWEEN_ATTRIBUTES}*+(?:{_ATTRIBUTE})){{{MAX_ATTRIBUTES}}}"
-    rf"(?={_BETWEEN_ATTRIBUTES}*+[^\t\n\f\r />])"
+    rf"(?>{_SEPARATOR}*+(?:{_ATTRIBUTE})){{{MAX_ATTRIBUTES}}}(?={_SEPARATOR}*+[^\t\n\f\r />])"
 )
 
 
@@ -371,48 +372,69 @@ def _plain(html: str) -> bool:
     """A quick over-estimate: True when no tag holds more than MAX_ATTRIBUTES attributes and, even
     counting every start tag open until its own end tag closes it (no implied ends), nothing nests
     too deep. A formatting element left open stays counted, so the formatting bound holds too.
-    False when unsure: SVG other than simple shapes, MathML, CDATA."""
+    False when unsure: SVG other than simple shapes, MathML, CDATA, a script that may hold
+    another's start in an escaped section."""
     limit = MAX_DEPTH - MAX_FORMATTING
     stack: list[str] = []
     svg = 0  # <svg> elements on `stack`: inside one, only simple shapes are counted here
-    search = _TOKEN.search
-    pos = 0
-    while (found := search(html, pos)) is not None:
-        start, pos = found.span()
-        slash, name, _, self_closing = found.groups()
-        if name is None:
-            if svg and html.startswith("<![CDATA[", start):
+    for token in _PLAIN_TOKEN.findall(html):
+        raw, raw_attributes, script, script_attributes, script_text = token[:5]
+        slash, name, attributes, trailing, cdata = token[5:]
+        if name:
+            if len(attributes) > _LONG_TAG and _FIRST_ATTRIBUTES.match(attributes) is not None:
                 return False
-            pos = _after_markup_declaration(html, found)
-            continue
-        if pos - start > _LONG_TAG and _fewer_attributes(found) is not None:
-            return False
-        name = name.lower()
-        if slash:
-            if stack and stack[-1] == name:
-                stack.pop()
-                if name == "svg":
-                    svg -= 1
-            continue
-        if svg or name in _FOREIGN_ROOTS:
-            if name not in _SVG_SHAPES:
-                return False
-            if self_closing:
+            name = name.lower()
+            if slash:
+                if stack and stack[-1] == name:
+                    stack.pop()
+                    if name == "svg":
+                        svg -= 1
                 continue
-            if name == "svg":
-                svg += 1
-        elif name in _QUICK_SKIP:
+            if svg or name in _FOREIGN_ROOTS:
+                if name not in _SVG_SHAPES:
+                    return False
+                if trailing.endswith("/"):
+                    continue
+                if name == "svg":
+                    svg += 1
+            elif name in _QUICK_SKIP:
+                continue
+            elif name == "plaintext":
+                return True  # the rest of the page is text
+        elif raw or script:
+            if svg or (script and "<!--" in script_text and _SCRIPT_START.search(script_text)):
+                return False
+            attributes = raw_attributes or script_attributes
+            if len(attributes) > _LONG_TAG and _FIRST_ATTRIBUTES.match(attributes) is not None:
+                return False
+            name = (raw or script).lower()
+        else:
+            if cdata and svg:
+                return False
             continue
         stack.append(name)
         if len(stack) >= limit:
             return False
-        if svg:
-            continue
-        if name in _RAW_TEXT:
-            pos = _raw_text_end(html, name, pos)
-        elif name == "plaintext":
-            return True  # the rest of the page is text
     return True
+
+
+_TEXT_UNTIL = r"[^<]*+(?:<(?!{stop})[^<]*+)*+"
+# `_plain`'s tokens, read by one `findall`: a comment; a raw text element with its text; a script
+# with its text up to its first end tag (exact unless an escaped section holds "<script"); a tag;
+# another `<!`, `<?` or `</` construct (a CDATA section's opening marked: text in SVG).
+_PLAIN_TOKEN = re.compile(
+    r"<!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
+    rf"|<((?i:style|textarea|title|xmp|iframe|noembed|noframes)){_NAME_END}"
+    rf"({_ATTRIBUTES}){_SEPARATOR}*+>?"
+    + _TEXT_UNTIL.format(stop=rf"/(?i:\1){_NAME_END}")
+    + rf"|<((?i:script)){_NAME_END}({_ATTRIBUTES}){_SEPARATOR}*+>?"
+    + "("
+    + _TEXT_UNTIL.format(stop=rf"/(?i:script){_NAME_END}")
+    + ")"
+    + rf"|<{_TAG}"
+    + r"|<(?:!(\[CDATA\[)?|\?|/(?![A-Za-z]))[^>]*+>?"
+)
+_SCRIPT_START = re.compile(rf"<(?i:script){_NAME_END}")
 
 
 def _bounded(html: str) -> str:
@@ -423,7 +445,7 @@ def _bounded(html: str) -> str:
     pos = 0  # where the next token is looked for: past comments and raw text
     while (found := search(html, pos)) is not None:
         start, pos = found.span()
-        slash, name, _, self_closing = found.groups()
+        slash, name, _, trailing = found.groups()
         if name is None:
             pos = _after_markup_declaration(html, found, cdata=bool(frames) and frames[-1][1])
             continue
@@ -445,7 +467,7 @@ def _bounded(html: str) -> str:
             continue
         if name not in _NOT_PLAIN and not model.foreign_open and len(frames) < MAX_DEPTH:
             model.push(name, False)  # what `_Model.start` does for it, without the checks
-        elif not model.start(name, bool(self_closing)):
+        elif not model.start(name, trailing.endswith("/")):
             _cut(cuts, start, pos)
             continue  # the parser never sees it: what follows is markup, whatever its name
         if not frames or frames[-1][0] != name or frames[-1][1]:

@@ -65,7 +65,7 @@ from watcher.core.model import Availability, Observation, Offer, Page, TextRules
 from watcher.stores._asides import Asides
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
-from watcher.stores._bounds import MAX_CANDIDATES
+from watcher.stores._bounds import MAX_CANDIDATES, bounded_html
 from watcher.stores._controls import CONTROLS as _CONTROLS
 from watcher.stores._controls import LABEL_MAX as _LABEL_MAX
 from watcher.stores._controls import control_label, control_state
@@ -155,7 +155,7 @@ _YEN = re.compile(r"[¥￥]\s*[\d,，０-９]+|[\d,，０-９]+\s*円")
 
 def parse_product(page: Page) -> Observation:
     """Read any product page (see the module docstring for the precedence)."""
-    tree = LexborHTMLParser(without_code(page.text))
+    tree = LexborHTMLParser(code_free(page.text))
     blocked = detect_block(page, tree)
     if blocked:
         return blocked_observation(page, blocked, store=NAME)
@@ -166,6 +166,14 @@ def parse_product(page: Page) -> Observation:
 # the bytes: cutting them before parsing keeps parse time low. A plain scan, not one regex over
 # the whole page, because a lazy regex across megabytes of script is slow.
 _CODE_OPEN = re.compile(r"<(script|style)\b", re.IGNORECASE)
+
+
+def code_free(html: str) -> str:
+    """`without_code`, bounded again when anything was cut: the cut finds scripts by a plain scan,
+    which a "<script" in an attribute value misleads, and cutting from there can leave markup
+    that nests without end (see `watcher.stores._bounds`)."""
+    cut = without_code(html)
+    return html if len(cut) == len(html) else bounded_html(cut)
 
 
 def without_code(html: str) -> str:
@@ -205,7 +213,7 @@ def apply_rules(observation: Observation, page: Page, rules: TextRules) -> Obser
     """Let a watch's `TextRules` decide the state of any adapter's reading (blocks stay blocked)."""
     if observation.blocked or not rules.phrases:
         return observation
-    tree = LexborHTMLParser(without_code(page.text))
+    tree = LexborHTMLParser(code_free(page.text))
     _strip_invisible(tree)
     found = rules_signal(tree, rules)
     if found is None:
