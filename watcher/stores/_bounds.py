@@ -22,12 +22,20 @@ most `MAX_CANDIDATES` elements of one kind.
 The pass reads the page as the standard's tokenizer does (quoted attribute values that hold ">",
 comments, bogus comments, raw text up to its own end tag, a script's escaped sections, CDATA in
 SVG and MathML): markup the parser takes for text must neither close nor hide an element the
-parser opens. It models the parser's stack the way the standard builds it (void elements, implied
-end tags of `p`, `li`, `option`, table cells..., scope rules for end tags, SVG/MathML
-self-closing tags), erring towards counting an element open when unsure, so the real depth never
-exceeds what the pass counted by more than the formatting bound and the elements the parser
-implies (a table's body and row). Ordinary pages are returned unchanged, after one quick count
-(`_plain`): they nest a few dozen levels.
+parser opens. It models the parser's stack the way the standard's tree builder changes it: void
+elements; implied ends (`p`, list items, options, ruby parts, headings, a `<button>` or `<nobr>`
+in one); scope rules for end tags and the "any other end tag" rule that stops at special
+elements; table parts (ignored outside a table; inside one, clearing the stack back to their
+table or row and implying a cell's section and row); the form pointer; the adoption agency,
+which takes a misnested formatting element off the stack from under others; SVG and MathML by
+namespace (integration points, the tags that end foreign content, self-closing tags, end tags
+matched within foreign content). An HTML `<frameset>` is dropped: it would turn the page into a
+frameset document, whose rules no shop page needs. Where it is unsure it keeps an element counted
+open, never closes one the parser may keep: an element counted closed while the parser keeps it
+open is how nesting would slip past the bound. So the real depth never exceeds what the pass
+counted by more than the formatting bound (elements the parser reopens) and the few it implies (a
+column group, the page's head and body). Ordinary pages are returned unchanged, after one quick
+count (`_plain`): they nest a few dozen levels.
 """
 
 from __future__ import annotations
@@ -102,55 +110,124 @@ _SPECIAL = _names(
     " frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html iframe img input keygen li link"
     " listing main marquee menu meta nav noembed noframes noscript object ol p param plaintext pre"
     " script search section select source style summary table tbody td template textarea tfoot th"
-    " thead title tr track ul wbr xmp foreignobject desc mi mo mn ms mtext annotation-xml"
+    " thead title tr track ul wbr xmp"
 )
-# Where an end tag's search for its element stops (the standard's scopes, taken together: stopping
-# early only leaves an element counted open).
-_SCOPE_STOP = _names(
-    "applet caption html table td th marquee object template button ol ul select"
-    " foreignobject desc mi mo mn ms mtext annotation-xml"
+# HTML elements where an end tag's search for its element stops (the standard's scopes, taken
+# together: stopping early only leaves an element counted open). SVG and MathML elements that are
+# special (the integration points and MathML's annotation-xml) stop it too.
+_SCOPE_STOP = _names("applet caption html table td th marquee object template button ol ul select")
+# End tags that close their element through the elements above it when none of those is a
+# _SCOPE_STOP (the standard's "in scope" end tags). Any other end tag closes its element only when
+# no special element stands above it, as the standard's "any other end tag" does; the table's own
+# end tags and a template's have their own rules (`_Model.end`).
+_END_IN_SCOPE = _names(
+    "address article aside blockquote button center details dialog dir div dl fieldset figcaption"
+    " figure footer header hgroup listing main menu nav ol pre search section summary ul p li dd dt"
+    " h1 h2 h3 h4 h5 h6 applet marquee object select"
 )
+# A table's parts: the parser ignores their tags outside a table, and inside one a part's start
+# tag first closes what stands above the table, section or row that holds it.
+_TABLE_PARTS = _names("caption col colgroup tbody thead tfoot tr td th")
+_SECTIONS = _names("tbody thead tfoot")
+_CELLS = _names("td th")
+# Where a part's start tag closes back to: the nearest of these open elements stays.
+_PART_CONTEXT: dict[str, frozenset[str]] = {
+    "td": _names("tr tbody thead tfoot table template"),
+    "th": _names("tr tbody thead tfoot table template"),
+    "tr": _names("tbody thead tfoot table template"),
+}
+_TABLE_CONTEXT = _names("table template")
+_TABLE = _names("table")
+_CELL_OR_CAPTION = _names("td th caption")
+_TABLE_INNER = _names("td th caption template")  # in these, a table's start tag nests a table
 # Start tags that close an open <p> (the standard's "close a p element in button scope").
 _CLOSES_P = _names(
     "address article aside blockquote center details dialog dir div dl fieldset figcaption figure"
     " footer header hgroup main menu nav ol p search section summary ul h1 h2 h3 h4 h5 h6 pre"
     " listing form plaintext table hr xmp li dd dt"
 )
-# A start tag that closes the nearest open element of its family, when no special element stands
-# between them (the standard stops at fewer elements for some; stopping early only leaves an
-# element counted open).
-_SIBLING_CLOSE: dict[str, frozenset[str]] = {
+# A list item's start tag closes the nearest open one of its family unless a special element
+# other than these stands between them.
+_LIST_ITEM_PASS = _names("address div p")
+_LIST_ITEMS: dict[str, frozenset[str]] = {
     "li": frozenset({"li"}),
     "dd": frozenset({"dd", "dt"}),
     "dt": frozenset({"dd", "dt"}),
-    "tr": frozenset({"tr", "td", "th"}),
-    "td": frozenset({"td", "th"}),
-    "th": frozenset({"td", "th"}),
-    "tbody": frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}),
-    "thead": frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}),
-    "tfoot": frozenset({"tbody", "thead", "tfoot", "tr", "td", "th"}),
 }
 _FOREIGN_ROOTS = frozenset({"svg", "math"})
-_INTEGRATION_POINTS = frozenset(
-    {"foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml"}
-)
-# HTML start tags that end SVG/MathML content (font counted always: erring towards HTML here
-# only makes us count more elements open).
+# Where content is HTML again, by namespace (and MathML's annotation-xml when its encoding says
+# HTML): an element of the same name in the other namespace is none.
+_INTEGRATION_POINTS = {
+    "svg": _names("foreignobject desc title"),
+    "math": _names("mi mo mn ms mtext"),
+}
+_HTML_ENCODINGS = frozenset({"text/html", "application/xhtml+xml"})
+# A frame's kind: HTML, SVG, MathML, or an SVG/MathML element at which content is HTML again.
+_HTML, _SVG, _MATH, _POINT = "", "svg", "math", "point"
+# HTML start tags that end SVG/MathML content; `<font>` does when it has one of _FONT_BREAKOUT's
+# attributes (taking one that has not for HTML would read what follows an `<xmp>` in it as text).
 _BREAKOUT = _names(
     "b big blockquote body br center code dd div dl dt em embed h1 h2 h3 h4 h5 h6 head hr i img li"
     " listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt u ul var"
-    " font"
+)
+_FONT_BREAKOUT = _names("color face size")
+_ENDS_FOREIGN = _names("p br")  # end tags that end SVG/MathML content
+_ATTRIBUTE_PARTS = re.compile(
+    rf"""{_SEPARATOR}*+([^\t\n\f\r />][^\t\n\f\r />=]*+)"""
+    rf"""(?:{_SPACE}*+={_SPACE}*+(?:"([^"]*+)"|'([^']*+)'|([^\t\n\f\r >]*+)))?"""
 )
 
 
+def _attribute_values(attributes: str) -> dict[str, str]:
+    """A tag's attributes by lowercase name, each the first of its name (as the parser keeps)."""
+    values: dict[str, str] = {}
+    for found in _ATTRIBUTE_PARTS.finditer(attributes):
+        name, *value = found.groups()
+        values.setdefault(name.lower(), next((v for v in value if v is not None), ""))
+    return values
+
+
+def _breaks_out(name: str, attributes: str) -> bool:
+    """True when start tag `name` with `attributes` ends SVG/MathML content."""
+    if name != "font":
+        return name in _BREAKOUT
+    return not _FONT_BREAKOUT.isdisjoint(_attribute_values(attributes))
+
+
+def _foreign_kind(name: str, namespace: str, attributes: str) -> str:
+    """The kind of frame an SVG or MathML element `name` opens in `namespace`."""
+    if name in _INTEGRATION_POINTS[namespace]:
+        return _POINT
+    if name == "annotation-xml" and namespace == _MATH:
+        encoding = _attribute_values(attributes).get("encoding", "")
+        return _POINT if encoding.lower() in _HTML_ENCODINGS else _MATH
+    return namespace
+
+
 _A = frozenset({"a"})
+_HEADINGS = _names("h1 h2 h3 h4 h5 h6")
+# What the standard's "generate implied end tags" closes while it is the current node.
+_IMPLIED_END = _names("dd dt li optgroup option p rb rp rt rtc")
+_RUBY_PARTS = _names("rb rtc rp rt")
+# Start tags that first end an open element of their own name: what is above it closes too.
+_ENDS_OWN = _names("button nobr")
 _OPTIONS = frozenset({"option", "optgroup"})  # close only the current node (see _close_option)
-_MAY_CLOSE = _CLOSES_P | frozenset(_SIBLING_CLOSE) | _A | _OPTIONS  # may close others
+_MAY_CLOSE = (
+    _CLOSES_P | frozenset(_LIST_ITEMS) | _A | _OPTIONS | _RUBY_PARTS | _ENDS_OWN
+)  # may close others
 # Void elements that close nothing: outside SVG and MathML their start tag changes no count.
-_PLAIN_VOID = _VOID - _MAY_CLOSE - _OPTIONS - _FOREIGN_ROOTS - {"select"}
+_PLAIN_VOID = _VOID - _MAY_CLOSE - _OPTIONS - _FOREIGN_ROOTS - _TABLE_PARTS - {"select"}
 # Start tags that only open an element (outside SVG and MathML, below the depth bound): no implied
-# ends, no formatting entry, no select or option count.
-_NOT_PLAIN = _MAY_CLOSE | _OPTIONS | _FORMATTING | _VOID | _FOREIGN_ROOTS | {"select"}
+# ends, no formatting entry, no select or option count, no table or form rules.
+_NOT_PLAIN = (
+    _MAY_CLOSE
+    | _OPTIONS
+    | _FORMATTING
+    | _VOID
+    | _FOREIGN_ROOTS
+    | _TABLE_PARTS
+    | _names("select table form frameset")
+)
 # Where dropping a full select's excess options stops: its end tag, or a tag that ends the select
 # (in a table, its structure tags do; outside one the parser ignores them, so keeping them alters
 # nothing).
@@ -160,11 +237,15 @@ _SELECT_END = re.compile(
 )
 
 
-# One open element: its name, whether it is SVG/MathML, the formatting list's length when it is a
-# marker (else -1), and the stack positions of the nearest element of _SCOPE_STOP and of _SPECIAL
-# at or below it (-1 for none). One tuple per element keeps a push and a pop to one list call.
-_Frame = tuple[str, bool, int, int, int]
-_BOTTOM: _Frame = ("", False, -1, -1, -1)
+# One open element: its name, its kind (_HTML, _SVG, _MATH, _POINT), the formatting list's length
+# when it is a marker (else -1), and the stack positions of the nearest element at or below it
+# that is a _SCOPE_STOP, that is _SPECIAL, that is _SPECIAL but not _LIST_ITEM_PASS, and that is
+# HTML (-1 for none). One tuple per element keeps a push and a pop to one list call.
+_Frame = tuple[str, str, int, int, int, int, int]
+_BOTTOM: _Frame = ("", _HTML, -1, -1, -1, -1, -1)
+# The name of an element the parser took off the stack from under others (the adoption agency's
+# formatting element, a misnested form): its frame stays, counted, and no tag finds it.
+_GONE = "#gone"
 
 
 class _Model:
@@ -177,11 +258,13 @@ class _Model:
     __slots__ = (
         "dropped",
         "foreign_open",
+        "form_open",
         "formatting",
         "frames",
         "options",
         "page_options",
         "where",
+        "where_foreign",
     )
 
     def __init__(self) -> None:
@@ -189,7 +272,11 @@ class _Model:
         self.formatting: list[str] = []  # names of formatting entries (open or to be reopened)
         self.dropped: dict[str, int] = {}  # start tags dropped, by name, whose end tags go too
         self.foreign_open = 0  # SVG/MathML elements on the stack
-        self.where: dict[str, list[int]] = {}  # name -> stack positions holding it
+        self.form_open = False  # the parser's form element pointer is set
+        # name -> stack positions holding it: HTML elements, and SVG/MathML ones apart (an end
+        # tag in HTML content never ends the one, in SVG or MathML content ends the other first)
+        self.where: dict[str, list[int]] = {}
+        self.where_foreign: dict[str, list[int]] = {}
         self.options = 0  # options and optgroups opened since the last <select>
         self.page_options = 0  # options and optgroups opened in any select
 
@@ -199,57 +286,93 @@ class _Model:
     def in_foreign(self) -> bool:
         if not self.foreign_open:
             return False
-        name, foreign = self.frames[-1][:2]
-        return foreign and name not in _INTEGRATION_POINTS
+        kind = self.frames[-1][1]
+        return kind in (_SVG, _MATH)
 
-    def push(self, name: str, foreign: bool) -> None:
+    def push(self, name: str, kind: str) -> None:
         frames = self.frames
         index = len(frames)
         below = frames[-1] if frames else _BOTTOM
+        if kind:
+            special = scope = kind == _POINT or (kind == _MATH and name == "annotation-xml")
+        else:
+            special, scope = name in _SPECIAL, name in _SCOPE_STOP
         frames.append(
             (
                 name,
-                foreign,
-                len(self.formatting) if name in _MARKERS and not foreign else -1,
-                index if name in _SCOPE_STOP else below[3],
-                index if name in _SPECIAL else below[4],
+                kind,
+                len(self.formatting) if name in _MARKERS and not kind else -1,
+                index if scope else below[3],
+                index if special else below[4],
+                index if special and name not in _LIST_ITEM_PASS else below[5],
+                below[6] if kind else index,
             )
         )
-        spots = self.where.get(name)
+        where = self.where_foreign if kind else self.where
+        spots = where.get(name)
         if spots is None:
-            self.where[name] = [index]
+            where[name] = [index]
         else:
             spots.append(index)
-        if foreign:
+        if kind:
             self.foreign_open += 1
 
     def pop_to(self, index: int) -> None:
         """Close every element from stack position `index` up."""
         frames, where = self.frames, self.where
         while len(frames) > index:
-            name, foreign, mark, _, _ = frames.pop()
-            where[name].pop()
-            if foreign:
+            name, kind, mark, *_ = frames.pop()
+            if kind:
+                self.where_foreign[name].pop()
                 self.foreign_open -= 1
+            else:
+                where[name].pop()
             if mark >= 0:
                 del self.formatting[mark:]
 
-    def find(self, names: frozenset[str], special: bool) -> int:
-        """Index of the nearest open element named in `names` with no special element above it
-        (when `special`), or -1."""
+    def bury(self, name: str) -> None:
+        """Take the nearest open `name` off the stack from under the elements above it, as the
+        parser does (they stay open); its frame stays counted, so the count errs deeper."""
+        index = self.where[name].pop()
+        self.frames[index] = (_GONE, *self.frames[index][1:])
+        self.where.setdefault(_GONE, []).append(index)
+
+    def last(self, names: frozenset[str]) -> int:
+        """The stack position of the nearest open element named in `names`, or -1."""
         best = -1
         for name in names:
             spots = self.where.get(name)
             if spots and spots[-1] > best:
                 best = spots[-1]
-        if best < 0 or (special and best < self.top()[4]):
-            return -1
         return best
 
-    def start(self, name: str, self_closing: bool) -> bool:
-        """Account for a start tag; False when it must be dropped."""
+    def start(self, name: str, self_closing: bool, attributes: str = "") -> bool:
+        """Account for a start tag; False when it must be dropped. The choice comes before any of
+        the tag's effects (implied ends, SVG/MathML left, a table's stack cleared): the parser never
+        sees a dropped tag, so none of them happens. (In SVG and MathML, `<input>` and the like
+        are elements like any other.) An HTML `<frameset>` always goes: it either changes nothing
+        or turns the rest of the page into a frameset document, whose rules no shop page needs."""
+        if (
+            (len(self.frames) >= MAX_DEPTH and (name not in _VOID or self.foreign_open))
+            or (name in _FORMATTING and len(self.formatting) >= MAX_FORMATTING)
+            or (name == "frameset" and not self.in_foreign())
+        ):
+            self.dropped[name] = self.dropped.get(name, 0) + 1
+            return False
+        self._open(name, self_closing, attributes)
+        return True
+
+    def _open(self, name: str, self_closing: bool, attributes: str) -> None:
         if self.foreign_open or name in _FOREIGN_ROOTS:
-            return self._start_foreign(name, self_closing)
+            self._open_foreign(name, self_closing, attributes)
+            return
+        if name in _IGNORED:
+            return  # merged into the page's own (an element of that name in SVG is not)
+        if name in _TABLE_PARTS or name == "table":
+            if not self._table_start(name) or name in ("col", "colgroup"):
+                return  # ignored by the parser, or a column group (it holds only columns)
+        elif name == "form" and self.form_open and not self.where.get("template"):
+            return  # the parser ignores a form inside a form
         if name == "select":
             self.options = 0
         elif name in _OPTIONS and self.where.get("select"):
@@ -258,34 +381,50 @@ class _Model:
         if name in _MAY_CLOSE:
             self._implied_closes(name)
         if name in _VOID:
-            return True
-        if len(self.frames) >= MAX_DEPTH or (
-            name in _FORMATTING and len(self.formatting) >= MAX_FORMATTING
-        ):
-            self.dropped[name] = self.dropped.get(name, 0) + 1
-            return False
+            return
         if name in _FORMATTING:
             self.formatting.append(name)
-        self.push(name, False)
-        return True
+        elif name == "form" and not self.where.get("template"):
+            self.form_open = True
+        self.push(name, _HTML)
 
-    def _start_foreign(self, name: str, self_closing: bool) -> bool:
+    def _open_foreign(self, name: str, self_closing: bool, attributes: str) -> None:
         """A start tag while SVG or MathML is open (or one that opens it)."""
-        if self.in_foreign() and name in _BREAKOUT:
+        if self.in_foreign() and _breaks_out(name, attributes):
             while self.in_foreign():
                 self.pop_to(len(self.frames) - 1)
         if not (self.in_foreign() or name in _FOREIGN_ROOTS):
             self.foreign_open, open_before = 0, self.foreign_open
             try:
-                return self.start(name, self_closing)  # HTML inside an integration point
+                self._open(name, self_closing, attributes)  # HTML inside an integration point
             finally:
                 self.foreign_open += open_before
-        if self_closing:
+        elif not self_closing:
+            namespace = self.frames[-1][1] if self.in_foreign() else name
+            self.push(name, _foreign_kind(name, namespace, attributes))
+
+    def _table_start(self, name: str) -> bool:
+        """Close what a table's start tag, or a part's, closes; False when the parser ignores it
+        (a part outside any table)."""
+        if name == "table":
+            table = self.last(_TABLE)
+            if table > self.last(_TABLE_INNER):
+                self.pop_to(table)  # a table's start tag in a table (not in a cell) ends that one
             return True
-        if len(self.frames) >= MAX_DEPTH:
-            self.dropped[name] = self.dropped.get(name, 0) + 1
+        cell = self.last(_CELL_OR_CAPTION)
+        if cell > self.last(_TABLE_CONTEXT):
+            self.pop_to(cell)  # a part's start tag closes the open cell or caption first
+        context = self.last(_PART_CONTEXT.get(name, _TABLE_CONTEXT))
+        if context < 0:
             return False
-        self.push(name, True)
+        holder = self.frames[context][0]
+        if holder != "template":
+            self.pop_to(context + 1)  # the parser clears the stack back to the table or row
+            # and opens the section and row a cell needs, the section a row needs
+            if holder == "table" and (name in _CELLS or name == "tr"):
+                self.push("tbody", _HTML)
+            if name in _CELLS and holder != "tr":
+                self.push("tr", _HTML)
         return True
 
     def end(self, name: str) -> bool:
@@ -293,16 +432,79 @@ class _Model:
         if self.dropped.get(name):
             self.dropped[name] -= 1
             return False
+        top = self.top()
+        if top[1]:
+            # SVG or MathML content: the nearest element of that name above the nearest HTML one
+            # ends; else the end tag is read as in HTML content (`</p>` and `</br>` first end the
+            # SVG or MathML content, as their start tags do).
+            spots = self.where_foreign.get(name)
+            if spots and spots[-1] > top[6]:
+                self.pop_to(spots[-1])
+                return True
+            if name in _ENDS_FOREIGN:
+                while self.in_foreign():
+                    self.pop_to(len(self.frames) - 1)
+        if name == "form" and not self.where.get("template"):
+            self._end_form()
+            return True
+        if name in _HEADINGS:
+            index = self.last(_HEADINGS)  # any heading's end tag ends the nearest heading
+            if index >= 0 and index >= self.frames[-1][3]:
+                self.pop_to(index)
+            return True
         spots = self.where.get(name)
         if not spots:
             return True
-        top = self.frames[-1]
-        if spots[-1] >= (top[3] if name in _SPECIAL else top[4]):
-            self.pop_to(spots[-1])
-            if name in _FORMATTING and name in self.formatting:
-                last = len(self.formatting) - 1 - self.formatting[::-1].index(name)
-                del self.formatting[last]
+        index, top = spots[-1], self.frames[-1]
+        if name in _FORMATTING and name in self.formatting:
+            if index >= top[3]:  # in scope: the adoption agency runs
+                self._adopt(name, index)
+        elif name in _END_IN_SCOPE:
+            if index >= top[3]:
+                self.pop_to(index)
+        elif name in _TABLE_PARTS or name == "table":
+            if index > self.last(_TABLE_CONTEXT - {name}):  # in table scope
+                self.pop_to(index)
+        elif name == "template" or index >= top[4]:
+            # a template's end tag closes all above it; "any other end tag" stops at a special
+            self.pop_to(index)
         return True
+
+    def _adopt(self, name: str, index: int) -> None:
+        """The adoption agency's effect on the stack: with a special element above the
+        formatting element, what is above stays open and the formatting element leaves the stack
+        (its entry kept: the parser may keep a copy of it to reopen); without one, everything
+        from it up closes."""
+        if self.frames[-1][4] > index:
+            self.bury(name)
+        else:
+            self.pop_to(index)
+            self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        """Remove the last formatting entry named `name`, if any."""
+        formatting = self.formatting
+        for at in range(len(formatting) - 1, -1, -1):
+            if formatting[at] == name:
+                del formatting[at]
+                return
+
+    def _end_form(self) -> None:
+        """`</form>` outside a template clears the form pointer and takes the form off the stack
+        alone when it is in scope: what was opened in it stays open."""
+        self.form_open = False
+        spots = self.where.get("form")
+        if spots and spots[-1] >= self.frames[-1][3]:
+            if spots[-1] == len(self.frames) - 1:
+                self.pop_to(spots[-1])
+            else:
+                self.bury("form")
+
+    def _generate_implied_ends(self, spare: str) -> None:
+        """Close the current node while it is one whose end tag may be left out (but `spare`)."""
+        frames = self.frames
+        while frames and frames[-1][0] in _IMPLIED_END and frames[-1][0] != spare:
+            self.pop_to(len(frames) - 1)
 
     def select_is_full(self) -> bool:
         """True when an open select may take no more options (its own or the page's bound)."""
@@ -319,22 +521,45 @@ class _Model:
             self.pop_to(len(self.frames) - 1)
 
     def _implied_closes(self, name: str) -> None:
+        """What a start tag closes before its element opens, in the standard's order."""
         if name in _OPTIONS:
             self._close_option(name)
+        family = _LIST_ITEMS.get(name)
+        if family is not None:
+            index = self.last(family)
+            if index >= 0 and index >= self.top()[5]:
+                self.pop_to(index)
         if name in _CLOSES_P:
             spots = self.where.get("p")
             if spots and spots[-1] >= self.top()[3]:
                 self.pop_to(spots[-1])
-        family = _SIBLING_CLOSE.get(name)
-        if family is not None:
-            index = self.find(family, True)
-            if index >= 0:
-                self.pop_to(index)
+            if name in _HEADINGS and self.top()[0] in _HEADINGS:
+                self.pop_to(len(self.frames) - 1)  # a heading does not nest in a heading
+        if (
+            name in _RUBY_PARTS
+            and self.where.get("ruby")
+            and self.where["ruby"][-1] >= self.top()[3]
+        ):
+            self._generate_implied_ends("rtc" if name in ("rp", "rt") else "")
+        if name in _ENDS_OWN:
+            spots = self.where.get(name)
+            if spots and spots[-1] >= self.top()[3]:
+                if name == "nobr" and self.top()[4] > spots[-1]:
+                    self.bury(name)  # the adoption agency: what is above it stays open
+                else:
+                    self.pop_to(spots[-1])
+                    if name == "nobr":
+                        self._forget(name)
         if name == "a" and "a" in self.formatting:
-            self.formatting.remove("a")  # a new link closes the one still open
-            index = self.find(_A, False)
-            if index >= 0:
-                self.pop_to(index)
+            # A new link first ends the one still open, as `</a>` would, then takes it off the
+            # stack and the list whatever that left.
+            spots = self.where.get("a")
+            if spots:
+                if spots[-1] >= self.top()[3] and self.top()[4] <= spots[-1]:
+                    self.pop_to(spots[-1])
+                else:
+                    self.bury("a")
+            self._forget("a")
 
 
 def too_many_tags(html: str) -> int | None:
@@ -389,6 +614,8 @@ def _plain(html: str) -> bool:
                     stack.pop()
                     if name == "svg":
                         svg -= 1
+                elif svg:
+                    return False  # it may end the SVG, which would make "/>" close nothing
                 continue
             if svg or name in _FOREIGN_ROOTS:
                 if name not in _SVG_SHAPES:
@@ -401,6 +628,8 @@ def _plain(html: str) -> bool:
                 continue
             elif name == "plaintext":
                 return True  # the rest of the page is text
+            elif name == "frameset":
+                return False  # the page may turn into a frameset document
         elif raw or script:
             if svg or (script and "<!--" in script_text and _SCRIPT_START.search(script_text)):
                 return False
@@ -445,29 +674,36 @@ def _bounded(html: str) -> str:
     pos = 0  # where the next token is looked for: past comments and raw text
     while (found := search(html, pos)) is not None:
         start, pos = found.span()
-        slash, name, _, trailing = found.groups()
+        slash, name, attributes, trailing = found.groups()
         if name is None:
-            pos = _after_markup_declaration(html, found, cdata=bool(frames) and frames[-1][1])
+            pos = _after_markup_declaration(
+                html, found, cdata=bool(frames) and frames[-1][1] != _HTML
+            )
             continue
         if pos - start > _LONG_TAG:
-            _keep_attributes(cuts, found)
+            attributes = _keep_attributes(cuts, found)
         name = name.lower()
-        if name in _IGNORED:
-            continue
         if slash:
-            # An end tag of nothing open and nothing dropped changes nothing: most are that.
-            if (where.get(name) or dropped.get(name)) and not model.end(name):
+            # An end tag of nothing open and nothing dropped changes nothing (but `</form>` clears
+            # the form pointer): most are that.
+            if (
+                where.get(name)
+                or dropped.get(name)
+                or name == "form"
+                or name in _HEADINGS
+                or (model.foreign_open and (name in _ENDS_FOREIGN or model.where_foreign.get(name)))
+            ) and not model.end(name):
                 _cut(cuts, start, pos)
             continue
-        if name in _PLAIN_VOID and not model.foreign_open:
+        if (name in _PLAIN_VOID or name in _IGNORED) and not model.foreign_open:
             continue  # no element to count (`_Model.start` would change nothing), no raw text
         if name in _OPTIONS and model.select_is_full():
             pos = _select_end(html, start)
             _cut(cuts, start, pos)
             continue
         if name not in _NOT_PLAIN and not model.foreign_open and len(frames) < MAX_DEPTH:
-            model.push(name, False)  # what `_Model.start` does for it, without the checks
-        elif not model.start(name, trailing.endswith("/")):
+            model.push(name, _HTML)  # what `_Model.start` does for it, without the checks
+        elif not model.start(name, trailing.endswith("/"), attributes):
             _cut(cuts, start, pos)
             continue  # the parser never sees it: what follows is markup, whatever its name
         if not frames or frames[-1][0] != name or frames[-1][1]:
@@ -479,11 +715,20 @@ def _bounded(html: str) -> str:
     return _apply(html, cuts)
 
 
-def _keep_attributes(cuts: list[tuple[int, int, str]], found: re.Match[str]) -> None:
-    """Cut a long tag to its first MAX_ATTRIBUTES attributes, when it holds more."""
-    shorter = _fewer_attributes(found)
-    if shorter is not None:
-        cuts.append((found.start(), found.end(), shorter))
+def _keep_attributes(cuts: list[tuple[int, int, str]], found: re.Match[str]) -> str:
+    """Cut a long tag to its first MAX_ATTRIBUTES attributes, when it holds more; the attributes
+    the parser will see."""
+    first = _FIRST_ATTRIBUTES.match(found.string, found.end(2), found.end(3))
+    if first is None:
+        return found.group(3)
+    cuts.append(
+        (
+            found.start(),
+            found.end(),
+            found.string[found.start() : first.end()] + (found.group(4) or "") + ">",
+        )
+    )
+    return found.string[found.end(2) : first.end()]
 
 
 def _select_end(html: str, start: int) -> int:
@@ -566,22 +811,16 @@ def _script_end(html: str, start: int) -> int:
     return len(html)
 
 
-def _fewer_attributes(found: re.Match[str]) -> str | None:
-    """A long tag cut to its first MAX_ATTRIBUTES attributes, or None when it holds no more."""
-    first = _FIRST_ATTRIBUTES.match(found.string, found.end(2), found.end(3))
-    if first is None:
-        return None
-    return found.string[found.start() : first.end()] + (found.group(4) or "") + ">"
-
-
 def _apply(html: str, cuts: list[tuple[int, int, str]]) -> str:
+    """`html` with each cut made. A dropped range right after a "<" that is text leaves a space:
+    joined to what follows the cut, that "<" would open a tag the pass never counted."""
     if not cuts:
         return html
     parts: list[str] = []
     pos = 0
     for start, end, replacement in cuts:
         parts.append(html[pos:start])
-        parts.append(replacement)
+        parts.append(replacement or (" " if html[start - 1 : start] == "<" else ""))
         pos = end
     parts.append(html[pos:])
     return "".join(parts)
