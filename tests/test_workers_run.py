@@ -133,9 +133,10 @@ async def test_three_workers_keep_the_hosts_limits_together(
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert shop.max_in_flight <= 2
     # Granted 1 s apart whichever worker sent them. Measured as they reach the shop on a busy
-    # machine, a late send or a late arrival shortens a gap; unshared, three workers start
-    # together (gaps near 0) and overlap beyond the limit.
-    assert min(gaps) >= 0.5, gaps
+    # machine, a late send or a late arrival shortens a gap (by up to about half a second seen
+    # on a loaded machine); unshared, three workers start together (gaps near 0) and overlap
+    # beyond the limit.
+    assert min(gaps) >= 0.25, gaps
     assert sorted(gaps)[len(gaps) // 2] >= 0.95, gaps  # the usual gap is the full delay
 
 
