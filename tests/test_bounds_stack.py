@@ -61,6 +61,14 @@ NESTING = {
         "</input><xmp><desc>",
     ),
     "a frameset's end tag before its start": ("<p>", "<span></frameset><frameset>"),
+    "a button does not stop an end tag's search": (
+        "<rb><p><thead><h2>x</select>",
+        "<dialog><search><figure></div><caption><button></figure>",
+    ),
+    "the adoption agency closes what is above its last block": (
+        "<desc><rt></frameset><em></script><dd><svg><button></mi></i>",
+        '<noscript></g>--!></em><g>title="',
+    ),
     "foreignObject in MathML is not special": (
         "<rt><math><image></noembed></i>",
         "<foreignObject></rt><tr><noscript></dialog></h1></foreignObject>",

@@ -112,10 +112,15 @@ _SPECIAL = _names(
     " script search section select source style summary table tbody td template textarea tfoot th"
     " thead title tr track ul wbr xmp"
 )
-# HTML elements where an end tag's search for its element stops (the standard's scopes, taken
-# together: stopping early only leaves an element counted open). SVG and MathML elements that are
-# special (the integration points and MathML's annotation-xml) stop it too.
-_SCOPE_STOP = _names("applet caption html table td th marquee object template button ol ul select")
+# HTML elements where the search for an element "in scope" stops (the standard's default scope,
+# with `select` as the parser we use has it); SVG and MathML elements that are special (the
+# integration points and MathML's annotation-xml) stop it too. Each scope is kept exactly: an
+# element counted open past where the parser closed it is later found by a tag that then closes
+# what the parser keeps open.
+_SCOPE_STOP = _names("applet caption html table td th marquee object template select")
+# What else stops the search for a `p` (button scope) and for a list item (list item scope).
+_BUTTON_SCOPE = _names("button")
+_LIST_SCOPE = _names("ol ul")
 # End tags that close their element through the elements above it when none of those is a
 # _SCOPE_STOP (the standard's "in scope" end tags). Any other end tag closes its element only when
 # no special element stands above it, as the standard's "any other end tag" does; the table's own
@@ -211,6 +216,7 @@ _IMPLIED_END = _names("dd dt li optgroup option p rb rp rt rtc")
 _RUBY_PARTS = _names("rb rtc rp rt")
 # Start tags that first end an open element of their own name: what is above it closes too.
 _ENDS_OWN = _names("button nobr")
+_ENDS_SELECT = _names("input keygen")
 _OPTIONS = frozenset({"option", "optgroup"})  # close only the current node (see _close_option)
 _MAY_CLOSE = (
     _CLOSES_P | frozenset(_LIST_ITEMS) | _A | _OPTIONS | _RUBY_PARTS | _ENDS_OWN
@@ -331,11 +337,27 @@ class _Model:
                 del self.formatting[mark:]
 
     def bury(self, name: str) -> None:
-        """Take the nearest open `name` off the stack from under the elements above it, as the
-        parser does (they stay open); its frame stays counted, so the count errs deeper."""
-        index = self.where[name].pop()
-        self.frames[index] = (_GONE, *self.frames[index][1:])
-        self.where.setdefault(_GONE, []).append(index)
+        """Take the nearest open HTML `name` off the stack from under the elements above it, as
+        the parser does (they stay open); its frame stays counted, so the count errs deeper."""
+        self.bury_at(self.where[name][-1])
+
+    def bury_at(self, index: int) -> None:
+        """Take the element at `index` off the stack so (see `bury`)."""
+        name, kind, *rest = self.frames[index]
+        where = self.where_foreign if kind else self.where
+        where[name].remove(index)
+        self.frames[index] = (_GONE, kind, rest[0], rest[1], rest[2], rest[3], rest[4])
+        where.setdefault(_GONE, []).append(index)
+
+    def scope_floor(self, name: str) -> int:
+        """The stack position of the nearest element that stops the search for an open `name`
+        in the scope its end tag uses (-1 for none)."""
+        floor = self.top()[3]
+        if name == "p":
+            return max(floor, self.last(_BUTTON_SCOPE))
+        if name == "li":
+            return max(floor, self.last(_LIST_SCOPE))
+        return floor
 
     def last(self, names: frozenset[str]) -> int:
         """The stack position of the nearest open element named in `names`, or -1."""
@@ -373,6 +395,10 @@ class _Model:
                 return  # ignored by the parser, or a column group (it holds only columns)
         elif name == "form" and self.form_open and not self.where.get("template"):
             return  # the parser ignores a form inside a form
+        elif name in _ENDS_SELECT and self.where.get("select"):
+            select = self.where["select"][-1]
+            if select >= self.top()[3]:
+                self.pop_to(select)  # an input ends the select it is in
         if name == "select":
             self.options = 0
         elif name in _OPTIONS and self.where.get("select"):
@@ -460,7 +486,7 @@ class _Model:
             if index >= top[3]:  # in scope: the adoption agency runs
                 self._adopt(name, index)
         elif name in _END_IN_SCOPE:
-            if index >= top[3]:
+            if index >= self.scope_floor(name):
                 self.pop_to(index)
         elif name in _TABLE_PARTS or name == "table":
             if index > self.last(_TABLE_CONTEXT - {name}):  # in table scope
@@ -470,16 +496,33 @@ class _Model:
             self.pop_to(index)
         return True
 
-    def _adopt(self, name: str, index: int) -> None:
-        """The adoption agency's effect on the stack: with a special element above the
-        formatting element, what is above stays open and the formatting element leaves the stack
-        (its entry kept: the parser may keep a copy of it to reopen); without one, everything
-        from it up closes."""
-        if self.frames[-1][4] > index:
-            self.bury(name)
-        else:
+    def _adopt(self, name: str, index: int) -> bool:
+        """The adoption agency's effect on the stack for the formatting element `name` open at
+        `index`. With no special element above it, it and all above it close. Else each special
+        element above it in turn (at most 8) is a furthest block: the formatting element and the
+        elements between it and the last block that are neither special nor formatting leave the
+        stack (counted still, found by no tag), and what is above the last block closes when
+        fewer than 8 took a turn. True when the element closed (its entry goes too)."""
+        frames = self.frames
+        blocks: list[int] = []  # special elements above it, top first
+        at = frames[-1][4]
+        while at > index:
+            blocks.append(at)
+            at = frames[at - 1][4]
+        if not blocks:
             self.pop_to(index)
             self._forget(name)
+            return True
+        last_block = blocks[-min(len(blocks), 8)]
+        if len(blocks) < 8:
+            self.pop_to(last_block + 1)
+        for at in range(index + 1, last_block):
+            frame_name, kind, _, _, nearest_special, _, _ = frames[at]
+            formatting = not kind and frame_name in _FORMATTING
+            if nearest_special != at and frame_name != _GONE and not formatting:
+                self.bury_at(at)
+        self.bury(name)
+        return False
 
     def _forget(self, name: str) -> None:
         """Remove the last formatting entry named `name`, if any."""
@@ -531,7 +574,7 @@ class _Model:
                 self.pop_to(index)
         if name in _CLOSES_P:
             spots = self.where.get("p")
-            if spots and spots[-1] >= self.top()[3]:
+            if spots and spots[-1] >= self.scope_floor("p"):
                 self.pop_to(spots[-1])
             if name in _HEADINGS and self.top()[0] in _HEADINGS:
                 self.pop_to(len(self.frames) - 1)  # a heading does not nest in a heading
@@ -544,21 +587,19 @@ class _Model:
         if name in _ENDS_OWN:
             spots = self.where.get(name)
             if spots and spots[-1] >= self.top()[3]:
-                if name == "nobr" and self.top()[4] > spots[-1]:
-                    self.bury(name)  # the adoption agency: what is above it stays open
+                if name == "nobr":
+                    self._adopt(name, spots[-1])  # as `</nobr>` would
                 else:
                     self.pop_to(spots[-1])
-                    if name == "nobr":
-                        self._forget(name)
         if name == "a" and "a" in self.formatting:
             # A new link first ends the one still open, as `</a>` would, then takes it off the
             # stack and the list whatever that left.
             spots = self.where.get("a")
             if spots:
-                if spots[-1] >= self.top()[3] and self.top()[4] <= spots[-1]:
-                    self.pop_to(spots[-1])
-                else:
-                    self.bury("a")
+                if spots[-1] < self.top()[3]:
+                    self.bury("a")  # out of scope: the agency does nothing, the removal does
+                elif self._adopt("a", spots[-1]):
+                    return  # it closed, its entry with it
             self._forget("a")
 
 
