@@ -104,6 +104,8 @@ _RAW_TEXT = _names("script style textarea title xmp iframe noembed noframes")
 _FORMATTING = _names("a b big code em font i nobr s small strike strong tt u")
 # Elements whose end clears the formatting list back to where they began.
 _MARKERS = _names("td th caption applet object marquee template")
+# The HTML elements the standard calls special: "any other end tag" stops at them, and the
+# adoption agency's furthest block is one.
 _SPECIAL = _names(
     "address applet area article aside base basefont bgsound blockquote body br button caption"
     " center col colgroup dd details dir div dl dt embed fieldset figcaption figure footer form"
