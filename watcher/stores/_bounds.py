@@ -135,7 +135,6 @@ _END_IN_SCOPE = _names(
 # A table's parts: the parser ignores their tags outside a table, and inside one a part's start
 # tag first closes what stands above the table, section or row that holds it.
 _TABLE_PARTS = _names("caption col colgroup tbody thead tfoot tr td th")
-_SECTIONS = _names("tbody thead tfoot")
 _CELLS = _names("td th")
 # Where a part's start tag closes back to: the nearest of these open elements stays.
 _PART_CONTEXT: dict[str, frozenset[str]] = {
@@ -145,6 +144,7 @@ _PART_CONTEXT: dict[str, frozenset[str]] = {
 }
 _TABLE_CONTEXT = _names("table template")
 _TABLE = _names("table")
+_TEMPLATE = _names("template")
 _CELL_OR_CAPTION = _names("td th caption")
 _TABLE_INNER = _names("td th caption template")  # in these, a table's start tag nests a table
 # Start tags that close an open <p> (the standard's "close a p element in button scope").
@@ -370,7 +370,7 @@ class _Model:
                 best = spots[-1]
         return best
 
-    def start(self, name: str, self_closing: bool, attributes: str = "") -> bool:
+    def start(self, name: str, self_closing: bool, attributes: str) -> bool:
         """Account for a start tag; False when it must be dropped. The choice comes before any of
         the tag's effects (implied ends, SVG/MathML left, a table's stack cleared): the parser never
         sees a dropped tag, so none of them happens. (In SVG and MathML, `<input>` and the like
@@ -491,7 +491,8 @@ class _Model:
             if index >= self.scope_floor(name):
                 self.pop_to(index)
         elif name in _TABLE_PARTS or name == "table":
-            if index > self.last(_TABLE_CONTEXT - {name}):  # in table scope
+            # in table scope: no table (but the one ending) or template above it
+            if index > self.last(_TEMPLATE if name == "table" else _TABLE_CONTEXT):
                 self.pop_to(index)
         elif name == "template" or index >= top[4]:
             # a template's end tag closes all above it; "any other end tag" stops at a special
