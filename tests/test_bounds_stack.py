@@ -22,6 +22,10 @@ def parsed_depth(head: str, unit: str, repeat: int = 2_000) -> int:
 
 
 NESTING = {
+    "a Kelvin sign in a name is no k to the parser": ("", "<x\u212a>t</xk>"),
+    "a long s in an end tag ends no script": ("", "<div><script></\u017fcript></div></script>"),
+    "a long s in a start tag opens no script": ("", "<\u017fcript><div>"),
+    "a long s in an end tag ends no style": ("", "<div><style></\u017ftyle></div></style>"),
     "an end tag of a name special only in SVG": ("", "<div></foreignObject><foreignObject>"),
     "an end tag of a name special only in MathML": ("", "<mi><div></mi>"),
     "noscript's end tag with a div open in it": ("", "<noscript><div></noscript>"),

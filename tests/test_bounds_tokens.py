@@ -332,6 +332,13 @@ def test_a_script_start_in_an_attribute_value_does_not_make_the_cut_nest() -> No
     assert depth(LexborHTMLParser(code_free(bounded_html(html))).root) <= _DEPTH_BOUND
 
 
+def test_the_cut_takes_names_letter_case_as_the_tokenizer_does() -> None:
+    # A long s folds to "s" in Unicode, but the tokenizer lower-cases ASCII letters only: to the
+    # parser these are unknown elements whose text is shown, so the cut must leave them.
+    page = "<p><\u017fcript>visible</\u017fcript><SCRIPT>hidden()</Script><\u017ftyle>shown</p>"
+    assert code_free(page) == "<p><\u017fcript>visible</\u017fcript></Script><\u017ftyle>shown</p>"
+
+
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(
     st.lists(_CUT_PIECES, max_size=10).map("".join),

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import string
 
 MAX_DEPTH = 256
 MAX_FORMATTING = 48
@@ -87,6 +88,16 @@ _TOKEN = re.compile(rf"<(?:{_TAG}|!--|[!?]|/(?![A-Za-z]))")
 _FIRST_ATTRIBUTES = re.compile(
     rf"(?>{_SEPARATOR}*+(?:{_ATTRIBUTE})){{{MAX_ATTRIBUTES}}}(?={_SEPARATOR}*+[^\t\n\f\r />])"
 )
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def ascii_lower(text: str) -> str:
+    """`text` lower-cased as the tokenizer lower-cases names: ASCII letters only. `str.lower`
+    would make the Kelvin sign a "k", joining names the parser keeps apart; so would matching
+    with Unicode case folding, which takes a long s for an "s"."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 def _names(words: str) -> frozenset[str]:
@@ -190,7 +201,7 @@ def _attribute_values(attributes: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for found in _ATTRIBUTE_PARTS.finditer(attributes):
         name, *value = found.groups()
-        values.setdefault(name.lower(), next((v for v in value if v is not None), ""))
+        values.setdefault(ascii_lower(name), next((v for v in value if v is not None), ""))
     return values
 
 
@@ -207,7 +218,7 @@ def _foreign_kind(name: str, namespace: str, attributes: str) -> str:
         return _POINT
     if name == "annotation-xml" and namespace == _MATH:
         encoding = _attribute_values(attributes).get("encoding", "")
-        return _POINT if encoding.lower() in _HTML_ENCODINGS else _MATH
+        return _POINT if ascii_lower(encoding) in _HTML_ENCODINGS else _MATH
     return namespace
 
 
@@ -241,7 +252,7 @@ _NOT_PLAIN = (
 # nothing).
 _SELECT_END = re.compile(
     r"</?(?:select|input|keygen|textarea|caption|table|tbody|tfoot|thead|tr|td|th)[\t\n\f\r />]",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 
 
@@ -620,7 +631,7 @@ def bounded_html(html: str) -> str:
     return _bounded(html)
 
 
-_OPTION_TAG = re.compile(r"<opt(?:ion|group)", re.IGNORECASE)
+_OPTION_TAG = re.compile(r"<opt(?:ion|group)", re.IGNORECASE | re.ASCII)
 
 
 def _many_options(html: str) -> bool:
@@ -652,7 +663,7 @@ def _plain(html: str) -> bool:
         if name:
             if len(attributes) > _LONG_TAG and _FIRST_ATTRIBUTES.match(attributes) is not None:
                 return False
-            name = name.lower()
+            name = name.lower() if name.isascii() else name.translate(_ASCII_LOWER)
             if slash:
                 if stack and stack[-1] == name:
                     stack.pop()
@@ -680,7 +691,7 @@ def _plain(html: str) -> bool:
             attributes = raw_attributes or script_attributes
             if len(attributes) > _LONG_TAG and _FIRST_ATTRIBUTES.match(attributes) is not None:
                 return False
-            name = (raw or script).lower()
+            name = ascii_lower(raw or script)
         else:
             if cdata and svg:
                 return False
@@ -697,17 +708,17 @@ _TEXT_UNTIL = r"[^<]*+(?:<(?!{stop})[^<]*+)*+"
 # another `<!`, `<?` or `</` construct (a CDATA section's opening marked: text in SVG).
 _PLAIN_TOKEN = re.compile(
     r"<!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
-    rf"|<((?i:style|textarea|title|xmp|iframe|noembed|noframes)){_NAME_END}"
+    rf"|<((?ai:style|textarea|title|xmp|iframe|noembed|noframes)){_NAME_END}"
     rf"({_ATTRIBUTES}){_SEPARATOR}*+>?"
-    + _TEXT_UNTIL.format(stop=rf"/(?i:\1){_NAME_END}")
-    + rf"|<((?i:script)){_NAME_END}({_ATTRIBUTES}){_SEPARATOR}*+>?"
+    + _TEXT_UNTIL.format(stop=rf"/(?ai:\1){_NAME_END}")
+    + rf"|<((?ai:script)){_NAME_END}({_ATTRIBUTES}){_SEPARATOR}*+>?"
     + "("
-    + _TEXT_UNTIL.format(stop=rf"/(?i:script){_NAME_END}")
+    + _TEXT_UNTIL.format(stop=rf"/(?ai:script){_NAME_END}")
     + ")"
     + rf"|<{_TAG}"
     + r"|<(?:!(\[CDATA\[)?|\?|/(?![A-Za-z]))[^>]*+>?"
 )
-_SCRIPT_START = re.compile(rf"<(?i:script){_NAME_END}")
+_SCRIPT_START = re.compile(rf"<(?ai:script){_NAME_END}")
 
 
 def _bounded(html: str) -> str:
@@ -726,7 +737,7 @@ def _bounded(html: str) -> str:
             continue
         if pos - start > _LONG_TAG:
             attributes = _keep_attributes(cuts, found)
-        name = name.lower()
+        name = name.lower() if name.isascii() else name.translate(_ASCII_LOWER)
         if slash:
             # An end tag of nothing open and nothing dropped changes nothing (but `</form>` clears
             # the form pointer): most are that.
@@ -823,14 +834,14 @@ def _raw_text_end(html: str, name: str, start: int) -> int:
     width = len(name) + 2
     at = html.find("</", start)
     while at >= 0 and not (
-        html[at + 2 : at + width].lower() == name
+        ascii_lower(html[at + 2 : at + width]) == name
         and html[at + width : at + width + 1] in _NAME_ENDS
     ):
         at = html.find("</", at + 2)
     return len(html) if at < 0 else at
 
 
-_SCRIPT_MARK = re.compile(r"<!--|-->|<(/?)script(?=[\t\n\f\r />])", re.IGNORECASE)
+_SCRIPT_MARK = re.compile(r"<!--|-->|<(/?)script(?=[\t\n\f\r />])", re.IGNORECASE | re.ASCII)
 
 
 def _script_end(html: str, start: int) -> int:

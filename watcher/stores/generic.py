@@ -65,7 +65,7 @@ from watcher.core.model import Availability, Observation, Offer, Page, TextRules
 from watcher.stores._asides import Asides
 from watcher.stores._base import StoreAdapter
 from watcher.stores._blocked import blocked_observation, detect_block
-from watcher.stores._bounds import MAX_CANDIDATES, bounded_html
+from watcher.stores._bounds import MAX_CANDIDATES, ascii_lower, bounded_html
 from watcher.stores._controls import CONTROLS as _CONTROLS
 from watcher.stores._controls import LABEL_MAX as _LABEL_MAX
 from watcher.stores._controls import control_label, control_state
@@ -165,7 +165,9 @@ def parse_product(page: Page) -> Observation:
 # Scripts (but JSON-LD) and styles are never read as text, and on big shop pages they are most of
 # the bytes: cutting them before parsing keeps parse time low. A plain scan, not one regex over
 # the whole page, because a lazy regex across megabytes of script is slow.
-_CODE_OPEN = re.compile(r"<(script|style)\b", re.IGNORECASE)
+# ASCII letters only, as the tokenizer matches names: Unicode case folding would take "<ſcript"
+# (a long s) for a script and cut what the parser shows.
+_CODE_OPEN = re.compile(r"<(script|style)(?=[\t\n\f\r />])", re.IGNORECASE | re.ASCII)
 
 
 def code_free(html: str) -> str:
@@ -199,7 +201,7 @@ def _closing_tag(html: str, name: str, start: int) -> int:
     for "</": lower-casing a megabyte page costs more than parsing it."""
     width = len(name) + 2
     at = html.find("</", start)
-    while at >= 0 and html[at + 2 : at + width].lower() != name:
+    while at >= 0 and ascii_lower(html[at + 2 : at + width]) != name:
         at = html.find("</", at + 2)
     return at
 
