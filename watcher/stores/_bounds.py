@@ -646,20 +646,27 @@ _SVG_SHAPES = _names(
     " radialgradient stop clippath mask"
 )
 _QUICK_SKIP = _VOID | _IGNORED
+# Start tags after which the quick count cannot go on: SVG the icon pattern did not take, MathML,
+# a frameset (the page may turn into a frameset document), plaintext (the rest is text).
+_QUICK_STOP = _names("svg math frameset plaintext")
 
 
 def _plain(html: str) -> bool:
     """A quick over-estimate: True when no tag holds more than MAX_ATTRIBUTES attributes and, even
     counting every start tag open until its own end tag closes it (no implied ends), nothing nests
     too deep. A formatting element left open stays counted, so the formatting bound holds too.
-    False when unsure: SVG other than simple shapes, MathML, CDATA, a script that may hold
-    another's start in an escaped section."""
-    limit = MAX_DEPTH - MAX_FORMATTING
+    False when unsure: SVG other than icons of simple shapes, MathML, a script that may hold
+    another's start in an escaped section.
+
+    Most of a page never reaches the loop: `_QUICK_TOKEN` passes over text, comments, void tags,
+    elements that hold only text and scripts without escaped sections, which leave the count as
+    they found it; what remains are the tags that open or close an element with markup inside."""
+    limit = MAX_DEPTH - MAX_FORMATTING - 1  # an element passed over holding text opens one more
     stack: list[str] = []
-    svg = 0  # <svg> elements on `stack`: inside one, only simple shapes are counted here
-    for token in _PLAIN_TOKEN.findall(html):
-        raw, raw_attributes, script, script_attributes, script_text = token[:5]
-        slash, name, attributes, trailing, cdata = token[5:]
+    tokens: list[tuple[str, ...]] = _QUICK_TOKEN.findall(html)
+    for token in tokens:
+        _, icon, raw, raw_attributes, script, script_attributes, script_text = token[:7]
+        slash, name, attributes = token[7:]
         if name:
             if len(attributes) > _LONG_TAG and _FIRST_ATTRIBUTES.match(attributes) is not None:
                 return False
@@ -667,33 +674,20 @@ def _plain(html: str) -> bool:
             if slash:
                 if stack and stack[-1] == name:
                     stack.pop()
-                    if name == "svg":
-                        svg -= 1
-                elif svg:
-                    return False  # it may end the SVG, which would make "/>" close nothing
                 continue
-            if svg or name in _FOREIGN_ROOTS:
-                if name not in _SVG_SHAPES:
-                    return False
-                if trailing.endswith("/"):
-                    continue
-                if name == "svg":
-                    svg += 1
-            elif name in _QUICK_SKIP:
+            if name in _QUICK_SKIP:
                 continue
-            elif name == "plaintext":
-                return True  # the rest of the page is text
-            elif name == "frameset":
-                return False  # the page may turn into a frameset document
+            if name in _QUICK_STOP:
+                return name == "plaintext"
         elif raw or script:
-            if svg or (script and "<!--" in script_text and _SCRIPT_START.search(script_text)):
+            if script and "<!--" in script_text and _SCRIPT_START.search(script_text):
                 return False
             attributes = raw_attributes or script_attributes
             if len(attributes) > _LONG_TAG and _FIRST_ATTRIBUTES.match(attributes) is not None:
                 return False
             name = ascii_lower(raw or script)
         else:
-            if cdata and svg:
+            if icon and not _icon_closes(icon):
                 return False
             continue
         stack.append(name)
@@ -702,21 +696,69 @@ def _plain(html: str) -> bool:
     return True
 
 
+def _icon_closes(icon: str) -> bool:
+    """True when an icon's shapes (its `<svg>` first) nest as written and its last tag ends them
+    all: every end tag ends the shape on top, and a shape's self-closing tag opens none."""
+    stack: list[str] = []
+    for slash, name, trailing in _ICON_TAG.findall(icon):
+        name = ascii_lower(name)
+        if slash:
+            if not stack or stack.pop() != name:
+                return False
+        elif not trailing.endswith("/"):
+            stack.append(name)
+    return not stack
+
+
+def _alternatives(names: frozenset[str]) -> str:
+    return "|".join(sorted(names, key=lambda name: (-len(name), name)))
+
+
 _TEXT_UNTIL = r"[^<]*+(?:<(?!{stop})[^<]*+)*+"
-# `_plain`'s tokens, read by one `findall`: a comment; a raw text element with its text; a script
-# with its text up to its first end tag (exact unless an escaped section holds "<script"); a tag;
-# another `<!`, `<?` or `</` construct (a CDATA section's opening marked: text in SVG).
-_PLAIN_TOKEN = re.compile(
-    r"<!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
+# A tag's first attributes, up to MAX_ATTRIBUTES: a tag passed over by `_QUICK_TOKEN` holds no
+# more, so its attributes need no count. Then what ends the tag (">", or the end of the page).
+_FEW_ATTRIBUTES = rf"(?:{_SEPARATOR}*+(?:{_ATTRIBUTE})){{0,{MAX_ATTRIBUTES}}}+"
+_TAG_END = rf"{_SEPARATOR}*+(?:>|\Z)"
+_CLOSED = rf"{_SEPARATOR}*+>"
+_COMMENT = r"<!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
+# What leaves the quick count as it found it, each read as the tokenizer reads it: text; a
+# comment; another `<!` or `<?` construct, or "</" and no letter (up to the next ">"); a void or
+# ignored element's tag; an element holding only text, closed by its own end tag (an SVG or
+# MathML root, a frameset or plaintext aside); a script without "<!--" and its end tag.
+_PASSED_OVER = (
+    rf"(?:[^<]++|{_COMMENT}|<(?:!|\?|/(?![A-Za-z]))[^>]*+>?"
+    rf"|</?(?ai:{_alternatives(_QUICK_SKIP)}){_NAME_END}{_FEW_ATTRIBUTES}{_TAG_END}"
+    rf"|<(?!(?ai:{_alternatives(_QUICK_STOP)}){_NAME_END})([A-Za-z][^\t\n\f\r />]*+)"
+    rf"{_FEW_ATTRIBUTES}{_CLOSED}[^<]*+</(?ai:\1){_CLOSED}"
+    rf"|<(?ai:script){_NAME_END}{_FEW_ATTRIBUTES}{_CLOSED}"
+    rf"[^<]*+(?:<(?!/(?ai:script){_NAME_END}|!--)[^<]*+)*+"
+    rf"</(?ai:script){_NAME_END}{_FEW_ATTRIBUTES}{_TAG_END})"
+)
+_SHAPES_INSIDE = _alternatives(_SVG_SHAPES - {"svg"})
+# An icon: an <svg> holding only simple shapes' tags, text and comments, up to
+# its first end tag; `_icon_closes` checks that its shapes nest as written.
+_ICON = (
+    rf"<(?ai:svg){_NAME_END}{_FEW_ATTRIBUTES}{_CLOSED}"
+    rf"(?:[^<]++|{_COMMENT}|<(?ai:{_alternatives(_SVG_SHAPES)}){_NAME_END}{_FEW_ATTRIBUTES}{_CLOSED}"
+    rf"|</(?ai:{_SHAPES_INSIDE}){_CLOSED})*+"
+    rf"</(?ai:svg){_CLOSED}"
+)
+_ICON_TAG = re.compile(rf"<(/?)([A-Za-z][^\t\n\f\r />]*+){_FEW_ATTRIBUTES}({_SEPARATOR}*+)>")
+# `_plain`'s tokens, read by one `findall`, each after what is passed over (its group is the
+# last text-only element's name, for its end tag to match): an icon; a raw text
+# element with its text; a script with its text up to its first end tag (exact unless an escaped
+# section holds "<script"); a tag. A match is empty where a "<" opens nothing.
+_QUICK_TOKEN = re.compile(
+    rf"{_PASSED_OVER}*+(?:({_ICON})"
     rf"|<((?ai:style|textarea|title|xmp|iframe|noembed|noframes)){_NAME_END}"
     rf"({_ATTRIBUTES}){_SEPARATOR}*+>?"
-    + _TEXT_UNTIL.format(stop=rf"/(?ai:\1){_NAME_END}")
+    + _TEXT_UNTIL.format(stop=rf"/(?ai:\3){_NAME_END}")
     + rf"|<((?ai:script)){_NAME_END}({_ATTRIBUTES}){_SEPARATOR}*+>?"
     + "("
     + _TEXT_UNTIL.format(stop=rf"/(?ai:script){_NAME_END}")
     + ")"
-    + rf"|<{_TAG}"
-    + r"|<(?:!(\[CDATA\[)?|\?|/(?![A-Za-z]))[^>]*+>?"
+    + rf"|<(/?)([A-Za-z][^\t\n\f\r />]*+)({_ATTRIBUTES}){_SEPARATOR}*+>?"
+    + ")?"
 )
 _SCRIPT_START = re.compile(rf"<(?ai:script){_NAME_END}")
 
