@@ -267,6 +267,12 @@ def test_what_the_quick_count_passes_over_hides_no_nesting(head: str, unit: str,
     assert depth(LexborHTMLParser(bounded_html(html)).root) <= _DEPTH_BOUND
 
 
+@pytest.mark.parametrize("after", ["<!-- c -->", "<!x>", "<?x>", "</x>", "</3>", "< x", "<", "<p"])
+def test_the_quick_count_reads_any_markup_after_a_text_only_element(after: str) -> None:
+    for html in (f"<div><p>t</p>{after}x", f"<p>t</p>{after}"):
+        assert bounded_html(html) == html
+
+
 _DECOY_PIECES = st.sampled_from(
     [
         "<div>",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,8 +36,9 @@ class StoreAdapter:
     limits: HostLimits = field(default_factory=HostLimits)
 
     def serves(self, host: str) -> bool:
+        exact, suffixes = _host_patterns(self.hosts)
         host = host.lower().rstrip(".")
-        return any(_host_matches(host, pattern) for pattern in self.hosts)
+        return host in exact or host.endswith(suffixes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +52,12 @@ class SearchSource:
     min_delay: timedelta = timedelta(seconds=1)
 
 
-def _host_matches(host: str, pattern: str) -> bool:
-    pattern = pattern.lower()
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) or host == pattern[2:]
-    return host == pattern
+@functools.lru_cache(maxsize=256)
+def _host_patterns(hosts: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """`hosts` as the hosts they match exactly and the suffixes ("*.example.com" matches
+    example.com and any host ending ".example.com"), worked out once per tuple: every reading
+    asks which adapter serves its host."""
+    patterns = [pattern.lower() for pattern in hosts]
+    wildcards = [pattern[1:] for pattern in patterns if pattern.startswith("*.")]
+    exact = {pattern for pattern in patterns if not pattern.startswith("*.")}
+    return frozenset(exact | {suffix[1:] for suffix in wildcards}), tuple(wildcards)

@@ -721,18 +721,22 @@ _FEW_ATTRIBUTES = rf"(?:{_SEPARATOR}*+(?:{_ATTRIBUTE})){{0,{MAX_ATTRIBUTES}}}+"
 _TAG_END = rf"{_SEPARATOR}*+(?:>|\Z)"
 _CLOSED = rf"{_SEPARATOR}*+>"
 _COMMENT = r"<!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
-# What leaves the quick count as it found it, each read as the tokenizer reads it: text; a
-# comment; another `<!` or `<?` construct, or "</" and no letter (up to the next ">"); a void or
-# ignored element's tag; an element holding only text, closed by its own end tag (an SVG or
-# MathML root, a frameset or plaintext aside); a script without "<!--" and its end tag.
+# What leaves the quick count as it found it, each read as the tokenizer reads it: text, and
+# after a "<": an element holding only text, closed by its own end tag (an SVG or MathML root, a
+# frameset or plaintext aside); a script without "<!--" and its end tag; a void or ignored
+# element's tag; a comment; another `<!` or `<?` construct, or "</" and no letter (up to the next
+# ">"). The name's group is entered only where a name starts: a group left half-matched inside a
+# repetition would hold a stale start (which Python's `re` reports as a SystemError).
 _PASSED_OVER = (
-    rf"(?:[^<]++|{_COMMENT}|<(?:!|\?|/(?![A-Za-z]))[^>]*+>?"
-    rf"|</?(?ai:{_alternatives(_QUICK_SKIP)}){_NAME_END}{_FEW_ATTRIBUTES}{_TAG_END}"
-    rf"|<(?!(?ai:{_alternatives(_QUICK_STOP)}){_NAME_END})([A-Za-z][^\t\n\f\r />]*+)"
+    rf"(?:[^<]++|<(?:"
+    rf"(?!(?ai:{_alternatives(_QUICK_STOP)}){_NAME_END})(?=[A-Za-z])([A-Za-z][^\t\n\f\r />]*+)"
     rf"{_FEW_ATTRIBUTES}{_CLOSED}[^<]*+</(?ai:\1){_CLOSED}"
-    rf"|<(?ai:script){_NAME_END}{_FEW_ATTRIBUTES}{_CLOSED}"
+    rf"|(?ai:script){_NAME_END}{_FEW_ATTRIBUTES}{_CLOSED}"
     rf"[^<]*+(?:<(?!/(?ai:script){_NAME_END}|!--)[^<]*+)*+"
-    rf"</(?ai:script){_NAME_END}{_FEW_ATTRIBUTES}{_TAG_END})"
+    rf"</(?ai:script){_NAME_END}{_FEW_ATTRIBUTES}{_TAG_END}"
+    rf"|/?(?ai:{_alternatives(_QUICK_SKIP)}){_NAME_END}{_FEW_ATTRIBUTES}{_TAG_END}"
+    rf"|{_COMMENT[1:]}|[!?][^>]*+>?|/(?![A-Za-z])[^>]*+>?"
+    rf"))"
 )
 _SHAPES_INSIDE = _alternatives(_SVG_SHAPES - {"svg"})
 # An icon: an <svg> holding only simple shapes' tags, text and comments, up to
