@@ -22,6 +22,9 @@ def parsed_depth(head: str, unit: str, repeat: int = 2_000) -> int:
 
 
 NESTING = {
+    "an option ends a list term with a select in scope": ("<select>", "<mi><dt><option><defs>"),
+    "an optgroup ends a list item with a select in scope": ("<select>", "<x><li><optgroup><y>"),
+    "a rule ends a list term with a select in scope": ("<select>", "<x><dt><hr><y>"),
     "a Kelvin sign in a name is no k to the parser": ("", "<x\u212a>t</xk>"),
     "a long s in an end tag ends no script": ("", "<div><script></\u017fcript></div></script>"),
     "a long s in a start tag opens no script": ("", "<\u017fcript><div>"),

@@ -569,12 +569,17 @@ class _Model:
             self.options >= MAX_OPTIONS or self.page_options >= MAX_PAGE_OPTIONS
         )
 
+    def _select_in_scope(self) -> bool:
+        spots = self.where.get("select")
+        return spots is not None and bool(spots) and spots[-1] >= self.top()[3]
+
     def _close_option(self, name: str) -> None:
-        """An option or optgroup closes the current node only (in a select, or not), so one
-        nested in a `<span>` inside another option stays open."""
-        if self.top()[0] == "option":
-            self.pop_to(len(self.frames) - 1)
-        if name == "optgroup" and self.where.get("select") and self.top()[0] == "optgroup":
+        """With a select in scope, an option or optgroup first closes the open elements whose
+        end tags may be left out (an option spares its optgroup); elsewhere it closes a current
+        option only, so one nested in a `<span>` inside another option stays open."""
+        if self._select_in_scope():
+            self._generate_implied_ends("optgroup" if name == "option" else "")
+        elif self.top()[0] == "option":
             self.pop_to(len(self.frames) - 1)
 
     def _implied_closes(self, name: str) -> None:
@@ -592,6 +597,8 @@ class _Model:
                 self.pop_to(spots[-1])
             if name in _HEADINGS and self.top()[0] in _HEADINGS:
                 self.pop_to(len(self.frames) - 1)  # a heading does not nest in a heading
+            if name == "hr" and self._select_in_scope():
+                self._generate_implied_ends("")  # after the paragraph, as the standard orders
         if (
             name in _RUBY_PARTS
             and self.where.get("ruby")
