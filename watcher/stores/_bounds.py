@@ -571,7 +571,9 @@ class _Model:
 
     def _select_in_scope(self) -> bool:
         spots = self.where.get("select")
-        return spots is not None and bool(spots) and spots[-1] >= self.top()[3]
+        if not spots:
+            return False
+        return spots[-1] >= self.top()[3]
 
     def _close_option(self, name: str) -> None:
         """With a select in scope, an option or optgroup first closes the open elements whose
@@ -677,7 +679,7 @@ def _plain(html: str) -> bool:
         if name:
             if len(attributes) > _LONG_TAG and _FIRST_ATTRIBUTES.match(attributes) is not None:
                 return False
-            name = name.lower() if name.isascii() else name.translate(_ASCII_LOWER)
+            name = ascii_lower(name)
             if slash:
                 if stack and stack[-1] == name:
                     stack.pop()
@@ -727,7 +729,8 @@ _TEXT_UNTIL = r"[^<]*+(?:<(?!{stop})[^<]*+)*+"
 _FEW_ATTRIBUTES = rf"(?:{_SEPARATOR}*+(?:{_ATTRIBUTE})){{0,{MAX_ATTRIBUTES}}}+"
 _TAG_END = rf"{_SEPARATOR}*+(?:>|\Z)"
 _CLOSED = rf"{_SEPARATOR}*+>"
-_COMMENT = r"<!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
+_COMMENT_AFTER_LT = r"!--(?:-?>|[^-]*+(?:-(?!-!?>)[^-]*+)*+(?:--!?>)?)"
+_COMMENT = "<" + _COMMENT_AFTER_LT
 # What leaves the quick count as it found it, each read as the tokenizer reads it: text, and
 # after a "<": an element holding only text, closed by its own end tag (an SVG or MathML root, a
 # frameset or plaintext aside); a script without "<!--" and its end tag; a void or ignored
@@ -742,7 +745,7 @@ _PASSED_OVER = (
     rf"[^<]*+(?:<(?!/(?ai:script){_NAME_END}|!--)[^<]*+)*+"
     rf"</(?ai:script){_NAME_END}{_FEW_ATTRIBUTES}{_TAG_END}"
     rf"|/?(?ai:{_alternatives(_QUICK_SKIP)}){_NAME_END}{_FEW_ATTRIBUTES}{_TAG_END}"
-    rf"|{_COMMENT[1:]}|[!?][^>]*+>?|/(?![A-Za-z])[^>]*+>?"
+    rf"|{_COMMENT_AFTER_LT}|[!?][^>]*+>?|/(?![A-Za-z])[^>]*+>?"
     rf"))"
 )
 _SHAPES_INSIDE = _alternatives(_SVG_SHAPES - {"svg"})
@@ -790,7 +793,7 @@ def _bounded(html: str) -> str:
             continue
         if pos - start > _LONG_TAG:
             attributes = _keep_attributes(cuts, found)
-        name = name.lower() if name.isascii() else name.translate(_ASCII_LOWER)
+        name = ascii_lower(name)
         if slash:
             # An end tag of nothing open and nothing dropped changes nothing (but `</form>` clears
             # the form pointer): most are that.
