@@ -21,6 +21,10 @@ Prints each client's checks/s and CPU seconds per 1,000 checks (its own process 
 and the ratios restock/urlwatch and restock/bare, and restock's CPU per check as a multiple of the
 bare loop's (with the shop on the other core, the share of bare's rate restock can reach is about
 the inverse of that multiple). Targets: restock >= 7x urlwatch and >= 50 % of bare, in both modes.
+Where they are missed, what bounds restock is printed from the same run: its CPU per check by part
+(the event loop, its other threads, the fetching workers), in units of the bare loop's whole check,
+and with pages changing, the CPU of reading one page alone (in this process, after the clients)
+and the share of bare and multiple of urlwatch a check that were only its reading could reach.
 Asserts nothing.
 
 Run from the project root: `python bench/compare.py [--products 10000] [--seconds 20]
@@ -61,6 +65,8 @@ class Figures:
     checks: int
     seconds: float
     cpu_seconds: float
+    # restock's CPU seconds by part (event loop, database thread, workers), when measured
+    parts: tuple[tuple[str, float], ...] = ()
 
     @property
     def rate(self) -> float:
@@ -157,17 +163,32 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a live process and its live children (parse workers), from /proc."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for each in [pid, *child_pids(pid)]:
-        try:
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+def cpu_parts(pid: int) -> dict[str, float]:
+    """CPU seconds of `restock run` by part, from /proc: its main thread (the event loop), its
+    other threads (SQLite's, the resolver's), and its children (the fetching workers)."""
+    parts = {"event loop": 0.0, "other threads": 0.0, "workers": 0.0}
+    for thread in _task_ids(pid):
+        part = "event loop" if thread == pid else "other threads"
+        parts[part] += _stat_cpu(f"/proc/{pid}/task/{thread}/stat")
+    for child in child_pids(pid):
+        parts["workers"] += _stat_cpu(f"/proc/{child}/stat")
+    return parts
+
+
+def _task_ids(pid: int) -> list[int]:
+    try:
+        return [int(name) for name in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []
+
+
+def _stat_cpu(path: str) -> float:
+    """User + system CPU seconds from a /proc stat file; 0 for a process or thread gone."""
+    try:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child_pids(pid: int) -> list[int]:
@@ -341,13 +362,13 @@ def run_restock(port: int, products: int, seconds: float) -> Figures | None:
             if wait_for_checks(listen_port, products, time.monotonic() + 300) is None:
                 print("restock: did not finish its first round in 300 s; skipped")
                 return None
-            first, cpu, start = (
+            first, before, start = (
                 checks_so_far(listen_port),
-                tree_cpu(process.pid),
+                cpu_parts(process.pid),
                 time.perf_counter(),
             )
             time.sleep(seconds)
-            last, used = checks_so_far(listen_port), tree_cpu(process.pid) - cpu
+            last, after = checks_so_far(listen_port), cpu_parts(process.pid)
             elapsed = time.perf_counter() - start
         finally:
             process.send_signal(signal.SIGINT)
@@ -357,13 +378,41 @@ def run_restock(port: int, products: int, seconds: float) -> Figures | None:
                 process.kill()
         if first is None or last is None:
             return None
-        return Figures("restock run", last - first, elapsed, used)
+        parts = tuple((name, after[name] - before[name]) for name in after)
+        return Figures("restock run", last - first, elapsed, sum(u for _, u in parts), parts)
+
+
+# --- what bounds restock: its reading alone ----------------------------------------------------
+
+
+def reading_seconds(reads: int = 200) -> float:
+    """CPU seconds restock's reading takes for one changed page of this shop, in this process
+    (the median of `reads` readings, each of a page with its own token, as the workers get them):
+    what a check of a changed page costs before any fetch, database write or hand-off."""
+    sys.path.insert(0, str(ROOT))
+    from watcher.core.model import Page
+    from watcher.net.fetch import RawPage
+    from watcher.reading.pool import read_all
+
+    html = "text/html; charset=utf-8"
+    head = Page(url="http://127.0.0.1/items/p7", status=200, content_type=html)
+    page = product_page(7, PAGE_KB * 1024, "")
+    times = []
+    for number in range(reads):
+        raw = RawPage(head, page + f"<!-- {number} -->".encode())
+        started = time.thread_time()
+        read_all(raw, None, (None,))
+        times.append(time.thread_time() - started)
+    return median(times)
 
 
 # --- the run ---------------------------------------------------------------------------------
 
 
-def one_mode(args: argparse.Namespace, mode: str, urlwatch: Path | None) -> list[Figures]:
+def one_mode(
+    args: argparse.Namespace, mode: str, urlwatch: Path | None
+) -> tuple[list[Figures], float | None]:
+    """Each client's figures, and (pages changed) the CPU seconds of reading one page."""
     shop, port = start_shop(args.products, changed=mode == "changed")
     try:
         figures = [asyncio.run(bare_loop(port, args.products, args.in_flight, args.seconds))]
@@ -371,14 +420,16 @@ def one_mode(args: argparse.Namespace, mode: str, urlwatch: Path | None) -> list
             figures.append(watched)
         if ours := run_restock(port, args.products, args.seconds):
             figures.append(ours)
-        return figures
     finally:
         shop.terminate()
         shop.join()
+    return figures, reading_seconds() if mode == "changed" else None
 
 
-def report(mode: str, figures: list[Figures], heading: str = "") -> dict[str, float]:
-    """Print one round's figures and ratios; the ratios, by name, for the summary."""
+def report(
+    mode: str, figures: list[Figures], reading: float | None = None, heading: str = ""
+) -> dict[str, float]:
+    """Print one round's figures, ratios and what bounds restock; the ratios, by name."""
     print(f"\n== pages {mode} ({PAGE_KB} KB each){heading} ==")
     print(f"{'client':<22} {'checks':>8} {'seconds':>8} {'checks/s':>9} {'CPU s/1000':>11}")
     for f in figures:
@@ -398,7 +449,34 @@ def report(mode: str, figures: list[Figures], heading: str = "") -> dict[str, fl
         ratios["cpu"] = ours.cpu_per_1000 / bare.cpu_per_1000
         print(f"restock / bare loop: {100 * ratios['bare']:.0f} % (target >= 50 %)")
         print(f"restock's CPU per check: {ratios['cpu']:.1f}x the bare loop's")
+        bound(ours, bare, by_name.get("urlwatch"), reading, ratios)
     return ratios
+
+
+def bound(
+    ours: Figures,
+    bare: Figures,
+    watched: Figures | None,
+    reading: float | None,
+    ratios: dict[str, float],
+) -> None:
+    """Where restock's CPU per check goes, as multiples of the bare loop's whole check; with pages
+    changed, the most checks/s two cores could give if a check were its reading alone."""
+    unit = bare.cpu_per_1000
+    shares = ", ".join(
+        f"{name} {1000 * used / ours.checks / unit:.1f}x" for name, used in ours.parts if used
+    )
+    print(f"restock's CPU per check by part, in bare loop checks: {shares}")
+    if reading is None:
+        return
+    ratios["reading"] = 1000 * reading / unit
+    ceiling = (os.cpu_count() or 1) / reading
+    print(
+        f"reading one page alone: {ratios['reading']:.1f}x the bare loop's check, "
+        f"{100 * 1000 * reading / ours.cpu_per_1000:.0f} % of restock's; a check that were only "
+        f"its reading could reach {ceiling / bare.rate:.0%} of the bare loop"
+        + (f", {ceiling / watched.rate:.1f}x urlwatch" if watched and watched.rate else "")
+    )
 
 
 def summarise(mode: str, rounds: list[dict[str, float]]) -> None:
@@ -408,6 +486,7 @@ def summarise(mode: str, rounds: list[dict[str, float]]) -> None:
         "urlwatch": ("restock / urlwatch", "{:.1f}x"),
         "bare": ("restock / bare loop", "{:.0%}"),
         "cpu": ("restock's CPU per check / bare loop's", "{:.1f}x"),
+        "reading": ("reading one page alone / bare loop's check", "{:.1f}x"),
     }
     for key, (label, form) in labels.items():
         values = sorted(r[key] for r in rounds if key in r)
@@ -434,7 +513,8 @@ def main() -> None:
             rounds = []
             for number in range(1, args.rounds + 1):
                 heading = f", round {number} of {args.rounds}" if args.rounds > 1 else ""
-                rounds.append(report(mode, one_mode(args, mode, urlwatch), heading))
+                figures, reading = one_mode(args, mode, urlwatch)
+                rounds.append(report(mode, figures, reading, heading))
             if args.rounds > 1:
                 summarise(mode, rounds)
 

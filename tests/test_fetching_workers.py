@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
-from collections.abc import AsyncIterator, Iterator
+import socket
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
@@ -18,11 +21,18 @@ import pytest_asyncio
 from httpserver import LoopbackServer, Reply, Request
 from test_engine import FAST, IN, OUT, Lever, Start, eventually, shop_with, start, url_watch
 
-from watcher.core.model import Availability, FetchPlan, Observation
-from watcher.net.fetch import Fetcher
+from watcher.core.model import Availability, FetchPlan, Observation, Page
+from watcher.net.fetch import Fetcher, RawPage
 from watcher.net.transport import build_client, fast_transport
-from watcher.reading.fetching import FetchJob, content_hash, remote_safe
-from watcher.reading.pool import InlineReader, ProcessReader, read_all
+from watcher.reading.fetching import FetchJob, Header, content_hash, remote_safe, serve_fetching
+from watcher.reading.pool import (
+    InlineReader,
+    ProcessReader,
+    _answer_frame,
+    _Request,
+    _Worker,
+    read_all,
+)
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 __all__ = ["start"]  # the engine harness's fixture, used here too
@@ -251,3 +261,71 @@ async def test_a_transport_handed_in_keeps_fetching_in_the_loop(start: Start) ->
     assert seen and set(seen) == {"https://shop.example/box"}
     assert not isinstance(h.app.engine.reader, InlineReader)
     assert not getattr(h.app.engine.reader, "fetches", True)
+
+
+@module_loop
+async def test_jobs_started_in_one_turn_go_to_the_worker_in_one_send(
+    fetching: ProcessReader, shop: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await fetching.fetch_read(job(shop.url("/item")))  # the worker is up
+    sends: list[int] = []
+    send_some = _Worker._send_some
+
+    def counted(worker: _Worker, parts: Sequence[bytes | memoryview]) -> int | None:
+        sends.append(len(parts))
+        return send_some(worker, parts)
+
+    monkeypatch.setattr(_Worker, "_send_some", counted)
+    urls = [shop.url(f"/item?n={n}") for n in range(20)]
+    readings = await asyncio.gather(*(fetching.fetch_read(job(url)) for url in urls))
+    assert [r.head.url for r in readings] == urls
+    assert [r.head.status for r in readings] == [200] * 20
+    assert sends == [40]  # one call: every job's header and meta
+
+
+async def test_answers_ready_in_one_turn_leave_the_worker_in_one_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes: list[int] = []
+    write = asyncio.StreamWriter.write
+
+    def counted(writer: asyncio.StreamWriter, data: bytes | bytearray | memoryview) -> None:
+        writes.append(len(data))
+        write(writer, data)
+
+    monkeypatch.setattr(asyncio.StreamWriter, "write", counted)
+    ours, theirs = socket.socketpair()
+    with ours:
+        head = Page(url="http://shop.test/item", status=200, content_type=HTML["content-type"])
+        requests = [
+            _Request(
+                n, RawPage(head, PAGE), None, (None,), asyncio.get_running_loop().create_future()
+            )
+            for n in range(1, 21)
+        ]
+        ours.sendall(b"".join(part for request in requests for part in request.frame()))
+        serving = asyncio.create_task(
+            serve_fetching(
+                theirs, lambda raw, store, rules: read_all(raw, store, rules), _answer_frame, 0
+            )
+        )
+        answers = await asyncio.wait_for(_answers(ours, 21), 30)
+        ours.shutdown(socket.SHUT_WR)
+        await asyncio.wait_for(serving, 30)
+    assert [request_id for request_id, _ in answers] == list(range(21))  # "ready", then each
+    assert all(result[0].state is Availability.IN_STOCK for _, result in answers[1:])
+    assert len(writes) <= 3  # the ready frame, then the answers as they came: not one per answer
+
+
+async def _answers(sock: socket.socket, count: int) -> list[tuple[int, Any]]:
+    """`count` answer frames read off `sock` (blocking reads in a thread)."""
+
+    def read() -> list[tuple[int, Any]]:
+        stream = sock.makefile("rb")
+        found = []
+        for _ in range(count):
+            meta_size, _body = Header.unpack(stream.read(Header.size))
+            found.append(pickle.loads(stream.read(meta_size)))
+        return found
+
+    return await asyncio.to_thread(read)

@@ -544,11 +544,25 @@ class _Worker:
         self.since = time.monotonic()  # when its current request (or its start) began
         self.fault: str | None = None  # why the pool gave it up, when the pool did
         self._inbox = bytearray()
+        self._outbox: list[bytes] = []  # requests made in this turn of the loop, not yet sent
         self._backlog: deque[memoryview] = deque()  # what the socket could not take yet
         sock.setblocking(False)
         loop.add_reader(sock.fileno(), self._on_readable)
 
     def send(self, parts: list[bytes]) -> None:
+        """Send `parts` with the other requests made in this turn of the loop, in one call: a
+        send is a system call, and the engine starts many checks in one turn."""
+        if self._backlog:
+            self._backlog.extend(memoryview(p) for p in parts)
+            return
+        if not self._outbox:
+            self.loop.call_soon(self._flush)
+        self._outbox += parts
+
+    def _flush(self) -> None:
+        parts, self._outbox = self._outbox, []
+        if not parts or self.sock.fileno() < 0:
+            return
         if self._backlog:
             self._backlog.extend(memoryview(p) for p in parts)
             return
@@ -565,6 +579,7 @@ class _Worker:
             self.loop.remove_reader(self.sock.fileno())
             self.loop.remove_writer(self.sock.fileno())
             self.sock.close()
+        self._outbox.clear()
         self._backlog.clear()
 
     def _send_some(self, parts: Sequence[bytes | memoryview]) -> int | None:
