@@ -474,7 +474,7 @@ def bound(
     print(
         f"reading one page alone: {ratios['reading']:.1f}x the bare loop's check, "
         f"{100 * 1000 * reading / ours.cpu_per_1000:.0f} % of restock's; a check that were only "
-        f"its reading could reach {ceiling / bare.rate:.0%} of the bare loop"
+        f"its reading could reach {100 * ceiling / bare.rate:.0f} % of the bare loop"
         + (f", {ceiling / watched.rate:.1f}x urlwatch" if watched and watched.rate else "")
     )
 
