@@ -460,23 +460,33 @@ def bound(
     reading: float | None,
     ratios: dict[str, float],
 ) -> None:
-    """Where restock's CPU per check goes, as multiples of the bare loop's whole check; with pages
-    changed, the most checks/s two cores could give if a check were its reading alone."""
-    unit = bare.cpu_per_1000
+    """Where restock's CPU per check goes, in units of the bare loop's whole check; with pages
+    changed, what reading one page costs alone (measured idle, after the clients: a floor on
+    what it costs under load) and what that leaves at the targets' rates on this machine's
+    cores (the shop's own CPU not counted: upper bounds)."""
+    unit = bare.cpu_per_1000 / 1000
     shares = ", ".join(
-        f"{name} {1000 * used / ours.checks / unit:.1f}x" for name, used in ours.parts if used
+        f"{name} {used / ours.checks / unit:.1f}" for name, used in ours.parts if used
     )
     print(f"restock's CPU per check by part, in bare loop checks: {shares}")
     if reading is None:
         return
-    ratios["reading"] = 1000 * reading / unit
-    ceiling = (os.cpu_count() or 1) / reading
+    cores = os.cpu_count() or 1
+    ratios["reading"] = reading / unit
     print(
-        f"reading one page alone: {ratios['reading']:.1f}x the bare loop's check, "
-        f"{100 * 1000 * reading / ours.cpu_per_1000:.0f} % of restock's; a check that were only "
-        f"its reading could reach {100 * ceiling / bare.rate:.0f} % of the bare loop"
-        + (f", {ceiling / watched.rate:.1f}x urlwatch" if watched and watched.rate else "")
+        f"reading one page alone (idle): {ratios['reading']:.1f} bare loop checks, "
+        f"{100 * reading / (ours.cpu_per_1000 / 1000):.0f} % of restock's check; checks that "
+        f"were only their reading would reach at most {100 * cores / reading / bare.rate:.0f} % "
+        "of the bare loop"
+        + (f", {cores / reading / watched.rate:.1f}x urlwatch" if watched and watched.rate else "")
     )
+    if watched and watched.rate:
+        budget = cores / (7 * watched.rate) / unit
+        print(
+            f"at 7x urlwatch's rate, {cores} cores give a check at most {budget:.1f} bare loop "
+            f"checks of CPU: {budget - ratios['reading']:.1f} beside the reading, where restock "
+            f"now spends {ours.cpu_per_1000 / 1000 / unit - ratios['reading']:.1f}"
+        )
 
 
 def summarise(mode: str, rounds: list[dict[str, float]]) -> None:

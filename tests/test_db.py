@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import tomllib
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from tests import dbrows
@@ -30,6 +32,7 @@ from watcher.errors import StorageError
 from watcher.storage import open_repository
 from watcher.storage.interface import CheckOutcome, HostState, WatchDecision
 from watcher.storage.roles import checks as shared_checks
+from watcher.storage.sqlite.connection import SQLiteConnector
 from watcher.storage.sqlite.migrations import LATEST_VERSION
 from watcher.storage.sqlite.repository import SQLiteRepository
 
@@ -465,3 +468,18 @@ async def test_a_yaml_chat_that_stops_stays_stopped_and_deep_links_keep_it_stand
     assert again is not None and again.active
     await repo.sync_yaml_watches([watch], NOW + timedelta(minutes=3))
     assert [s.id for s in await repo.list_subscriptions(1001)] == [again.id]
+
+
+async def test_an_aiosqlite_without_what_the_backend_runs_transactions_through_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    (wanted,) = [d for d in project["project"]["dependencies"] if d.startswith("aiosqlite")]
+    async with aiosqlite.connect(tmp_path / "x.sqlite3") as conn:
+        SQLiteConnector(conn, "x.sqlite3")  # the installed release has what it needs
+        with monkeypatch.context() as patched:
+            patched.delattr(aiosqlite.Connection, "_execute")
+            with pytest.raises(StorageError) as refused:
+                SQLiteConnector(conn, "x.sqlite3")
+    assert "has no _execute" in str(refused.value)
+    assert f"pip install '{wanted}'" in str(refused.value)

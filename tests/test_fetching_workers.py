@@ -24,7 +24,14 @@ from test_engine import FAST, IN, OUT, Lever, Start, eventually, shop_with, star
 from watcher.core.model import Availability, FetchPlan, Observation, Page
 from watcher.net.fetch import Fetcher, RawPage
 from watcher.net.transport import build_client, fast_transport
-from watcher.reading.fetching import FetchJob, Header, content_hash, remote_safe, serve_fetching
+from watcher.reading.fetching import (
+    Answers,
+    FetchJob,
+    Header,
+    content_hash,
+    remote_safe,
+    serve_fetching,
+)
 from watcher.reading.pool import (
     InlineReader,
     ProcessReader,
@@ -286,6 +293,56 @@ async def test_jobs_started_in_one_turn_go_to_the_worker_in_one_send(
 async def test_answers_ready_in_one_turn_leave_the_worker_in_one_write(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    writes = counted_writes(monkeypatch)
+    ours, theirs = socket.socketpair()
+    with ours:
+        _, writer = await asyncio.open_connection(sock=theirs)
+        answers = Answers(writer)
+        frames = [_answer_frame(n, ("answer", n)) for n in range(20)]
+        for frame in frames:
+            answers.add(frame)
+        assert writes == []  # held until the turn ends
+        await asyncio.sleep(0)
+        assert writes == [sum(map(len, frames))]
+        answers.add(frames[0])
+        answers.flush()  # at once, as before a parse
+        assert len(writes) == 2
+        writer.close()
+        got = await asyncio.wait_for(_answers(ours, 21), 30)
+    assert got == [(n, ("answer", n)) for n in range(20)] + [(0, ("answer", 0))]
+
+
+async def test_no_answer_waits_behind_the_next_pages_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes = counted_writes(monkeypatch)
+    written_before_each_parse: list[int] = []
+
+    def read(raw: RawPage, store: str | None, rules: tuple[None, ...]) -> tuple[Observation, ...]:
+        written_before_each_parse.append(len(writes))
+        return read_all(raw, store, rules)
+
+    ours, theirs = socket.socketpair()
+    with ours:
+        head = Page(url="http://shop.test/item", status=200, content_type=HTML["content-type"])
+        loop = asyncio.get_running_loop()
+        requests = [
+            _Request(n, RawPage(head, PAGE), None, (None,), loop.create_future())
+            for n in range(1, 21)
+        ]
+        ours.sendall(b"".join(part for request in requests for part in request.frame()))
+        serving = asyncio.create_task(serve_fetching(theirs, read, _answer_frame, 0))
+        answers = await asyncio.wait_for(_answers(ours, 21), 30)
+        ours.shutdown(socket.SHUT_WR)
+        await asyncio.wait_for(serving, 30)
+    assert [request_id for request_id, _ in answers] == list(range(21))  # "ready", then each
+    assert all(result[0].state is Availability.IN_STOCK for _, result in answers[1:])
+    # The 20 pages came in one piece, yet each answer left before the next page's parse began.
+    assert written_before_each_parse == list(range(1, 21))
+
+
+def counted_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the writes made through asyncio stream writers from now on."""
     writes: list[int] = []
     write = asyncio.StreamWriter.write
 
@@ -294,27 +351,7 @@ async def test_answers_ready_in_one_turn_leave_the_worker_in_one_write(
         write(writer, data)
 
     monkeypatch.setattr(asyncio.StreamWriter, "write", counted)
-    ours, theirs = socket.socketpair()
-    with ours:
-        head = Page(url="http://shop.test/item", status=200, content_type=HTML["content-type"])
-        requests = [
-            _Request(
-                n, RawPage(head, PAGE), None, (None,), asyncio.get_running_loop().create_future()
-            )
-            for n in range(1, 21)
-        ]
-        ours.sendall(b"".join(part for request in requests for part in request.frame()))
-        serving = asyncio.create_task(
-            serve_fetching(
-                theirs, lambda raw, store, rules: read_all(raw, store, rules), _answer_frame, 0
-            )
-        )
-        answers = await asyncio.wait_for(_answers(ours, 21), 30)
-        ours.shutdown(socket.SHUT_WR)
-        await asyncio.wait_for(serving, 30)
-    assert [request_id for request_id, _ in answers] == list(range(21))  # "ready", then each
-    assert all(result[0].state is Availability.IN_STOCK for _, result in answers[1:])
-    assert len(writes) <= 3  # the ready frame, then the answers as they came: not one per answer
+    return writes
 
 
 async def _answers(sock: socket.socket, count: int) -> list[tuple[int, Any]]:

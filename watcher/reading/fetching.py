@@ -131,6 +131,36 @@ READ_KIND = 0
 FETCH_KIND = 1
 
 
+class Answers:
+    """A worker's answers on their way back to the pool.
+
+    Answers ready in one turn of the worker's loop go out in one write: a write is a system
+    call, and with dozens of fetches in flight many finish together. `flush` sends what is
+    ready at once; the worker calls it before it parses a page, so no answer waits behind
+    CPU work (the pool counts a worker silent for longer than its timeout as hung).
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._ready: list[bytes] = []
+        self.buffered = 0  # bytes held here, not yet handed to the transport
+
+    def add(self, frame: bytes) -> None:
+        if not self._ready:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._ready.append(frame)
+        self.buffered += len(frame)
+
+    def flush(self) -> None:
+        if not self._ready:
+            return
+        frames = b"".join(self._ready)
+        self._ready.clear()
+        self.buffered = 0
+        if not self._writer.is_closing():
+            self._writer.write(frames)
+
+
 async def serve_fetching(
     sock: socket.socket,
     read: ReadFn,
@@ -142,24 +172,20 @@ async def serve_fetching(
     reader, writer = await asyncio.open_connection(sock=sock)
     fetchers = Fetchers()
     jobs: set[asyncio.Task[None]] = set()
-    # Answers ready in one turn of the loop go out in one write: a write is a system call, and
-    # with dozens of fetches in flight many finish together.
-    ready: list[bytes] = []
-
-    def flush() -> None:
-        frames, ready[:] = b"".join(ready), []
-        if frames and not writer.is_closing():
-            writer.write(frames)
+    answers = Answers(writer)
 
     def send(request_id: int, result: object) -> None:
-        if not ready:
-            asyncio.get_running_loop().call_soon(flush)
-        ready.append(answer(request_id, result))
+        if not writer.is_closing():
+            answers.add(answer(request_id, result))
+
+    def read_now(raw: RawPage, store: str | None, rules: Rules) -> Observations:
+        answers.flush()  # what is ready goes out before this page's parse
+        return read(raw, store, rules)
 
     async def run_job(request_id: int, job: FetchJob) -> None:
         fetcher = fetchers.for_agent(job.user_agent)
         try:
-            result = await fetch_and_read(fetcher, job, read)
+            result = await fetch_and_read(fetcher, job, read_now)
         except Exception as exc:  # the fetcher never raises for the network; this is a bug
             log.exception("fetch job for %s failed", job.plan.url)
             send(request_id, f"{type(exc).__name__}: {exc}")  # the pool reads a text as a failure
@@ -175,8 +201,9 @@ async def serve_fetching(
                 jobs.add(task)
                 task.add_done_callback(jobs.discard)
             else:
-                send(request_id, read(*work))
-            if writer.transport.get_write_buffer_size() > 1 << 20:
+                send(request_id, read_now(*work))
+            if writer.transport.get_write_buffer_size() + answers.buffered > 1 << 20:
+                answers.flush()
                 await writer.drain()  # the pool stopped reading: do not pile answers up
     except (BrokenPipeError, ConnectionResetError):
         pass  # the pool went away mid-answer: nobody is left to tell
@@ -185,7 +212,7 @@ async def serve_fetching(
             task.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
         await fetchers.client.aclose()
-        flush()
+        answers.flush()
         writer.close()
 
 

@@ -168,6 +168,24 @@ async def _migrate(conn: aiosqlite.Connection, path: str) -> None:
         await conn.execute("PRAGMA foreign_keys = ON")
 
 
+# What `transaction` uses of aiosqlite that it names no public way to do: queueing a callable on
+# the connection's thread, and the sqlite3 connection there. pyproject.toml bounds aiosqlite to
+# the releases tested with them; this says what is wrong if another release is installed anyway.
+_THREAD_ACCESS = ("_execute", "_conn")
+
+
+def _check_thread_access(conn: aiosqlite.Connection) -> None:
+    # Looked up on the class: `_conn` is a property that raises once the connection is closed.
+    missing = [name for name in _THREAD_ACCESS if not hasattr(type(conn), name)]
+    if missing:
+        version = getattr(aiosqlite, "__version__", "unknown")
+        raise StorageError(
+            f"aiosqlite {version} has no {', '.join(missing)}, which the SQLite backend runs its"
+            " transactions through: install the release pyproject.toml asks for"
+            " (pip install 'aiosqlite>=0.20,<0.23')"
+        )
+
+
 class SQLiteConnector:
     """The roles' `Connector` on one aiosqlite connection: one transaction at a time, under an
     asyncio lock shared by everything built on that connection."""
@@ -175,6 +193,7 @@ class SQLiteConnector:
     def __init__(
         self, conn: aiosqlite.Connection, path: str, lock: asyncio.Lock | None = None
     ) -> None:
+        _check_thread_access(conn)
         self.conn = conn
         self.path = path
         self.lock = lock or asyncio.Lock()
