@@ -482,10 +482,16 @@ def bound(
     )
     if watched and watched.rate:
         budget = cores / (7 * watched.rate) / unit
+        beside = ours.cpu_per_1000 / 1000 / unit - ratios["reading"]
+        left = (
+            f"{budget - ratios['reading']:.1f} beside the reading, where restock now spends "
+            f"{beside:.1f}"
+            if budget > ratios["reading"]
+            else "less than the reading alone"
+        )
         print(
             f"at 7x urlwatch's rate, {cores} cores give a check at most {budget:.1f} bare loop "
-            f"checks of CPU: {budget - ratios['reading']:.1f} beside the reading, where restock "
-            f"now spends {ours.cpu_per_1000 / 1000 / unit - ratios['reading']:.1f}"
+            f"checks of CPU: {left}"
         )
 
 
