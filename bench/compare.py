@@ -19,12 +19,14 @@ per-request token, so every client sees new content on every fetch.
 
 Prints each client's checks/s and CPU seconds per 1,000 checks (its own process and children)
 and the ratios restock/urlwatch and restock/bare, and restock's CPU per check as a multiple of the
-bare loop's (with the shop on the other core, the share of bare's rate restock can reach is about
-the inverse of that multiple). Targets: restock >= 7x urlwatch and >= 50 % of bare, in both modes.
-Where they are missed, what bounds restock is printed from the same run: its CPU per check by part
-(the event loop, its other threads, the fetching workers), in units of the bare loop's whole check,
-and with pages changing, the CPU of reading one page alone (in this process, after the clients)
-and the share of bare and multiple of urlwatch a check that were only its reading could reach.
+bare loop's. Targets: restock >= 7x urlwatch and >= 50 % of bare, in both modes. What bounds
+restock is printed from the same run, in units of the bare loop's whole check (its CPU per
+check): restock's CPU per check by part (the event loop, its other threads, the fetching
+workers); at each target's rate, the most CPU a check may take (the machine's cores, less the
+shop's own CPU per page measured beside the bare loop, shared by that many checks a second);
+and with pages changing, the CPU of reading one page alone (in this process, after the clients,
+idle: a floor) and the share of bare and multiple of urlwatch that checks that were only their
+reading could reach.
 Asserts nothing.
 
 Run from the project root: `python bench/compare.py [--products 10000] [--seconds 20]
@@ -67,6 +69,8 @@ class Figures:
     cpu_seconds: float
     # restock's CPU seconds by part (event loop, database thread, workers), when measured
     parts: tuple[tuple[str, float], ...] = ()
+    # the shop's own CPU seconds over the same span, when measured (the bare loop's run)
+    shop_cpu_seconds: float | None = None
 
     @property
     def rate(self) -> float:
@@ -202,8 +206,14 @@ def child_pids(pid: int) -> list[int]:
 # --- client 1: the bare loop -----------------------------------------------------------------
 
 
-async def bare_loop(port: int, products: int, in_flight: int, seconds: float) -> Figures:
+async def bare_loop(
+    port: int, products: int, in_flight: int, seconds: float, shop_pid: int | None = None
+) -> Figures:
+    """The bare loop's figures, with the shop's own CPU over the measured span (from /proc)."""
     import aiohttp
+
+    def shop_cpu() -> float:
+        return _stat_cpu(f"/proc/{shop_pid}/stat") if shop_pid else 0.0
 
     urls = [f"http://127.0.0.1:{port}/items/p{i}" for i in range(products)]
     counted = [0]
@@ -223,10 +233,12 @@ async def bare_loop(port: int, products: int, in_flight: int, seconds: float) ->
         tasks = [asyncio.create_task(client(session, i)) for i in range(in_flight)]
         await asyncio.sleep(min(3.0, seconds / 4))  # connections open, caches warm
         counting[0] = True
-        cpu, start = own_cpu(), time.perf_counter()
+        cpu, shop, start = own_cpu(), shop_cpu(), time.perf_counter()
         await asyncio.sleep(seconds)
         counting[0] = False
-        figures = Figures("bare GET loop", counted[0], time.perf_counter() - start, own_cpu() - cpu)
+        elapsed, used, served = time.perf_counter() - start, own_cpu() - cpu, shop_cpu() - shop
+        served_cpu = served if shop_pid else None
+        figures = Figures("bare GET loop", counted[0], elapsed, used, shop_cpu_seconds=served_cpu)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -415,7 +427,8 @@ def one_mode(
     """Each client's figures, and (pages changed) the CPU seconds of reading one page."""
     shop, port = start_shop(args.products, changed=mode == "changed")
     try:
-        figures = [asyncio.run(bare_loop(port, args.products, args.in_flight, args.seconds))]
+        bare = bare_loop(port, args.products, args.in_flight, args.seconds, shop.pid)
+        figures = [asyncio.run(bare)]
         if urlwatch is not None and (watched := run_urlwatch(urlwatch, port, args.products)):
             figures.append(watched)
         if ours := run_restock(port, args.products, args.seconds):
@@ -460,39 +473,42 @@ def bound(
     reading: float | None,
     ratios: dict[str, float],
 ) -> None:
-    """Where restock's CPU per check goes, in units of the bare loop's whole check; with pages
-    changed, what reading one page costs alone (measured idle, after the clients: a floor on
-    what it costs under load) and what that leaves at the targets' rates on this machine's
-    cores (the shop's own CPU not counted: upper bounds)."""
+    """What bounds restock, in units of the bare loop's whole check (its CPU per check):
+
+    - restock's CPU per check by part;
+    - at each target's rate, the CPU a check may take: this machine's cores, less the shop's own
+      CPU per page served (measured beside the bare loop), shared by that many checks a second;
+    - with pages changed, reading one page alone (measured idle, after the clients: a floor on
+      what it costs under load) and the share of the bare loop checks that were only their
+      reading could reach.
+    """
     unit = bare.cpu_per_1000 / 1000
     shares = ", ".join(
         f"{name} {used / ours.checks / unit:.1f}" for name, used in ours.parts if used
     )
-    print(f"restock's CPU per check by part, in bare loop checks: {shares}")
+    spent = ours.cpu_per_1000 / 1000 / unit
+    print(f"restock's CPU per check by part, in bare loop checks: {shares} (in all {spent:.1f})")
+    cores = os.cpu_count() or 1
+    shop = bare.shop_cpu_seconds / bare.checks if bare.shop_cpu_seconds and bare.checks else 0.0
+    targets = [("half the bare loop's rate", 0.5 * bare.rate)]
+    if watched and watched.rate:
+        targets.append(("7x urlwatch's rate", 7 * watched.rate))
+    for name, rate in targets:
+        budget = (cores / rate - shop) / unit
+        print(
+            f"at {name} ({rate:.0f} checks/s), {cores} cores less the shop's share "
+            f"({shop / unit:.1f} per page) leave a check at most {budget:.1f} bare loop checks"
+        )
     if reading is None:
         return
-    cores = os.cpu_count() or 1
     ratios["reading"] = reading / unit
+    ceiling = cores / (reading + shop)
     print(
         f"reading one page alone (idle): {ratios['reading']:.1f} bare loop checks, "
-        f"{100 * reading / (ours.cpu_per_1000 / 1000):.0f} % of restock's check; checks that "
-        f"were only their reading would reach at most {100 * cores / reading / bare.rate:.0f} % "
-        "of the bare loop"
-        + (f", {cores / reading / watched.rate:.1f}x urlwatch" if watched and watched.rate else "")
+        f"{100 * ratios['reading'] / spent:.0f} % of restock's check; checks that were only "
+        f"their reading would reach at most {100 * ceiling / bare.rate:.0f} % of the bare loop"
+        + (f", {ceiling / watched.rate:.1f}x urlwatch" if watched and watched.rate else "")
     )
-    if watched and watched.rate:
-        budget = cores / (7 * watched.rate) / unit
-        beside = ours.cpu_per_1000 / 1000 / unit - ratios["reading"]
-        left = (
-            f"{budget - ratios['reading']:.1f} beside the reading, where restock now spends "
-            f"{beside:.1f}"
-            if budget > ratios["reading"]
-            else "less than the reading alone"
-        )
-        print(
-            f"at 7x urlwatch's rate, {cores} cores give a check at most {budget:.1f} bare loop "
-            f"checks of CPU: {left}"
-        )
 
 
 def summarise(mode: str, rounds: list[dict[str, float]]) -> None:
