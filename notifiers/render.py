@@ -190,6 +190,18 @@ def store_name(store: str | None) -> str | None:
     return _STORES.get(store, store)
 
 
+# The reader of any shop's page: a name for how the page was read, not for the shop.
+_ANY_SHOP = "generic"
+
+
+def shop_label(store: str | None, url: str | None) -> str | None:
+    """What a message calls the shop: a known store's name, else the product page's host."""
+    if store and store != _ANY_SHOP:
+        return store_name(store)
+    host = urlsplit(url or "").hostname
+    return host.removeprefix("www.") if host else None
+
+
 def canonical_url(url: str | None) -> str | None:
     """The product's own store URL: http(s) only, no fragment, no click-tracking parameters."""
     if not url:
@@ -232,7 +244,7 @@ def facts(event: Event, language: Language = "ja", title_max: int = 200) -> Fact
     return Facts(
         headline=_HEADLINES[language][event.kind],
         title=clean_text(event.title or event.watch_name, title_max) or labels["untitled"],
-        store=clean_text(store_name(event.store), 60) or None,
+        store=clean_text(shop_label(event.store, event.url), 60) or None,
         state=_STATES[language][event.state],
         price=price,
         seller=clean_text(event.seller, 80) or None,

@@ -71,6 +71,15 @@ def test_missing_facts_are_left_out():
     assert "Watch name" in text  # the watch's name stands in for a missing title
 
 
+def test_a_shop_without_an_adapter_is_named_by_its_host():
+    generic = event(store="generic", url="https://www.toy-shop.example.jp/items/7?ref=x")
+    assert "ストア: toy-shop.example.jp" in render_text(generic)
+    assert "generic" not in render_text(generic)
+    assert "Store: toy-shop.example.jp" in render_text(generic, "en")
+    no_page = render_text(event(store="generic", url=None))
+    assert "ストア:" not in no_page and "generic" not in no_page
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
