@@ -190,7 +190,8 @@ def store_name(store: str | None) -> str | None:
     return _STORES.get(store, store)
 
 
-# The reader of any shop's page: a name for how the page was read, not for the shop.
+# The reader of any shop's page (`watcher.stores.generic.NAME`, not imported here: that module
+# loads the HTML parser): a name for how the page was read, not for the shop.
 _ANY_SHOP = "generic"
 
 

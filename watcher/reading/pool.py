@@ -551,7 +551,8 @@ class _Worker:
 
     def send(self, parts: list[bytes]) -> None:
         """Send `parts` with the other requests made in this turn of the loop, in one call: a
-        send is a system call, and the engine starts many checks in one turn."""
+        send is a system call, and the engine starts many checks in one turn. Only `_flush`
+        fills the backlog, so while the outbox holds parts the backlog is empty (order kept)."""
         if self._backlog:
             self._backlog.extend(memoryview(p) for p in parts)
             return
@@ -562,9 +563,6 @@ class _Worker:
     def _flush(self) -> None:
         parts, self._outbox = self._outbox, []
         if not parts or self.sock.fileno() < 0:
-            return
-        if self._backlog:
-            self._backlog.extend(memoryview(p) for p in parts)
             return
         sent = self._send_some(parts)
         if sent is None:
